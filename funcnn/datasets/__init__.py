@@ -1,0 +1,1 @@
+"""Datasets: generated tasks and loaders for real data (see submodules)."""

@@ -1,0 +1,14 @@
+"""Float64 NumPy reference math, written straight from the formulas — no JAX in here.
+
+Tests and `scripts/compare_optimizers.py` hold the JAX code against these transcriptions.
+Submodules: `optim` (every transform, alias and schedule), `functional` (activations and
+losses), `layers` (sequence layers), `numerical` (central finite differences).
+"""
+
+from funcnn.reference import functional, layers, numerical, optim
+from funcnn.reference.functional import *  # noqa: F403
+from funcnn.reference.layers import *  # noqa: F403
+from funcnn.reference.numerical import *  # noqa: F403
+from funcnn.reference.optim import *  # noqa: F403
+
+__all__ = [*optim.__all__, *functional.__all__, *layers.__all__, *numerical.__all__]
