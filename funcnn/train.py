@@ -1,0 +1,307 @@
+"""Training: one compiled step, many steps fused per dispatch, and batched evaluation.
+
+The loop, as math: for each step t with minibatch Bₜ and dropout key kₜ,
+
+    (ℓₜ, aux), g = value_and_grad(loss_fn)(θₜ, Bₜ, kₜ)
+    u, s_{t+1}   = optimizer.update(g, sₜ, θₜ)
+    θ_{t+1}      = θₜ + u
+
+`make_step` compiles that as one XLA program with params and optimizer state donated
+(updated in place). `fit` runs whole epochs inside `jax.lax.scan` over batches already on
+device, so the host only wakes between fused chunks to report progress.
+
+Data order is a pure function of `(data_key, epoch)`: the step counter alone says where a
+run is in the data, so a restored `TrainState` continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from funcnn._validation import check_positive_int
+from funcnn.optim.base import GradientTransformation, apply_updates
+
+Array = jax.Array
+Params = Any
+Batch = Any
+LossFn = Callable[[Params, Batch, Array], tuple[Array, Mapping[str, Array]]]
+MetricFn = Callable[[Params, Batch], Mapping[str, Array]]
+
+
+class TrainState(NamedTuple):
+    """Everything a training run carries from step to step (a pytree).
+
+    params:    the parameter pytree θ.
+    opt_state: the optimizer's state s.
+    step:      int32 scalar, number of updates applied so far.
+    key:       PRNG key; split once per step for stochastic layers (dropout).
+    """
+
+    params: Params
+    opt_state: Any
+    step: Array
+    key: Array
+
+
+def init_state(params: Params, optimizer: GradientTransformation, key: Array) -> TrainState:
+    """A fresh TrainState at step 0 with `optimizer.init(params)` as its state."""
+    return TrainState(
+        params=params,
+        opt_state=optimizer.init(params),
+        step=jnp.zeros((), jnp.int32),
+        key=key,
+    )
+
+
+def train_step_fn(
+    loss_fn: LossFn, optimizer: GradientTransformation
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, Array]]]:
+    """The un-jitted step (state, batch) -> (state, metrics); `make_step` and `fit` compile it.
+
+    `loss_fn(params, batch, key) -> (loss, aux)` where `aux` is a dict of scalar metrics.
+    The returned metrics are `{"loss": ℓ, **aux}`.
+    """
+
+    def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, Array]]:
+        key, step_key = jax.random.split(state.key)
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, batch, step_key
+        )
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = apply_updates(state.params, updates)
+        new_state = TrainState(params, opt_state, state.step + 1, key)
+        return new_state, {"loss": loss, **aux}
+
+    return step
+
+
+def make_step(
+    loss_fn: LossFn, optimizer: GradientTransformation, *, donate: bool = True
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, Array]]]:
+    """One jitted training step `step(state, batch) -> (state, metrics)`.
+
+    With `donate=True` (default) the incoming state's buffers are donated to XLA, so
+    params and optimizer state are updated in place: do not reuse a state after passing it.
+    """
+    return jax.jit(train_step_fn(loss_fn, optimizer), donate_argnums=(0,) if donate else ())
+
+
+# ---------------------------------------------------------------------------- data order
+
+
+def num_examples(data: Any) -> int:
+    """Leading-axis length shared by every leaf of `data`; raises if they disagree or it is 0."""
+    leaves = jax.tree.leaves(data)
+    if not leaves:
+        raise ValueError("data must hold at least one array, got an empty pytree.")
+    sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in leaves}
+    if len(sizes) != 1 or None in sizes:
+        shapes = [jnp.shape(leaf) for leaf in leaves]
+        raise ValueError(
+            f"every array in data must share its leading (example) axis, got shapes {shapes}."
+        )
+    (n,) = sizes
+    if n == 0:
+        raise ValueError("data is empty: its arrays have 0 examples.")
+    return n
+
+
+def steps_per_epoch(data: Any, batch_size: int) -> int:
+    """⌊N / batch_size⌋ — the last partial batch is dropped so every step sees `batch_size`."""
+    n = num_examples(data)
+    check_positive_int(batch_size, "batch_size")
+    if batch_size > n:
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the data ({n} examples); use batch_size ≤ {n}."
+        )
+    return n // batch_size
+
+
+def epoch_batches(data: Any, data_key: Array, epoch: Array, batch_size: int) -> Any:
+    """The epoch's minibatches, stacked: each leaf (N, …) → (N // batch_size, batch_size, …).
+
+    The order is `permutation(fold_in(data_key, epoch))`, so it depends only on the key and
+    the epoch number.
+    """
+    n = num_examples(data)
+    num_batches = n // batch_size
+    order = jax.random.permutation(jax.random.fold_in(data_key, epoch), n)
+    order = order[: num_batches * batch_size].reshape(num_batches, batch_size)
+    return jax.tree.map(lambda a: a[order], data)
+
+
+# ---------------------------------------------------------------------------- fit
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_chunk(loss_fn: LossFn, optimizer: GradientTransformation, batch_size: int):
+    """Jitted `run(state, data, data_key, epoch, start, length)`: steps start…start+length−1
+    of one epoch fused in a single `lax.scan`. Cached so repeated `fit` calls reuse it."""
+    step = train_step_fn(loss_fn, optimizer)
+
+    def run(state, data, data_key, epoch, start, length):
+        batches = epoch_batches(data, data_key, epoch, batch_size)
+        chunk = jax.tree.map(lambda b: jax.lax.dynamic_slice_in_dim(b, start, length), batches)
+        return jax.lax.scan(step, state, chunk)
+
+    return jax.jit(run, static_argnames="length", donate_argnums=(0,))
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="step", leave=False)
+
+
+def fit(
+    state: TrainState,
+    loss_fn: LossFn,
+    optimizer: GradientTransformation,
+    data: Any,
+    *,
+    batch_size: int,
+    epochs: int,
+    data_key: Array | None = None,
+    steps_per_dispatch: int | None = None,
+    eval_fn: Callable[[Params], Mapping[str, Any]] | None = None,
+    progress: bool = True,
+    callback: Callable[[TrainState, dict[str, Any]], bool | None] | None = None,
+) -> tuple[TrainState, dict[str, list[float]]]:
+    """Train until `state.step == epochs · ⌊N / batch_size⌋`, fusing steps with `lax.scan`.
+
+    data:        a pytree of arrays sharing a leading example axis N (e.g. `(x, y)`); it is
+                 moved to device once and shuffled there each epoch.
+    data_key:    key for the shuffles; epoch e uses `permutation(fold_in(data_key, e))`.
+                 Defaults to a key derived from `state.key` at step 0 — pass it explicitly
+                 when resuming from a restored state.
+    steps_per_dispatch: steps fused per compiled call; default: a whole epoch (one dispatch
+                 per epoch). Progress and `callback` run between dispatches.
+    eval_fn:     `eval_fn(params) -> dict` of metrics, run after every epoch.
+    callback:    `callback(state, info) -> stop?` after every dispatch; returning True stops
+                 cleanly (used for checkpoints and signal handling).
+
+    Resuming: a state at step s continues at epoch ⌊s / steps_per_epoch⌋, batch s mod
+    steps_per_epoch of the same deterministic order, so an interrupted run resumed with
+    the same `data_key` reaches bit-for-bit the same result.
+
+    Returns `(state, history)`; history maps "epoch", "step", "time", "train_<metric>" (mean
+    over the epoch's steps) and every key of `eval_fn` to per-epoch lists.
+    """
+    check_positive_int(epochs, "epochs")
+    per_epoch = steps_per_epoch(data, batch_size)
+    chunk = per_epoch if steps_per_dispatch is None else steps_per_dispatch
+    check_positive_int(chunk, "steps_per_dispatch")
+    if data_key is None:
+        data_key = jax.random.fold_in(state.key, 0x5EED)
+    data = jax.device_put(data)
+    run = _compiled_chunk(loss_fn, optimizer, batch_size)
+
+    total = epochs * per_epoch
+    step = int(state.step)
+    history: dict[str, list[float]] = {"epoch": [], "step": [], "time": []}
+    bar = _progress_bar(total - step, progress)
+    start_time = time.perf_counter()
+    epoch_sums: dict[str, float] = {}
+    epoch_steps = 0  # steps of the current epoch run by this call (a resume may start mid-epoch)
+    stopped = False
+    while step < total and not stopped:
+        epoch, position = divmod(step, per_epoch)
+        length = min(chunk - position % chunk, per_epoch - position)
+        state, metrics = run(state, data, data_key, epoch, position, length)
+        for name, values in metrics.items():
+            epoch_sums[name] = epoch_sums.get(name, 0.0) + float(jnp.sum(values))
+        step += length
+        epoch_steps += length
+        info = {"epoch": epoch, "step": step, "steps_per_epoch": per_epoch}
+        if bar is not None:
+            bar.update(length)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{float(metrics['loss'][-1]):.4f}")
+        if step % per_epoch == 0:
+            history["epoch"].append(epoch + 1)
+            history["step"].append(step)
+            history["time"].append(time.perf_counter() - start_time)
+            for name, total_value in epoch_sums.items():
+                history.setdefault(f"train_{name}", []).append(total_value / epoch_steps)
+            if eval_fn is not None:
+                for name, value in eval_fn(state.params).items():
+                    history.setdefault(name, []).append(float(value))
+            info["history"] = history
+            if bar is None and progress:
+                print(_epoch_line(history), flush=True)
+            epoch_sums, epoch_steps = {}, 0
+        if callback is not None and callback(state, info):
+            stopped = True
+    if bar is not None:
+        bar.close()
+    return state, history
+
+
+def _epoch_line(history: Mapping[str, list[float]]) -> str:
+    parts = [f"epoch {history['epoch'][-1]:>3}"]
+    parts += [
+        f"{name} {values[-1]:.4f}"
+        for name, values in history.items()
+        if name not in ("epoch", "step", "time") and values
+    ]
+    return "  ".join(parts)
+
+
+# ---------------------------------------------------------------------------- evaluate
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_evaluate(metric_fn: MetricFn, batch_size: int):
+    def run(params, data):
+        n = num_examples(data)
+        num_batches = -(-n // batch_size)
+        index = jnp.arange(num_batches * batch_size).reshape(num_batches, batch_size)
+        valid = index < n
+        index = jnp.minimum(index, n - 1)  # pad the last batch by repeating the final example
+
+        def per_example(batch):
+            values = metric_fn(params, batch)
+            for name, v in values.items():
+                if jnp.shape(v) != (batch_size,):
+                    raise ValueError(
+                        f"metric_fn must return one value per example, shape ({batch_size},), "
+                        f"but {name!r} has shape {jnp.shape(v)}."
+                    )
+            # Sum in at least float32 so boolean/integer metrics (accuracy) average exactly.
+            return {k: v.astype(jnp.promote_types(v.dtype, jnp.float32)) for k, v in values.items()}
+
+        def one_batch(sums, xs):
+            idx, keep = xs
+            values = per_example(jax.tree.map(lambda a: a[idx], data))
+            sums = {k: sums[k] + jnp.sum(jnp.where(keep, v, 0)) for k, v in values.items()}
+            return sums, None
+
+        shapes = jax.eval_shape(per_example, jax.tree.map(lambda a: a[:batch_size], data))
+        zeros = {k: jnp.zeros((), s.dtype) for k, s in shapes.items()}
+        sums, _ = jax.lax.scan(one_batch, zeros, (index, valid))
+        return {k: v / n for k, v in sums.items()}
+
+    return jax.jit(run)
+
+
+def evaluate(
+    metric_fn: MetricFn, params: Params, data: Any, *, batch_size: int = 1024
+) -> dict[str, float]:
+    """Exact means over all N examples of per-example metrics, computed in batches.
+
+    `metric_fn(params, batch) -> {name: (b,) array}` gives one value per example; the
+    result is `{name: (1/N)·Σᵢ valueᵢ}`. The last partial batch is padded and masked out.
+    """
+    check_positive_int(batch_size, "batch_size")
+    batch_size = min(batch_size, num_examples(data))
+    means = _compiled_evaluate(metric_fn, batch_size)(params, data)
+    return {k: float(v) for k, v in means.items()}
