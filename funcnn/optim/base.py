@@ -1,0 +1,177 @@
+"""The optimizer protocol: a gradient transformation is two pure functions in a NamedTuple.
+
+    state              = transform.init(params)
+    updates, state     = transform.update(updates, state, params)
+    params             = apply_updates(params, updates)        # θ ← θ + u
+
+`updates` enters as the gradient g and leaves as the step u that `apply_updates` adds;
+`chain` threads it through several transforms in order. The shape is optax's, so JAX users
+feel at home; the math of each transform sits in its own docstring (`transforms.py`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+Params = Any  # a pytree (nested dicts) of arrays
+Updates = Any  # a pytree with the structure of Params
+OptState = Any  # a pytree of NamedTuples
+Schedule = Callable[[Any], Any]  # step count (int32 scalar, 0 at the first update) -> value
+
+
+class InitFn(Protocol):
+    def __call__(self, params: Params) -> OptState: ...
+
+
+class UpdateFn(Protocol):
+    def __call__(
+        self, updates: Updates, state: OptState, params: Params | None = None
+    ) -> tuple[Updates, OptState]: ...
+
+
+class GradientTransformation(NamedTuple):
+    """A pure optimizer stage: `init(params) -> state`, `update(updates, state, params=None)`.
+
+    `update` returns `(new_updates, new_state)` and never touches `params`; transforms that
+    need the parameters (weight decay) raise if `params` is missing.
+    """
+
+    init: InitFn
+    update: UpdateFn
+
+
+class EmptyState(NamedTuple):
+    """The state of a stateless transform (a pytree with no leaves)."""
+
+
+def chain(*transforms: GradientTransformation) -> GradientTransformation:
+    """Compose transforms left to right: u ← fₖ(…f₂(f₁(g))…); the state is a tuple of theirs.
+
+    `chain(scale_by_adam(), scale_by_learning_rate(1e-3))` is Adam. The state is
+    `(state₁, …, stateₖ)`, so `opt_state[i]` is the state of `transforms[i]`.
+    """
+    for position, transform in enumerate(transforms):
+        if not isinstance(transform, GradientTransformation):
+            raise TypeError(
+                f"chain expects GradientTransformation arguments, got {type(transform).__name__} "
+                f"at position {position}. Build stages with funcnn.optim (e.g. optim.adam(1e-3))."
+            )
+
+    def init(params: Params) -> tuple:
+        return tuple(t.init(params) for t in transforms)
+
+    def update(updates: Updates, state: tuple, params: Params | None = None):
+        if len(state) != len(transforms):
+            raise ValueError(
+                f"chain of {len(transforms)} transforms got a state with {len(state)} entries; "
+                "pass the state returned by this chain's init."
+            )
+        new_states = []
+        for transform, inner_state in zip(transforms, state, strict=True):
+            updates, inner_state = transform.update(updates, inner_state, params)
+            new_states.append(inner_state)
+        return updates, tuple(new_states)
+
+    return GradientTransformation(init, update)
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    """θ ← θ + u for every leaf; each new leaf keeps its parameter's dtype.
+
+    The sum is formed in the promoted dtype and cast back, so float32 params stay float32
+    even when the updates were computed in float64 (x64 mode) and bf16 params stay bf16.
+    """
+    return jax.tree.map(lambda p, u: jnp.asarray(p + u).astype(jnp.result_type(p)), params, updates)
+
+
+# --- tree helpers used by the transforms -------------------------------------------------
+
+
+def compute_dtype(dtype: Any) -> np.dtype:
+    """The dtype arithmetic runs in for a leaf of `dtype`: at least float32 (bf16 → float32)."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def tree_zeros_like(tree: Params, dtype: Any = None) -> Params:
+    """Fresh zero buffers shaped like each leaf (never the leaf itself, so donation is safe)."""
+    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), dtype or jnp.result_type(x)), tree)
+
+
+def tree_widest_float(tree: Params) -> np.dtype:
+    """The widest floating dtype among the leaves (float32 if there is none)."""
+    dtypes = [jnp.result_type(x) for x in jax.tree.leaves(tree)]
+    floats = [d for d in dtypes if jnp.issubdtype(d, jnp.floating)]
+    return jnp.result_type(jnp.float32, *floats) if floats else np.dtype(jnp.float32)
+
+
+def global_norm(tree: Updates) -> Array:
+    """‖g‖ = √(Σ over every leaf and entry of g²), accumulated in at least float32."""
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.zeros([], jnp.float32)
+    squares = [jnp.sum(jnp.square(x.astype(compute_dtype(x.dtype)))) for x in leaves]
+    return jnp.sqrt(sum(squares[1:], squares[0]))
+
+
+def safe_increment(count: Array) -> Array:
+    """count + 1 for an int32 counter, saturating at the int32 maximum instead of wrapping."""
+    limit = jnp.iinfo(jnp.int32).max
+    return jnp.where(count < limit, count + 1, limit).astype(jnp.int32)
+
+
+# --- hyperparameter validation -----------------------------------------------------------
+
+
+def check_hyperparameter(
+    value: Any,
+    name: str,
+    *,
+    low: float = 0.0,
+    high: float = math.inf,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """Return a Python-number hyperparameter as a float if it lies in its interval, else raise.
+
+    Accepts int/float and concrete 0-d NumPy/JAX numbers; `b1=0` (an int) is fine.
+    """
+    if isinstance(value, (np.ndarray, np.generic, jax.Array)) and not isinstance(
+        value, jax.core.Tracer
+    ):
+        if np.ndim(value) == 0 and np.issubdtype(np.result_type(value), np.number):
+            value = np.asarray(value).item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{name} must be a real number, got {name}={value!r} ({type(value).__name__})."
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {name}={value}.")
+    above = value >= low if low_inclusive else value > low
+    below = value <= high if high_inclusive else value < high
+    if not (above and below):
+        lo = "[" if low_inclusive else "("
+        hi = "]" if high_inclusive else ")"
+        raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}, got {name}={value}.")
+    return value
+
+
+def as_schedule(value: float | Schedule, name: str = "learning_rate") -> Schedule:
+    """A constant becomes `step -> value` (after validation: finite, ≥ 0); a callable is kept."""
+    if callable(value):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.generic, np.ndarray)):
+        if not isinstance(value, jax.Array):
+            raise TypeError(
+                f"{name} must be a non-negative number or a schedule (a function step -> value), "
+                f"got {name}={value!r} ({type(value).__name__})."
+            )
+    constant_value = check_hyperparameter(value, name)
+    return lambda step: constant_value
