@@ -1,0 +1,418 @@
+"""Checkpoints: save and restore pytrees atomically, validated, and without pickle.
+
+    save(path, tree, metadata={"config": ...})     # temp file → fsync → rename → fsync folder
+    tree = restore(path, like=state)               # checksum, structure, shapes, dtypes checked
+
+File format (a NumPy `.npz` archive, so `np.load(path)` can inspect it):
+
+    manifest      uint8 array holding UTF-8 JSON:
+                  {"format": "funcnn-checkpoint", "version": 1,
+                   "leaves": [{"path": [["dict", "params"], ["dict", "dense_0"], ...],
+                               "shape": [...], "dtype": "bfloat16", "stored": "uint16",
+                               "key_impl": null}, ...],
+                   "metadata": {...}, "sha256": "<hex>"}
+    leaf_<i>      the i-th leaf in `jax.tree.flatten` order, stored as plain numbers:
+                  bfloat16 (and other ml_dtypes) as their raw unsigned-int bits,
+                  typed PRNG keys as `jax.random.key_data` plus the impl name.
+
+`sha256` covers the manifest (without the digest itself) and every leaf's bytes, so a
+truncated or altered file is refused as a whole: nothing is returned until every leaf has
+been read and verified. Loading uses `allow_pickle=False` and a whitelist of dtypes, so a
+crafted file cannot run code; a file holding an object array is rejected.
+
+`CheckpointManager(directory, keep)` writes `ckpt_<step>.npz` files, keeps the newest
+`keep`, and restores the newest one that verifies (skipping a corrupt one with a warning).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from funcnn._validation import check_positive_int
+
+FORMAT = "funcnn-checkpoint"
+VERSION = 1
+
+# Every dtype a leaf may have. Anything else (objects, strings, structured records) is
+# refused on save and on load, so a crafted file can never make numpy unpickle.
+_PLAIN_DTYPES = frozenset(
+    "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 "
+    "float16 float32 float64 complex64 complex128".split()
+)
+# Low-precision floats numpy cannot store natively: kept as raw bits of the same width.
+_BIT_DTYPES = {
+    "bfloat16": "uint16",
+    "float8_e4m3fn": "uint8",
+    "float8_e5m2": "uint8",
+    "float8_e4m3b11fnuz": "uint8",
+    "float8_e4m3fnuz": "uint8",
+    "float8_e5m2fnuz": "uint8",
+}
+
+PathEntry = tuple[str, Any]  # ("dict", key) | ("seq", index) | ("attr", name)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is unreadable, corrupt, or does not match the expected tree."""
+
+
+class _Leaf(NamedTuple):
+    path: tuple[PathEntry, ...]
+    value: Any  # np.ndarray (or a typed PRNG key array once decoded)
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def _encode_key(key: Any) -> PathEntry:
+    """One `jax.tree_util` path element as a JSON-friendly (kind, value) pair."""
+    if isinstance(key, jax.tree_util.DictKey):
+        if not isinstance(key.key, (str, int)) or isinstance(key.key, bool):
+            raise TypeError(
+                f"checkpoint dict keys must be str or int, got {key.key!r} "
+                f"({type(key.key).__name__})."
+            )
+        return ("dict", key.key)
+    if isinstance(key, jax.tree_util.SequenceKey):
+        return ("seq", key.idx)
+    if isinstance(key, jax.tree_util.GetAttrKey):
+        return ("attr", key.name)
+    if isinstance(key, jax.tree_util.FlattenedIndexKey):
+        return ("index", key.key)
+    raise TypeError(f"cannot store a pytree node with path element {key!r}.")
+
+
+def path_str(path: tuple[PathEntry, ...]) -> str:
+    """A key path as a readable string: `params/dense_0/w`, `opt_state/1/mu/...`."""
+    return "/".join(str(value) for _, value in path) or "<root>"
+
+
+def _flatten(tree: Any) -> tuple[list[_Leaf], Any]:
+    pairs, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    return [_Leaf(tuple(_encode_key(k) for k in path), leaf) for path, leaf in pairs], treedef
+
+
+# ----------------------------------------------------------------------------- encoding
+
+
+def _is_prng_key(x: Any) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _encode_leaf(leaf: _Leaf) -> tuple[dict, np.ndarray]:
+    """(manifest entry, array of plain numbers) for one leaf."""
+    key_impl = None
+    value = leaf.value
+    if _is_prng_key(value):
+        key_impl = str(jax.random.key_impl(value))
+        value = jax.random.key_data(value)
+    array = np.asarray(value)
+    dtype = array.dtype.name
+    if dtype in _BIT_DTYPES:
+        stored = array.view(_BIT_DTYPES[dtype])
+    elif dtype in _PLAIN_DTYPES:
+        stored = array
+    else:
+        raise TypeError(
+            f"cannot checkpoint leaf {path_str(leaf.path)!r} of dtype {array.dtype}; "
+            f"supported: {sorted(_PLAIN_DTYPES | set(_BIT_DTYPES))}."
+        )
+    entry = {
+        "path": [list(p) for p in leaf.path],
+        "shape": list(array.shape),
+        "dtype": dtype,
+        "stored": stored.dtype.name,
+        "key_impl": key_impl,
+    }
+    return entry, np.asarray(stored, order="C")  # (ascontiguousarray turns 0-d into 1-d)
+
+
+def _digest(manifest: dict, arrays: list[np.ndarray]) -> str:
+    """sha256 over the canonical manifest JSON (without its digest) and every leaf's bytes."""
+    h = hashlib.sha256()
+    body = {k: v for k, v in manifest.items() if k != "sha256"}
+    h.update(json.dumps(body, sort_keys=True).encode())
+    for array in arrays:
+        h.update(array.tobytes(order="C"))
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- save
+
+
+def save(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) -> Path:
+    """Write `tree` (any pytree of arrays) to `path` atomically; return the path.
+
+    The file appears complete or not at all: the bytes go to a temporary file in the same
+    folder, are fsync'ed, renamed over `path` (atomic on POSIX), and the folder is
+    fsync'ed so the rename survives a power cut. `metadata` must be JSON-serialisable
+    (e.g. the run's config); read it back with `read_metadata`.
+    """
+    path = Path(path)
+    leaves, _ = _flatten(tree)
+    entries, arrays = (
+        zip(*(_encode_leaf(leaf) for leaf in leaves), strict=True) if leaves else ((), ())
+    )
+    try:
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "leaves": list(entries),
+            "metadata": {} if metadata is None else metadata,
+        }
+        json.dumps(manifest["metadata"], allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"metadata must be JSON-serialisable, got {metadata!r}: {err}") from None
+    manifest["sha256"] = _digest(manifest, list(arrays))
+    members = {f"leaf_{i}": a for i, a in enumerate(arrays)}
+    members["manifest"] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
+
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **members)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(folder)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def _read(path: str | os.PathLike) -> tuple[list[_Leaf], dict]:
+    """Read and verify every leaf of a checkpoint; return (leaves, metadata) or raise."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: path={str(path)!r}.")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            members = {name: archive[name] for name in archive.files}
+    except Exception as err:
+        # A damaged zip fails in many ways (BadZipFile, EOFError, NotImplementedError for a
+        # flipped version byte, zlib/struct errors; a bare .npy is no context manager):
+        # every one means "unreadable".
+        hint = " (object arrays are refused)" if "pickle" in str(err) else ""
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is unreadable, truncated or not a funcnn checkpoint"
+            f"{hint}: {type(err).__name__}: {err}"
+        ) from None
+
+    manifest = _parse_manifest(path, members.pop("manifest", None))
+    entries = manifest["leaves"]
+    expected_names = {f"leaf_{i}" for i in range(len(entries))}
+    if set(members) != expected_names:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds members {sorted(members)} but its manifest "
+            f"lists {len(entries)} leaves."
+        )
+    arrays = [members[f"leaf_{i}"] for i in range(len(entries))]
+    if _digest(manifest, arrays) != manifest.get("sha256"):
+        raise CheckpointError(f"checkpoint {str(path)!r} failed its sha256 check (altered file).")
+    leaves = [
+        _decode_leaf(path, entry, array) for entry, array in zip(entries, arrays, strict=True)
+    ]
+    return leaves, manifest["metadata"]
+
+
+def _parse_manifest(path: Path, raw: np.ndarray | None) -> dict:
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise CheckpointError(f"checkpoint {str(path)!r} has no valid manifest.")
+    try:
+        manifest = json.loads(raw.tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"checkpoint {str(path)!r} has a corrupt manifest: {err}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a {FORMAT} file.")
+    if manifest.get("version") != VERSION:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has format version {manifest.get('version')!r}; "
+            f"this funcnn reads version {VERSION}."
+        )
+    if not isinstance(manifest.get("leaves"), list):
+        raise CheckpointError(f"checkpoint {str(path)!r} has a manifest without a leaf list.")
+    return manifest
+
+
+def _decode_leaf(path: Path, entry: dict, stored: np.ndarray) -> _Leaf:
+    try:
+        leaf_path = tuple((kind, value) for kind, value in entry["path"])
+        dtype, stored_dtype = entry["dtype"], entry["stored"]
+        shape, key_impl = tuple(entry["shape"]), entry["key_impl"]
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"checkpoint {str(path)!r} has a malformed leaf entry.") from None
+    where = f"checkpoint {str(path)!r}, leaf {path_str(leaf_path)!r}"
+    allowed_stored = _BIT_DTYPES.get(dtype, dtype if dtype in _PLAIN_DTYPES else None)
+    if stored_dtype != allowed_stored or stored.dtype.name != stored_dtype:
+        raise CheckpointError(f"{where}: unsupported or inconsistent dtype {dtype!r}.")
+    if stored.shape != shape:
+        raise CheckpointError(f"{where}: stored shape {stored.shape} != manifest shape {shape}.")
+    value: Any = stored.view(dtype) if dtype in _BIT_DTYPES else stored
+    if key_impl is not None:
+        try:
+            value = jax.random.wrap_key_data(value, impl=key_impl)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{where}: bad PRNG key data ({err}).") from None
+    return _Leaf(leaf_path, value)
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The `metadata` dict given to `save` (the whole file is verified first)."""
+    return _read(path)[1]
+
+
+def restore(path: str | os.PathLike, like: Any = None) -> Any:
+    """Read a checkpoint written by `save`.
+
+    With `like` (a pytree of arrays or `jax.ShapeDtypeStruct`s, e.g. a freshly initialised
+    TrainState) the result has exactly `like`'s tree structure — NamedTuples, tuples and
+    lists included — after checking that key paths, shapes and dtypes all agree; the first
+    mismatching key path is named in the error. Leaves land on `like`'s shardings.
+    Without `like` the result is nested dicts keyed by the path elements (as strings).
+
+    Raises FileNotFoundError for a missing file, CheckpointError (a ValueError) for a
+    corrupt, truncated or mismatching one — never a partial result.
+    """
+    leaves, _ = _read(path)
+    if like is None:
+        return _nested_dicts(leaves)
+    return _match_like(path, leaves, like)
+
+
+def _match_like(path: str | os.PathLike, leaves: list[_Leaf], like: Any) -> Any:
+    expected, treedef = _flatten(like)
+    stored = {leaf.path: leaf for leaf in leaves}
+    for want in expected:
+        if want.path not in stored:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} has no leaf at key path {path_str(want.path)!r} "
+                f"expected by `like`."
+            )
+    wanted = {leaf.path for leaf in expected}
+    for leaf in leaves:
+        if leaf.path not in wanted:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} has a leaf at key path {path_str(leaf.path)!r} "
+                f"that `like` does not have (wrong tree?)."
+            )
+    values = []
+    for want in expected:
+        got = stored[want.path].value
+        want_shape, want_dtype = _shape_of(want.value), _dtype_of(want.value)
+        if tuple(got.shape) != tuple(want_shape) or got.dtype != want_dtype:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r}, key path {path_str(want.path)!r}: stored "
+                f"shape={tuple(got.shape)} dtype={got.dtype}, expected "
+                f"shape={tuple(want_shape)} dtype={want_dtype}."
+            )
+        sharding = getattr(want.value, "sharding", None)
+        values.append(
+            jax.device_put(got, sharding) if sharding is not None else jax.device_put(got)
+        )
+    return jax.tree_util.tree_unflatten(treedef, values)
+
+
+def _shape_of(x: Any) -> tuple[int, ...]:
+    shape = getattr(x, "shape", None)
+    return np.shape(x) if shape is None else tuple(shape)
+
+
+def _dtype_of(x: Any) -> Any:
+    dtype = getattr(x, "dtype", None)
+    return np.asarray(x).dtype if dtype is None else dtype
+
+
+def _nested_dicts(leaves: list[_Leaf]) -> dict:
+    root: dict = {}
+    for leaf in leaves:
+        node = root
+        *parents, last = [str(value) for _, value in leaf.path] or ["<root>"]
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = jax.device_put(leaf.value)
+    return root
+
+
+# ----------------------------------------------------------------------------- manager
+
+
+class CheckpointManager:
+    """Periodic checkpoints in one folder: `ckpt_<step>.npz`, the newest `keep` kept.
+
+    manager = CheckpointManager(out / "checkpoints", keep=3)
+    manager.save(step, state, metadata={"epoch": 2, "index": 128})
+    found = manager.restore_latest(like=state)   # None when nothing valid exists
+    if found: state, metadata, step = found
+    """
+
+    _PATTERN = re.compile(r"^ckpt_(\d+)\.npz$")
+
+    def __init__(self, directory: str | os.PathLike, keep: int = 3):
+        self.directory = Path(directory)
+        self.keep = check_positive_int(keep, "keep")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # A run killed mid-save leaves a temporary file; it was never a checkpoint.
+        for stale in self.directory.glob(".ckpt_*.tmp"):
+            stale.unlink(missing_ok=True)
+
+    def path_for(self, step: int) -> Path:
+        return self.directory / f"ckpt_{step:010d}.npz"
+
+    def steps(self) -> list[int]:
+        """Steps with a checkpoint file on disk, newest first (validity not checked)."""
+        found = (self._PATTERN.match(p.name) for p in self.directory.iterdir())
+        return sorted((int(m.group(1)) for m in found if m), reverse=True)
+
+    def save(self, step: int, tree: Any, *, metadata: dict | None = None) -> Path:
+        """Atomically write the checkpoint for `step`, then delete all but the newest `keep`."""
+        path = save(self.path_for(step), tree, metadata=metadata)
+        for old in self.steps()[self.keep :]:
+            self.path_for(old).unlink(missing_ok=True)
+        return path
+
+    def _valid(self, like: Any) -> Iterator[tuple[Any, dict, int]]:
+        for step in self.steps():
+            path = self.path_for(step)
+            try:
+                leaves, metadata = _read(path)
+            except CheckpointError as err:
+                warnings.warn(f"skipping corrupt checkpoint: {err}", stacklevel=3)
+                continue
+            # A readable file that does not fit `like` means the run's config changed:
+            # that is the caller's mistake, so it raises instead of silently starting over.
+            tree = _nested_dicts(leaves) if like is None else _match_like(path, leaves, like)
+            yield tree, metadata, step
+
+    def restore_latest(self, like: Any = None) -> tuple[Any, dict, int] | None:
+        """(tree, metadata, step) from the newest checkpoint that verifies, or None.
+
+        A corrupt newer file is skipped with a warning (a readable one that does not match
+        `like` raises CheckpointError), so a crash in the
+        middle of writing (impossible with `save`, but possible with a full disk or a
+        copied folder) costs at most one checkpoint interval.
+        """
+        return next(self._valid(like), None)

@@ -1,0 +1,372 @@
+"""Checkpoints: exact round trips, atomic writes, and refusal of anything corrupt or crafted."""
+
+import json
+import os
+import pickle
+import zipfile
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from funcnn import checkpoint
+from funcnn.checkpoint import CheckpointError, CheckpointManager
+
+
+class State(NamedTuple):
+    params: dict
+    opt_state: tuple
+    step: jax.Array
+    key: jax.Array
+
+
+def make_state(seed: int = 0) -> State:
+    rng = np.random.default_rng(seed)
+    params = {
+        "dense_0": {
+            "w": jnp.asarray(rng.normal(size=(3, 4)), jnp.bfloat16),
+            "b": jnp.asarray(rng.normal(size=(4,)), jnp.float32),
+        },
+        "relu_1": {},
+        "norm": {"scale": jnp.asarray(rng.normal(size=(4,)), jnp.float16)},
+    }
+    opt_state = (
+        {"count": jnp.int32(5), "mu": jax.tree.map(jnp.zeros_like, params)},
+        [jnp.asarray([True, False]), jnp.uint8(7)],
+    )
+    return State(params, opt_state, jnp.int32(11), jax.random.key(seed))
+
+
+def bits(x):
+    """Raw bytes of a leaf (key data for typed PRNG keys) so equality is bitwise."""
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x)
+    return np.asarray(x).tobytes()
+
+
+def assert_bitwise_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        assert x.dtype == y.dtype and x.shape == y.shape
+        assert bits(x) == bits(y)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    state = make_state()
+    path = checkpoint.save(tmp_path / "state.npz", state, metadata={"config": {"lr": 0.1}})
+    return path, state
+
+
+# ----------------------------------------------------------------------------- round trips
+
+
+def test_round_trip_is_bitwise_and_rebuilds_namedtuple(saved):
+    path, state = saved
+    restored = checkpoint.restore(path, like=make_state(seed=1))  # different values, same tree
+    assert isinstance(restored, State)
+    assert isinstance(restored.opt_state, tuple) and isinstance(restored.opt_state[1], list)
+    assert_bitwise_equal(restored, state)
+    # the restored key drives the same random stream
+    np.testing.assert_array_equal(
+        jax.random.normal(restored.key, (3,)), jax.random.normal(state.key, (3,))
+    )
+
+
+def test_like_may_be_shape_dtype_structs(saved):
+    path, state = saved
+    like = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+    assert_bitwise_equal(checkpoint.restore(path, like=like), state)
+
+
+@pytest.mark.parametrize("impl", ["threefry2x32", "rbg"])
+def test_typed_keys_keep_their_impl(tmp_path, impl):
+    key = jax.random.key(42, impl=impl)
+    path = checkpoint.save(tmp_path / "k.npz", {"key": key})
+    restored = checkpoint.restore(path, like={"key": key})["key"]
+    assert str(jax.random.key_impl(restored)) == impl
+    np.testing.assert_array_equal(jax.random.key_data(restored), jax.random.key_data(key))
+
+
+def test_float64_and_bfloat16_extremes_round_trip(tmp_path):
+    with jax.enable_x64(True):
+        tree = {
+            "f64": jnp.asarray([np.pi, -0.0, np.inf, 1e-310], jnp.float64),
+            "bf16": jnp.asarray([np.pi, -0.0, np.nan, 3e38], jnp.bfloat16),
+            "i64": jnp.asarray([2**40], jnp.int64),
+        }
+        path = checkpoint.save(tmp_path / "x.npz", tree)
+        assert_bitwise_equal(checkpoint.restore(path, like=tree), tree)
+
+
+def test_without_like_returns_nested_dicts_keyed_by_path(saved):
+    path, state = saved
+    tree = checkpoint.restore(path)
+    assert set(tree) == {"params", "opt_state", "step", "key"}
+    assert set(tree["opt_state"]) == {"0", "1"}  # tuple positions become string keys
+    assert bits(tree["params"]["dense_0"]["w"]) == bits(state.params["dense_0"]["w"])
+    assert tree["params"]["dense_0"]["w"].dtype == jnp.bfloat16
+    assert bits(tree["opt_state"]["1"]["1"]) == bits(state.opt_state[1][1])
+    assert "relu_1" not in tree["params"]  # empty subtrees hold no leaves
+
+
+def test_metadata_round_trips(saved):
+    path, _ = saved
+    assert checkpoint.read_metadata(path) == {"config": {"lr": 0.1}}
+
+
+def test_metadata_must_be_json(tmp_path):
+    with pytest.raises(TypeError, match=r"metadata must be JSON-serialisable.*object"):
+        checkpoint.save(tmp_path / "m.npz", {"a": jnp.ones(1)}, metadata={"fn": object()})
+    assert not list(tmp_path.iterdir())
+
+
+def test_unsupported_leaf_is_refused_on_save(tmp_path):
+    with pytest.raises(TypeError, match=r"leaf 'a'.*dtype <U3"):
+        checkpoint.save(tmp_path / "s.npz", {"a": np.asarray(["abc"])})
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def test_save_leaves_no_temp_files_and_replaces(tmp_path, saved):
+    path, _ = saved
+    checkpoint.save(path, {"x": jnp.arange(3)})
+    assert sorted(p.name for p in path.parent.iterdir()) == ["state.npz"]
+    assert checkpoint.restore(path)["x"].tolist() == [0, 1, 2]
+
+
+def test_failed_save_keeps_the_old_file(saved, monkeypatch):
+    path, state = saved
+
+    def crash(file, **members):
+        file.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, {"x": jnp.ones(2)})
+    assert sorted(p.name for p in path.parent.iterdir()) == ["state.npz"]
+    assert_bitwise_equal(checkpoint.restore(path, like=state), state)
+
+
+# ----------------------------------------------------------------------------- corrupt files
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"checkpoint file not found: path=.*nope\.npz"):
+        checkpoint.restore(tmp_path / "nope.npz")
+
+
+@pytest.mark.parametrize("keep_fraction", [0.0, 0.3, 0.9, 0.999])
+def test_truncated_file(saved, keep_fraction):
+    path, state = saved
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep_fraction)])
+    with pytest.raises(CheckpointError, match=r"state\.npz.*(unreadable|truncated)"):
+        checkpoint.restore(path, like=state)
+
+
+def rewrite(path, edit):
+    """Rewrite a checkpoint's members (a valid zip again) after `edit(members)`."""
+    with np.load(path) as archive:
+        members = {name: archive[name] for name in archive.files}
+    edit(members)
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+
+
+def manifest_of(members):
+    return json.loads(members["manifest"].tobytes())
+
+
+def set_manifest(members, manifest):
+    members["manifest"] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
+
+
+def test_altered_leaf_fails_the_checksum(saved):
+    path, state = saved
+
+    def flip(members):
+        members["leaf_0"] = members["leaf_0"].copy()
+        members["leaf_0"].flat[0] += 1
+
+    rewrite(path, flip)
+    with pytest.raises(CheckpointError, match="sha256"):
+        checkpoint.restore(path, like=state)
+
+
+def test_altered_manifest_fails_the_checksum(saved):
+    path, _ = saved
+
+    def rename(members):
+        manifest = manifest_of(members)
+        manifest["leaves"][0]["path"][-1][1] = "renamed"
+        set_manifest(members, manifest)
+
+    rewrite(path, rename)
+    with pytest.raises(CheckpointError, match="sha256"):
+        checkpoint.restore(path)
+
+
+def test_flipped_byte_anywhere_never_gives_a_different_tree(saved):
+    """Every flipped byte is refused, except in zip bookkeeping (timestamps, attributes)
+    that does not touch the data: then the tree read back is still bitwise the original."""
+    path, state = saved
+    data = bytearray(path.read_bytes())
+    refused = 0
+    for position in range(0, len(data), 17):
+        corrupt = bytearray(data)
+        corrupt[position] ^= 0xFF
+        path.write_bytes(bytes(corrupt))
+        try:
+            restored = checkpoint.restore(path, like=state)
+        except CheckpointError:
+            refused += 1
+        else:
+            assert_bitwise_equal(restored, state)
+    assert refused > 0.8 * len(range(0, len(data), 17))
+
+
+def test_extra_member_is_refused(saved):
+    path, _ = saved
+    rewrite(path, lambda members: members.update(extra=np.zeros(1)))
+    with pytest.raises(CheckpointError, match=r"members .*extra"):
+        checkpoint.restore(path)
+
+
+# ----------------------------------------------------------------------------- crafted files
+
+
+def test_object_array_is_rejected(tmp_path):
+    path = tmp_path / "evil.npz"
+    manifest = {"format": checkpoint.FORMAT, "version": 1, "metadata": {}, "sha256": "",
+                "leaves": [{"path": [["dict", "a"]], "shape": [1], "dtype": "object",
+                            "stored": "object", "key_impl": None}]}  # fmt: skip
+    with open(path, "wb") as f:
+        np.savez(
+            f,
+            manifest=np.frombuffer(json.dumps(manifest).encode(), np.uint8),
+            leaf_0=np.asarray([{"x": 1}], dtype=object),
+        )
+    with pytest.raises(CheckpointError, match="object arrays are refused"):
+        checkpoint.restore(path)
+
+
+class _Exploit:
+    marker = None
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("container", ["raw pickle", "npz member"])
+def test_loading_never_unpickles(tmp_path, container):
+    _Exploit.marker = tmp_path / "pwned"
+    path = tmp_path / "evil.npz"
+    if container == "raw pickle":
+        path.write_bytes(pickle.dumps(_Exploit()))
+    else:
+        with zipfile.ZipFile(path, "w") as z:  # an .npy member whose payload is a pickle
+            with z.open("manifest.npy", "w") as f:
+                np.save(f, np.asarray([_Exploit()], dtype=object), allow_pickle=True)
+    with pytest.raises(CheckpointError):
+        checkpoint.restore(path)
+    assert not _Exploit.marker.exists()
+
+
+def test_manifest_cannot_declare_arbitrary_dtypes(saved):
+    path, _ = saved
+
+    def declare_object(members):
+        manifest = manifest_of(members)
+        manifest["leaves"][0]["dtype"] = manifest["leaves"][0]["stored"] = "object"
+        set_manifest(members, manifest)
+
+    rewrite(path, declare_object)
+    with pytest.raises(CheckpointError):
+        checkpoint.restore(path)
+
+
+def test_foreign_files_are_not_checkpoints(tmp_path):
+    path = tmp_path / "plain.npz"
+    np.savez(path, a=np.zeros(2))
+    with pytest.raises(CheckpointError, match="no valid manifest"):
+        checkpoint.restore(path)
+    path = tmp_path / "bare.npy"
+    np.save(path, np.zeros(2))
+    with pytest.raises(CheckpointError, match="unreadable"):
+        checkpoint.restore(path)
+
+
+# ----------------------------------------------------------------------------- wrong tree
+
+
+def test_wrong_tree_names_the_first_mismatching_path(saved):
+    path, state = saved
+    missing = state._replace(params={**state.params, "dense_9": {"w": jnp.ones(2)}})
+    with pytest.raises(CheckpointError, match=r"no leaf at key path 'params/dense_9/w'"):
+        checkpoint.restore(path, like=missing)
+
+    fewer = state._replace(params={k: v for k, v in state.params.items() if k != "norm"})
+    with pytest.raises(CheckpointError, match=r"leaf at key path 'params/norm/scale' that `like`"):
+        checkpoint.restore(path, like=fewer)
+
+    wider = jax.tree.map(lambda x: x, state)
+    wider.params["dense_0"]["w"] = jnp.ones((3, 5), jnp.bfloat16)
+    with pytest.raises(
+        CheckpointError,
+        match=r"'params/dense_0/w': stored shape=\(3, 4\) dtype=bfloat16, expected shape=\(3, 5\)",
+    ):
+        checkpoint.restore(path, like=wider)
+
+    recast = jax.tree.map(lambda x: x, state)
+    recast.params["dense_0"]["w"] = jnp.ones((3, 4), jnp.float32)
+    with pytest.raises(
+        CheckpointError, match=r"'params/dense_0/w'.*expected shape=\(3, 4\) dtype=float32"
+    ):
+        checkpoint.restore(path, like=recast)
+
+
+# ----------------------------------------------------------------------------- manager
+
+
+def test_manager_keeps_the_newest_k(tmp_path):
+    manager = CheckpointManager(tmp_path / "ckpts", keep=2)
+    for step in [10, 20, 30]:
+        manager.save(step, {"x": jnp.full(2, float(step))}, metadata={"epoch": step})
+    assert manager.steps() == [30, 20]
+    tree, metadata, step = manager.restore_latest(like={"x": jnp.zeros(2)})
+    assert step == 30 and metadata == {"epoch": 30} and tree["x"].tolist() == [30.0, 30.0]
+
+
+def test_manager_skips_a_corrupt_newest_file_with_a_warning(tmp_path):
+    manager = CheckpointManager(tmp_path, keep=3)
+    manager.save(1, {"x": jnp.ones(2)})
+    newest = manager.save(2, {"x": jnp.full(2, 2.0)})
+    newest.write_bytes(newest.read_bytes()[:-20])
+    with pytest.warns(UserWarning, match=r"skipping corrupt checkpoint.*ckpt_0000000002"):
+        tree, _, step = manager.restore_latest(like={"x": jnp.zeros(2)})
+    assert step == 1 and tree["x"].tolist() == [1.0, 1.0]
+
+
+def test_manager_raises_when_the_tree_changed(tmp_path):
+    manager = CheckpointManager(tmp_path, keep=3)
+    manager.save(1, {"x": jnp.ones(2)})
+    with pytest.raises(CheckpointError, match=r"'x'.*expected shape=\(3,\)"):
+        manager.restore_latest(like={"x": jnp.zeros(3)})
+
+
+def test_manager_empty_and_stale_temp_files(tmp_path):
+    (tmp_path / ".ckpt_0000000005.npz.abc.tmp").write_bytes(b"partial")
+    manager = CheckpointManager(tmp_path, keep=1)
+    assert manager.restore_latest() is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_manager_validates_keep(tmp_path):
+    with pytest.raises(ValueError, match="keep=0"):
+        CheckpointManager(tmp_path, keep=0)
+    assert os.path.isdir(tmp_path)
