@@ -1,0 +1,154 @@
+"""funcnn.train: one step against hand-derived SGD math, determinism, exact resume, evaluate."""
+
+import warnings
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from funcnn import optim, train
+
+
+def linear_loss(params, batch, key):
+    """ℓ(w, b) = mean((x·w + b − y)²) — gradients known in closed form."""
+    del key
+    x, y = batch
+    err = x @ params["w"] + params["b"] - y
+    return jnp.mean(err**2), {"mae": jnp.mean(jnp.abs(err))}
+
+
+def make_data(n=24, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    y = (x @ np.array([1.0, -2.0, 0.5]) + 0.3).astype(np.float32)
+    return x, y
+
+
+def fresh_state(seed=0, optimizer=None):
+    params = {"w": jnp.zeros((3,), jnp.float32), "b": jnp.zeros((), jnp.float32)}
+    return train.init_state(params, optimizer or optim.sgd(0.1), jax.random.key(seed))
+
+
+def test_make_step_matches_closed_form_sgd_in_float64():
+    with jax.enable_x64(True):
+        x, y = (a.astype(np.float64) for a in make_data())
+        params = {"w": jnp.asarray([0.1, 0.2, -0.3]), "b": jnp.asarray(0.05)}
+        state = train.init_state(params, optim.sgd(0.1), jax.random.key(0))
+        step = train.make_step(linear_loss, optim.sgd(0.1))
+        new_state, metrics = step(state, (jnp.asarray(x), jnp.asarray(y)))
+        # ∂ℓ/∂w = (2/N)·xᵀ(xw + b − y), ∂ℓ/∂b = (2/N)·Σ(xw + b − y)
+        w, b = np.array([0.1, 0.2, -0.3]), 0.05
+        err = x @ w + b - y
+        expected_w = w - 0.1 * (2 / len(x)) * x.T @ err
+        expected_b = b - 0.1 * (2 / len(x)) * err.sum()
+        np.testing.assert_allclose(new_state.params["w"], expected_w, rtol=1e-12)
+        np.testing.assert_allclose(new_state.params["b"], expected_b, rtol=1e-12)
+        np.testing.assert_allclose(metrics["loss"], np.mean(err**2), rtol=1e-12)
+        assert int(new_state.step) == 1
+
+
+def test_make_step_donates_and_runs_repeatedly_without_warnings():
+    step = train.make_step(linear_loss, optim.adam(1e-2))
+    state = fresh_state(optimizer=optim.adam(1e-2))
+    batch = tuple(jnp.asarray(a) for a in make_data())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            state, _ = step(state, batch)
+    assert int(state.step) == 3
+
+
+def test_epoch_batches_is_a_deterministic_permutation_per_epoch():
+    x = jnp.arange(10.0)
+    key = jax.random.key(3)
+    e0 = np.asarray(train.epoch_batches(x, key, 0, 3))
+    e0_again = np.asarray(train.epoch_batches(x, key, 0, 3))
+    e1 = np.asarray(train.epoch_batches(x, key, 1, 3))
+    assert e0.shape == (3, 3)
+    np.testing.assert_array_equal(e0, e0_again)
+    assert len(set(e0.ravel().tolist())) == 9  # no example repeated within an epoch
+    assert not np.array_equal(e0, e1)
+
+
+def test_fit_is_bit_for_bit_deterministic_and_learns():
+    data = make_data()
+    runs = []
+    for _ in range(2):
+        state, history = train.fit(
+            fresh_state(),
+            linear_loss,
+            optim.sgd(0.1),
+            data,
+            batch_size=8,
+            epochs=30,
+            progress=False,
+        )
+        runs.append(state)
+    chex.assert_trees_all_equal(runs[0].params, runs[1].params)
+    assert history["epoch"] == list(range(1, 31))
+    assert history["train_loss"][-1] < 1e-3 * history["train_loss"][0]
+    np.testing.assert_allclose(runs[0].params["w"], [1.0, -2.0, 0.5], atol=1e-2)
+
+
+def test_fit_interrupted_mid_epoch_and_resumed_matches_uninterrupted():
+    data, key = make_data(), jax.random.key(7)
+    opt = optim.adam(0.05)
+    kwargs = dict(batch_size=5, epochs=4, data_key=key, progress=False)  # 4 steps per epoch
+    full, _ = train.fit(fresh_state(optimizer=opt), linear_loss, opt, data, **kwargs)
+
+    # Chunks of 3 restart at each epoch boundary: steps 3, 4 | 7 — so we stop mid-epoch 2.
+    stop_after = lambda state, info: info["step"] >= 6
+    part, _ = train.fit(
+        fresh_state(optimizer=opt),
+        linear_loss,
+        opt,
+        data,
+        steps_per_dispatch=3,
+        callback=stop_after,
+        **kwargs,
+    )
+    assert int(part.step) == 7
+    resumed, _ = train.fit(part, linear_loss, opt, data, **kwargs)
+    assert int(resumed.step) == 16
+    chex.assert_trees_all_equal(resumed.params, full.params)
+
+
+def test_fit_compiles_once_across_epochs():
+    data = make_data(seed=1)
+    opt = optim.sgd(0.05)
+    train.fit(
+        fresh_state(optimizer=opt), linear_loss, opt, data, batch_size=8, epochs=5, progress=False
+    )
+    run = train._compiled_chunk(linear_loss, opt, 8)
+    assert run._cache_size() == 1
+
+
+def test_evaluate_is_the_exact_mean_with_a_partial_last_batch():
+    x = np.arange(10, dtype=np.float32).reshape(10, 1)
+    metric = lambda params, batch: {"sq": (batch[:, 0] * params) ** 2}
+    got = train.evaluate(metric, jnp.float32(2.0), x, batch_size=4)
+    assert got["sq"] == pytest.approx(np.mean((2.0 * np.arange(10)) ** 2), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "data, batch_size, match",
+    [
+        ((np.zeros((4, 2)), np.zeros(4)), 8, "batch_size=8 is larger than the data"),
+        ((np.zeros((0, 2)), np.zeros(0)), 1, "empty"),
+        ((np.zeros((4, 2)), np.zeros(5)), 2, "leading"),
+        ((np.zeros((4, 2)),), 0, "batch_size"),
+    ],
+)
+def test_fit_rejects_bad_data(data, batch_size, match):
+    with pytest.raises(ValueError, match=match):
+        train.fit(
+            fresh_state(),
+            linear_loss,
+            optim.sgd(0.1),
+            data,
+            batch_size=batch_size,
+            epochs=1,
+            progress=False,
+        )
