@@ -1,0 +1,76 @@
+"""Padding masks for variable-length sequences, and masked reductions over time.
+
+Convention used by every sequence layer in funcnn: a mask is a boolean array of shape
+(..., T) — the input's shape without its feature axis — True for real steps and False for
+padding. Layers take it as a keyword, `apply(params, x, *, mask=None, key=None, train=False)`;
+`mask=None` means every step is real. `serial` does not thread masks, so models that need
+one (transformer_lm, the sequence models in `funcnn.sequence_models`) pass it by hand.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from funcnn._validation import check_positive_int
+
+Array = jax.Array
+
+
+def lengths_to_mask(lengths: Array, max_len: int) -> Array:
+    """Mask for right-padded sequences: mask[b, t] = t < lengths[b]. (B,) → (B, max_len) bool."""
+    check_positive_int(max_len, "max_len")
+    lengths = jnp.asarray(lengths)
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}.")
+    steps = jnp.arange(max_len)
+    return steps[None, :] < lengths[..., None] if lengths.ndim else steps < lengths
+
+
+def check_mask(mask: Array | None, expected_shape: tuple[int, ...], name: str) -> Array | None:
+    """Return `mask` as a bool array of exactly `expected_shape` (or None), else raise.
+
+    Boolean and integer (0/1) masks are accepted; floats are refused because a float
+    mask usually means someone passed attention biases or weights by mistake.
+    """
+    if mask is None:
+        return None
+    mask = jnp.asarray(mask)
+    if mask.dtype != jnp.bool_ and not jnp.issubdtype(mask.dtype, jnp.integer):
+        raise TypeError(
+            f"{name}: mask must be boolean (True = real step, False = padding), got dtype "
+            f"{mask.dtype}."
+        )
+    if mask.shape != tuple(expected_shape):
+        raise ValueError(
+            f"{name}: mask must have shape {tuple(expected_shape)} (the input's shape without "
+            f"its feature axis), got mask.shape={mask.shape}."
+        )
+    return mask.astype(bool)
+
+
+def masked_mean(x: Array, mask: Array | None) -> Array:
+    """Mean over the time axis counting only real steps: Σₜ mₜxₜ / max(Σₜ mₜ, 1).
+
+    x (..., T, d), mask (..., T) or None → (..., d). An all-padding row gives zeros.
+    """
+    if mask is None:
+        return jnp.mean(x, axis=-2)
+    weights = mask.astype(x.dtype)[..., None]  # (..., T, 1)
+    total = jnp.sum(x * weights, axis=-2)  # (..., d)
+    count = jnp.sum(weights, axis=-2)  # (..., 1)
+    return total / jnp.maximum(count, 1.0)
+
+
+def prefix_mean(x: Array, mask: Array | None) -> Array:
+    """Running mean over real steps up to and including t: Σ_{s≤t} mₛxₛ / max(Σ_{s≤t} mₛ, 1).
+
+    x (..., T, d), mask (..., T) or None → (..., T, d).
+    """
+    if mask is None:
+        weights = jnp.ones((*x.shape[:-1], 1), x.dtype)
+    else:
+        weights = mask.astype(x.dtype)[..., None]  # (..., T, 1)
+    total = jnp.cumsum(x * weights, axis=-2)  # (..., T, d)
+    count = jnp.cumsum(weights, axis=-2)  # (..., T, 1)
+    return total / jnp.maximum(count, 1.0)

@@ -1,0 +1,282 @@
+"""Recurrent networks: Elman RNN, LSTM and GRU — cells, and sequence layers driven by lax.scan.
+
+A cell is a pure step function `cell(params, carry, x) -> (carry, y)` on one time step,
+x (N, in) → y (N, hidden). A sequence layer runs its cell over the time axis with
+`jax.lax.scan` and returns every output and the final carry:
+
+    ys, carry = layer.apply(params, x, *, mask=None, initial_carry=None)
+    x (..., T, in) → ys (..., T, hidden); carry (..., hidden) (LSTM: the pair (h, c))
+
+Variable lengths: `mask` (..., T), True for real steps. A padded step leaves the carry
+unchanged and outputs zeros, so right-padding a sequence changes neither its real outputs
+nor its final carry. `reverse=True` runs from the last step to the first (outputs stay
+aligned with their inputs); with right padding the padded steps then come first and are
+skipped, so the final carry summarises the real steps read backwards.
+
+Every projection of the inputs, x·W_x + b, is computed for all steps in one matmul before
+the scan; only the recurrent h·W_h product runs step by step.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from funcnn._validation import check_floating, check_positive_int, check_real
+from funcnn.nn.core import Layer, Params, Shape, as_shape
+from funcnn.nn.masking import check_mask
+
+Array = jax.Array
+Carry = Any
+
+
+# ---------------------------------------------------------------- step math on projected inputs
+def _add_bias(y: Array, b: Array) -> Array:
+    """y + b over y's last axis, with the broadcast spelled out (rank promotion stays strict)."""
+    return y + jnp.reshape(b, (1,) * (y.ndim - 1) + b.shape)
+
+
+def _rnn_step(w_h: Array, h: Array, x_proj: Array) -> tuple[Array, Array]:
+    h = jnp.tanh(x_proj + h @ w_h)  # (N, H)
+    return h, h
+
+
+def _lstm_step(
+    w_h: Array, carry: tuple[Array, Array], x_proj: Array, forget_bias: float
+) -> tuple[tuple[Array, Array], Array]:
+    h, c = carry
+    z = x_proj + h @ w_h  # (N, 4H), gate blocks in the order i, f, g, o
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    i = jax.nn.sigmoid(i)
+    f = jax.nn.sigmoid(f + forget_bias)
+    g = jnp.tanh(g)
+    o = jax.nn.sigmoid(o)
+    c = f * c + i * g  # (N, H)
+    h = o * jnp.tanh(c)  # (N, H)
+    return (h, c), h
+
+
+def _gru_step(w_h: Array, b_h: Array, h: Array, x_proj: Array) -> tuple[Array, Array]:
+    hidden_proj = _add_bias(h @ w_h, b_h)  # (N, 3H), blocks r, z, n
+    xr, xz, xn = jnp.split(x_proj, 3, axis=-1)
+    hr, hz, hn = jnp.split(hidden_proj, 3, axis=-1)
+    r = jax.nn.sigmoid(xr + hr)
+    z = jax.nn.sigmoid(xz + hz)
+    n = jnp.tanh(xn + r * hn)
+    h = (1.0 - z) * n + z * h  # (N, H)
+    return h, h
+
+
+# ---------------------------------------------------------------- public cells
+def rnn_cell(params: Params, h: Array, x: Array) -> tuple[Array, Array]:
+    """Elman step: h' = tanh(x·W_x + h·W_h + b); returns (h', h').
+
+    params {"w_x": (in, H), "w_h": (H, H), "b": (H,)}; h (N, H), x (N, in).
+    """
+    return _rnn_step(params["w_h"], h, _add_bias(x @ params["w_x"], params["b"]))
+
+
+def lstm_cell(
+    params: Params, carry: tuple[Array, Array], x: Array, *, forget_bias: float = 0.0
+) -> tuple[tuple[Array, Array], Array]:
+    """LSTM step (Hochreiter & Schmidhuber 1997, with a forget gate), gate order i, f, g, o:
+
+        [zᵢ zf z_g zₒ] = x·W_x + h·W_h + b
+        i = σ(zᵢ),  f = σ(zf + forget_bias),  g = tanh(z_g),  o = σ(zₒ)
+        c' = f⊙c + i⊙g,   h' = o⊙tanh(c')         returns ((h', c'), h')
+
+    params {"w_x": (in, 4H), "w_h": (H, 4H), "b": (4H,)}; carry (h, c) each (N, H).
+    forget_bias is a constant added to the forget gate (TensorFlow's LSTMCell uses 1.0);
+    PyTorch has none, so 0.0 matches PyTorch given the same weights and b = b_ih + b_hh.
+    """
+    return _lstm_step(params["w_h"], carry, _add_bias(x @ params["w_x"], params["b"]), forget_bias)
+
+
+def gru_cell(params: Params, h: Array, x: Array) -> tuple[Array, Array]:
+    """GRU step (Cho et al. 2014) in PyTorch's convention, gate blocks in the order r, z, n:
+
+        r = σ(x·W_xr + b_xr + h·W_hr + b_hr)
+        z = σ(x·W_xz + b_xz + h·W_hz + b_hz)
+        n = tanh(x·W_xn + b_xn + r⊙(h·W_hn + b_hn))
+        h' = (1 − z)⊙n + z⊙h                         returns (h', h')
+
+    params {"w_x": (in, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}. Two biases because
+    r multiplies h·W_hn + b_hn (Keras' reset_after=True).
+    """
+    return _gru_step(params["w_h"], params["b_h"], h, _add_bias(x @ params["w_x"], params["b_x"]))
+
+
+# ---------------------------------------------------------------- the scan driver
+def scan_steps(
+    step: Callable[[Carry, Array], tuple[Carry, Array]],
+    xs: Array,
+    carry: Carry,
+    *,
+    mask: Array | None = None,
+    reverse: bool = False,
+) -> tuple[Array, Carry]:
+    """Run `step(carry, x_t) -> (carry, y_t)` over axis 1 of xs (N, T, ...) with lax.scan.
+
+    With a mask (N, T): where mask[n, t] is False the carry is kept and y_t is zero.
+    Returns ys (N, T, ...) aligned with xs (also when reverse=True) and the final carry.
+    """
+    xs_time_major = jnp.swapaxes(xs, 0, 1)  # (T, N, ...)
+    if mask is None:
+        carry, ys = jax.lax.scan(step, carry, xs_time_major, reverse=reverse)
+        return jnp.swapaxes(ys, 0, 1), carry
+
+    def masked_step(carry: Carry, inputs: tuple[Array, Array]) -> tuple[Carry, Array]:
+        x_t, m_t = inputs  # (N, ...), (N,)
+        new_carry, y_t = step(carry, x_t)
+        keep = lambda new, old: jnp.where(m_t.reshape(m_t.shape + (1,) * (new.ndim - 1)), new, old)
+        carry = jax.tree.map(keep, new_carry, carry)
+        return carry, keep(y_t, jnp.zeros_like(y_t))
+
+    carry, ys = jax.lax.scan(
+        masked_step, carry, (xs_time_major, jnp.swapaxes(mask, 0, 1)), reverse=reverse
+    )
+    return jnp.swapaxes(ys, 0, 1), carry
+
+
+# ---------------------------------------------------------------- sequence layers
+def _uniform(key: Array, shape: tuple[int, ...], bound: float) -> Array:
+    return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+
+def _orthogonal_blocks(key: Array, hidden: int, blocks: int) -> Array:
+    """(H, blocks·H): one orthogonal H×H matrix per gate, so each gate starts norm-preserving."""
+    keys = jax.random.split(key, blocks)
+    ortho = jax.nn.initializers.orthogonal()
+    return jnp.concatenate([ortho(k, (hidden, hidden), jnp.float32) for k in keys], axis=1)
+
+
+def _recurrent_layer(
+    kind: str,
+    hidden: int,
+    blocks: int,
+    run: Callable[[Params, Array, Carry, Array | None], tuple[Array, Carry]],
+    zero_carry: Callable[[tuple[int, ...], Any], Carry],
+    name: str,
+) -> Layer:
+    """Shared init/apply for rnn, lstm, gru: validation, leading-dim handling, carry shapes."""
+
+    def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, tuple[Shape, Any]]:
+        shape = as_shape(in_shape)
+        if len(shape) < 2 or shape[-1] == -1:
+            raise ValueError(
+                f"{name}: expects in_shape (..., time, features) with known features, got {shape}."
+            )
+        features = shape[-1]
+        k_x, k_h = jax.random.split(key)
+        # Input weights: PyTorch's U(±1/√H); recurrent weights: orthogonal per gate block.
+        params = {
+            "w_x": _uniform(k_x, (features, blocks * hidden), 1.0 / math.sqrt(hidden)),
+            "w_h": _orthogonal_blocks(k_h, hidden, blocks),
+        }
+        if kind == "gru":
+            params["b_x"] = jnp.zeros((blocks * hidden,), jnp.float32)
+            params["b_h"] = jnp.zeros((blocks * hidden,), jnp.float32)
+        else:
+            params["b"] = jnp.zeros((blocks * hidden,), jnp.float32)
+        lead = shape[:-2]
+        carry_shape = ((*lead, hidden), (*lead, hidden)) if kind == "lstm" else (*lead, hidden)
+        return params, ((*shape[:-1], hidden), carry_shape)
+
+    def apply(
+        params: Params,
+        x: Array,
+        *,
+        mask: Array | None = None,
+        initial_carry: Carry | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> tuple[Array, Carry]:
+        del key, train
+        check_floating(x, f"{name} input x")
+        if jnp.ndim(x) < 2:
+            raise ValueError(f"{name}: expects x of shape (..., time, features), got {x.shape}.")
+        w_x = params["w_x"]
+        if x.shape[-1] != w_x.shape[0]:
+            raise ValueError(
+                f"{name}: x has {x.shape[-1]} features but w_x expects {w_x.shape[0]} "
+                f"(w_x.shape={w_x.shape}, x.shape={x.shape})."
+            )
+        mask = check_mask(mask, x.shape[:-1], name)
+        lead, (steps, features) = x.shape[:-2], x.shape[-2:]
+        xs = jnp.reshape(x, (-1, steps, features))  # (N, T, in)
+        flat_mask = None if mask is None else jnp.reshape(mask, (-1, steps))
+        n = xs.shape[0]
+        if initial_carry is None:
+            carry = zero_carry((n, hidden), x.dtype)
+        else:
+            expected = jax.tree.map(jnp.shape, zero_carry((*lead, hidden), x.dtype))
+            if jax.tree.map(jnp.shape, initial_carry) != expected:
+                raise ValueError(
+                    f"{name}: initial_carry must have shapes {expected}, got "
+                    f"{jax.tree.map(jnp.shape, initial_carry)}."
+                )
+            carry = jax.tree.map(lambda c: jnp.reshape(c, (n, hidden)), initial_carry)
+        ys, carry = run(params, xs, carry, flat_mask)
+        ys = jnp.reshape(ys, (*lead, steps, hidden))
+        return ys, jax.tree.map(lambda c: jnp.reshape(c, (*lead, hidden)), carry)
+
+    return Layer(init, apply, name)
+
+
+def _zeros(shape: tuple[int, ...], dtype: Any) -> Array:
+    return jnp.zeros(shape, dtype)
+
+
+def rnn(hidden: int, *, reverse: bool = False, name: str = "rnn") -> Layer:
+    """Elman RNN over time: hₜ = tanh(xₜ·W_x + hₜ₋₁·W_h + b), h₀ = 0 (see `rnn_cell`).
+
+    apply(params, x (..., T, in), *, mask=None, initial_carry=None) → (hs (..., T, H), h_T).
+    """
+    check_positive_int(hidden, "hidden")
+
+    def run(params: Params, xs: Array, carry: Array, mask: Array | None):
+        x_proj = _add_bias(xs @ params["w_x"], params["b"])  # (N, T, H), one matmul for all steps
+        step = functools.partial(_rnn_step, params["w_h"])
+        return scan_steps(step, x_proj, carry, mask=mask, reverse=reverse)
+
+    return _recurrent_layer("rnn", hidden, 1, run, _zeros, name)
+
+
+def lstm(
+    hidden: int, *, forget_bias: float = 0.0, reverse: bool = False, name: str = "lstm"
+) -> Layer:
+    """LSTM over time (see `lstm_cell` for the gate equations), (h₀, c₀) = (0, 0).
+
+    apply(params, x (..., T, in), *, mask=None, initial_carry=None)
+        → (hs (..., T, H), (h_T, c_T)).
+    """
+    check_positive_int(hidden, "hidden")
+    forget_bias = check_real(forget_bias, "forget_bias")
+
+    def run(params: Params, xs: Array, carry: tuple[Array, Array], mask: Array | None):
+        x_proj = _add_bias(xs @ params["w_x"], params["b"])  # (N, T, 4H)
+        step = functools.partial(_lstm_step, params["w_h"], forget_bias=forget_bias)
+        return scan_steps(lambda c, x: step(c, x), x_proj, carry, mask=mask, reverse=reverse)
+
+    zero_pair = lambda shape, dtype: (jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+    return _recurrent_layer("lstm", hidden, 4, run, zero_pair, name)
+
+
+def gru(hidden: int, *, reverse: bool = False, name: str = "gru") -> Layer:
+    """GRU over time (see `gru_cell` for the gate equations), h₀ = 0.
+
+    apply(params, x (..., T, in), *, mask=None, initial_carry=None) → (hs (..., T, H), h_T).
+    """
+    check_positive_int(hidden, "hidden")
+
+    def run(params: Params, xs: Array, carry: Array, mask: Array | None):
+        x_proj = _add_bias(xs @ params["w_x"], params["b_x"])  # (N, T, 3H)
+        step = functools.partial(_gru_step, params["w_h"], params["b_h"])
+        return scan_steps(step, x_proj, carry, mask=mask, reverse=reverse)
+
+    return _recurrent_layer("gru", hidden, 3, run, _zeros, name)
