@@ -1,0 +1,270 @@
+"""Loss functions: mse, cross-entropy, binary cross-entropy (on logits or probabilities), L2.
+
+Every loss checks shapes at trace time and never broadcasts `pred` against `target`
+silently: (4, 1) against (4,) is a ValueError naming both shapes. Integer predictions/logits
+are a TypeError. `reduction` is one of
+
+    "mean" (default) — average over every element (or over the kept ones, with `where`),
+    "sum"            — total over every (kept) element,
+    "none"           — the per-element losses, shaped like the labels.
+
+Float64 NumPy transcriptions live in `funcnn.reference.functional`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from funcnn._validation import check_choice, check_floating, check_in_range, check_same_shape
+from funcnn.activations import log_softmax, softplus
+
+Array = jax.Array
+
+__all__ = [
+    "REDUCTIONS",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "l2_penalty",
+    "mse",
+]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+# `binary_cross_entropy` clips p and 1 − p to at least ε before the logs, so a prediction of
+# exactly 0 or 1 costs at most −log(1e-7) ≈ 16.1 instead of ∞ (on both sides alike: 1 − p is
+# formed before clipping, not rounded from 1 − ε). Inputs narrower than float32 are upcast.
+BCE_PROB_EPS = 1e-7
+
+
+def _reduce(losses: Array, reduction: str, where: Array | None = None) -> Array:
+    """Apply `reduction`; with a `where` mask the mean divides by the number of kept entries."""
+    if where is None:
+        if reduction == "mean":
+            return jnp.mean(losses)
+        return jnp.sum(losses) if reduction == "sum" else losses
+    losses = jnp.where(where, losses, jnp.zeros_like(losses))
+    if reduction == "none":
+        return losses
+    total = jnp.sum(losses)
+    if reduction == "sum":
+        return total
+    count = jnp.sum(where).astype(losses.dtype)
+    return total / jnp.maximum(count, 1)  # nothing kept → 0, not 0/0
+
+
+def _compute_dtype(dtype: Any) -> Any:
+    """At least float32, so bf16/fp16 inputs don't lose the loss to rounding."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def mse(pred: Array, target: Array, *, reduction: str = "mean") -> Array:
+    """Mean squared error: ℓ_i = (pred_i − target_i)²;  ∂ℓ_i/∂pred_i = 2·(pred_i − target_i).
+
+    `pred` and `target` must have the same shape (any). With reduction="mean" the result is
+    (1/N)·Σ_i ℓ_i over all N elements (PyTorch's `MSELoss` default).
+    """
+    check_choice(reduction, "reduction", REDUCTIONS)
+    check_floating(pred, "mse: pred")
+    check_same_shape(pred, target, "pred", "target")
+    pred = jnp.asarray(pred)
+    pred = pred.astype(_compute_dtype(pred.dtype))
+    return _reduce(jnp.square(pred - jnp.asarray(target).astype(pred.dtype)), reduction)
+
+
+def _is_concrete(x: Any) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _check_labels_in_range(labels: Array, num_classes: int, where: Array | None) -> None:
+    """Eagerly reject out-of-range class ids when the labels are concrete (not traced)."""
+    if not (_is_concrete(labels) and (where is None or _is_concrete(where))):
+        return
+    ids = np.asarray(labels)
+    if where is not None:
+        ids = ids[np.asarray(where)]  # masked positions may hold padding ids like −100
+    bad = (ids < 0) | (ids >= num_classes)
+    if bad.any():
+        raise ValueError(
+            f"cross_entropy: labels must be class ids in [0, {num_classes}), got "
+            f"{ids[bad][:5].tolist()} (logits have {num_classes} classes). Mask padding with "
+            f"`where`."
+        )
+
+
+def _check_where(where: Any, label_shape: tuple[int, ...]) -> Array | None:
+    if where is None:
+        return None
+    where = jnp.asarray(where)
+    if where.dtype != jnp.bool_:
+        raise TypeError(f"cross_entropy: where must be a boolean mask, got dtype {where.dtype}.")
+    if where.shape != label_shape:
+        raise ValueError(
+            f"cross_entropy: where.shape={where.shape} must equal the label shape "
+            f"logits.shape[:-1]={label_shape}."
+        )
+    return where
+
+
+def cross_entropy(
+    logits: Array,
+    labels: Array,
+    *,
+    label_smoothing: float = 0.0,
+    where: Any = None,
+    reduction: str = "mean",
+) -> Array:
+    """Softmax cross-entropy: ℓ = −Σ_k q_k · log softmax(z)_k  over the last (class) axis.
+
+    Shapes: logits z (..., K). `labels` is either
+      * integer class ids y of shape (...) = logits.shape[:-1]: q = onehot(y), so ℓ = −log p_y;
+      * floating probability targets q of shape (..., K) (each row should sum to 1).
+    Gradient: ∂ℓ/∂z_k = p_k − q_k with p = softmax(z) (for rows of q summing to 1).
+
+    label_smoothing α ∈ [0, 1): q ← (1 − α)·q + α/K′ on every allowed class, where K′ counts
+    the classes whose logit is not −∞ (K′ = K without masking — PyTorch's convention), so
+    −∞-masked classes never receive target mass and the loss stays finite.
+
+    where: optional bool mask of the label shape (...); masked positions contribute 0 and
+    "mean" divides by the number of kept positions (e.g. padding in a language model).
+
+    Stability: computed from `log_softmax`, finite with finite gradients for |z| up to 1e4 and
+    for non-target logits set to −∞. Out-of-range integer labels raise a ValueError when the
+    labels are concrete; under `jit` they cannot be checked and yield a NaN loss instead of a
+    silently wrong number.
+    """
+    check_choice(reduction, "reduction", REDUCTIONS)
+    alpha = check_in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
+    logits = jnp.asarray(logits)
+    check_floating(logits, "cross_entropy: logits")
+    if logits.ndim < 1:
+        raise ValueError(f"cross_entropy: logits need a class axis, got shape {logits.shape}.")
+    labels = jnp.asarray(labels)
+    label_shape, num_classes = logits.shape[:-1], logits.shape[-1]
+    where = _check_where(where, label_shape)
+
+    logp = log_softmax(logits.astype(_compute_dtype(logits.dtype)), axis=-1)  # (..., K)
+    allowed = logits > -jnp.inf  # classes that can receive probability
+    if jnp.issubdtype(labels.dtype, jnp.integer):
+        if labels.shape != label_shape:
+            raise ValueError(
+                f"cross_entropy: integer class-id labels must have shape logits.shape[:-1]="
+                f"{label_shape}, got labels.shape={labels.shape} (logits.shape={logits.shape})."
+            )
+        _check_labels_in_range(labels, num_classes, where)
+        losses = _class_id_loss(logp, labels, allowed, alpha)
+    elif jnp.issubdtype(labels.dtype, jnp.floating):
+        if labels.shape != logits.shape:
+            raise ValueError(
+                f"cross_entropy: probability targets must have the logits' shape "
+                f"{logits.shape}, got labels.shape={labels.shape}. For class ids pass an "
+                f"integer array of shape {label_shape}."
+            )
+        losses = _soft_target_loss(logp, labels.astype(logp.dtype), allowed, alpha)
+    else:
+        raise TypeError(
+            f"cross_entropy: labels must be integer class ids or float probabilities, got "
+            f"dtype {labels.dtype}."
+        )
+    return _reduce(losses, reduction, where)
+
+
+def _smoothing_term(logp: Array, allowed: Array) -> Array:
+    """−(1/K′)·Σ_{allowed k} log p_k: the loss against the uniform distribution over allowed k."""
+    safe = jnp.where(allowed, logp, jnp.zeros_like(logp))  # −∞ entries never enter a product
+    count = jnp.maximum(jnp.sum(allowed, axis=-1), 1).astype(logp.dtype)
+    return -jnp.sum(safe, axis=-1) / count
+
+
+def _class_id_loss(logp: Array, labels: Array, allowed: Array, alpha: float) -> Array:
+    """ℓ = −(1 − α)·log p_y − α·mean_{allowed k} log p_k; NaN where y ∉ [0, K)."""
+    num_classes = logp.shape[-1]
+    in_range = (labels >= 0) & (labels < num_classes)
+    safe_ids = jnp.where(in_range, labels, 0)  # gather a valid index; the result is replaced
+    nll = -jnp.take_along_axis(logp, safe_ids[..., None], axis=-1)[..., 0]
+    if alpha > 0:
+        nll = (1 - alpha) * nll + alpha * _smoothing_term(logp, allowed)
+    return jnp.where(in_range, nll, jnp.full_like(nll, jnp.nan))
+
+
+def _soft_target_loss(logp: Array, q: Array, allowed: Array, alpha: float) -> Array:
+    """ℓ = −Σ_k q_k·log p_k with q smoothed as documented; terms with q_k = 0 count 0 (not 0·∞)."""
+    if alpha > 0:
+        count = jnp.maximum(jnp.sum(allowed, axis=-1, keepdims=True), 1).astype(q.dtype)
+        q = (1 - alpha) * q + alpha * allowed.astype(q.dtype) / count
+    used = q != 0
+    safe_logp = jnp.where(used, logp, jnp.zeros_like(logp))
+    return -jnp.sum(q * safe_logp, axis=-1)
+
+
+def binary_cross_entropy_with_logits(
+    logits: Array, targets: Array, *, reduction: str = "mean"
+) -> Array:
+    """Binary cross-entropy on logits: ℓ = −y·log σ(z) − (1 − y)·log(1 − σ(z)).
+
+    Stable form: ℓ = softplus(z) − y·z = max(z, 0) − y·z + log(1 + e^{−|z|}), finite for
+    |z| ≥ 1e4. Gradient: ∂ℓ/∂z = σ(z) − y exactly (= ½ − y at z = 0). `targets` y ∈ [0, 1]
+    (soft targets allowed) must have the logits' shape.
+    """
+    check_choice(reduction, "reduction", REDUCTIONS)
+    check_floating(logits, "binary_cross_entropy_with_logits: logits")
+    check_same_shape(logits, targets, "logits", "targets")
+    z = jnp.asarray(logits)
+    z = z.astype(_compute_dtype(z.dtype))
+    y = jnp.asarray(targets).astype(z.dtype)
+    return _reduce(softplus(z) - y * z, reduction)
+
+
+def binary_cross_entropy(
+    probs: Array, targets: Array, *, eps: float = BCE_PROB_EPS, reduction: str = "mean"
+) -> Array:
+    """Binary cross-entropy on probabilities: ℓ = −y·log p − (1 − y)·log(1 − p).
+
+    Both log arguments are clipped below at ε = `eps` (default 1e-7, see BCE_PROB_EPS):
+    ℓ = −y·log max(p, ε) − (1 − y)·log max(1 − p, ε), so p ∈ {0, 1} gives a finite loss
+    (at most −log ε ≈ 16.1). ∂ℓ/∂p = (p − y)/(p·(1 − p)) for p ∈ [ε, 1 − ε]; a clipped log
+    passes no gradient.
+    Prefer `binary_cross_entropy_with_logits` when you have logits: it needs no clipping.
+    """
+    check_choice(reduction, "reduction", REDUCTIONS)
+    eps = check_in_range(eps, "eps", 0.0, 0.5, low_inclusive=False)
+    check_floating(probs, "binary_cross_entropy: probs")
+    check_same_shape(probs, targets, "probs", "targets")
+    p = jnp.asarray(probs)
+    p = p.astype(_compute_dtype(p.dtype))
+    y = jnp.asarray(targets).astype(p.dtype)
+    log_p = jnp.log(jnp.maximum(p, eps))
+    log_not_p = jnp.log(jnp.maximum(1 - p, eps))
+    return _reduce(-(y * log_p + (1 - y) * log_not_p), reduction)
+
+
+def l2_penalty(params: Any, mask: Any = None) -> Array:
+    """L2 penalty ½·Σ_leaves Σ θ² over the leaves selected by `mask`;  ∂/∂θ = θ (selected).
+
+    `mask` is None (every leaf), a pytree of Python bools with the params' structure (e.g.
+    `funcnn.params.decay_mask(params)`, which skips biases and norm gains), or a callable
+    `params -> mask`. Sums are accumulated in at least float32.
+    """
+    if callable(mask):
+        mask = mask(params)
+    leaves = jax.tree.leaves(params)
+    if mask is None:
+        keep = [True] * len(leaves)
+    else:
+        try:
+            keep = jax.tree.leaves(jax.tree.map(lambda _, m: m, params, mask))
+        except ValueError as e:
+            raise ValueError(
+                f"l2_penalty: mask must have the same tree structure as params: {e}"
+            ) from None
+        keep = [bool(k) for k in keep]
+    total = jnp.zeros((), jnp.float32)
+    for leaf, use in zip(leaves, keep, strict=True):
+        if use:
+            leaf = jnp.asarray(leaf)
+            total = total + jnp.sum(jnp.square(leaf.astype(_compute_dtype(leaf.dtype))))
+    return 0.5 * total

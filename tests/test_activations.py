@@ -1,0 +1,181 @@
+"""Activations against float64 NumPy transcriptions: values, derivatives, and extremes."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from funcnn import activations as act
+from funcnn.reference import functional as ref
+
+# A grid through the interesting regions, including exactly 0 and large magnitudes.
+GRID = np.array([-30.0, -8.0, -2.5, -1.0, -0.3, 0.0, 0.2, 0.7, 1.5, 3.0, 9.0, 30.0])
+EXTREMES = np.array([-1e4, -1e3, -50.0, 50.0, 1e3, 1e4])
+
+ELEMENTWISE = [
+    ("relu", act.relu, ref.relu, ref.relu_grad),
+    ("sigmoid", act.sigmoid, ref.sigmoid, ref.sigmoid_grad),
+    ("softplus", act.softplus, ref.softplus, ref.softplus_grad),
+    ("tanh", act.tanh, ref.tanh, ref.tanh_grad),
+    ("silu", act.silu, ref.silu, ref.silu_grad),
+    ("leaky_relu", act.leaky_relu, ref.leaky_relu, ref.leaky_relu_grad),
+    ("gelu", act.gelu, ref.gelu, ref.gelu_grad),
+    (
+        "gelu_tanh",
+        lambda x: act.gelu(x, approximate=True),
+        lambda x: ref.gelu(x, approximate=True),
+        lambda x: ref.gelu_grad(x, approximate=True),
+    ),
+]
+IDS = [case[0] for case in ELEMENTWISE]
+
+
+def elementwise_grad(fn):
+    return jax.jit(jax.vmap(jax.grad(fn)))
+
+
+@pytest.mark.parametrize(("name", "fn", "ref_fn", "ref_grad"), ELEMENTWISE, ids=IDS)
+def test_elementwise_values_and_derivatives_float64(name, fn, ref_fn, ref_grad):
+    with jax.enable_x64(True):
+        x = jnp.asarray(GRID, jnp.float64)
+        np.testing.assert_allclose(fn(x), ref_fn(GRID), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(elementwise_grad(fn)(x), ref_grad(GRID), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize(("name", "fn", "ref_fn", "ref_grad"), ELEMENTWISE, ids=IDS)
+def test_elementwise_float32_close_to_float64(name, fn, ref_fn, ref_grad):
+    x = jnp.asarray(GRID, jnp.float32)
+    y = fn(x)
+    assert y.dtype == jnp.float32
+    np.testing.assert_allclose(y, ref_fn(GRID), rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(elementwise_grad(fn)(x), ref_grad(GRID), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "fn", "ref_fn", "ref_grad"), ELEMENTWISE, ids=IDS)
+def test_elementwise_finite_at_extremes(name, fn, ref_fn, ref_grad):
+    x = jnp.asarray(EXTREMES, jnp.float32)
+    y, g = fn(x), elementwise_grad(fn)(x)
+    chex.assert_tree_all_finite((y, g))
+    np.testing.assert_allclose(y, ref_fn(EXTREMES), rtol=1e-6)
+    np.testing.assert_allclose(g, ref_grad(EXTREMES), rtol=1e-6, atol=1e-30)
+
+
+def test_relu_derivative_at_zero_is_zero():
+    assert float(jax.grad(act.relu)(0.0)) == 0.0
+
+
+def test_sigmoid_is_exact_at_saturation_and_zero():
+    y = act.sigmoid(jnp.array([-1e4, 0.0, 1e4]))
+    np.testing.assert_array_equal(y, [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(
+        elementwise_grad(act.sigmoid)(jnp.array([-1e4, 0.0, 1e4])), [0.0, 0.25, 0.0]
+    )
+
+
+def test_gelu_defaults_to_exact_and_differs_from_tanh_form():
+    x = jnp.linspace(-3.0, 3.0, 13)
+    # jax.nn.gelu defaults to the tanh approximation; ours (like PyTorch) defaults to exact.
+    np.testing.assert_allclose(act.gelu(x), jax.nn.gelu(x, approximate=False), atol=1e-6)
+    np.testing.assert_allclose(act.gelu(x, approximate=True), jax.nn.gelu(x), atol=1e-6)
+    assert float(jnp.max(jnp.abs(act.gelu(x) - act.gelu(x, approximate=True)))) > 1e-4
+
+
+def test_leaky_relu_slope_argument():
+    x = np.array([-2.0, -0.5, 0.0, 1.0])
+    np.testing.assert_allclose(act.leaky_relu(jnp.asarray(x), 0.2), ref.leaky_relu(x, 0.2))
+
+
+# ------------------------------------------------------------------- softmax family
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(3, 5)) * 3
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_softmax_and_log_softmax_match_reference(axis):
+    with jax.enable_x64(True):
+        x = jnp.asarray(X)
+        np.testing.assert_allclose(act.softmax(x, axis=axis), ref.softmax(X, axis=axis), 1e-12)
+        np.testing.assert_allclose(
+            act.log_softmax(x, axis=axis), ref.log_softmax(X, axis=axis), 1e-12
+        )
+        np.testing.assert_allclose(np.exp(ref.log_softmax(X, axis)).sum(axis), 1.0, 1e-12)
+
+
+def test_softmax_where_mask_broadcasts_explicitly():
+    mask = np.array([True, False, True, True, False])  # (5,) against x (3, 5)
+    with jax.enable_x64(True):
+        x = jnp.asarray(X)
+        s = act.softmax(x, where=mask)
+        ls = act.log_softmax(x, where=mask)
+    np.testing.assert_allclose(s, ref.softmax(X, where=mask), rtol=1e-12)
+    np.testing.assert_array_equal(np.asarray(s)[:, ~mask], 0.0)
+    np.testing.assert_allclose(ls, ref.log_softmax(X, where=mask), rtol=1e-12)
+    assert np.all(np.isneginf(np.asarray(ls)[:, ~mask]))
+
+
+def test_log_softmax_gradient_matches_analytic_with_mask():
+    # ∂/∂x_j Σ_i w_i·ℓ_i = w_j − s_j·Σ_i w_i over kept entries, 0 at dropped ones.
+    mask = np.array([[True, True, False, True, True]] * 3)
+    w = RNG.normal(size=X.shape)
+    with jax.enable_x64(True):
+        g = jax.grad(
+            lambda x: jnp.sum(jnp.where(mask, jnp.asarray(w) * act.log_softmax(x, where=mask), 0))
+        )(jnp.asarray(X))
+    s = ref.softmax(X, where=mask)
+    wk = np.where(mask, w, 0.0)
+    expected = np.where(mask, wk - s * wk.sum(-1, keepdims=True), 0.0)
+    np.testing.assert_allclose(g, expected, rtol=1e-10, atol=1e-14)
+
+
+def test_softmax_gradient_matches_analytic():
+    # ∂/∂x_j Σ_i w_i·s_i = s_j·(w_j − Σ_i w_i s_i)
+    w = RNG.normal(size=X.shape)
+    with jax.enable_x64(True):
+        g = jax.grad(lambda x: jnp.sum(jnp.asarray(w) * act.softmax(x)))(jnp.asarray(X))
+    s = ref.softmax(X)
+    np.testing.assert_allclose(g, s * (w - (w * s).sum(-1, keepdims=True)), rtol=1e-10)
+
+
+def test_fully_masked_or_minus_inf_rows_give_zeros_and_zero_gradient():
+    x = jnp.array([[-jnp.inf] * 3, [1.0, 2.0, 3.0], [0.0, -jnp.inf, 5.0]])
+    mask = jnp.array([[True] * 3, [False] * 3, [True] * 3])
+    for fn in (act.softmax, act.log_softmax):
+        y = jax.jit(fn)(x, where=mask)
+        np.testing.assert_array_equal(y[:2], 0.0)
+        finite = jnp.isfinite(y)  # log_softmax is −∞ at x = −∞ in the partial row
+        g = jax.jit(
+            jax.grad(lambda x, fn=fn, keep=finite: jnp.sum(jnp.where(keep, fn(x, where=mask), 0)))
+        )(x)
+        chex.assert_tree_all_finite(g)
+        np.testing.assert_array_equal(g[:2], 0.0)
+    np.testing.assert_allclose(
+        act.softmax(x)[2], ref.softmax(np.array([0.0, -np.inf, 5.0])), rtol=1e-6
+    )
+
+
+def test_softmax_family_finite_at_extremes():
+    x = jnp.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]])
+    w = jnp.array([[0.3, -1.0, 2.0], [1.0, 0.5, -0.5]])
+    for fn in (act.softmax, act.log_softmax):
+        y, g = jax.jit(jax.value_and_grad(lambda x, fn=fn: jnp.sum(w * fn(x))))(x)
+        chex.assert_tree_all_finite((y, g))
+    np.testing.assert_allclose(act.log_softmax(x), ref.log_softmax(np.asarray(x)), rtol=1e-6)
+    np.testing.assert_allclose(act.softmax(x), ref.softmax(np.asarray(x)), atol=1e-7)
+
+
+def test_softmax_rejects_bad_inputs():
+    with pytest.raises(TypeError, match="floating"):
+        act.softmax(jnp.arange(3))
+    with pytest.raises(TypeError, match="boolean"):
+        act.log_softmax(jnp.ones(3), where=jnp.ones(3))
+    with pytest.raises(ValueError, match=r"where.shape=\(4,\)"):
+        act.softmax(jnp.ones((2, 3)), where=jnp.ones(4, bool))
+
+
+def test_softmax_jits_and_preserves_dtype():
+    x = jnp.asarray(X, jnp.bfloat16)
+    y = jax.jit(act.softmax)(x)
+    assert y.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(y, np.float64), ref.softmax(np.asarray(x)), atol=1e-2)
