@@ -3,6 +3,14 @@
 Modules hold one family each; this package re-exports the public names.
 """
 
+from funcnn.nn.attention import (
+    attention_weights,
+    causal_mask,
+    dot_product_attention,
+    key_padding_mask,
+    masked_softmax,
+)
+from funcnn.nn.conv import conv1d
 from funcnn.nn.core import (
     Layer,
     activation,
@@ -11,12 +19,38 @@ from funcnn.nn.core import (
     residual,
     serial,
 )
+from funcnn.nn.embedding import bag_of_words, embedding, positional_encoding, sinusoidal_positions
+from funcnn.nn.masking import lengths_to_mask
+from funcnn.nn.pooling import avg_pool1d, global_avg_pool, global_max_pool, max_pool1d
+from funcnn.nn.recurrent import gru, gru_cell, lstm, lstm_cell, rnn, rnn_cell, scan_steps
 
 __all__ = [
     "Layer",
     "activation",
+    "attention_weights",
+    "avg_pool1d",
+    "bag_of_words",
+    "causal_mask",
+    "conv1d",
+    "dot_product_attention",
+    "embedding",
     "flatten",
+    "global_avg_pool",
+    "global_max_pool",
+    "gru",
+    "gru_cell",
+    "key_padding_mask",
+    "lengths_to_mask",
+    "lstm",
+    "lstm_cell",
+    "masked_softmax",
+    "max_pool1d",
     "parallel",
+    "positional_encoding",
     "residual",
+    "rnn",
+    "rnn_cell",
+    "scan_steps",
     "serial",
+    "sinusoidal_positions",
 ]
