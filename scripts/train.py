@@ -5,6 +5,11 @@
     python scripts/train.py --task house         # linear regression; coefficients vs truth
 
 Writes `history.png` (loss/accuracy curves) and `params.ckpt` (a funcnn checkpoint) to --out.
+
+    python scripts/train.py --checkpoint-every 200 --keep 3   # TrainState → --out/checkpoints
+    python scripts/train.py --checkpoint-every 200 --resume   # continue, bit-identically
+
+SIGINT/SIGTERM finish the current fused chunk, write a checkpoint and exit with 128 + signal.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from funcnn import checkpoint, recipes
+from funcnn import checkpoint, recipes, resume
 from funcnn.params import summary
 from funcnn.plotting import plot_history
 
@@ -34,6 +39,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/train"))
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="checkpoint every N steps to --out/checkpoints (0: only at the end)",
+    )
+    p.add_argument("--keep", type=int, default=3, metavar="K", help="keep the newest K checkpoints")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest valid checkpoint in --out/checkpoints",
+    )
     return p.parse_args(argv)
 
 
@@ -57,7 +75,22 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     config = recipes.resolve(config_from_args(args))
     print(f"funcnn: training {config}")
-    result = recipes.run(config, progress=not args.no_progress)
+    with resume.stop_on_signals() as stop:
+        result = resume.run_resumable(
+            config,
+            args.out / "checkpoints",
+            checkpoint_every=args.checkpoint_every,
+            keep=args.keep,
+            resume=args.resume,
+            stop=stop,
+            progress=not args.no_progress,
+        )
+    if stop.requested:
+        print(
+            f"stopped by {stop.name} at step {int(result.state.step)}; checkpoint written to "
+            f"{args.out / 'checkpoints'}; rerun with --resume to continue."
+        )
+        return 128 + stop.signum
     print(summary(result.state.params))
     for epoch, metrics in _epoch_rows(result.history):
         print(f"epoch {epoch:>4}  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))

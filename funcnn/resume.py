@@ -1,0 +1,241 @@
+"""Resumable training: periodic checkpoints, a clean stop on SIGINT/SIGTERM, exact resume.
+
+    manager = CheckpointManager(out / "checkpoints", keep=3)
+    found = resume_latest(manager, like=fresh_state, config=config_dict)  # None → start fresh
+    with stop_on_signals() as stop:
+        callback = checkpoint_callback(manager, every=500, stop=stop, config=config_dict)
+        state, history = fit(state, ..., steps_per_dispatch=500, callback=callback)
+    if stop.requested: ...                                             # checkpoint written
+
+What makes the resume exact: the checkpoint holds the whole `TrainState` (params, optimizer
+state, step, PRNG key), and `fit`'s data order is a pure function of `(data_key, epoch)`,
+with `data_key` derived from the config's seed — so the step counter fixes the position
+(epoch = ⌊step / steps_per_epoch⌋, index = step mod steps_per_epoch), which is stored in
+the metadata too and cross-checked. Checkpoints are only taken between fused chunks, so a
+resumed run replays the very same compiled chunks and reaches bit-identical parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from funcnn import recipes
+from funcnn._validation import check_nonnegative_int, check_positive_int
+from funcnn.checkpoint import CheckpointManager
+from funcnn.train import steps_per_epoch
+
+Callback = Callable[[Any, dict[str, Any]], bool]
+
+
+class StopRequest:
+    """Set by `stop_on_signals` when a signal arrives; `signum` says which one (else None)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str | None:
+        return None if self.signum is None else signal.Signals(self.signum).name
+
+
+@contextlib.contextmanager
+def stop_on_signals(
+    signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
+) -> Iterator[StopRequest]:
+    """Turn the first SIGINT/SIGTERM into a stop request instead of killing the process.
+
+    The handler only records the signal; the training loop sees `stop.requested` between
+    fused chunks, writes a checkpoint and returns. A second signal restores the previous
+    handlers and re-sends itself, so pressing Ctrl-C twice still aborts at once. Outside the
+    main thread (where Python cannot install handlers) this yields a request that never fires.
+    """
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def handle(signum: int, frame: Any) -> None:
+        del frame
+        if stop.requested:  # second signal: give up on the clean stop
+            restore()
+            signal.raise_signal(signum)
+            return
+        stop.signum = signum
+        print(
+            f"\nreceived {stop.name}: finishing the current chunk, then checkpointing "
+            "(send it again to abort without a checkpoint)",
+            flush=True,
+        )
+
+    for sig in signals:
+        signal.signal(sig, handle)
+    try:
+        yield stop
+    finally:
+        restore()
+
+
+def data_position(step: int, steps_per_epoch: int) -> dict[str, int]:
+    """{"step", "epoch", "index"}: where step `step` sits in fit's epoch-by-epoch data order."""
+    epoch, index = divmod(step, steps_per_epoch)
+    return {"step": step, "epoch": epoch, "index": index}
+
+
+def checkpoint_callback(
+    manager: CheckpointManager,
+    *,
+    every: int = 0,
+    stop: StopRequest | None = None,
+    total_steps: int | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Callback:
+    """A `fit` callback that checkpoints the TrainState and stops on request.
+
+    After each fused chunk it saves when the step crossed a multiple of `every` (0: never
+    periodically), when the run reached `total_steps`, or when `stop` was requested — and
+    then returns `stop.requested`, which makes `fit` return. Metadata: the `config` (JSON)
+    and the data position from `data_position`. Give `fit` `steps_per_dispatch=every` so
+    chunks end exactly on checkpoint steps.
+    """
+    every = check_nonnegative_int(every, "every")
+    config = _as_json(config)
+    last_saved = [-1]
+
+    def callback(state: Any, info: dict[str, Any]) -> bool:
+        step = info["step"]
+        stopping = stop is not None and stop.requested
+        crossed = every > 0 and step // every > max(last_saved[0], 0) // every
+        finished = total_steps is not None and step >= total_steps
+        if (crossed or finished or stopping) and step != last_saved[0]:
+            metadata = {
+                "config": config,
+                "position": data_position(step, info["steps_per_epoch"]),
+            }
+            manager.save(step, state, metadata=metadata)
+            last_saved[0] = step
+        return stopping
+
+    return callback
+
+
+def resume_latest(
+    manager: CheckpointManager,
+    like: Any,
+    *,
+    config: Mapping[str, Any] | None = None,
+    steps_per_epoch: int | None = None,
+) -> Any | None:
+    """The newest valid checkpointed state shaped like `like`, or None if there is none.
+
+    Corrupt newer files are skipped with a warning (see `CheckpointManager`). A checkpoint
+    written under another `config`, or whose stored data position disagrees with its step,
+    is a ValueError naming the differing fields: continuing it would not reproduce the run.
+    """
+    found = manager.restore_latest(like=like)
+    if found is None:
+        return None
+    state, metadata, step = found
+    if int(state.step) != step:
+        raise ValueError(
+            f"checkpoint {manager.path_for(step)} holds a state at step {int(state.step)}; "
+            "was the file renamed?"
+        )
+    saved_config = metadata.get("config", {})
+    config = None if config is None else _as_json(config)
+    if config is not None and saved_config != config:
+        changed = sorted(
+            k
+            for k in set(saved_config) | set(config)
+            if saved_config.get(k, "<unset>") != config.get(k, "<unset>")
+        )
+        details = ", ".join(
+            f"{k}: {saved_config.get(k, '<unset>')!r} → {config.get(k, '<unset>')!r}"
+            for k in changed
+        )
+        raise ValueError(
+            f"cannot resume from {manager.path_for(step)}: it was written with a different "
+            f"config ({details}). Use the same flags, or another --out to start afresh."
+        )
+    position = metadata.get("position")
+    expected = None if steps_per_epoch is None else data_position(step, steps_per_epoch)
+    if expected is not None and position != expected:
+        raise ValueError(
+            f"checkpoint {manager.path_for(step)} records data position {position}, but step "
+            f"{step} with {steps_per_epoch} steps per epoch is {expected}."
+        )
+    return state
+
+
+def run_resumable(
+    config: recipes.TrainConfig,
+    checkpoint_dir: str | os.PathLike,
+    *,
+    checkpoint_every: int = 0,
+    keep: int = 3,
+    resume: bool = False,
+    stop: StopRequest | None = None,
+    progress: bool = True,
+) -> recipes.RunResult:
+    """`recipes.run` with its TrainState checkpointed in `checkpoint_dir` — every
+    `checkpoint_every` steps (0: none periodically), at the end, and when `stop` is
+    requested — and, with `resume=True`, continued from the newest valid checkpoint.
+
+    Without `resume`, checkpoints of an earlier run in the folder are removed first (with a
+    note), so a later `--resume` can never mix two runs.
+    """
+    check_nonnegative_int(checkpoint_every, "checkpoint_every")
+    check_positive_int(keep, "keep")
+    manager = CheckpointManager(Path(checkpoint_dir), keep=keep)
+    config = recipes.resolve(config)
+    config_dict = dataclasses.asdict(config)
+    _, _, _, _, fresh, _, _, data, _ = recipes.prepare(config)
+    per_epoch = steps_per_epoch(data, config.batch_size)
+    state = None
+    if resume:
+        state = resume_latest(manager, like=fresh, config=config_dict, steps_per_epoch=per_epoch)
+        where = "no checkpoint found" if state is None else f"step {int(state.step)}"
+        print(f"resume: {where} in {manager.directory}", flush=True)
+    elif manager.steps():
+        print(
+            f"starting fresh: removing {len(manager.steps())} checkpoint(s) of an earlier run "
+            f"in {manager.directory} (use --resume to continue it instead)",
+            flush=True,
+        )
+        for step in manager.steps():
+            manager.path_for(step).unlink()
+    callback = checkpoint_callback(
+        manager,
+        every=checkpoint_every,
+        stop=stop,
+        total_steps=config.epochs * per_epoch,
+        config=config_dict,
+    )
+    return recipes.run(
+        config,
+        state=state,
+        progress=progress,
+        callback=callback,
+        steps_per_dispatch=checkpoint_every or None,
+    )
+
+
+def _as_json(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The config as it reads back from a checkpoint (tuples become lists, and so on)."""
+    return json.loads(json.dumps(dict(config or {})))
