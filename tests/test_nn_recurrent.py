@@ -1,0 +1,168 @@
+"""RNN / LSTM / GRU cells and scan layers against float64 loop-by-loop NumPy references."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from funcnn import nn
+from funcnn.reference import gru_reference, lstm_reference, rnn_reference
+from funcnn.reference.numerical import numerical_grad
+
+KEY = jax.random.key(0)
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(3, 7, 4))
+MASK = np.array([[1] * 7, [1] * 4 + [0] * 3, [0] * 7], bool)
+
+
+def _f64(tree):
+    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), tree)
+
+
+def _randomize_biases(params):
+    """Non-zero biases so that a dropped or mis-ordered bias shows up."""
+    return {
+        k: (jnp.asarray(RNG.normal(size=v.shape), jnp.float32) if k.startswith("b") else v)
+        for k, v in params.items()
+    }
+
+
+def _reference(kind, params, x, mask, reverse, forget_bias=0.0):
+    p = {k: np.asarray(v) for k, v in params.items()}
+    if kind == "rnn":
+        return rnn_reference(x, p["w_x"], p["w_h"], p["b"], mask=mask, reverse=reverse)
+    if kind == "lstm":
+        return lstm_reference(
+            x, p["w_x"], p["w_h"], p["b"], forget_bias=forget_bias, mask=mask, reverse=reverse
+        )
+    return gru_reference(x, p["w_x"], p["w_h"], p["b_x"], p["b_h"], mask=mask, reverse=reverse)
+
+
+def _layer(kind, hidden=5, **kw):
+    if kind == "lstm":
+        return nn.lstm(hidden, forget_bias=kw.pop("forget_bias", 0.0), **kw)
+    return {"rnn": nn.rnn, "gru": nn.gru}[kind](hidden, **kw)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_layer_matches_reference_with_mask(kind, reverse):
+    forget_bias = 1.0 if kind == "lstm" else 0.0
+    layer = _layer(kind, reverse=reverse, **({"forget_bias": 1.0} if kind == "lstm" else {}))
+    params, (ys_shape, carry_shape) = layer.init(KEY, X.shape)
+    params = _randomize_biases(params)
+    with jax.enable_x64(True):
+        ys, carry = layer.apply(_f64(params), jnp.asarray(X), mask=jnp.asarray(MASK))
+        ref_ys, ref_carry = _reference(kind, params, X, MASK, reverse, forget_bias)
+        assert ys.shape == ys_shape
+        assert jax.tree.map(jnp.shape, carry) == carry_shape
+        np.testing.assert_allclose(ys, ref_ys, rtol=1e-12, atol=1e-12)
+        for got, want in zip(jax.tree.leaves(carry), jax.tree.leaves(ref_carry), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    # Padded steps output zeros; the all-padding row keeps the zero initial carry.
+    assert np.all(np.asarray(ys)[1, 4:] == 0) and np.all(
+        np.asarray(jax.tree.leaves(carry)[0])[2] == 0
+    )
+
+
+def test_lstm_cell_gates_match_reference_one_step():
+    layer = nn.lstm(3, forget_bias=0.5)
+    params, _ = layer.init(KEY, (2, 1, 4))
+    params = _randomize_biases(params)
+    h0, c0 = RNG.normal(size=(2, 3)), RNG.normal(size=(2, 3))
+    x = RNG.normal(size=(2, 4))
+    with jax.enable_x64(True):
+        (h, c), y = nn.lstm_cell(_f64(params), _f64((h0, c0)), jnp.asarray(x), forget_bias=0.5)
+    # Hand transcription of i, f, g, o with the explicit initial state.
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    z = x @ p["w_x"] + h0 @ p["w_h"] + p["b"]
+    sig = lambda a: 1 / (1 + np.exp(-a))
+    i, f, g, o = sig(z[:, :3]), sig(z[:, 3:6] + 0.5), np.tanh(z[:, 6:9]), sig(z[:, 9:])
+    c_ref = f * c0 + i * g
+    np.testing.assert_allclose(c, c_ref, rtol=1e-12)
+    np.testing.assert_allclose(h, o * np.tanh(c_ref), rtol=1e-12)
+    np.testing.assert_array_equal(h, y)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
+def test_cells_match_one_reference_step(kind):
+    layer = _layer(kind, hidden=3)
+    params, _ = layer.init(KEY, (2, 1, 4))
+    params = _randomize_biases(params)
+    x = RNG.normal(size=(2, 1, 4))
+    cell = nn.rnn_cell if kind == "rnn" else nn.gru_cell
+    with jax.enable_x64(True):
+        h, _ = cell(_f64(params), jnp.zeros((2, 3)), jnp.asarray(x[:, 0]))
+        np.testing.assert_allclose(h, _reference(kind, params, x, None, False)[1], rtol=1e-12)
+
+
+def test_lstm_gradient_matches_finite_differences():
+    layer = nn.lstm(2, forget_bias=1.0)
+    params, _ = layer.init(KEY, (1, 4, 2))
+    params = _randomize_biases(params)
+    x = RNG.normal(size=(2, 4, 2))
+    with jax.enable_x64(True):
+        loss = jax.jit(lambda p: jnp.sum(jnp.sin(layer.apply(p, jnp.asarray(x))[0])))
+        analytic = jax.grad(loss)(_f64(params))
+        numeric = numerical_grad(lambda p: loss(_f64(p)), params)
+        for k in params:
+            np.testing.assert_allclose(analytic[k], numeric[k], rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_forward_layer_is_causal_and_reverse_is_anticausal(kind):
+    x = jnp.asarray(X[0], jnp.float32)  # (T, F): a single unbatched example
+    for reverse in (False, True):
+        layer = _layer(kind, reverse=reverse)
+        params, _ = layer.init(KEY, x.shape)
+        outputs = lambda x, layer=layer, params=params: layer.apply(params, x)[0]
+        jac = jax.jacrev(outputs)(x)  # (T, H, T, F)
+        influence = np.abs(np.asarray(jac)).sum(axis=(1, 3))  # (T_out, T_in)
+        future = np.triu(np.ones_like(influence, bool), k=1)
+        blocked = future.T if reverse else future
+        assert np.all(influence[blocked] == 0)
+        assert np.all(influence[~blocked] > 0)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_padding_invariance_and_batch_agreement(kind):
+    layer = _layer(kind)
+    params, _ = layer.init(KEY, X.shape)
+    lengths = [7, 4, 2]
+    # Garbage (not zeros) in the padded steps: the mask alone must make them irrelevant.
+    padded = np.concatenate([X, RNG.normal(size=(3, 5, 4)) * 100], axis=1)
+    mask = jnp.arange(12)[None, :] < jnp.asarray(lengths)[:, None]
+    ys, carry = layer.apply(params, jnp.asarray(padded, jnp.float32), mask=mask)
+    for row, n in enumerate(lengths):
+        single_ys, single_carry = layer.apply(params, jnp.asarray(X[row, :n], jnp.float32))
+        np.testing.assert_allclose(ys[row, :n], single_ys, rtol=1e-5, atol=1e-6)
+        for got, want in zip(jax.tree.leaves(carry), jax.tree.leaves(single_carry), strict=True):
+            np.testing.assert_allclose(got[row], want, rtol=1e-5, atol=1e-6)
+
+
+def test_initial_carry_is_used_and_checked():
+    layer = nn.lstm(5)
+    params, _ = layer.init(KEY, X.shape)
+    x = jnp.asarray(X, jnp.float32)
+    _, carry = layer.apply(params, x[:, :3])
+    resumed, final = layer.apply(params, x[:, 3:], initial_carry=carry)
+    whole, whole_final = layer.apply(params, x)
+    np.testing.assert_allclose(resumed, whole[:, 3:], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(final[1], whole_final[1], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="initial_carry must have shapes"):
+        layer.apply(params, x, initial_carry=jnp.zeros((3, 5)))
+
+
+def test_recurrent_errors_are_clear():
+    layer = nn.rnn(5)
+    params, _ = layer.init(KEY, X.shape)
+    with pytest.raises(ValueError, match="x has 3 features but w_x expects 4"):
+        layer.apply(params, jnp.zeros((3, 7, 3)))
+    with pytest.raises(ValueError, match=r"mask must have shape \(3, 7\)"):
+        layer.apply(params, jnp.zeros((3, 7, 4)), mask=jnp.ones((3, 6), bool))
+    with pytest.raises(TypeError, match="floating"):
+        layer.apply(params, jnp.zeros((3, 7, 4), jnp.int32))
+    with pytest.raises(ValueError, match="hidden"):
+        nn.lstm(0)
+    with pytest.raises(ValueError, match="features"):
+        layer.init(KEY, (3, 7, -1))
