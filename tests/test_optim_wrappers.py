@@ -136,6 +136,19 @@ def test_counts_survive_a_scan_and_nested_chains():
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
 
 
+@pytest.mark.parametrize(
+    "make", [lambda: skip_nonfinite(optim.adam(0.1)), lambda: accumulate(optim.adam(0.1), 2)]
+)
+def test_state_survives_a_donated_step(make):
+    """No buffer appears twice in a fresh state (donating it twice is a runtime error)."""
+    opt = make()
+    step = jax.jit(jitted_update(opt), donate_argnums=(1, 2))
+    params, state = params_like(), opt.init(params_like())
+    for _ in range(3):
+        params, state = step(grads_for(0.5, 1.0), state, params)
+    assert np.isfinite(np.asarray(params["w"])).all()
+
+
 def test_counts_need_the_wrapper():
     with pytest.raises(ValueError, match="no skip_nonfinite state"):
         nonfinite_counts(optim.sgd(0.1).init(params_like()))

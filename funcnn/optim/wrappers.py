@@ -81,11 +81,11 @@ def skip_nonfinite(
     max_consecutive = check_positive_int(max_consecutive, "max_consecutive")
 
     def init(params: Params) -> SkipNonfiniteState:
-        zero = jnp.zeros([], jnp.int32)
+        # Two distinct buffers: one shared array would be donated twice by a jitted step.
         return SkipNonfiniteState(
             inner=inner.init(params),
-            skipped=zero,
-            consecutive=zero,
+            skipped=jnp.zeros([], jnp.int32),
+            consecutive=jnp.zeros([], jnp.int32),
             max_consecutive=jnp.asarray(max_consecutive, jnp.int32),
         )
 
