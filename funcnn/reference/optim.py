@@ -1,3 +1,453 @@
-"""Placeholder: filled in by its owner."""
+"""Float64 NumPy transcriptions of every optimizer stage, alias and schedule — no JAX here.
 
-__all__: list[str] = []
+Written straight from the equations in the docstrings of `funcnn.optim`, as independently
+of its code as possible: the aliases (`SGD`, `RMSProp`, `Adam`, `AdamW`) are single loops
+over the parameters in PyTorch's style, not chains of the stages below.
+
+Conventions:
+- Parameters, gradients and updates are *flat* dicts `name -> np.ndarray` (float64); use
+  `flatten_params` to turn a nested parameter dict into one ("dense/w" keys).
+- Every optimizer object is stateful: `updates = opt.update(grads, params)` advances its
+  state by one step and returns u (θ ← θ + u); `opt.step(params, grads)` returns θ + u.
+  `opt.last_learning_rate` is the η used by the latest update (None before any).
+- Schedules are factories with the same arguments as `funcnn.optim.schedules`, returning
+  a plain function `step -> float` (step = updates already applied, 0 first).
+- `run_reference(opt, params, grad_fn, num_steps)` runs the loop and returns the final
+  params plus the learning rate used at every step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+FlatParams = dict[str, np.ndarray]
+Mask = Mapping[str, bool] | Callable[[FlatParams], Mapping[str, bool]]
+ScheduleFn = Callable[[int], float]
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "AddDecayedWeights",
+    "Chain",
+    "Clip",
+    "ClipByGlobalNorm",
+    "Identity",
+    "RMSProp",
+    "Scale",
+    "ScaleByAdam",
+    "ScaleByLearningRate",
+    "ScaleByRms",
+    "Trace",
+    "flatten_params",
+    "global_norm_reference",
+    "run_reference",
+    "schedule_constant",
+    "schedule_cosine_decay",
+    "schedule_exponential_decay",
+    "schedule_linear",
+    "schedule_linear_warmup",
+    "schedule_piecewise_constant",
+    "schedule_warmup_cosine_decay",
+]
+
+
+def flatten_params(tree: Mapping[str, Any], prefix: str = "") -> FlatParams:
+    """{"dense": {"w": a}} -> {"dense/w": float64 copy of a}; key order is sorted (as JAX's)."""
+    flat: FlatParams = {}
+    for key in sorted(tree):
+        value = tree[key]
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_params(value, name + "/"))
+        else:
+            flat[name] = np.array(value, dtype=np.float64)
+    return flat
+
+
+def _learning_rate(value: float | ScheduleFn) -> ScheduleFn:
+    return value if callable(value) else (lambda step: float(value))
+
+
+def _mask_dict(mask: Mask | None, params: FlatParams) -> dict[str, bool]:
+    if mask is None:
+        return dict.fromkeys(params, True)
+    chosen = mask(params) if callable(mask) else mask
+    return {name: bool(chosen[name]) for name in params}
+
+
+# --- schedules (η as a function of the number of updates already applied) --------------
+
+
+def schedule_constant(value: float) -> ScheduleFn:
+    """η(t) = value."""
+    return lambda t: float(value)
+
+
+def schedule_linear(init_value: float, end_value: float, transition_steps: int) -> ScheduleFn:
+    """η(t) = a + (b − a)·min(t, T)/T."""
+    return lambda t: (
+        init_value + (end_value - init_value) * min(t, transition_steps) / (transition_steps)
+    )
+
+
+def schedule_linear_warmup(
+    peak_value: float, warmup_steps: int, init_value: float = 0.0
+) -> ScheduleFn:
+    """η(t) = a + (p − a)·min(t, W)/W."""
+    return schedule_linear(init_value, peak_value, warmup_steps)
+
+
+def schedule_cosine_decay(init_value: float, decay_steps: int, end_value: float = 0.0):
+    """η(t) = e + (η₀ − e)·½·(1 + cos(π·min(t, T)/T))."""
+
+    def schedule(t: int) -> float:
+        progress = min(t, decay_steps) / decay_steps
+        return end_value + (init_value - end_value) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return schedule
+
+
+def schedule_warmup_cosine_decay(
+    peak_value: float,
+    warmup_steps: int,
+    decay_steps: int,
+    end_value: float = 0.0,
+    init_value: float = 0.0,
+) -> ScheduleFn:
+    """Linear from a to p over W steps, then half a cosine from p to e, reaching e at t = T."""
+
+    def schedule(t: int) -> float:
+        if t < warmup_steps:
+            return init_value + (peak_value - init_value) * t / warmup_steps
+        progress = min(t - warmup_steps, decay_steps - warmup_steps) / (decay_steps - warmup_steps)
+        return end_value + (peak_value - end_value) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return schedule
+
+
+def schedule_exponential_decay(
+    init_value: float, decay_rate: float, transition_steps: int, staircase: bool = False
+) -> ScheduleFn:
+    """η(t) = η₀·r^(t/T), or r^⌊t/T⌋ with staircase."""
+
+    def schedule(t: int) -> float:
+        exponent = t / transition_steps
+        if staircase:
+            exponent = math.floor(exponent)
+        return init_value * decay_rate**exponent
+
+    return schedule
+
+
+def schedule_piecewise_constant(boundaries: Sequence[int], values: Sequence[float]) -> ScheduleFn:
+    """η(t) = values[k], k = number of boundaries b with t ≥ b."""
+    return lambda t: float(values[sum(1 for b in boundaries if t >= b)])
+
+
+# --- small stages: update(grads, params) -> updates, state kept on the object ----------
+
+
+class _Stage:
+    """Base: `update(grads, params) -> updates` (advances the state); `step` adds them."""
+
+    last_learning_rate: float | None = None
+
+    def update(self, grads: FlatParams, params: FlatParams) -> FlatParams:
+        raise NotImplementedError
+
+    def step(self, params: FlatParams, grads: FlatParams) -> FlatParams:
+        updates = self.update(grads, params)
+        return {k: params[k] + updates[k] for k in params}
+
+
+class Identity(_Stage):
+    """u = g."""
+
+    def update(self, grads: FlatParams, params: FlatParams) -> FlatParams:
+        return dict(grads)
+
+
+class Scale(_Stage):
+    """u = c·g."""
+
+    def __init__(self, factor: float):
+        self.factor = factor
+
+    def update(self, grads, params):
+        return {k: self.factor * g for k, g in grads.items()}
+
+
+class Clip(_Stage):
+    """u = min(max(g, −c), c) elementwise."""
+
+    def __init__(self, max_delta: float):
+        self.max_delta = max_delta
+
+    def update(self, grads, params):
+        return {
+            k: np.minimum(np.maximum(g, -self.max_delta), self.max_delta) for k, g in grads.items()
+        }
+
+
+class ScaleByLearningRate(_Stage):
+    """u = −η(t)·d, t = updates already applied."""
+
+    def __init__(self, learning_rate: float | ScheduleFn):
+        self.schedule = _learning_rate(learning_rate)
+        self.count = 0
+        self.last_learning_rate: float | None = None
+
+    def update(self, grads, params):
+        lr = self.schedule(self.count)
+        self.count += 1
+        self.last_learning_rate = lr
+        return {k: -lr * g for k, g in grads.items()}
+
+
+class Trace(_Stage):
+    """v = μv + g;  d = g + μv (nesterov) or v."""
+
+    def __init__(self, decay: float, nesterov: bool = False):
+        self.decay, self.nesterov = decay, nesterov
+        self.v: FlatParams = {}
+
+    def update(self, grads, params):
+        out = {}
+        for k, g in grads.items():
+            self.v[k] = self.decay * self.v.get(k, np.zeros_like(g)) + g
+            out[k] = g + self.decay * self.v[k] if self.nesterov else self.v[k].copy()
+        return out
+
+
+class ScaleByRms(_Stage):
+    """s = ρs + (1−ρ)g²  [m = ρm + (1−ρ)g, s̃ = max(s − m², 0)];  d = g/(√s̃ + ε) or g/√(s̃ + ε)."""
+
+    def __init__(self, decay=0.9, eps=1e-8, eps_in_sqrt=False, centered=False):
+        self.decay, self.eps = decay, eps
+        self.eps_in_sqrt, self.centered = eps_in_sqrt, centered
+        self.s: FlatParams = {}
+        self.m: FlatParams = {}
+
+    def update(self, grads, params):
+        rho, out = self.decay, {}
+        for k, g in grads.items():
+            self.s[k] = rho * self.s.get(k, np.zeros_like(g)) + (1 - rho) * g * g
+            s = self.s[k]
+            if self.centered:
+                self.m[k] = rho * self.m.get(k, np.zeros_like(g)) + (1 - rho) * g
+                s = np.maximum(s - self.m[k] ** 2, 0.0)
+            denom = np.sqrt(s + self.eps) if self.eps_in_sqrt else np.sqrt(s) + self.eps
+            out[k] = g / denom
+        return out
+
+
+class ScaleByAdam(_Stage):
+    """m = β₁m + (1−β₁)g, v = β₂v + (1−β₂)g², d = (m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε), t from 1."""
+
+    def __init__(self, b1=0.9, b2=0.999, eps=1e-8):
+        self.b1, self.b2, self.eps = b1, b2, eps
+        self.t = 0
+        self.m: FlatParams = {}
+        self.v: FlatParams = {}
+
+    def update(self, grads, params):
+        self.t += 1
+        out = {}
+        for k, g in grads.items():
+            self.m[k] = self.b1 * self.m.get(k, np.zeros_like(g)) + (1 - self.b1) * g
+            self.v[k] = self.b2 * self.v.get(k, np.zeros_like(g)) + (1 - self.b2) * g * g
+            m_hat = self.m[k] / (1 - self.b1**self.t)
+            v_hat = self.v[k] / (1 - self.b2**self.t)
+            out[k] = m_hat / (np.sqrt(v_hat) + self.eps)
+        return out
+
+
+class AddDecayedWeights(_Stage):
+    """u = g + λθ on masked leaves."""
+
+    def __init__(self, weight_decay: float, mask: Mask | None = None):
+        self.weight_decay, self.mask = weight_decay, mask
+
+    def update(self, grads, params):
+        chosen = _mask_dict(self.mask, params)
+        return {k: g + self.weight_decay * params[k] if chosen[k] else g for k, g in grads.items()}
+
+
+def global_norm_reference(grads: FlatParams) -> float:
+    """‖g‖ = √(Σ g²) over all leaves and entries."""
+    return math.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
+
+
+class ClipByGlobalNorm(_Stage):
+    """u = g·min(1, c/‖g‖)  (eps = 0; u = g at ‖g‖ = 0),  or g·min(1, c/(‖g‖ + ε))."""
+
+    def __init__(self, max_norm: float, eps: float = 0.0):
+        self.max_norm, self.eps = max_norm, eps
+
+    def update(self, grads, params):
+        norm = global_norm_reference(grads)
+        if self.eps > 0:
+            factor = min(1.0, self.max_norm / (norm + self.eps))
+        else:
+            factor = 1.0 if norm <= self.max_norm else self.max_norm / norm
+        return {k: factor * g for k, g in grads.items()}
+
+
+class Chain(_Stage):
+    """Apply stages in order; `last_learning_rate` comes from the stage that has one."""
+
+    def __init__(self, *stages):
+        self.stages = stages
+
+    @property
+    def last_learning_rate(self) -> float | None:
+        rates = [s.last_learning_rate for s in self.stages if hasattr(s, "last_learning_rate")]
+        return rates[-1] if rates else None
+
+    def update(self, grads, params):
+        for stage in self.stages:
+            grads = stage.update(grads, params)
+        return grads
+
+
+# --- aliases, each written as one loop straight from the DESIGN.md table ---------------
+
+
+class SGD(_Stage):
+    """g += λθ; v = μv + g; d = g + μv if nesterov else v (d = g if μ = 0); θ -= η d."""
+
+    def __init__(self, learning_rate, momentum=0.0, nesterov=False, weight_decay=0.0):
+        self.schedule = _learning_rate(learning_rate)
+        self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
+        self.t = 0
+        self.buf: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.schedule(self.t)
+        self.t += 1
+        self.last_learning_rate = lr
+        out = {}
+        for k, g in grads.items():
+            g = g + self.weight_decay * params[k]
+            if self.momentum > 0:
+                self.buf[k] = self.momentum * self.buf.get(k, np.zeros_like(g)) + g
+                d = g + self.momentum * self.buf[k] if self.nesterov else self.buf[k]
+            else:
+                d = g
+            out[k] = -lr * d
+        return out
+
+
+class RMSProp(_Stage):
+    """PyTorch-style RMSprop loop, with `eps_in_sqrt` for the optax/TF placement of ε."""
+
+    def __init__(
+        self,
+        learning_rate,
+        decay=0.9,
+        eps=1e-8,
+        momentum=0.0,
+        centered=False,
+        eps_in_sqrt=False,
+        weight_decay=0.0,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.alpha, self.eps, self.momentum = decay, eps, momentum
+        self.centered, self.eps_in_sqrt, self.weight_decay = centered, eps_in_sqrt, weight_decay
+        self.t = 0
+        self.square_avg: FlatParams = {}
+        self.grad_avg: FlatParams = {}
+        self.buf: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.schedule(self.t)
+        self.t += 1
+        self.last_learning_rate = lr
+        out = {}
+        for k, g in grads.items():
+            g = g + self.weight_decay * params[k]
+            zero = np.zeros_like(g)
+            self.square_avg[k] = self.alpha * self.square_avg.get(k, zero) + (1 - self.alpha) * g**2
+            avg = self.square_avg[k]
+            if self.centered:
+                self.grad_avg[k] = self.alpha * self.grad_avg.get(k, zero) + (1 - self.alpha) * g
+                avg = np.maximum(avg - self.grad_avg[k] ** 2, 0.0)
+            if self.eps_in_sqrt:
+                d = g / np.sqrt(avg + self.eps)
+            else:
+                d = g / (np.sqrt(avg) + self.eps)
+            if self.momentum > 0:
+                self.buf[k] = self.momentum * self.buf.get(k, zero) + d
+                d = self.buf[k]
+            out[k] = -lr * d
+        return out
+
+
+class Adam(_Stage):
+    """g += λθ (coupled L2); PyTorch's Adam: θ -= (η/(1−β₁ᵗ))·m / (√v/√(1−β₂ᵗ) + ε)."""
+
+    def __init__(self, learning_rate=3e-4, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.eps, self.weight_decay = b1, b2, eps, weight_decay
+        self.t = 0
+        self.m: FlatParams = {}
+        self.v: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.schedule(self.t)
+        self.t += 1
+        self.last_learning_rate = lr
+        bias1, bias2 = 1 - self.b1**self.t, 1 - self.b2**self.t
+        out = {}
+        for k, g in grads.items():
+            g = g + self.weight_decay * params[k]
+            zero = np.zeros_like(g)
+            self.m[k] = self.b1 * self.m.get(k, zero) + (1 - self.b1) * g
+            self.v[k] = self.b2 * self.v.get(k, zero) + (1 - self.b2) * g**2
+            denom = np.sqrt(self.v[k]) / math.sqrt(bias2) + self.eps
+            out[k] = -(lr / bias1) * self.m[k] / denom
+        return out
+
+
+class AdamW(_Stage):
+    """PyTorch's AdamW: θ ← θ − ηλθ (masked leaves only), then the Adam step."""
+
+    def __init__(
+        self, learning_rate=3e-4, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01, mask=None
+    ):
+        self.adam = Adam(learning_rate, b1, b2, eps, weight_decay=0.0)
+        self.weight_decay, self.mask = weight_decay, mask
+
+    def update(self, grads, params):
+        adam_updates = self.adam.update(grads, params)
+        lr = self.last_learning_rate = self.adam.last_learning_rate
+        chosen = _mask_dict(self.mask, params)
+        return {
+            k: u - lr * self.weight_decay * params[k] if chosen[k] else u
+            for k, u in adam_updates.items()
+        }
+
+
+def run_reference(
+    optimizer: Any,
+    params: FlatParams,
+    grad_fn: Callable[[FlatParams], FlatParams],
+    num_steps: int,
+) -> tuple[FlatParams, np.ndarray]:
+    """θ₀ = params; θₖ₊₁ = θₖ + update(grad_fn(θₖ), θₖ) for k < num_steps, all in float64.
+
+    Returns (θ_final, learning_rates) where learning_rates[k] is the η used at update k
+    (NaN for an optimizer without a learning rate).
+    """
+    params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    rates = np.full(num_steps, np.nan)
+    for k in range(num_steps):
+        params = optimizer.step(params, grad_fn(params))
+        rate = getattr(optimizer, "last_learning_rate", None)
+        rates[k] = np.nan if rate is None else rate
+    return params, rates

@@ -1,0 +1,351 @@
+"""Every optimizer configuration we verify, each paired with its float64 NumPy reference.
+
+    from funcnn.optim import configs
+    with jax.enable_x64(True):                       # float64 runs need x64
+        results = configs.compare_all(num_steps=500, dtype="float64")
+    for name, result in results.items():
+        print(name, result.max_rel_error, result.max_lr_error)
+
+`CONFIGS[name]` is an `OptimizerConfig(build, build_reference)`: `build()` returns a fresh
+funcnn `GradientTransformation`, `build_reference()` a fresh `funcnn.reference.optim`
+object with the same hyperparameters. Both run on the same small nonconvex problem
+(`problem_params`, `problem_loss`, `problem_grad_numpy`) whose gradient depends on the
+current parameters, so any difference in an update compounds over the steps.
+`run_funcnn` runs all steps of every optimizer in one jitted program (a `lax.scan` each);
+`reference.optim.run_reference` runs the NumPy loop; `compare_all`/`compare` do both and
+report the errors. Used by `tests/test_reference_agreement.py` and
+`scripts/compare_optimizers.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from funcnn.optim import aliases, schedules, transforms
+from funcnn.optim.base import GradientTransformation, apply_updates, chain
+from funcnn.reference import optim as ref
+
+# --- the test problem ------------------------------------------------------------------
+
+PROBLEM_SHAPES = {"dense": {"w": (3, 4), "b": (4,)}, "conv": {"w": (2, 3, 2)}}
+COUPLING = 0.005  # strength of the term coupling every parameter to every other
+DRIFT = 1.5  # a in problem_loss: keeps every gradient entry ≥ 0.2 (30 entries)
+
+
+def problem_params(seed: int = 0) -> dict[str, Any]:
+    """Nested float64 NumPy params with the shapes of `PROBLEM_SHAPES`, entries ~ N(0, 1.5²)."""
+    rng = np.random.default_rng(seed)
+    return {
+        group: {name: 1.5 * rng.standard_normal(shape) for name, shape in leaves.items()}
+        for group, leaves in PROBLEM_SHAPES.items()
+    }
+
+
+def problem_loss(params: Any) -> jax.Array:
+    """f(θ) = Σᵢ [a·θᵢ + sin θᵢ] + c·(Σᵢ tanh θᵢ)² over every entry of every leaf (a = DRIFT).
+
+    Smooth, nonconvex, and coupled across leaves through the last term. Since a > 1 + 2c·n
+    (n = number of entries), ∂f/∂θᵢ ≥ a − 1 − 2c·n > 0: there is no stationary point. That is
+    deliberate: near a minimum the adaptive methods (RMSProp, Adam with β₁ = 0) divide a
+    vanishing gradient by its vanishing RMS and settle into a sign-like oscillation that
+    amplifies rounding exponentially (measured: float64 runs of two *correct* codes drift
+    from 1e-16 to 1e-2 apart within 500 steps). A drifting problem keeps every update a
+    well-conditioned function of the gradient, so a difference means a different formula.
+    """
+    leaves = jax.tree.leaves(params)
+    separable = sum(jnp.sum(DRIFT * x + jnp.sin(x)) for x in leaves)
+    total_tanh = sum(jnp.sum(jnp.tanh(x)) for x in leaves)
+    return separable + COUPLING * total_tanh * total_tanh
+
+
+def problem_grad_numpy(flat: ref.FlatParams) -> ref.FlatParams:
+    """∂f/∂θᵢ = a + cos θᵢ + 2c·S·(1 − tanh² θᵢ), S = Σ tanh θ (float64, by hand)."""
+    total_tanh = sum(float(np.sum(np.tanh(x))) for x in flat.values())
+    return {
+        k: DRIFT + np.cos(x) + 2 * COUPLING * total_tanh * (1 - np.tanh(x) ** 2)
+        for k, x in flat.items()
+    }
+
+
+# --- the registry ----------------------------------------------------------------------
+
+
+class OptimizerConfig(NamedTuple):
+    """A funcnn optimizer and its NumPy twin, each built fresh by calling the factory."""
+
+    build: Callable[[], GradientTransformation]
+    build_reference: Callable[[], Any]
+
+
+def _decay_ndim2(params: Any) -> Any:
+    return jax.tree.map(lambda x: jnp.ndim(x) >= 2, params)
+
+
+def _decay_ndim2_reference(flat: ref.FlatParams) -> dict[str, bool]:
+    return {k: x.ndim >= 2 for k, x in flat.items()}
+
+
+# A prefix mask: the whole "conv" group is excluded, inside "dense" only "w" decays.
+_TREE_MASK = {"conv": False, "dense": {"b": False, "w": True}}
+_TREE_MASK_REFERENCE = {"conv/w": False, "dense/b": False, "dense/w": True}
+
+_WARMUP_COSINE = dict(peak_value=3e-2, warmup_steps=50, decay_steps=400, end_value=1e-3)
+_PIECEWISE = dict(boundaries=[100, 300], values=[1e-2, 3e-3, 1e-3])
+
+
+def _invert(mask: Any) -> Any:
+    return jax.tree.map(lambda m: not m, mask)
+
+
+class _MaskedReference(ref._Stage):
+    """Reference for `masked`: the inner stage sees only the selected leaves."""
+
+    def __init__(self, inner: Any, mask: dict[str, bool]):
+        self.inner, self.mask = inner, mask
+
+    def update(self, grads, params):
+        chosen = [k for k in grads if self.mask[k]]
+        inner = self.inner.update({k: grads[k] for k in chosen}, {k: params[k] for k in chosen})
+        return {k: inner[k] if self.mask[k] else g for k, g in grads.items()}
+
+
+CONFIGS: dict[str, OptimizerConfig] = {
+    # SGD (PyTorch semantics)
+    "sgd": OptimizerConfig(lambda: aliases.sgd(0.05), lambda: ref.SGD(0.05)),
+    "sgd_momentum": OptimizerConfig(
+        lambda: aliases.sgd(0.02, 0.9), lambda: ref.SGD(0.02, momentum=0.9)
+    ),
+    "sgd_nesterov": OptimizerConfig(
+        lambda: aliases.sgd(0.02, 0.9, nesterov=True),
+        lambda: ref.SGD(0.02, momentum=0.9, nesterov=True),
+    ),
+    "sgd_weight_decay": OptimizerConfig(
+        lambda: aliases.sgd(0.05, weight_decay=0.1), lambda: ref.SGD(0.05, weight_decay=0.1)
+    ),
+    "sgd_momentum_weight_decay_exponential": OptimizerConfig(
+        lambda: aliases.sgd(schedules.exponential_decay(0.03, 0.5, 100), 0.5, weight_decay=0.05),
+        lambda: ref.SGD(
+            ref.schedule_exponential_decay(0.03, 0.5, 100), momentum=0.5, weight_decay=0.05
+        ),
+    ),
+    # RMSProp
+    "rmsprop": OptimizerConfig(lambda: aliases.rmsprop(1e-2), lambda: ref.RMSProp(1e-2)),
+    "rmsprop_centered": OptimizerConfig(
+        lambda: aliases.rmsprop(1e-2, centered=True), lambda: ref.RMSProp(1e-2, centered=True)
+    ),
+    "rmsprop_eps_in_sqrt": OptimizerConfig(
+        lambda: aliases.rmsprop(1e-2, 0.99, 1e-6, eps_in_sqrt=True),
+        lambda: ref.RMSProp(1e-2, 0.99, 1e-6, eps_in_sqrt=True),
+    ),
+    "rmsprop_momentum": OptimizerConfig(
+        lambda: aliases.rmsprop(3e-3, momentum=0.9), lambda: ref.RMSProp(3e-3, momentum=0.9)
+    ),
+    "rmsprop_weight_decay": OptimizerConfig(
+        lambda: aliases.rmsprop(1e-2, weight_decay=0.1),
+        lambda: ref.RMSProp(1e-2, weight_decay=0.1),
+    ),
+    "rmsprop_all_flags_cosine": OptimizerConfig(
+        lambda: aliases.rmsprop(
+            schedules.cosine_decay(1e-2, 400, 1e-3),
+            0.95,
+            1e-7,
+            momentum=0.5,
+            centered=True,
+            eps_in_sqrt=True,
+            weight_decay=0.01,
+        ),
+        lambda: ref.RMSProp(
+            ref.schedule_cosine_decay(1e-2, 400, 1e-3),
+            0.95,
+            1e-7,
+            momentum=0.5,
+            centered=True,
+            eps_in_sqrt=True,
+            weight_decay=0.01,
+        ),
+    ),
+    # Adam (coupled L2 weight decay)
+    "adam": OptimizerConfig(lambda: aliases.adam(1e-2), lambda: ref.Adam(1e-2)),
+    "adam_weight_decay": OptimizerConfig(
+        lambda: aliases.adam(1e-2, weight_decay=0.1), lambda: ref.Adam(1e-2, weight_decay=0.1)
+    ),
+    "adam_b1_zero_int": OptimizerConfig(
+        lambda: aliases.adam(1e-2, b1=0, b2=0.99, eps=1e-6),
+        lambda: ref.Adam(1e-2, b1=0.0, b2=0.99, eps=1e-6),
+    ),
+    # AdamW (decoupled weight decay)
+    "adamw": OptimizerConfig(
+        lambda: aliases.adamw(1e-2, weight_decay=0.1), lambda: ref.AdamW(1e-2, weight_decay=0.1)
+    ),
+    "adamw_mask_fn": OptimizerConfig(
+        lambda: aliases.adamw(1e-2, weight_decay=0.1, mask=_decay_ndim2),
+        lambda: ref.AdamW(1e-2, weight_decay=0.1, mask=_decay_ndim2_reference),
+    ),
+    "adamw_mask_tree": OptimizerConfig(
+        lambda: aliases.adamw(1e-2, weight_decay=0.1, mask=_TREE_MASK),
+        lambda: ref.AdamW(1e-2, weight_decay=0.1, mask=_TREE_MASK_REFERENCE),
+    ),
+    "adamw_warmup_cosine": OptimizerConfig(
+        lambda: aliases.adamw(schedules.warmup_cosine_decay(**_WARMUP_COSINE), weight_decay=0.1),
+        lambda: ref.AdamW(ref.schedule_warmup_cosine_decay(**_WARMUP_COSINE), weight_decay=0.1),
+    ),
+    "adamw_linear_warmup": OptimizerConfig(
+        lambda: aliases.adamw(schedules.linear_warmup(1e-2, 100, 1e-4), weight_decay=0.05),
+        lambda: ref.AdamW(ref.schedule_linear_warmup(1e-2, 100, 1e-4), weight_decay=0.05),
+    ),
+    "adamw_linear_decay": OptimizerConfig(
+        lambda: aliases.adamw(schedules.linear_schedule(1e-2, 1e-3, 300)),
+        lambda: ref.AdamW(ref.schedule_linear(1e-2, 1e-3, 300)),
+    ),
+    "adamw_piecewise_constant": OptimizerConfig(
+        lambda: aliases.adamw(schedules.piecewise_constant(**_PIECEWISE), b2=0.99),
+        lambda: ref.AdamW(ref.schedule_piecewise_constant(**_PIECEWISE), b2=0.99),
+    ),
+    "adamw_constant_schedule": OptimizerConfig(
+        lambda: aliases.adamw(schedules.constant(5e-3), eps=1e-6),
+        lambda: ref.AdamW(ref.schedule_constant(5e-3), eps=1e-6),
+    ),
+    "clip_adamw_warmup_cosine": OptimizerConfig(
+        lambda: chain(
+            transforms.clip_by_global_norm(1.0),
+            aliases.adamw(schedules.warmup_cosine_decay(**_WARMUP_COSINE), mask=_decay_ndim2),
+        ),
+        lambda: ref.Chain(
+            ref.ClipByGlobalNorm(1.0),
+            ref.AdamW(
+                ref.schedule_warmup_cosine_decay(**_WARMUP_COSINE), mask=_decay_ndim2_reference
+            ),
+        ),
+    ),
+    "clip_eps_sgd_momentum": OptimizerConfig(
+        lambda: chain(transforms.clip_by_global_norm(2.0, eps=1e-6), aliases.sgd(0.02, 0.9)),
+        lambda: ref.Chain(ref.ClipByGlobalNorm(2.0, eps=1e-6), ref.SGD(0.02, momentum=0.9)),
+    ),
+    # hand-built chains of the small stages
+    "chain_clip_scale_trace": OptimizerConfig(
+        lambda: chain(
+            transforms.clip(0.5),
+            transforms.trace(0.8, nesterov=True),
+            transforms.scale(-0.02),
+        ),
+        lambda: ref.Chain(ref.Clip(0.5), ref.Trace(0.8, nesterov=True), ref.Scale(-0.02)),
+    ),
+    "chain_rms_masked_adam": OptimizerConfig(
+        lambda: chain(
+            transforms.masked(transforms.scale_by_rms(0.9, 1e-8), _TREE_MASK),
+            transforms.masked(transforms.scale_by_adam(0.8, 0.99), lambda p: _invert(_TREE_MASK)),
+            transforms.scale_by_learning_rate(1e-2),
+        ),
+        lambda: ref.Chain(
+            _MaskedReference(ref.ScaleByRms(0.9, 1e-8), _TREE_MASK_REFERENCE),
+            _MaskedReference(ref.ScaleByAdam(0.8, 0.99), _invert(_TREE_MASK_REFERENCE)),
+            ref.ScaleByLearningRate(1e-2),
+        ),
+    ),
+}
+
+
+# --- runners ---------------------------------------------------------------------------
+
+
+def run_funcnn(
+    optimizers: Mapping[str, GradientTransformation], params: Any, num_steps: int
+) -> dict[str, tuple[Any, jax.Array]]:
+    """θₖ₊₁ = θₖ + update(∇f(θₖ)) for `num_steps` steps of `problem_loss`, per optimizer.
+
+    All optimizers run in one jitted program (one `lax.scan` each), so a whole registry
+    compiles once. Returns name -> (final params, learning rate used at each step, or NaN
+    where the optimizer has no `scale_by_learning_rate` stage).
+    """
+
+    def rate_of(state: Any) -> jax.Array:
+        try:
+            return transforms.current_learning_rate(state)
+        except ValueError:
+            return jnp.full([], jnp.nan, jnp.float32)
+
+    def run_one(optimizer: GradientTransformation, theta: Any):
+        def body(carry, _):
+            theta, state = carry
+            grads = jax.grad(problem_loss)(theta)
+            updates, state = optimizer.update(grads, state, theta)
+            return (apply_updates(theta, updates), state), rate_of(state)
+
+        (theta, _), rates = jax.lax.scan(body, (theta, optimizer.init(theta)), length=num_steps)
+        return theta, rates
+
+    @jax.jit
+    def run_all(theta):
+        return {name: run_one(optimizer, theta) for name, optimizer in optimizers.items()}
+
+    return run_all(params)
+
+
+class Comparison(NamedTuple):
+    """max_rel_error: max over leaves of ‖θ − θ_ref‖∞/‖θ_ref‖∞ after the run.
+    max_lr_error: max over steps of |η − η_ref|/|η_ref| (0 if there is no rate)."""
+
+    max_rel_error: float
+    max_lr_error: float
+    params: dict[str, np.ndarray]
+    reference_params: dict[str, np.ndarray]
+
+
+def compare_all(
+    configs: Mapping[str, OptimizerConfig] | None = None,
+    num_steps: int = 500,
+    dtype: Any = "float64",
+    seed: int = 0,
+) -> dict[str, Comparison]:
+    """Run each configuration (default: all of `CONFIGS`) through funcnn in `dtype` and
+    through the float64 reference, from `problem_params(seed)` rounded to `dtype`.
+
+    A float64 run needs x64: `with jax.enable_x64(True): compare_all(dtype="float64")`
+    (a TypeError says so otherwise).
+    """
+    configs = CONFIGS if configs is None else configs
+    dtype = np.dtype(dtype)
+    start = jax.tree.map(lambda x: np.asarray(x, dtype), problem_params(seed))
+    theta = jax.tree.map(jnp.asarray, start)
+    if any(x.dtype != dtype for x in jax.tree.leaves(theta)):
+        raise TypeError(f"dtype={dtype} needs jax x64 mode: wrap the call in jax.enable_x64(True).")
+    results = run_funcnn({name: c.build() for name, c in configs.items()}, theta, num_steps)
+    comparisons = {}
+    for name, config in configs.items():
+        final, rates = results[name]
+        ref_final, ref_rates = ref.run_reference(
+            config.build_reference(), ref.flatten_params(start), problem_grad_numpy, num_steps
+        )
+        ours = ref.flatten_params(jax.tree.map(np.asarray, final))
+        comparisons[name] = Comparison(
+            max_rel_error=max(_relative_error(ours[k], ref_final[k]) for k in ref_final),
+            max_lr_error=_lr_error(np.asarray(rates, np.float64), ref_rates),
+            params=ours,
+            reference_params=ref_final,
+        )
+    return comparisons
+
+
+def compare(name: str, num_steps: int = 500, dtype: Any = "float64", seed: int = 0) -> Comparison:
+    """`compare_all` for the one registered configuration `name`."""
+    if name not in CONFIGS:
+        raise KeyError(f"unknown optimizer configuration {name!r}; choose from {list(CONFIGS)}.")
+    return compare_all({name: CONFIGS[name]}, num_steps, dtype, seed)[name]
+
+
+def _relative_error(ours: np.ndarray, reference: np.ndarray) -> float:
+    """‖a − b‖∞ / ‖b‖∞ (norm-wise, so entries passing near 0 do not inflate it)."""
+    return float(np.max(np.abs(ours - reference)) / np.max(np.abs(reference)))
+
+
+def _lr_error(rates: np.ndarray, reference_rates: np.ndarray) -> float:
+    has_rate = ~np.isnan(reference_rates)
+    if not has_rate.any():
+        return 0.0
+    ours, theirs = rates[has_rate], reference_rates[has_rate]
+    return float(np.max(np.abs(ours - theirs) / np.maximum(np.abs(theirs), 1e-30)))
