@@ -29,6 +29,7 @@ __all__ = [
     "silu",
     "softmax",
     "softplus",
+    "step",
     "tanh",
 ]
 
@@ -39,6 +40,15 @@ def relu(x: Array) -> Array:
     The derivative at exactly 0 is taken as 0 (PyTorch's choice; `jnp.maximum` would give ½).
     """
     return jnp.where(x > 0, x, jnp.zeros_like(x))
+
+
+def step(x: Array) -> Array:
+    """Heaviside step (Rosenblatt's perceptron): f(x) = 1 if x > 0 else 0;  f′(x) = 0 (a.e.).
+
+    Its gradient is zero everywhere, so a step-activated perceptron is trained with the
+    perceptron rule, not with `jax.grad`; use `sigmoid` for gradient training.
+    """
+    return jnp.where(x > 0, jnp.ones_like(x), jnp.zeros_like(x))
 
 
 def leaky_relu(x: Array, negative_slope: float = 0.01) -> Array:

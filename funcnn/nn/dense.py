@@ -1,0 +1,184 @@
+"""Fully connected layers: dense, the single-neuron perceptron, and the MLP built from them.
+
+    dense:       y = x @ w + b          w: (in, out), b: (out,), x: (..., in) → y: (..., out)
+    perceptron:  y = f(x @ w + b)       a single neuron: w: (in, 1), b: (1,) → y: (..., 1)
+    mlp:         serial(dense, f, dense, f, …, dense)  — no activation after the last dense
+
+Default initializers: w ~ lecun_normal (Var = 1/fan_in), b = 0; see `funcnn.initializers`
+for why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from funcnn import initializers
+from funcnn._validation import check_in_range, check_positive_int
+from funcnn.activations import relu, sigmoid
+from funcnn.nn.core import Layer, Params, Shape, as_shape, get_child, serial
+from funcnn.nn.core import activation as activation_layer
+from funcnn.nn.dropout import dropout as dropout_layer
+from funcnn.nn.norm import layer_norm as layer_norm_layer
+
+Array = jax.Array
+
+__all__ = ["dense", "mlp", "perceptron"]
+
+
+def _input_width(in_shape: Sequence[int], name: str) -> tuple[Shape, int]:
+    """Validate `in_shape` = (..., in) with a known `in` and return (shape, in)."""
+    shape = as_shape(in_shape)
+    if len(shape) == 0 or shape[-1] == -1:
+        raise ValueError(
+            f"{name}: in_shape must end with a known feature size, got in_shape={shape} "
+            f"(expected (..., in); only leading dimensions may be -1)."
+        )
+    return shape, shape[-1]
+
+
+def _check_input(x: Any, w: Array, name: str) -> None:
+    """x must be floating with last dimension w.shape[0] (the layer's input width)."""
+    dtype = jnp.result_type(x)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(
+            f"{name}: x must be a floating-point array, got dtype {dtype}. Cast it first, "
+            f"e.g. x.astype(jnp.float32)."
+        )
+    shape = jnp.shape(x)
+    if len(shape) == 0 or shape[-1] != w.shape[0]:
+        raise ValueError(
+            f"{name}: x.shape={shape} does not fit w.shape={w.shape}; expected x of shape "
+            f"(..., {w.shape[0]})."
+        )
+
+
+def dense(
+    features: int,
+    *,
+    use_bias: bool = True,
+    w_init: initializers.Initializer | None = None,
+    b_init: initializers.Initializer | None = None,
+    dtype: Any = jnp.float32,
+    name: str = "dense",
+) -> Layer:
+    """Affine map y = x @ w + b over the last axis, for any leading dimensions.
+
+    Shapes: x (..., in), w (in, features), b (features,), y (..., features).
+    Gradients: ∂L/∂w = xᵀ·δ, ∂L/∂b = Σ δ, ∂L/∂x = δ·wᵀ (δ = ∂L/∂y summed over leading dims).
+    Params {"w": (in, features), "b": (features,)} (no "b" when use_bias=False);
+    w ~ lecun_normal and b = 0 unless `w_init`/`b_init` say otherwise.
+    """
+    features = check_positive_int(features, "features")
+    w_init = w_init or initializers.lecun_normal()
+    b_init = b_init or initializers.zeros()
+    for arg, fn in (("w_init", w_init), ("b_init", b_init)):
+        if not callable(fn):
+            raise TypeError(
+                f"{name}: {arg} must be an initializer (key, shape, dtype), got {fn!r}."
+            )
+
+    def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
+        shape, width = _input_width(in_shape, name)
+        w_key, b_key = jax.random.split(key)
+        params = {"w": w_init(w_key, (width, features), dtype)}
+        if use_bias:
+            params["b"] = b_init(b_key, (features,), dtype)
+        return params, (*shape[:-1], features)
+
+    def apply(params: Params, x: Array, *, key: Array | None = None, train: bool = False) -> Array:
+        del key, train  # deterministic
+        w = get_child(params, "w", name)
+        _check_input(x, w, name)
+        y = jnp.matmul(x, w)  # (..., in) @ (in, out) → (..., out)
+        if use_bias:
+            b = get_child(params, "b", name)
+            y = y + jnp.reshape(b, (1,) * (y.ndim - 1) + b.shape)  # explicit broadcast
+        return y
+
+    return Layer(init, apply, name)
+
+
+def perceptron(
+    activation: Callable[[Array], Array] = sigmoid,
+    *,
+    w_init: initializers.Initializer | None = None,
+    name: str = "perceptron",
+) -> Layer:
+    """A single neuron: y = f(x·w + b) with w: (in, 1), b: (1,), y: (..., 1).
+
+    f = sigmoid (default) gives logistic regression, trainable with `jax.grad`;
+    f = `activations.step` gives Rosenblatt's perceptron (zero gradient — use the perceptron
+    rule w ← w + η·(t − y)·x for it). Params {"w": (in, 1), "b": (1,)}.
+    """
+    if not callable(activation):
+        raise TypeError(f"{name}: activation must be callable, got {activation!r}.")
+    neuron = dense(1, w_init=w_init, name=name)
+
+    def apply(params: Params, x: Array, *, key: Array | None = None, train: bool = False) -> Array:
+        return activation(neuron.apply(params, x, key=key, train=train))
+
+    return Layer(neuron.init, apply, name)
+
+
+def _check_sizes(sizes: Sequence[int]) -> list[int]:
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        raise TypeError(f"mlp: sizes must be a sequence of ints, got {sizes!r}.") from None
+    if len(sizes) < 2:
+        raise ValueError(
+            f"mlp: sizes must list [in, hidden..., out] with at least 2 entries, got {sizes}."
+        )
+    for i, size in enumerate(sizes):
+        check_positive_int(size, f"mlp: sizes[{i}]")
+    return sizes
+
+
+def mlp(
+    sizes: Sequence[int],
+    activation: Callable[[Array], Array] = relu,
+    *,
+    dropout: float = 0.0,
+    layer_norm: bool = False,
+    w_init: initializers.Initializer | None = None,
+    name: str = "mlp",
+) -> Layer:
+    """Multi-layer perceptron: h₀ = x, h_{l+1} = f(h_l @ W_l + b_l), y = h_{L−1} @ W_{L−1} + b.
+
+    `sizes` = [in, hidden₁, …, out]; `sizes[0]` is checked against the input width at init.
+    It is a `serial` of, per hidden layer, dense → [layer_norm] → f → [dropout], then a final
+    dense with no activation (the loss applies softmax/sigmoid). `dropout` is the drop
+    probability in [0, 1) (0 adds no dropout layers); `w_init` is passed to every dense.
+    Param keys follow position:
+    mlp([784, 512, 10]) → dense_0, relu_1, dense_2; with layer_norm and dropout:
+    dense_0, layer_norm_1, relu_2, dropout_3, dense_4.
+    """
+    sizes = _check_sizes(sizes)
+    if not callable(activation):
+        raise TypeError(f"{name}: activation must be callable, got {activation!r}.")
+    rate = check_in_range(dropout, "dropout", 0.0, 1.0)
+    layers: list[Layer] = []
+    for width in sizes[1:-1]:
+        layers.append(dense(width, w_init=w_init))
+        if layer_norm:
+            layers.append(layer_norm_layer())
+        layers.append(activation_layer(activation))
+        if rate > 0:
+            layers.append(dropout_layer(rate))
+    layers.append(dense(sizes[-1], w_init=w_init))
+    body = serial(*layers, name=name)
+
+    def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
+        shape, width = _input_width(in_shape, name)
+        if width != sizes[0]:
+            raise ValueError(
+                f"{name}: sizes[0]={sizes[0]} is the input width, but in_shape={shape} ends "
+                f"in {width}."
+            )
+        return body.init(key, shape)
+
+    return Layer(init, body.apply, name)

@@ -1,0 +1,132 @@
+"""dense / perceptron / mlp against float64 NumPy math; shapes, naming, and input errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from funcnn import activations, initializers, nn
+from funcnn.reference import functional as ref
+
+KEY = jax.random.key(0)
+
+
+def np_dense(p, x):
+    return np.asarray(x, np.float64) @ np.asarray(p["w"], np.float64) + np.asarray(
+        p["b"], np.float64
+    )
+
+
+def test_dense_init_layout_and_default_initializers():
+    params, out = nn.dense(7).init(KEY, (-1, 300))
+    assert out == (-1, 7)
+    assert params["w"].shape == (300, 7) and params["b"].shape == (7,)
+    assert params["w"].dtype == jnp.float32
+    np.testing.assert_array_equal(params["b"], 0.0)
+    # lecun_normal: Var(w) = 1/fan_in (2100 samples: loose 25% band still rejects he/glorot-1/300)
+    assert abs(float(jnp.var(params["w"])) * 300 - 1.0) < 0.25
+
+
+@pytest.mark.parametrize("lead", [(), (5,), (2, 3)])
+def test_dense_matches_numpy_over_any_leading_dims(lead):
+    layer = nn.dense(4)
+    params, out = layer.init(KEY, (*lead, 3))
+    params["b"] = jnp.array([0.5, -1.0, 2.0, 0.0])
+    x = np.random.default_rng(0).normal(size=(*lead, 3)).astype(np.float32)
+    y = layer.apply(params, jnp.asarray(x))
+    assert y.shape == (*lead, 4) == out
+    np.testing.assert_allclose(y, np_dense(params, x), rtol=1e-5, atol=1e-6)
+
+
+def test_dense_without_bias_and_custom_init():
+    params, _ = nn.dense(2, use_bias=False, w_init=initializers.ones()).init(KEY, (3,))
+    assert set(params) == {"w"}
+    np.testing.assert_allclose(nn.dense(2, use_bias=False).apply(params, jnp.ones(3)), [3.0, 3.0])
+
+
+def test_dense_gradients_match_closed_form():
+    # ∂/∂w Σ y·c = xᵀc,  ∂/∂b = Σ_batch c,  ∂/∂x = c·wᵀ
+    rng = np.random.default_rng(1)
+    layer = nn.dense(3)
+    with jax.enable_x64(True):
+        params = {"w": jnp.asarray(rng.normal(size=(2, 3))), "b": jnp.asarray(rng.normal(size=3))}
+        x, c = rng.normal(size=(4, 2)), rng.normal(size=(4, 3))
+        gp, gx = jax.grad(lambda p, x: jnp.sum(layer.apply(p, x) * c), argnums=(0, 1))(
+            params, jnp.asarray(x)
+        )
+    np.testing.assert_allclose(gp["w"], x.T @ c, rtol=1e-12)
+    np.testing.assert_allclose(gp["b"], c.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(gx, c @ np.asarray(params["w"]).T, rtol=1e-12)
+
+
+def test_dense_input_errors_name_shapes():
+    layer = nn.dense(4)
+    params, _ = layer.init(KEY, (-1, 3))
+    with pytest.raises(ValueError, match=r"x.shape=\(2, 5\).*w.shape=\(3, 4\)"):
+        layer.apply(params, jnp.ones((2, 5)))
+    with pytest.raises(TypeError, match="int32"):
+        layer.apply(params, jnp.ones((2, 3), jnp.int32))
+    with pytest.raises(KeyError, match="'b'"):
+        layer.apply({"w": params["w"]}, jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match="known feature size"):
+        layer.init(KEY, (2, -1))
+    with pytest.raises(ValueError, match="features"):
+        nn.dense(0)
+    with pytest.raises(TypeError, match="features"):
+        nn.dense(2.5)
+
+
+def test_perceptron_is_single_sigmoid_neuron():
+    layer = nn.perceptron()
+    params, out = layer.init(KEY, (-1, 3))
+    assert out == (-1, 1) and params["w"].shape == (3, 1) and params["b"].shape == (1,)
+    x = np.random.default_rng(2).normal(size=(5, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        layer.apply(params, jnp.asarray(x)), ref.sigmoid(np_dense(params, x)), rtol=1e-5
+    )
+
+
+def test_step_perceptron_computes_and_gate():
+    layer = nn.perceptron(activations.step)
+    params = {"w": jnp.array([[1.0], [1.0]]), "b": jnp.array([-1.5])}
+    x = jnp.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(layer.apply(params, x)[:, 0], [0.0, 0.0, 0.0, 1.0])
+
+
+def test_mlp_param_names_shapes_and_no_final_activation():
+    model = nn.mlp([4, 8, 6, 3])
+    params, out = model.init(KEY, (-1, 4))
+    assert out == (-1, 3)
+    assert list(params) == ["dense_0", "relu_1", "dense_2", "relu_3", "dense_4"]
+    assert params["relu_1"] == {} and params["dense_2"]["w"].shape == (8, 6)
+    x = np.random.default_rng(3).normal(size=(2, 5, 4)).astype(np.float32)
+    h = ref.relu(np_dense(params["dense_0"], x))
+    h = ref.relu(np_dense(params["dense_2"], h))
+    expected = np_dense(params["dense_4"], h)  # last layer linear: negative logits survive
+    y = model.apply(params, jnp.asarray(x))
+    assert y.shape == (2, 5, 3) and (np.asarray(y) < 0).any()
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_mlp_with_layer_norm_and_dropout_layout():
+    model = nn.mlp([3, 5, 2], activations.tanh, dropout=0.5, layer_norm=True)
+    params, _ = model.init(KEY, (3,))
+    assert list(params) == ["dense_0", "layer_norm_1", "tanh_2", "dropout_3", "dense_4"]
+    x = jnp.ones((4, 3))
+    # eval is deterministic; train drops some hidden units and needs a key
+    np.testing.assert_array_equal(model.apply(params, x), model.apply(params, x, key=KEY))
+    assert not np.allclose(model.apply(params, x), model.apply(params, x, key=KEY, train=True))
+    with pytest.raises(ValueError, match="key"):
+        model.apply(params, x, train=True)
+
+
+def test_mlp_validates_sizes_and_input_width():
+    for bad in ([4, 0, 2], [4, -3, 2], [5]):
+        with pytest.raises(ValueError, match="sizes"):
+            nn.mlp(bad)
+    with pytest.raises(TypeError, match="sizes"):
+        nn.mlp([4, 2.0, 1])
+    with pytest.raises(ValueError, match=r"sizes\[0\]=4.*\(-1, 5\)"):
+        nn.mlp([4, 2]).init(KEY, (-1, 5))
+    with pytest.raises(ValueError, match="dropout"):
+        nn.mlp([4, 2, 1], dropout=1.0)

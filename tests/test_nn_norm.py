@@ -1,0 +1,99 @@
+"""layer_norm against float64 NumPy math, with large offsets and bf16 inputs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from funcnn import nn
+
+KEY = jax.random.key(0)
+RNG = np.random.default_rng(0)
+
+
+def np_layer_norm(x, scale, bias, eps=1e-5):
+    x = np.asarray(x, np.float64)
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)  # biased
+    return (x - mu) / np.sqrt(var + eps) * np.asarray(scale, np.float64) + np.asarray(
+        bias, np.float64
+    )
+
+
+LAYER = nn.layer_norm()
+APPLY = jax.jit(LAYER.apply)
+
+
+def test_init_is_ones_and_zeros_and_keeps_shape():
+    params, out = LAYER.init(KEY, (-1, 7, 6))
+    assert out == (-1, 7, 6)
+    np.testing.assert_array_equal(params["scale"], np.ones(6))
+    np.testing.assert_array_equal(params["bias"], np.zeros(6))
+
+
+@pytest.mark.parametrize("lead", [(), (3,), (2, 3)])
+def test_matches_numpy_any_leading_dims(lead):
+    params = {
+        "scale": jnp.asarray(RNG.normal(size=6), jnp.float32),
+        "bias": jnp.asarray(RNG.normal(size=6), jnp.float32),
+    }
+    x = RNG.normal(size=(*lead, 6)).astype(np.float32) * 3 + 1
+    y = APPLY(params, jnp.asarray(x))
+    assert y.shape == x.shape and y.dtype == jnp.float32
+    np.testing.assert_allclose(y, np_layer_norm(x, params["scale"], params["bias"]), atol=2e-5)
+
+
+def test_large_offset_normalizes_correctly():
+    # x ≈ 2000 ± 1: the one-pass E[x²] − μ² loses every digit in float32.
+    params, _ = LAYER.init(KEY, (16,))
+    noise = RNG.normal(size=(4, 16))
+    x = (2000.0 + noise).astype(np.float32)
+    y = np.asarray(APPLY(params, jnp.asarray(x)))
+    np.testing.assert_allclose(y, np_layer_norm(x, np.ones(16), np.zeros(16)), atol=1e-3)
+    np.testing.assert_allclose(y.std(-1), 1.0, atol=1e-3)
+
+
+def test_bfloat16_input_normalizes_and_keeps_dtype():
+    params, _ = LAYER.init(KEY, (32,))
+    x = jnp.asarray(RNG.normal(size=(3, 32)) * 4 + 100, jnp.bfloat16)
+    y = APPLY(params, x)
+    assert y.dtype == jnp.bfloat16
+    expected = np_layer_norm(np.asarray(x, np.float64), np.ones(32), np.zeros(32))
+    np.testing.assert_allclose(np.asarray(y, np.float64), expected, atol=0.05)
+    np.testing.assert_allclose(np.asarray(y, np.float64).std(-1), 1.0, atol=0.02)
+
+
+def test_constant_rows_give_bias_not_nan():
+    params = {"scale": jnp.full(4, 2.0), "bias": jnp.arange(4.0)}
+    y = APPLY(params, jnp.full((2, 4), 5.0))
+    np.testing.assert_array_equal(y, np.tile(np.arange(4.0), (2, 1)))
+
+
+def test_gradient_matches_finite_differences_in_float64():
+    from funcnn.reference.numerical import max_relative_error, numerical_grad
+
+    x = RNG.normal(size=(2, 5))
+    c = RNG.normal(size=(2, 5))
+    params = {"scale": RNG.normal(size=5), "bias": RNG.normal(size=5)}
+    with jax.enable_x64(True):
+        loss = lambda p, x: jnp.sum(jnp.asarray(c) * LAYER.apply(p, x))
+        p64 = jax.tree.map(jnp.asarray, params)
+        gp, gx = jax.grad(loss, argnums=(0, 1))(p64, jnp.asarray(x))
+        fd_p = numerical_grad(lambda p: loss(jax.tree.map(jnp.asarray, p), jnp.asarray(x)), params)
+        fd_x = numerical_grad(lambda x: loss(p64, jnp.asarray(x)), x)
+    assert max_relative_error(gp, fd_p) < 1e-6
+    assert max_relative_error(gx, fd_x) < 1e-6
+
+
+def test_errors_name_shapes_and_arguments():
+    params, _ = LAYER.init(KEY, (4,))
+    with pytest.raises(ValueError, match=r"x.shape=\(2, 5\).*scale.shape=\(4,\)"):
+        LAYER.apply(params, jnp.ones((2, 5)))
+    with pytest.raises(TypeError, match="floating"):
+        LAYER.apply(params, jnp.ones((2, 4), jnp.int32))
+    with pytest.raises(KeyError, match="scale"):
+        LAYER.apply({"bias": params["bias"]}, jnp.ones(4))
+    with pytest.raises(ValueError, match="eps"):
+        nn.layer_norm(eps=0.0)
+    with pytest.raises(ValueError, match="feature size"):
+        LAYER.init(KEY, (3, -1))
