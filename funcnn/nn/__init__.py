@@ -19,8 +19,11 @@ from funcnn.nn.core import (
     residual,
     serial,
 )
+from funcnn.nn.dense import dense, mlp, perceptron
+from funcnn.nn.dropout import dropout
 from funcnn.nn.embedding import bag_of_words, embedding, positional_encoding, sinusoidal_positions
 from funcnn.nn.masking import lengths_to_mask
+from funcnn.nn.norm import layer_norm
 from funcnn.nn.pooling import avg_pool1d, global_avg_pool, global_max_pool, max_pool1d
 from funcnn.nn.recurrent import gru, gru_cell, lstm, lstm_cell, rnn, rnn_cell, scan_steps
 
@@ -32,7 +35,9 @@ __all__ = [
     "bag_of_words",
     "causal_mask",
     "conv1d",
+    "dense",
     "dot_product_attention",
+    "dropout",
     "embedding",
     "flatten",
     "global_avg_pool",
@@ -40,12 +45,15 @@ __all__ = [
     "gru",
     "gru_cell",
     "key_padding_mask",
+    "layer_norm",
     "lengths_to_mask",
     "lstm",
     "lstm_cell",
     "masked_softmax",
     "max_pool1d",
+    "mlp",
     "parallel",
+    "perceptron",
     "positional_encoding",
     "residual",
     "rnn",
