@@ -1,0 +1,142 @@
+"""The Layer API: serial naming, key splitting, shape composition, parallel, residual,
+activation and flatten layers, and the errors for wrong params and wrong layers."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from funcnn import nn
+from funcnn.activations import relu, tanh
+from funcnn.nn.core import as_shape, child_keys, get_child, split_key
+
+KEY = jax.random.key(0)
+
+
+def test_serial_names_children_by_position_and_composes_shapes():
+    model = nn.serial(nn.dense(5), nn.activation(relu), nn.dense(2), nn.activation(tanh))
+    params, out = model.init(KEY, (-1, 3))
+    assert list(params) == ["dense_0", "relu_1", "dense_2", "tanh_3"]
+    assert out == (-1, 2)
+    assert params["dense_0"]["w"].shape == (3, 5) and params["dense_2"]["w"].shape == (5, 2)
+    assert params["relu_1"] == {} and params["tanh_3"] == {}
+
+
+def test_serial_apply_is_the_composition():
+    model = nn.serial(nn.dense(4), nn.activation(relu), nn.dense(2))
+    params, _ = model.init(KEY, (3,))
+    x = np.random.default_rng(0).normal(size=(6, 3))
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    h = np.maximum(x @ p["dense_0"]["w"] + p["dense_0"]["b"], 0)
+    expected = h @ p["dense_2"]["w"] + p["dense_2"]["b"]
+    y = model.apply(params, jnp.asarray(x, jnp.float32))
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_serial_splits_init_key_one_per_child():
+    layer = nn.dense(3)
+    params, _ = nn.serial(layer, layer).init(KEY, (3,))
+    k0, k1 = jax.random.split(KEY, 2)
+    np.testing.assert_array_equal(params["dense_0"]["w"], layer.init(k0, (3,))[0]["w"])
+    np.testing.assert_array_equal(params["dense_1"]["w"], layer.init(k1, (3,))[0]["w"])
+    assert not np.array_equal(params["dense_0"]["w"], params["dense_1"]["w"])
+
+
+def test_serial_splits_apply_key_one_per_child():
+    drop = nn.dropout(0.5)
+    model = nn.serial(drop, drop)
+    x = jnp.ones((200,))
+    k0, k1 = jax.random.split(KEY, 2)
+    expected = drop.apply({}, drop.apply({}, x, key=k0, train=True), key=k1, train=True)
+    y = model.apply({"dropout_0": {}, "dropout_1": {}}, x, key=KEY, train=True)
+    np.testing.assert_array_equal(y, expected)
+    # Independent masks: two drops of 1/2 keep ~1/4 of the units, not 1/2.
+    assert 0.15 < float(jnp.mean(y != 0)) < 0.35
+    # No key, no training: the whole stack is the identity.
+    np.testing.assert_array_equal(model.apply({"dropout_0": {}, "dropout_1": {}}, x), x)
+
+
+def test_helpers():
+    assert child_keys([nn.dense(1), nn.activation(relu)]) == ["dense_0", "relu_1"]
+    assert split_key(None, 3) == [None, None, None]
+    assert len(split_key(KEY, 3)) == 3
+    assert as_shape([-1, 4]) == (-1, 4)
+    for bad in ([0, 3], [2, -2], [2.0, 3]):
+        with pytest.raises(ValueError, match="in_shape"):
+            as_shape(bad)
+    with pytest.raises(TypeError, match="sequence"):
+        as_shape(5)
+
+
+def test_missing_params_is_a_key_error_listing_what_exists():
+    model = nn.serial(nn.dense(2), nn.activation(relu))
+    with pytest.raises(KeyError, match=r"'dense_0'.*\['relu_1'\]"):
+        model.apply({"relu_1": {}}, jnp.ones(3))
+    with pytest.raises(KeyError, match="'dense_0'"):
+        get_child([], "dense_0", "serial")
+
+
+def test_containers_reject_non_layers_and_empty():
+    with pytest.raises(TypeError, match=r"nn.activation\(fn\)"):
+        nn.serial(nn.dense(2), relu)
+    with pytest.raises(ValueError, match="at least one layer"):
+        nn.serial()
+    with pytest.raises(ValueError, match="at least one layer"):
+        nn.parallel()
+
+
+def test_parallel_fans_out_and_returns_tuple():
+    model = nn.parallel(nn.dense(2), nn.activation(tanh), nn.dense(4))
+    params, shapes = model.init(KEY, (-1, 3))
+    assert list(params) == ["dense_0", "tanh_1", "dense_2"]
+    assert shapes == ((-1, 2), (-1, 3), (-1, 4))
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(5, 3)), jnp.float32)
+    a, b, c = model.apply(params, x)
+    np.testing.assert_allclose(a, nn.dense(2).apply(params["dense_0"], x))
+    np.testing.assert_allclose(b, np.tanh(np.asarray(x)), rtol=1e-6)
+    assert c.shape == (5, 4)
+
+
+def test_residual_adds_input_and_checks_shape():
+    inner = nn.dense(3)
+    model = nn.residual(inner)
+    params, out = model.init(KEY, (-1, 3))
+    assert list(params) == ["dense_0"] and out == (-1, 3)
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(4, 3)), jnp.float32)
+    np.testing.assert_allclose(
+        model.apply(params, x), x + inner.apply(params["dense_0"], x), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match=r"\(-1, 3\) to \(-1, 5\)"):
+        nn.residual(nn.dense(5)).init(KEY, (-1, 3))
+
+
+def test_activation_layer_naming_and_identity_shape():
+    layer = nn.activation(jnp.tanh)
+    assert layer.name == "tanh"
+    assert nn.activation(relu, name="act").name == "act"
+    params, out = layer.init(KEY, (-1, 7))
+    assert params == {} and out == (-1, 7)
+    with pytest.raises(TypeError, match="callable"):
+        nn.activation(3)
+
+
+def test_flatten():
+    layer = nn.flatten()
+    params, out = layer.init(KEY, (-1, 2, 3))
+    assert params == {} and out == (-1, 6)
+    x = jnp.arange(24.0).reshape(4, 2, 3)
+    np.testing.assert_array_equal(layer.apply({}, x), np.arange(24.0).reshape(4, 6))
+    with pytest.raises(ValueError, match="rank"):
+        layer.init(KEY, (5,))
+    with pytest.raises(ValueError, match="known"):
+        layer.init(KEY, (-1, -1, 3))
+    with pytest.raises(ValueError, match="rank"):
+        layer.apply({}, jnp.ones(3))
+
+
+def test_serial_model_jits_with_batch_agnostic_apply():
+    model = nn.mlp([3, 4, 2])
+    params, _ = model.init(KEY, (-1, 3))
+    apply = jax.jit(model.apply)
+    for shape in [(3,), (5, 3), (2, 5, 3)]:
+        assert apply(params, jnp.ones(shape)).shape == (*shape[:-1], 2)
