@@ -30,7 +30,7 @@ import hashlib
 import json
 import os
 import re
-import tempfile
+import secrets
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,7 +179,10 @@ def save(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) ->
     members["manifest"] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
 
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    # O_EXCL with a random name (like mkstemp) but mode 0o666 minus the umask, so the
+    # checkpoint gets ordinary file permissions rather than mkstemp's 0o600.
+    tmp_name = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **members)

@@ -152,9 +152,10 @@ def resume_latest(
     if found is None:
         return None
     state, metadata, step = found
-    if int(state.step) != step:
+    stored_step = getattr(state, "step", None)  # a TrainState knows its step
+    if stored_step is not None and int(stored_step) != step:
         raise ValueError(
-            f"checkpoint {manager.path_for(step)} holds a state at step {int(state.step)}; "
+            f"checkpoint {manager.path_for(step)} holds a state at step {int(stored_step)}; "
             "was the file renamed?"
         )
     saved_config = metadata.get("config", {})

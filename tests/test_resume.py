@@ -1,0 +1,209 @@
+"""A killed training run resumes to bit-identical parameters (scripts/train.py --resume).
+
+The subprocess runs run `scripts/train.py` through a small launcher that sends the signal
+itself at a chosen checkpoint, so the test is deterministic rather than a race:
+- SIGKILL arrives in the middle of writing a checkpoint (after half its bytes): nothing is
+  cleaned up, exactly like `kill -9` or a lost machine;
+- SIGTERM arrives while the run continues: it must finish the chunk, checkpoint, exit 143.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from funcnn import checkpoint, resume
+from funcnn.checkpoint import CheckpointManager
+
+REPO = Path(__file__).resolve().parents[1]
+FLAGS = ["--task", "xor", "--epochs", "5", "--checkpoint-every", "20", "--keep", "2"]
+FLAGS += ["--no-progress", "--hidden", "8"]
+TOTAL_STEPS = 100  # xor: 320 training examples / batch 16 = 20 steps per epoch
+
+# Runs scripts/train.py after patching CheckpointManager.save to deliver a signal:
+#   kill <k>: SIGKILL itself halfway through writing the first checkpoint after step k;
+#   term <k>: SIGTERM itself right after writing the checkpoint of step k.
+LAUNCHER = """
+import os, runpy, signal, sys
+import numpy as np
+from funcnn import checkpoint
+
+mode, at = sys.argv[1], int(sys.argv[2])
+original_save = checkpoint.CheckpointManager.save
+
+def half_written_then_killed(file, **members):
+    file.write(b"PK" + os.urandom(1000))
+    file.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def save(self, step, tree, *, metadata=None):
+    if mode == "kill" and step > at:
+        np.savez = half_written_then_killed
+    path = original_save(self, step, tree, metadata=metadata)
+    if mode == "term" and step == at:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return path
+
+checkpoint.CheckpointManager.save = save
+sys.argv = ["scripts/train.py", *sys.argv[3:]]
+runpy.run_path("scripts/train.py", run_name="__main__")
+"""
+
+
+def launch(out: Path, *extra: str, mode: str = "none", at: int = 0) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    command = [sys.executable, "-c", LAUNCHER, mode, str(at), *FLAGS, "--out", str(out), *extra]
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    stdout, stderr = process.communicate(timeout=240)
+    return process.returncode, stdout, stderr
+
+
+def final_state(out: Path):
+    """The checkpointed TrainState at the last step, as nested dicts of arrays."""
+    manager = CheckpointManager(out / "checkpoints", keep=2)
+    assert manager.steps()[0] == TOTAL_STEPS
+    return checkpoint.restore(manager.path_for(TOTAL_STEPS))
+
+
+def assert_bitwise_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        assert x.dtype == y.dtype and np.asarray(x).tobytes() == np.asarray(y).tobytes()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Three runs at once (2 cores): uninterrupted, SIGKILLed, SIGTERMed; then both resumes."""
+    root = tmp_path_factory.mktemp("resume")
+    outs = {name: root / name for name in ("straight", "killed", "termed")}
+    first = {
+        "straight": launch(outs["straight"]),
+        "killed": launch(outs["killed"], mode="kill", at=40),
+        "termed": launch(outs["termed"], mode="term", at=40),
+    }
+    results = {name: finish(p) for name, p in first.items()}
+    files = {
+        name: sorted(p.name for p in (outs[name] / "checkpoints").iterdir())
+        for name in ("killed", "termed")
+    }
+    # Also corrupt the newest complete checkpoint of the killed run (a bad disk block):
+    # --resume must warn, skip it and fall back to the one before.
+    newest = outs["killed"] / "checkpoints" / "ckpt_0000000040.npz"
+    newest.write_bytes(newest.read_bytes()[:-100])
+    second = {name: launch(outs[name], "--resume") for name in ("killed", "termed")}
+    results |= {f"{name} resumed": finish(p) for name, p in second.items()}
+    return outs, results, files
+
+
+def test_uninterrupted_run_finishes(runs):
+    _, results, _ = runs
+    code, stdout, stderr = results["straight"]
+    assert code == 0, stderr
+    assert "final test_accuracy" in stdout
+
+
+def test_sigkill_mid_write_leaves_only_complete_checkpoints(runs):
+    _, results, files = runs
+    code, _, _ = results["killed"]
+    assert code == -signal.SIGKILL
+    # keep=2: steps 20 and 40 are complete; the write of step 60 died as a temp file
+    assert len(files["killed"]) == 3 and files["killed"][0].startswith(".ckpt_0000000060.npz.")
+    assert files["killed"][1:] == ["ckpt_0000000020.npz", "ckpt_0000000040.npz"]
+
+
+def test_resume_after_sigkill_is_bit_identical(runs):
+    outs, results, _ = runs
+    code, stdout, stderr = results["killed resumed"]
+    assert code == 0, stderr
+    assert "skipping corrupt checkpoint" in stderr and "ckpt_0000000040" in stderr
+    assert "resume: step 20" in stdout
+    assert_bitwise_equal(final_state(outs["killed"]), final_state(outs["straight"]))
+    params = checkpoint.restore(outs["killed"] / "params.ckpt")
+    assert_bitwise_equal(params, checkpoint.restore(outs["straight"] / "params.ckpt"))
+
+
+def test_sigterm_checkpoints_and_exits_cleanly(runs):
+    _, results, files = runs
+    code, stdout, stderr = results["termed"]
+    assert code == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    assert "received SIGTERM" in stdout and "stopped by SIGTERM at step 60" in stdout
+    # the signal came after step 40's checkpoint; the next chunk (to 60) finished and was saved
+    assert files["termed"] == ["ckpt_0000000040.npz", "ckpt_0000000060.npz"]
+    assert "final test_accuracy" not in stdout  # an unfinished run reports no results
+
+
+def test_resume_after_sigterm_is_bit_identical(runs):
+    outs, results, _ = runs
+    code, stdout, stderr = results["termed resumed"]
+    assert code == 0, stderr
+    assert "resume: step 60" in stdout
+    assert_bitwise_equal(final_state(outs["termed"]), final_state(outs["straight"]))
+
+
+# ----------------------------------------------------------------------------- in-process
+
+
+def test_stop_on_signals_records_then_restores_handlers():
+    before = signal.getsignal(signal.SIGTERM)
+    with resume.stop_on_signals() as stop:
+        assert not stop.requested
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested and stop.name == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_second_sigint_aborts_at_once():
+    with pytest.raises(KeyboardInterrupt):
+        with resume.stop_on_signals() as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert stop.requested
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_callback_saves_on_multiples_at_the_end_and_on_stop(tmp_path):
+    manager = CheckpointManager(tmp_path, keep=10)
+    stop = resume.StopRequest()
+    callback = resume.checkpoint_callback(
+        manager, every=10, stop=stop, total_steps=45, config={"hidden": (8,)}
+    )
+    state = {"w": jnp.ones(2)}
+    for step in [5, 10, 15, 25, 30]:
+        assert callback(state, {"step": step, "steps_per_epoch": 7}) is False
+    assert manager.steps() == [30, 25, 10]  # 25 crossed 20 (chunks need not end on it)
+    stop.signum = signal.SIGTERM
+    assert callback(state, {"step": 33, "steps_per_epoch": 7}) is True
+    assert manager.steps()[0] == 33
+    metadata = checkpoint.read_metadata(manager.path_for(33))
+    assert metadata == {
+        "config": {"hidden": [8]},
+        "position": {"step": 33, "epoch": 4, "index": 5},
+    }
+    finishing = resume.checkpoint_callback(manager, every=0, total_steps=45)
+    assert finishing(state, {"step": 40, "steps_per_epoch": 7}) is False
+    assert manager.steps()[0] == 33  # every=0: no periodic checkpoints
+    assert finishing(state, {"step": 45, "steps_per_epoch": 7}) is False
+    assert manager.steps()[0] == 45
+
+
+def test_resume_refuses_another_config(tmp_path):
+    manager = CheckpointManager(tmp_path, keep=2)
+    state = {"w": jnp.ones(2)}
+    manager.save(20, state, metadata={"config": {"lr": 0.1, "epochs": 5}})
+    with pytest.raises(ValueError, match=r"different config \(lr: 0\.1 → 0\.2\)"):
+        resume.resume_latest(manager, like=state, config={"lr": 0.2, "epochs": 5})
+    assert resume.resume_latest(CheckpointManager(tmp_path / "empty"), like=state) is None
