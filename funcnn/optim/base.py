@@ -145,8 +145,9 @@ def check_hyperparameter(
     if isinstance(value, (np.ndarray, np.generic, jax.Array)) and not isinstance(
         value, jax.core.Tracer
     ):
-        if np.ndim(value) == 0 and np.issubdtype(np.result_type(value), np.number):
-            value = np.asarray(value).item()
+        array = np.asarray(value)
+        if array.ndim == 0 and np.issubdtype(array.dtype, np.number):
+            value = array.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
             f"{name} must be a real number, got {name}={value!r} ({type(value).__name__})."

@@ -106,7 +106,9 @@ def scale_by_learning_rate(learning_rate: float | Schedule) -> GradientTransform
     def init(params: Params) -> ScaleByLearningRateState:
         dtype = tree_widest_float(params)
         count = jnp.zeros([], jnp.int32)  # () int32
-        return ScaleByLearningRateState(count, jnp.asarray(schedule(count)).astype(dtype))
+        # copy=True: a schedule may return one shared array; the state must own its buffer
+        # (a donated step would otherwise delete the caller's array).
+        return ScaleByLearningRateState(count, jnp.array(schedule(count), dtype, copy=True))
 
     def update(updates: Updates, state: ScaleByLearningRateState, params: Params | None = None):
         del params

@@ -1,0 +1,91 @@
+"""GradientTransformation protocol: chain order and state, apply_updates dtypes, tree helpers."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from funcnn import optim
+from funcnn.optim.base import check_hyperparameter, tree_zeros_like
+
+PARAMS = {"a": jnp.array([[1.0, -2.0], [3.0, 0.5]]), "b": {"c": jnp.array([4.0, -1.0, 0.25])}}
+GRADS = {"a": jnp.array([[3.0, 0.0], [-4.0, 1.0]]), "b": {"c": jnp.array([2.0, 2.0, -1.0])}}
+
+
+def _flat(tree):
+    return np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in jax.tree.leaves(tree)])
+
+
+def test_chain_applies_stages_left_to_right():
+    g = _flat(GRADS)
+    # scale then elementwise clip: clip(2g, ±1.5); the other order gives 2·clip(g, ±1.5).
+    first = optim.chain(optim.scale(2.0), optim.clip(1.5))
+    second = optim.chain(optim.clip(1.5), optim.scale(2.0))
+    u1, _ = first.update(GRADS, first.init(PARAMS))
+    u2, _ = second.update(GRADS, second.init(PARAMS))
+    np.testing.assert_allclose(_flat(u1), np.clip(2 * g, -1.5, 1.5))
+    np.testing.assert_allclose(_flat(u2), 2 * np.clip(g, -1.5, 1.5))
+
+
+def test_chain_state_is_a_tuple_of_stage_states():
+    opt = optim.chain(optim.identity(), optim.scale_by_adam(), optim.scale_by_learning_rate(0.1))
+    state = opt.init(PARAMS)
+    assert isinstance(state, tuple) and len(state) == 3
+    assert isinstance(state[1], optim.ScaleByAdamState)
+    assert isinstance(state[2], optim.ScaleByLearningRateState)
+    _, new_state = opt.update(GRADS, state, PARAMS)
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+
+
+def test_chain_rejects_non_transforms_and_wrong_states():
+    with pytest.raises(TypeError, match="position 1"):
+        optim.chain(optim.identity(), lambda g: g)
+    opt = optim.chain(optim.identity(), optim.identity())
+    with pytest.raises(ValueError, match="2 transforms got a state with 1"):
+        opt.update(GRADS, (optim.EmptyState(),))
+
+
+def test_apply_updates_adds_and_keeps_each_param_dtype():
+    params = {"f32": jnp.ones(3, jnp.float32), "bf16": jnp.ones(2, jnp.bfloat16)}
+    updates = {"f32": jnp.full(3, 0.5, jnp.float32), "bf16": jnp.full(2, 0.25, jnp.float32)}
+    new = optim.apply_updates(params, updates)
+    assert new["f32"].dtype == jnp.float32 and new["bf16"].dtype == jnp.bfloat16
+    np.testing.assert_array_equal(np.asarray(new["f32"]), 1.5)
+    np.testing.assert_array_equal(np.asarray(new["bf16"], np.float32), 1.25)
+    with jax.enable_x64(True):
+        p = {"w": jnp.ones(2, jnp.float32)}
+        new = optim.apply_updates(p, {"w": jnp.full(2, 0.5, jnp.float64)})
+        assert new["w"].dtype == jnp.float32
+
+
+def test_global_norm_is_the_norm_of_all_entries():
+    np.testing.assert_allclose(float(optim.global_norm(GRADS)), np.linalg.norm(_flat(GRADS)))
+    assert float(optim.global_norm({})) == 0.0
+
+
+def test_tree_zeros_like_makes_fresh_buffers():
+    zeros = tree_zeros_like(PARAMS)
+    for z, p in zip(jax.tree.leaves(zeros), jax.tree.leaves(PARAMS), strict=True):
+        assert z is not p and z.shape == p.shape and z.dtype == p.dtype
+        np.testing.assert_array_equal(np.asarray(z), 0.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        (-1.0, ValueError, r"x must be in \[0.0, inf\], got x=-1.0"),
+        (float("nan"), ValueError, "x must be a finite number, got x=nan"),
+        ("0.1", TypeError, "x must be a real number, got x='0.1'"),
+        (True, TypeError, "x must be a real number"),
+        (jnp.ones(2), TypeError, "x must be a real number"),
+    ],
+)
+def test_check_hyperparameter_names_argument_and_value(value, error, match):
+    with pytest.raises(error, match=match):
+        check_hyperparameter(value, "x")
+
+
+def test_check_hyperparameter_accepts_ints_and_numpy_scalars():
+    assert check_hyperparameter(0, "b1") == 0.0
+    assert check_hyperparameter(np.float32(0.5), "b1") == 0.5
+    assert check_hyperparameter(jnp.asarray(0.25), "b1") == 0.25
