@@ -1,0 +1,250 @@
+"""The optimizer race: six optimizers, the same problems, the same initialization.
+
+Every optimizer runs full-batch (deterministic) gradient descent on each problem,
+
+    θ₀ fixed per problem;   gₖ = ∇f(θₖ);   θₖ₊₁ = θₖ + update(gₖ)      k = 0 … N−1
+
+for every learning rate of one shared grid, and reports its best run: the fewest steps
+to reach the problem's target loss (ties and misses broken by the final loss). All learning
+rates of one optimizer run in a single compiled program (`vmap` over η of a `lax.scan` over
+steps); η enters as a traced scalar through a schedule, so nothing recompiles per η.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from funcnn import optim
+from funcnn.optim.base import GradientTransformation, apply_updates
+
+Array = jax.Array
+Params = Any
+LossFn = Callable[[Params], Array]
+OptimizerFactory = Callable[[optim.Schedule], GradientTransformation]
+
+# One shared grid, half a decade apart: the same budget of tuning for every optimizer.
+LEARNING_RATES: tuple[float, ...] = tuple(float(x) for x in np.logspace(-4, 0.5, 10))
+
+# Standard hyperparameters; only the learning rate is swept.
+RACE_OPTIMIZERS: dict[str, OptimizerFactory] = {
+    "sgd": lambda lr: optim.sgd(lr),
+    "momentum": lambda lr: optim.sgd(lr, momentum=0.9),
+    "nesterov": lambda lr: optim.sgd(lr, momentum=0.9, nesterov=True),
+    "rmsprop": lambda lr: optim.rmsprop(lr),
+    "adam": lambda lr: optim.adam(lr),
+    "adamw": lambda lr: optim.adamw(lr, weight_decay=1e-3),
+}
+
+
+class Problem(NamedTuple):
+    """A full-batch minimization problem: f, θ₀, a target loss and a step budget."""
+
+    name: str
+    loss: LossFn
+    init: Params
+    target: float
+    steps: int
+    description: str
+
+
+class RaceResult(NamedTuple):
+    """One optimizer's best run on one problem (its learning rate chosen from the grid)."""
+
+    problem: str
+    optimizer: str
+    learning_rate: float
+    steps_to_target: int | None  # first k with f(θⱼ) ≤ target for all j ≥ k; None if never
+    final_loss: float  # f(θ_N); inf if the run diverged
+    wall_time: float  # seconds per run of N compiled steps (sweep time / grid size)
+    curve: np.ndarray  # (N + 1,) f(θ₀) … f(θ_N)
+
+
+# ------------------------------------------------------------------------------ problems
+
+
+def quadratic(dim: int = 20, condition: float = 1e3, *, seed: int = 0) -> Problem:
+    """f(x) = ½·xᵀAx with A = Q·diag(λ)·Qᵀ, λ log-spaced in [1, κ], Q a random rotation.
+
+    The minimum is f(0) = 0. The rotation keeps the axes of A off the coordinate axes, so
+    per-coordinate scaling (RMSProp, Adam) cannot precondition it exactly. Plain gradient
+    descent needs η < 2/κ for stability and then shrinks the λ = 1 direction by only
+    (1 − η) per step; heavy-ball momentum contracts at about (√κ − 1)/(√κ + 1).
+    """
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    eigenvalues = np.logspace(0, np.log10(condition), dim)
+    a = jnp.asarray((q * eigenvalues) @ q.T, jnp.float32)  # (dim, dim)
+    x0 = jnp.asarray(rng.normal(size=dim), jnp.float32)  # (dim,)
+
+    def loss(params):
+        x = params["x"]
+        return 0.5 * x @ (a @ x)
+
+    return Problem(
+        "quadratic", loss, {"x": x0}, 1e-3, 1000, f"½xᵀAx, d={dim}, cond(A)={condition:g}"
+    )
+
+
+def rosenbrock(*, steps: int = 3000) -> Problem:
+    """f(x, y) = (1 − x)² + 100·(y − x²)², from the classic start (−1.2, 1); minimum f(1, 1) = 0."""
+
+    def loss(params):
+        x, y = params["xy"][0], params["xy"][1]
+        return (1 - x) ** 2 + 100 * (y - x**2) ** 2
+
+    init = {"xy": jnp.asarray([-1.2, 1.0], jnp.float32)}
+    return Problem("rosenbrock", loss, init, 1e-4, steps, "(1−x)² + 100(y−x²)², start (−1.2, 1)")
+
+
+def logistic_spam(*, steps: int = 300, seed: int = 0) -> Problem:
+    """Logistic regression p = σ(x·w + b) on the spam task's training split, mean BCE.
+
+    x: (N, vocab) standardized word counts; w: (vocab, 1) and b: (1,) start at zero.
+    """
+    from funcnn import datasets, losses
+
+    task = datasets.spam(seed=seed)
+    x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)  # (N, V), (N, 1)
+    init = {"w": jnp.zeros((x.shape[1], 1), jnp.float32), "b": jnp.zeros((1,), jnp.float32)}
+
+    def loss(params):
+        logits = x @ params["w"] + params["b"]  # (N, 1)
+        return losses.binary_cross_entropy_with_logits(logits, y)
+
+    return Problem("logistic_spam", loss, init, 0.295, steps, f"σ(xw+b), BCE, {x.shape} train")
+
+
+def mlp_digits(*, hidden: int = 64, steps: int = 300, seed: int = 0) -> Problem:
+    """An MLP 64 → hidden → 10 (ReLU) on the digits training split, mean cross-entropy."""
+    from funcnn import datasets, losses, nn
+
+    task = datasets.digits(seed=seed)
+    x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)  # (N, 64), (N,)
+    model = nn.mlp([x.shape[1], hidden, task.num_outputs])
+    init, _ = model.init(jax.random.PRNGKey(seed), (-1, x.shape[1]))
+
+    def loss(params):
+        return losses.cross_entropy(model.apply(params, x), y)
+
+    return Problem(
+        "mlp_digits", loss, init, 1e-3, steps, f"MLP [64, {hidden}, 10], CE, {x.shape[0]} train"
+    )
+
+
+PROBLEMS: dict[str, Callable[[], Problem]] = {
+    "quadratic": quadratic,
+    "rosenbrock": rosenbrock,
+    "logistic_spam": logistic_spam,
+    "mlp_digits": mlp_digits,
+}
+
+
+# ------------------------------------------------------------------------------- running
+
+
+def trajectory_fn(problem: Problem, make_optimizer: OptimizerFactory) -> Callable[[Array], Array]:
+    """`run(η) -> (N + 1,)` losses f(θ₀) … f(θ_N) of N full-batch steps at learning rate η.
+
+    η is a traced scalar fed through a schedule, so one compiled program serves every η.
+    """
+
+    def run(learning_rate: Array) -> Array:
+        optimizer = make_optimizer(lambda step: learning_rate)
+        value_and_grad = jax.value_and_grad(problem.loss)
+
+        def step(carry, _):
+            params, state = carry
+            loss, grads = value_and_grad(params)
+            updates, state = optimizer.update(grads, state, params)
+            return (apply_updates(params, updates), state), loss
+
+        carry = (problem.init, optimizer.init(problem.init))
+        (params, _), losses = jax.lax.scan(step, carry, None, length=problem.steps)
+        return jnp.concatenate([losses, problem.loss(params)[None]])
+
+    return run
+
+
+def steps_to_target(curve: np.ndarray, target: float) -> int | None:
+    """The first k after which the loss stays at or below target: f(θⱼ) ≤ target ∀ j ≥ k.
+
+    "Stays" matters: a run that touches the target and bounces back (too large an η for
+    Adam on a quadratic) has not reached it. NaN never counts as reached. None if never.
+    """
+    above = np.flatnonzero(~(curve <= target))
+    k = int(above[-1]) + 1 if above.size else 0
+    return k if k < len(curve) else None
+
+
+def _best_index(curves: np.ndarray, target: float) -> int:
+    """Fewest steps to target; among runs that never reach it, the lowest final loss."""
+    finals = np.where(np.isfinite(curves[:, -1]), curves[:, -1], np.inf)
+    reached = [steps_to_target(c, target) for c in curves]
+    keys = [(np.inf if r is None else r, f) for r, f in zip(reached, finals, strict=True)]
+    return min(range(len(keys)), key=keys.__getitem__)
+
+
+def race_one(
+    problem: Problem,
+    name: str,
+    make_optimizer: OptimizerFactory,
+    learning_rates: Sequence[float] = LEARNING_RATES,
+) -> RaceResult:
+    """Sweep η over `learning_rates` in one vmapped program and keep the best run.
+
+    The wall time is the sweep's execution time (compile excluded) divided by the number
+    of learning rates: the cost of one run of N steps, equal for every η.
+    """
+    grid = jnp.asarray(learning_rates, jnp.float32)
+    sweep = jax.jit(jax.vmap(trajectory_fn(problem, make_optimizer))).lower(grid).compile()
+    start = time.perf_counter()
+    curves = np.asarray(jax.block_until_ready(sweep(grid)), np.float64)  # (n_lr, N + 1)
+    wall_time = (time.perf_counter() - start) / len(learning_rates)
+    best = _best_index(curves, problem.target)
+    curve = curves[best]
+    final = float(curve[-1]) if np.isfinite(curve[-1]) else float("inf")
+    return RaceResult(
+        problem.name,
+        name,
+        float(learning_rates[best]),
+        steps_to_target(curve, problem.target),
+        final,
+        wall_time,
+        curve,
+    )
+
+
+def race_all(
+    problem: Problem,
+    optimizers: dict[str, OptimizerFactory] | None = None,
+    learning_rates: Sequence[float] = LEARNING_RATES,
+) -> list[RaceResult]:
+    """`race_one` for every optimizer (default: `RACE_OPTIMIZERS`) on one problem."""
+    optimizers = RACE_OPTIMIZERS if optimizers is None else optimizers
+    return [race_one(problem, n, f, learning_rates) for n, f in optimizers.items()]
+
+
+def plot_race(results: Sequence[RaceResult], problem: Problem, path: str) -> str:
+    """Loss curves of each optimizer's best run, log scale, with the target as a dashed line."""
+    from funcnn.plotting import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in results:
+        curve = np.where(np.isfinite(r.curve), r.curve, np.nan)
+        ax.plot(np.maximum(curve, 1e-12), label=f"{r.optimizer} (η={r.learning_rate:.2g})")
+    ax.axhline(problem.target, color="gray", linestyle="--", linewidth=1, label="target")
+    ax.set(
+        yscale="log", xlabel="step", ylabel="loss", title=f"{problem.name}: {problem.description}"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
