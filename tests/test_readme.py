@@ -1,0 +1,24 @@
+"""The README's code must run as written, so the docs cannot rot."""
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks(section: str) -> list[str]:
+    text = README.read_text()
+    start = text.index(f"## {section}")
+    end = text.find("\n## ", start + 1)
+    return re.findall(r"```python\n(.*?)```", text[start : end if end > 0 else None], re.S)
+
+
+def test_quick_start_runs_and_learns_xor_of_signs():
+    (code,) = python_blocks("Quick start")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README quick start", "exec"), {})
+    loss = float(re.search(r"loss ([0-9.]+)", out.getvalue()).group(1))
+    assert loss < 0.1, out.getvalue()  # chance level is ln 2 ≈ 0.693
