@@ -76,7 +76,7 @@ def test_gradient_matches_finite_differences_in_float64():
     c = RNG.normal(size=(2, 5))
     params = {"scale": RNG.normal(size=5), "bias": RNG.normal(size=5)}
     with jax.enable_x64(True):
-        loss = lambda p, x: jnp.sum(jnp.asarray(c) * LAYER.apply(p, x))
+        loss = jax.jit(lambda p, x: jnp.sum(jnp.asarray(c) * LAYER.apply(p, x)))
         p64 = jax.tree.map(jnp.asarray, params)
         gp, gx = jax.grad(loss, argnums=(0, 1))(p64, jnp.asarray(x))
         fd_p = numerical_grad(lambda p: loss(jax.tree.map(jnp.asarray, p), jnp.asarray(x)), params)
