@@ -30,6 +30,7 @@ import numpy as np
 from funcnn import parallel
 from funcnn._validation import check_positive_int
 from funcnn.optim.base import GradientTransformation, apply_updates
+from funcnn.optim.wrappers import check_nonfinite
 
 Array = jax.Array
 Params = Any
@@ -206,6 +207,7 @@ def fit(
                  when resuming from a restored state.
     steps_per_dispatch: steps fused per compiled call; default: a whole epoch (one dispatch
                  per epoch). Progress and `callback` run between dispatches.
+    progress:    a tqdm bar (when tqdm is installed) and one line of metrics per epoch.
     eval_fn:     `eval_fn(params) -> dict` of metrics, run after every epoch.
     callback:    `callback(state, info) -> stop?` after every dispatch; returning True stops
                  cleanly (used for checkpoints and signal handling).
@@ -215,7 +217,9 @@ def fit(
     the same `data_key` reaches bit-for-bit the same result.
 
     Returns `(state, history)`; history maps "epoch", "step", "time", "train_<metric>" (mean
-    over the epoch's steps) and every key of `eval_fn` to per-epoch lists.
+    over the epoch's steps) and every key of `eval_fn` to per-epoch lists. With an optimizer
+    wrapped in `optim.skip_nonfinite`, "skipped_steps" counts the steps skipped so far, and
+    `NonFiniteGradientsError` is raised between chunks once `max_consecutive` are in a row.
     """
     check_positive_int(epochs, "epochs")
     per_epoch = steps_per_epoch(data, batch_size)
@@ -250,6 +254,10 @@ def fit(
         step += length
         epoch_steps += length
         info = {"epoch": epoch, "step": step, "steps_per_epoch": per_epoch}
+        # With optim.skip_nonfinite: report its counts; raise after max_consecutive bad steps.
+        nonfinite = check_nonfinite(state.opt_state)
+        if nonfinite is not None:
+            info["nonfinite"] = nonfinite
         if bar is not None:
             bar.update(length)
             bar.set_postfix(epoch=epoch + 1, loss=f"{float(metrics['loss'][-1]):.4f}")
@@ -259,12 +267,14 @@ def fit(
             history["time"].append(time.perf_counter() - start_time)
             for name, total_value in epoch_sums.items():
                 history.setdefault(f"train_{name}", []).append(total_value / epoch_steps)
+            if nonfinite is not None:
+                history.setdefault("skipped_steps", []).append(nonfinite["skipped"])
             if eval_fn is not None:
                 for name, value in eval_fn(state.params).items():
                     history.setdefault(name, []).append(float(value))
             info["history"] = history
-            if bar is None and progress:
-                print(_epoch_line(history), flush=True)
+            if progress:
+                (print if bar is None else bar.write)(_epoch_line(history))
             epoch_sums, epoch_steps = {}, 0
         if callback is not None and callback(state, info):
             stopped = True

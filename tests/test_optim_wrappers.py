@@ -152,7 +152,7 @@ def test_state_survives_a_donated_step(make):
 def test_counts_need_the_wrapper():
     with pytest.raises(ValueError, match="no skip_nonfinite state"):
         nonfinite_counts(optim.sgd(0.1).init(params_like()))
-    assert check_nonfinite(()) == {"skipped": 0, "consecutive": 0}
+    assert check_nonfinite(optim.sgd(0.1).init(params_like())) is None
 
 
 # ----------------------------------------------------------------------------- accumulate
@@ -287,3 +287,36 @@ def test_bf16_params_with_float32_moments_converge():
     # adam/adamw expose the first-moment option too
     mu = optim.adamw(1e-3, mu_dtype=jnp.float32).init(params_like(jnp.bfloat16))[0].mu
     assert mu["w"].dtype == jnp.float32
+
+
+# ----------------------------------------------------------------------------- fit reporting
+
+
+def _quadratic_loss(params, batch, key):
+    del key
+    x, y = batch
+    r = x @ params["w"] - y  # (b, 1)
+    return jnp.mean(r * r), {}
+
+
+def test_fit_reports_skipped_steps_and_fails_loudly():
+    from funcnn.train import fit, init_state
+
+    x = np.arange(16.0, dtype=np.float32).reshape(8, 2) / 16
+    x[3, 1] = np.nan  # exactly one of the 4 minibatches per epoch holds it
+    data = (x, np.zeros((8, 1), np.float32))
+    opt = skip_nonfinite(optim.sgd(0.1), max_consecutive=2)
+    state = init_state({"w": jnp.ones((2, 1))}, opt, jax.random.key(0))
+    seen = []
+    state, history = fit(
+        state, _quadratic_loss, opt, data, batch_size=2, epochs=3, progress=False,
+        callback=lambda s, info: seen.append(info["nonfinite"]),
+    )  # fmt: skip
+    assert history["skipped_steps"] == [1, 2, 3]
+    assert seen[-1] == {"skipped": 3, "consecutive": seen[-1]["consecutive"]}
+    assert np.isfinite(np.asarray(state.params["w"])).all()
+
+    poisoned = (np.full_like(x, np.nan), data[1])
+    state = init_state({"w": jnp.ones((2, 1))}, opt, jax.random.key(0))  # fit donated the last
+    with pytest.raises(NonFiniteGradientsError, match=r"last 4 steps .*max_consecutive=2"):
+        fit(state, _quadratic_loss, opt, poisoned, batch_size=2, epochs=3, progress=False)

@@ -143,10 +143,10 @@ def nonfinite_counts(opt_state: Any) -> dict[str, int]:
     }
 
 
-def check_nonfinite(opt_state: Any) -> dict[str, int]:
+def check_nonfinite(opt_state: Any) -> dict[str, int] | None:
     """Raise NonFiniteGradientsError once any `skip_nonfinite` state inside `opt_state` has
-    skipped `max_consecutive` steps in a row; otherwise return `nonfinite_counts`.
-    A state without such a wrapper passes (returns zeros)."""
+    skipped `max_consecutive` steps in a row; otherwise return `nonfinite_counts`, or None
+    when `opt_state` holds no such wrapper (then nothing is copied to the host)."""
     states = _skip_states(opt_state)
     for s in states:
         run, limit = int(s.consecutive), int(s.max_consecutive)
@@ -156,7 +156,7 @@ def check_nonfinite(opt_state: Any) -> dict[str, int]:
                 f"{int(s.skipped)} skipped in total). The parameters were left untouched; "
                 "lower the learning rate, check the data for NaN/Inf, or clip gradients."
             )
-    return nonfinite_counts(opt_state) if states else {"skipped": 0, "consecutive": 0}
+    return nonfinite_counts(opt_state) if states else None
 
 
 # --- gradient accumulation -----------------------------------------------------------------
