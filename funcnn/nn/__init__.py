@@ -8,7 +8,7 @@ from funcnn.nn.attention import (
     causal_mask,
     dot_product_attention,
     key_padding_mask,
-    masked_softmax,
+    multi_head_attention,
 )
 from funcnn.nn.conv import conv1d
 from funcnn.nn.core import (
@@ -26,6 +26,7 @@ from funcnn.nn.masking import lengths_to_mask
 from funcnn.nn.norm import layer_norm
 from funcnn.nn.pooling import avg_pool1d, global_avg_pool, global_max_pool, max_pool1d
 from funcnn.nn.recurrent import gru, gru_cell, lstm, lstm_cell, rnn, rnn_cell, scan_steps
+from funcnn.nn.transformer import transformer_block, transformer_lm
 
 __all__ = [
     "Layer",
@@ -49,9 +50,9 @@ __all__ = [
     "lengths_to_mask",
     "lstm",
     "lstm_cell",
-    "masked_softmax",
     "max_pool1d",
     "mlp",
+    "multi_head_attention",
     "parallel",
     "perceptron",
     "positional_encoding",
@@ -61,4 +62,6 @@ __all__ = [
     "scan_steps",
     "serial",
     "sinusoidal_positions",
+    "transformer_block",
+    "transformer_lm",
 ]

@@ -14,11 +14,16 @@ padding mask (B, T), True for real tokens, turned into a key mask here.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 
 from funcnn._validation import check_floating, check_positive_int
+from funcnn.activations import softmax
+from funcnn.nn.core import Layer, Params, Shape, as_shape
+from funcnn.nn.dense import dense
+from funcnn.nn.masking import check_mask
 
 Array = jax.Array
 
@@ -37,24 +42,6 @@ def causal_mask(query_len: int, key_len: int | None = None) -> Array:
 def key_padding_mask(mask: Array) -> Array:
     """Padding mask (B, Tk) → attention mask (B, 1, 1, Tk): every query ignores padded keys."""
     return mask[:, None, None, :]
-
-
-def masked_softmax(scores: Array, mask: Array | None, axis: int = -1) -> Array:
-    """softmax over `axis` counting only entries where mask is True; all-masked rows give 0.
-
-        wⱼ = mⱼ·exp(sⱼ − s_max) / Σₖ mₖ·exp(sₖ − s_max),   s_max over unmasked entries
-
-    Masked scores are replaced by s_max *before* exp, so no inf ever meets the gradient.
-    """
-    if mask is None:
-        return jax.nn.softmax(scores, axis=axis)
-    mask = jnp.broadcast_to(mask, scores.shape)
-    s_max = jnp.max(jnp.where(mask, scores, -jnp.inf), axis=axis, keepdims=True)
-    s_max = jax.lax.stop_gradient(jnp.where(jnp.isfinite(s_max), s_max, 0.0))
-    safe = jnp.where(mask, scores, jnp.broadcast_to(s_max, scores.shape))
-    e = jnp.where(mask, jnp.exp(safe - s_max), 0.0)
-    total = jnp.sum(e, axis=axis, keepdims=True)
-    return e / jnp.where(total > 0, total, 1.0)
 
 
 def _check_attention_shapes(q: Array, k: Array, v: Array) -> None:
@@ -108,7 +95,8 @@ def attention_weights(
             (1,) * (q.ndim - 2) + scores.shape[-2:]
         )
         full = tril if full is None else jnp.logical_and(full, tril)
-    return masked_softmax(scores, full)
+    # softmax(where=…) gives masked keys weight 0 and a fully masked row all zeros, no NaN.
+    return softmax(scores, axis=-1, where=full)
 
 
 def dot_product_attention(
@@ -121,3 +109,98 @@ def dot_product_attention(
     _check_attention_shapes(q, k, v)
     weights = attention_weights(q, k, mask=mask, causal=causal)  # (..., Tq, Tk)
     return jnp.einsum("...qk,...kd->...qd", weights, v)
+
+
+def _split_heads(x: Array, num_heads: int) -> Array:
+    """(..., T, H·dh) → (..., H, T, dh): head j takes columns j·dh:(j+1)·dh."""
+    *lead, steps, width = x.shape
+    x = jnp.reshape(x, (*lead, steps, num_heads, width // num_heads))
+    return jnp.swapaxes(x, -3, -2)
+
+
+def _merge_heads(x: Array) -> Array:
+    """(..., H, T, dh) → (..., T, H·dh), heads concatenated in order."""
+    x = jnp.swapaxes(x, -3, -2)
+    return jnp.reshape(x, (*x.shape[:-2], x.shape[-2] * x.shape[-1]))
+
+
+def multi_head_attention(
+    num_heads: int,
+    dim: int,
+    *,
+    causal: bool = False,
+    out_features: int | None = None,
+    name: str = "multi_head_attention",
+) -> Layer:
+    """Multi-head attention (Vaswani et al. 2017) over x (..., Tq, D) and context (..., Tk, D).
+
+        Q = x·W_q + b_q,  K = c·W_k + b_k,  V = c·W_v + b_v          (…, T, dim)
+        headⱼ = Attention(Q[:, cols j], K[:, cols j], V[:, cols j]),  cols j = j·dh:(j+1)·dh
+        y = [head₀ … head_{H−1}]·W_o + b_o                             (…, Tq, out_features)
+
+    params {"q", "k", "v", "o"}, each a dense {"w", "b"}; dh = dim / num_heads.
+    apply(params, x, *, mask=None, context=None, context_mask=None): self-attention by
+    default (c = x). `mask` (..., Tq) marks real query steps; in self-attention it also hides
+    padded keys. `context_mask` (..., Tk) hides padded context keys in cross-attention.
+    `causal=True` lets step i attend only to keys j ≤ i. Outputs at padded queries are
+    computed but meaningless — mask them in the loss.
+    """
+    check_positive_int(num_heads, "num_heads")
+    check_positive_int(dim, "dim")
+    if dim % num_heads:
+        raise ValueError(
+            f"{name}: dim={dim} must be divisible by num_heads={num_heads} (each head gets "
+            f"dim/num_heads columns)."
+        )
+    projections = {p: dense(dim, name=p) for p in ("q", "k", "v")}
+
+    def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
+        shape = as_shape(in_shape)
+        if len(shape) < 2 or shape[-1] == -1:
+            raise ValueError(f"{name}: expects (..., time, features), got in_shape={shape}.")
+        out = shape[-1] if out_features is None else out_features
+        keys = jax.random.split(key, 4)
+        params = {
+            p: layer.init(k, shape)[0]
+            for (p, layer), k in zip(projections.items(), keys[:3], strict=True)
+        }
+        params["o"], _ = dense(out, name="o").init(keys[3], (*shape[:-1], dim))
+        return params, (*shape[:-1], out)
+
+    def apply(
+        params: Params,
+        x: Array,
+        *,
+        mask: Array | None = None,
+        context: Array | None = None,
+        context_mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> Array:
+        del key, train
+        check_floating(x, f"{name} input x")
+        if jnp.ndim(x) < 2:
+            raise ValueError(f"{name}: expects x of shape (..., time, features), got {x.shape}.")
+        self_attention = context is None
+        context = x if self_attention else context
+        if context.shape[:-2] != x.shape[:-2]:
+            raise ValueError(
+                f"{name}: x {x.shape} and context {context.shape} need the same leading dims."
+            )
+        mask = check_mask(mask, x.shape[:-1], name)
+        context_mask = check_mask(context_mask, context.shape[:-1], f"{name} context")
+        if self_attention:
+            context_mask = mask
+        q = _split_heads(projections["q"].apply(params["q"], x), num_heads)  # (..., H, Tq, dh)
+        k = _split_heads(
+            projections["k"].apply(params["k"], context), num_heads
+        )  # (..., H, Tk, dh)
+        v = _split_heads(
+            projections["v"].apply(params["v"], context), num_heads
+        )  # (..., H, Tk, dh)
+        full = None if context_mask is None else context_mask[..., None, None, :]  # (..., 1, 1, Tk)
+        heads = dot_product_attention(q, k, v, mask=full, causal=causal)  # (..., H, Tq, dh)
+        y = _merge_heads(heads)  # (..., Tq, dim)
+        return dense(params["o"]["w"].shape[-1], name="o").apply(params["o"], y)
+
+    return Layer(init, apply, name)
