@@ -57,7 +57,7 @@ class TrainConfig:
 # Chosen so every task reaches its stated quality in seconds on a laptop CPU.
 # An empty `hidden` is a single layer: logistic regression (spam) or a linear model (house).
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": dict(lr=3e-3, epochs=40, batch_size=64, hidden=(256, 256), activation="relu"),
+    "digits": dict(lr=3e-3, epochs=30, batch_size=64, hidden=(256, 256), activation="relu"),
     "spirals": dict(lr=1e-2, epochs=150, batch_size=32, hidden=(64, 64), activation="relu"),
     "xor": dict(lr=3e-2, epochs=60, batch_size=16, hidden=(16,), activation="tanh"),
     "sine": dict(lr=1e-2, epochs=400, batch_size=32, hidden=(64, 64), activation="tanh"),

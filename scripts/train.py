@@ -92,8 +92,9 @@ def main(argv=None) -> int:
         )
         return 128 + stop.signum
     print(summary(result.state.params))
-    for epoch, metrics in _epoch_rows(result.history):
-        print(f"epoch {epoch:>4}  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    if args.no_progress:  # otherwise fit printed each epoch as it finished
+        for epoch, metrics in _epoch_rows(result.history):
+            print(f"epoch {epoch:>4}  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     for line in recipes.readout(result):
         print(line)
     args.out.mkdir(parents=True, exist_ok=True)
