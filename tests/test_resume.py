@@ -8,6 +8,7 @@ itself at a chosen checkpoint, so the test is deterministic rather than a race:
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,8 +52,8 @@ def save(self, step, tree, *, metadata=None):
     return path
 
 checkpoint.CheckpointManager.save = save
-sys.argv = ["scripts/train.py", *sys.argv[3:]]
-runpy.run_path("scripts/train.py", run_name="__main__")
+sys.argv = ["train.py", *sys.argv[3:]]
+runpy.run_path(os.path.join(os.environ["PYTHONPATH"], "scripts", "train.py"), run_name="__main__")
 """
 
 
@@ -68,8 +69,10 @@ def launch(out: Path, *extra: str, mode: str = "none", at: int = 0) -> subproces
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     }
     command = [sys.executable, "-c", LAUNCHER, mode, str(at), *FLAGS, "--out", str(out), *extra]
+    cwd = out.parent / "cwd"  # stays empty: the script may write only under --out
+    cwd.mkdir(exist_ok=True)
     return subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -116,6 +119,18 @@ def runs(tmp_path_factory):
     second = {name: launch(outs[name], "--resume") for name in ("killed", "termed")}
     results |= {f"{name} resumed": finish(p) for name, p in second.items()}
     return outs, results, files
+
+
+def test_scripts_write_only_under_out_and_never_eval(runs):
+    outs, _, _ = runs
+    assert list((outs["straight"].parent / "cwd").iterdir()) == []
+    expected = {"checkpoints", "history.png", "metrics.json", "params.ckpt"}
+    for out in outs.values():
+        assert {p.name for p in out.iterdir()} <= expected
+    for script in (REPO / "scripts").glob("*.py"):
+        source = script.read_text()
+        for forbidden in (r"\beval\(", r"\bexec\(", r"\bpickle\b", r"allow_pickle=True"):
+            assert not re.search(forbidden, source), f"{script.name} matches {forbidden}"
 
 
 def test_uninterrupted_run_finishes(runs):
