@@ -120,7 +120,7 @@ def logistic_spam(*, steps: int = 300, seed: int = 0) -> Problem:
     return Problem("logistic_spam", loss, init, 0.295, steps, f"σ(xw+b), BCE, {x.shape} train")
 
 
-def mlp_digits(*, hidden: int = 64, steps: int = 300, seed: int = 0) -> Problem:
+def mlp_digits(*, hidden: int = 32, steps: int = 300, seed: int = 0) -> Problem:
     """An MLP 64 → hidden → 10 (ReLU) on the digits training split, mean cross-entropy."""
     from funcnn import datasets, losses, nn
 

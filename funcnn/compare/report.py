@@ -18,7 +18,9 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return str(value)
-        if value == 0 or 1e-3 <= abs(value) < 1e4:
+        if value == 0:
+            return "0"  # also −0.0, which a float32 loss can round to
+        if 1e-3 <= abs(value) < 1e4:
             return f"{value:.4g}"
         return f"{value:.2e}"
     return str(value)

@@ -1,0 +1,185 @@
+"""Tests for funcnn.compare and scripts/compare_optimizers.py, each on a tiny budget.
+
+verify: the script passes every registered configuration and reports a deliberately wrong
+update as FAIL (with exit status 1). race: the harness runs the math it claims (SGD's curve
+equals the closed form of gradient descent on a quadratic) and momentum/Adam beat plain SGD
+on an ill-conditioned quadratic. decay: AdamW's idle weights follow W₀·(1 − ηλ)^T exactly,
+Adam+L2 drives them to ~0 whatever λ, and Adam+L2 ends with the smaller weight norm.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from funcnn import optim
+from funcnn.compare import decay, race, verify
+from funcnn.optim import configs
+from funcnn.reference import optim as ref
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_optimizers.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("compare_optimizers", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def script():
+    return _load_script()
+
+
+# ---------------------------------------------------------------------------------- verify
+
+
+def test_verify_script_passes_every_configuration(script, tmp_path, capsys):
+    # float64, the strict tolerance, for every configuration; float32 runs in the tests
+    # below (compiling all configurations twice would double this test's time).
+    argv = ["--out", str(tmp_path), "verify", "--steps", "5", "--dtype", "float64"]
+    status = script.main(argv)
+    out = capsys.readouterr().out
+    rows = json.loads((tmp_path / "verify.json").read_text())
+    assert status == 0, out
+    assert {(r["configuration"], r["dtype"]) for r in rows} == {
+        (name, "float64") for name in configs.CONFIGS
+    }
+    for row in rows:
+        assert row["result"] == "PASS" and row["steps"] == 5
+        assert row["max_rel_error"] <= verify.TOLERANCES[row["dtype"]]
+    assert "FAIL" not in out
+
+
+# A wrong formula (Nesterov's look-ahead where plain momentum is due) and an update that is
+# right but for a 1e-6 relative scale: float64 must catch both; float32 (tolerance 1e-5)
+# cannot see the second, which is exactly why float64 is the strict check.
+WRONG = {
+    "nesterov_instead_of_momentum": configs.OptimizerConfig(
+        lambda: optim.sgd(0.02, 0.9, nesterov=True), lambda: ref.SGD(0.02, momentum=0.9)
+    ),
+    "adam_scaled_1e-6": configs.OptimizerConfig(
+        lambda: optim.chain(optim.adam(1e-2), optim.scale(1 + 1e-6)), lambda: ref.Adam(1e-2)
+    ),
+}
+
+
+def test_verify_reports_perturbed_updates_as_fail():
+    rows = {(r.configuration, r.dtype): r for r in verify.verify_all(steps=5, registry=WRONG)}
+    assert not rows["nesterov_instead_of_momentum", "float64"].passed
+    assert not rows["nesterov_instead_of_momentum", "float32"].passed
+    assert rows["nesterov_instead_of_momentum", "float32"].max_rel_error > 1e-3
+    scaled = rows["adam_scaled_1e-6", "float64"]
+    assert not scaled.passed and 1e-10 < scaled.max_rel_error < 1e-5
+    assert rows["adam_scaled_1e-6", "float32"].passed
+
+
+def test_verify_script_exits_nonzero_on_fail(script, tmp_path, capsys, monkeypatch):
+    # Inject the wrong configuration into the registry for this test only.
+    monkeypatch.setitem(configs.CONFIGS, "wrong", WRONG["nesterov_instead_of_momentum"])
+    argv = ["--out", str(tmp_path), "verify", "--only", "wrong", "--steps", "5"]
+    status = script.main([*argv, "--dtype", "float32"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "FAIL: wrong/float32" in out
+    assert json.loads((tmp_path / "verify.json").read_text())[0]["result"] == "FAIL"
+
+
+def test_formula_prints_the_docstrings_of_the_code_that_runs(script, capsys):
+    used = verify.documented_functions(configs.CONFIGS["clip_adamw_warmup_cosine"].build)
+    assert {optim.clip_by_global_norm, optim.adamw, optim.warmup_cosine_decay} <= set(used)
+    assert script.main(["verify", "--formula", "adamw_mask_fn"]) == 0
+    out = capsys.readouterr().out
+    assert optim.adamw.__doc__.strip().splitlines()[0] in out
+    assert "θ ← θ − ηₜ·(m̂/(√v̂ + ε) + λ·θ·maskᵢ)" in out
+    for name, config in configs.CONFIGS.items():
+        assert verify.documented_functions(config.build), name
+
+
+# ------------------------------------------------------------------------------------ race
+
+
+@pytest.fixture(scope="module")
+def quadratic_race():
+    problem = race.quadratic(dim=8, condition=1e3)._replace(steps=400)
+    names = ("sgd", "momentum", "adam")
+    optimizers = {n: race.RACE_OPTIMIZERS[n] for n in names}
+    return problem, {r.optimizer: r for r in race.race_all(problem, optimizers)}
+
+
+def test_race_sgd_curve_is_closed_form_gradient_descent(quadratic_race):
+    # x_k = (I − ηA)^k x₀, so f(x_k) = ½ Σᵢ λᵢ (1 − ηλᵢ)^{2k} cᵢ² with c = Qᵀx₀ (float64).
+    problem, results = quadratic_race
+    sgd = results["sgd"]
+    x0 = np.asarray(problem.init["x"], np.float64)
+    basis = np.eye(len(x0))
+    a = np.stack([np.asarray(race.jax.grad(problem.loss)({"x": e})["x"]) for e in basis])
+    lam, q = np.linalg.eigh(a.astype(np.float64))
+    c = q.T @ x0
+    k = np.arange(problem.steps + 1)[:, None]
+    expected = 0.5 * np.sum(lam * (1 - sgd.learning_rate * lam) ** (2 * k) * c**2, axis=1)
+    np.testing.assert_allclose(sgd.curve, expected, rtol=2e-3)
+
+
+def test_race_momentum_and_adam_beat_sgd_on_ill_conditioned_quadratic(quadratic_race):
+    _problem, results = quadratic_race
+    sgd_steps = results["sgd"].steps_to_target
+    for name in ("momentum", "adam"):
+        steps = results[name].steps_to_target
+        assert steps is not None, name
+        assert sgd_steps is None or steps < sgd_steps, (name, steps, sgd_steps)
+        assert results[name].final_loss < results["sgd"].final_loss
+    # The best stable SGD step is bounded by 2/λ_max = 2e-3: the sweep must respect it.
+    assert results["sgd"].learning_rate < 2e-3
+
+
+def test_steps_to_target_requires_staying_below():
+    curve = np.array([5.0, 0.5, 2.0, 0.4, 0.3, np.nan])
+    assert race.steps_to_target(curve[:5], 1.0) == 3
+    assert race.steps_to_target(curve, 1.0) is None  # a NaN at the end is not "reached"
+    assert race.steps_to_target(np.array([0.1, 0.1]), 1.0) == 0
+
+
+# ----------------------------------------------------------------------------------- decay
+
+TINY = decay.DecaySetting(n_train=64, hidden=32, steps=100, learning_rate=1e-2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def decay_runs():
+    runs = {(m, wd): decay.run_decay(m, wd, TINY) for m in decay.METHODS for wd in (0.0, 1e-2)}
+    runs["adam_l2", 1e-1] = decay.run_decay("adam_l2", 1e-1, TINY)
+    return runs
+
+
+def test_decay_without_weight_decay_the_methods_coincide(decay_runs):
+    assert decay_runs["adam_l2", 0.0] == decay_runs["adamw", 0.0]._replace(method="adam_l2")
+
+
+def test_adamw_shrinks_idle_weights_geometrically(decay_runs):
+    run = decay_runs["adamw", 1e-2]
+    expected = run.idle_weight_norm_init * (1 - TINY.learning_rate * 1e-2) ** TINY.steps
+    np.testing.assert_allclose(run.idle_weight_norm, expected, rtol=1e-5)
+
+
+def test_adam_l2_drives_idle_weights_to_zero_whatever_lambda(decay_runs):
+    # Their gradient is λW alone and Adam divides it by its RMS: a step of ≈ η·sign(W), so
+    # after T·η = 1 of travel they are ~η, and the path does not depend on λ at all.
+    l2, l2_strong, adamw = (
+        decay_runs["adam_l2", 1e-2],
+        decay_runs["adam_l2", 1e-1],
+        decay_runs["adamw", 1e-2],
+    )
+    assert l2.idle_weight_norm < 0.1 * adamw.idle_weight_norm
+    assert l2.idle_weight_norm < 0.1 * l2.idle_weight_norm_init
+    np.testing.assert_allclose(l2.idle_weight_norm, l2_strong.idle_weight_norm, rtol=1e-3)
+
+
+def test_adam_l2_ends_with_smaller_weights_than_adamw_at_equal_lambda(decay_runs):
+    # Adam+L2 settles where ∇ℓ + λW = 0 (the L2-regularized minimum); AdamW at the same λ
+    # only pulls W by ηλW per step, a far weaker constraint for η·T ≈ 1.
+    assert decay_runs["adam_l2", 1e-2].weight_norm < 0.8 * decay_runs["adamw", 1e-2].weight_norm
+    assert decay_runs["adamw", 1e-2].weight_norm < decay_runs["adamw", 0.0].weight_norm
