@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from funcnn import fusion
 from funcnn.optim.base import (
     Array,
     EmptyState,
@@ -299,6 +300,9 @@ def scale_by_adam(
     (outside the root, after bias correction). TF/Keras adds its "ε̂" to the *uncorrected*
     √vₜ, which differs in the first steps. The first step gives |d| = |g|/(|g|+ε) ≈ 1.
     `mu_dtype`/`nu_dtype` store the moments in another dtype (e.g. float32 for bf16 params).
+    Speed: when the backend fuses sibling loops (`funcnn.fusion`), m̂ and v̂ are computed from
+    mₜ₋₁, vₜ₋₁ and g directly (same equations, regrouped) so a jitted, donated AdamW step
+    makes one pass over each leaf instead of two or three.
     """
     b1 = check_hyperparameter(b1, "b1", high=1.0, high_inclusive=False)
     b2 = check_hyperparameter(b2, "b2", high=1.0, high_inclusive=False)
@@ -314,15 +318,27 @@ def scale_by_adam(
     def update(updates: Updates, state: ScaleByAdamState, params: Params | None = None):
         del params
         count = safe_increment(state.count)  # t, as int32
+        siblings = fusion.fuses_sibling_loops()  # once per trace; see funcnn/fusion.py
 
         def leaf(g: Array, m: Array, v: Array):
-            g32 = _upcast(g)
+            g32, m32, v32 = _upcast(g), _upcast(m), _upcast(v)
             beta1, beta2 = _const(b1, g32), _const(b2, g32)
             t = count.astype(g32.dtype)
-            m_new = beta1 * _upcast(m) + (1 - beta1) * g32
-            v_new = beta2 * _upcast(v) + (1 - beta2) * g32 * g32
-            m_hat = m_new / (1 - beta1**t)
-            v_hat = v_new / (1 - beta2**t)
+            c1, c2 = 1 - beta1**t, 1 - beta2**t  # bias corrections 1−β₁ᵗ, 1−β₂ᵗ
+            m_new = beta1 * m32 + (1 - beta1) * g32
+            v_new = beta2 * v32 + (1 - beta2) * g32 * g32
+            if siblings:
+                # The same m̂ = mₜ/c₁, expanded on the OLD moment: (β₁/c₁)·mₜ₋₁ + ((1−β₁)/c₁)·g
+                # (v̂ likewise). d then reads (g, m, v) exactly as m_new and v_new do, so XLA
+                # emits θ', m', v' as sibling outputs of ONE loop per leaf: 7 memory accesses
+                # per parameter instead of 9-10. Only float rounding differs (a few ulp).
+                m_hat = (beta1 / c1) * m32 + ((1 - beta1) / c1) * g32
+                v_hat = (beta2 / c2) * v32 + ((1 - beta2) / c2) * (g32 * g32)
+            else:
+                # No sibling fusion (XLA:CPU by default): reading the old moments after their
+                # in-place update would force copies of the donated buffers; read the new ones.
+                m_hat = m_new / c1
+                v_hat = v_new / c2
             d = m_hat / (jnp.sqrt(v_hat) + _const(eps, g32))
             return d.astype(g.dtype), (m_new.astype(m.dtype), v_new.astype(v.dtype))
 
