@@ -68,6 +68,8 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
         return tuple(t.init(params) for t in transforms)
 
     def update(updates: Updates, state: tuple, params: Params | None = None):
+        if params is not None:
+            check_same_structure(updates, params)
         if len(state) != len(transforms):
             raise ValueError(
                 f"chain of {len(transforms)} transforms got a state with {len(state)} entries; "
@@ -88,7 +90,24 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     The sum is formed in the promoted dtype and cast back, so float32 params stay float32
     even when the updates were computed in float64 (x64 mode) and bf16 params stay bf16.
     """
+    check_same_structure(updates, params)
     return jax.tree.map(lambda p, u: jnp.asarray(p + u).astype(jnp.result_type(p)), params, updates)
+
+
+def check_same_structure(
+    updates: Updates, params: Params, name_a: str = "updates", name_b: str = "params"
+) -> None:
+    """Raise ValueError naming the key paths that differ unless both trees share a structure
+    (a bare `tree_map` error would not say which argument is wrong). Trace-time only."""
+    if jax.tree.structure(updates) == jax.tree.structure(params):
+        return
+    paths_a = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(updates)}
+    paths_b = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)}
+    raise ValueError(
+        f"{name_a} and {name_b} must have the same tree structure; only in {name_a}: "
+        f"{sorted(paths_a - paths_b)[:5]}, only in {name_b}: {sorted(paths_b - paths_a)[:5]} "
+        f"(got {name_a} {jax.tree.structure(updates)} and {name_b} {jax.tree.structure(params)})."
+    )
 
 
 # --- tree helpers used by the transforms -------------------------------------------------
