@@ -13,7 +13,8 @@ File format (a NumPy `.npz` archive, so `np.load(path)` can inspect it):
                    "metadata": {...}, "sha256": "<hex>"}
     leaf_<i>      the i-th leaf in `jax.tree.flatten` order, stored as plain numbers:
                   bfloat16 (and other ml_dtypes) as their raw unsigned-int bits,
-                  typed PRNG keys as `jax.random.key_data` plus the impl name.
+                  typed PRNG keys as `jax.random.key_data` plus the impl name (their
+                  manifest "shape" is the key data's, e.g. [2] for one threefry key).
 
 `sha256` covers the manifest (without the digest itself) and every leaf's bytes, so a
 truncated or altered file is refused as a whole: nothing is returned until every leaf has
