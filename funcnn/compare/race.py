@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn import optim
+from funcnn import datasets, losses, nn, optim
 from funcnn.optim.base import GradientTransformation, apply_updates
 
 Array = jax.Array
@@ -75,6 +75,7 @@ def quadratic(dim: int = 20, condition: float = 1e3, *, seed: int = 0) -> Proble
     per-coordinate scaling (RMSProp, Adam) cannot precondition it exactly. Plain gradient
     descent needs η < 2/κ for stability and then shrinks the λ = 1 direction by only
     (1 − η) per step; heavy-ball momentum contracts at about (√κ − 1)/(√κ + 1).
+    The target 1e-3 is ~1e-6 of f(x₀): the slow directions must be solved too.
     """
     rng = np.random.default_rng(seed)
     q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
@@ -106,9 +107,9 @@ def logistic_spam(*, steps: int = 300, seed: int = 0) -> Problem:
     """Logistic regression p = σ(x·w + b) on the spam task's training split, mean BCE.
 
     x: (N, vocab) standardized word counts; w: (vocab, 1) and b: (1,) start at zero.
+    Convex and, with standardized features, well conditioned: the minimum is ≈ 0.290, and
+    the target 0.295 asks for the last 2% of the way from ln 2 = 0.693.
     """
-    from funcnn import datasets, losses
-
     task = datasets.spam(seed=seed)
     x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)  # (N, V), (N, 1)
     init = {"w": jnp.zeros((x.shape[1], 1), jnp.float32), "b": jnp.zeros((1,), jnp.float32)}
@@ -121,9 +122,11 @@ def logistic_spam(*, steps: int = 300, seed: int = 0) -> Problem:
 
 
 def mlp_digits(*, hidden: int = 32, steps: int = 300, seed: int = 0) -> Problem:
-    """An MLP 64 → hidden → 10 (ReLU) on the digits training split, mean cross-entropy."""
-    from funcnn import datasets, losses, nn
+    """An MLP 64 → hidden → 10 (ReLU) on the digits training split, mean cross-entropy.
 
+    Full batch, so the network can interpolate the 1437 training images: the target 1e-3
+    means "fits the training set", which plain SGD does not reach in 300 steps.
+    """
     task = datasets.digits(seed=seed)
     x, y = jnp.asarray(task.x_train), jnp.asarray(task.y_train)  # (N, 64), (N,)
     model = nn.mlp([x.shape[1], hidden, task.num_outputs])
