@@ -6,6 +6,7 @@ Every generator is a pure function of a PRNG key, returns jax arrays, and can ru
     adding_problem  x (n, T, 2) [value, marker], y (n,) = sum of the two marked values
     copy_task       tokens then blanks; the model must emit the tokens after a GO marker
     reverse_task    the same layout, emitting the tokens in reverse order
+    sort_task       the same layout, emitting the tokens sorted (order-free: a bag suffices)
     parity_task     bits (n, T), y (n,) = (Σ bits) mod 2
 """
 
@@ -58,7 +59,7 @@ class TokenTask(NamedTuple):
 
 
 def _memory_task(
-    key: Array, n: int, length: int, num_symbols: int, delay: int, reverse: bool
+    key: Array, n: int, length: int, num_symbols: int, delay: int, order: str
 ) -> TokenTask:
     check_positive_int(n, "n")
     check_positive_int(length, "length")
@@ -66,7 +67,9 @@ def _memory_task(
     check_nonnegative_int(delay, "delay")
     blank, go = 0, num_symbols + 1
     symbols = jax.random.randint(key, (n, length), 1, num_symbols + 1)  # (n, L) in 1..S
-    answer = symbols[:, ::-1] if reverse else symbols
+    answer = {"copy": symbols, "reverse": symbols[:, ::-1], "sort": jnp.sort(symbols, axis=1)}[
+        order
+    ]
     blanks = lambda width: jnp.full((n, width), blank, jnp.int32)
     go_column = jnp.full((n, 1), go, jnp.int32)
     # inputs:  s₁ … s_L, blank × delay, GO, blank × (L − 1)
@@ -87,14 +90,25 @@ def copy_task(
     Target: blanks until GO, then the L symbols in order. Sequences have T = 2L + delay steps;
     `mask` marks the L scored steps. Chance accuracy is 1/S.
     """
-    return _memory_task(key, n, length, num_symbols, delay, reverse=False)
+    return _memory_task(key, n, length, num_symbols, delay, "copy")
 
 
 def reverse_task(
     key: Array, n: int, length: int, *, num_symbols: int = 8, delay: int = 0
 ) -> TokenTask:
     """Like `copy_task`, but the symbols must be emitted last-first: target = s_L … s₁."""
-    return _memory_task(key, n, length, num_symbols, delay, reverse=True)
+    return _memory_task(key, n, length, num_symbols, delay, "reverse")
+
+
+def sort_task(
+    key: Array, n: int, length: int, *, num_symbols: int = 8, delay: int = 0
+) -> TokenTask:
+    """Like `copy_task`, but the symbols must be emitted in ascending order.
+
+    The answer depends only on the multiset of symbols, not on their order — the control task
+    that an order-blind model (bag of words) can solve while it fails `reverse_task`.
+    """
+    return _memory_task(key, n, length, num_symbols, delay, "sort")
 
 
 def parity_task(key: Array, n: int, length: int) -> tuple[Array, Array]:

@@ -1,0 +1,280 @@
+"""The five sequence architectures, built the same way for two jobs, and fused training on
+freshly generated batches.
+
+    KINDS = bow, rnn, lstm, cnn, transformer
+
+    char_lm(kind, vocab, ...)              ids (B, T) → next-token logits (B, T, vocab), causal
+    sequence_regressor(kind, features, ...)  x (B, T, F) → one number per sequence (B,)
+
+Every model is a `Layer` whose apply takes `mask=None` (B, T), True for real steps, and
+threads it to each sequence layer by hand — `serial` does not carry masks.
+
+    bow          order-blind: the (prefix) mean of per-step embeddings
+    rnn / lstm   one recurrent layer, sequential in T (a lax.scan of T steps)
+    cnn          a stack of dilated convolutions (dilation 1, 2, 4, …) with residuals;
+                 its receptive field is 1 + (width − 1)·(2^depth − 1) steps
+    transformer  pre-LN transformer blocks: every step attends to every (earlier) step,
+                 with attention memory quadratic in T
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from funcnn import nn
+from funcnn._validation import check_choice, check_positive_int
+from funcnn.activations import gelu, relu
+from funcnn.nn.core import Layer, Params, Shape, as_shape
+from funcnn.nn.masking import check_mask, masked_mean
+from funcnn.optim.base import GradientTransformation
+from funcnn.train import TrainState, train_step_fn
+
+Array = jax.Array
+
+KINDS = ("bow", "rnn", "lstm", "cnn", "transformer")
+
+
+# ---------------------------------------------------------------- shared encoders
+def _conv_stack(dim: int, depth: int, width: int, padding: str) -> list[Layer]:
+    return [
+        nn.conv1d(dim, width, padding=padding, dilation=2**i, name=f"conv_{i}")
+        for i in range(depth)
+    ]
+
+
+def _apply_conv_stack(convs: list[Layer], params: Params, x: Array, mask: Array | None) -> Array:
+    """x ← x + relu(conv(x)) per layer; padded steps are zeroed so they never leak forward."""
+    keep = None if mask is None else mask[..., None].astype(x.dtype)  # (B, T, 1)
+    for conv in convs:
+        x = x + relu(conv.apply(params[conv.name], x))
+        if keep is not None:
+            x = x * keep
+    return x
+
+
+def _check_ids(ids: Array, name: str) -> None:
+    if jnp.ndim(ids) != 2:
+        raise ValueError(f"{name}: expects ids of shape (batch, time), got {jnp.shape(ids)}.")
+
+
+# ---------------------------------------------------------------- language models
+def char_lm(
+    kind: str,
+    vocab: int,
+    *,
+    dim: int = 64,
+    hidden: int = 128,
+    depth: int = 2,
+    heads: int = 4,
+    width: int = 3,
+    max_len: int = 256,
+    dropout: float = 0.0,
+) -> Layer:
+    """A next-character model of the given kind: ids (B, T) → logits (B, T, vocab).
+
+    The logits at t depend only on ids[≤ t] for every kind (the bow uses the prefix bag, the
+    cnn causal padding, the transformer a causal mask), so one forward pass scores a window.
+        bow          E → prefix mean → mlp([dim, hidden, vocab])
+        rnn, lstm    E → rnn/lstm(hidden) → dense(vocab)
+        cnn          E → `depth` causal dilated convs (dim channels, `width` taps) → dense(vocab)
+        transformer  transformer_lm(vocab, dim, depth, heads, max_len, dropout)
+    """
+    check_choice(kind, "kind", KINDS)
+    check_positive_int(vocab, "vocab")
+    if kind == "transformer":
+        return nn.transformer_lm(vocab, dim, depth, heads, max_len, dropout=dropout)
+    name = f"{kind}_lm"
+    embed = (
+        nn.bag_of_words(vocab, dim, causal=True, stddev=0.1, name="embedding")
+        if kind == "bow"
+        else nn.embedding(vocab, dim, stddev=0.1, name="embedding")
+    )
+    recurrent = {"rnn": nn.rnn, "lstm": nn.lstm}.get(kind)
+    encoder = recurrent(hidden, name="encoder") if recurrent else None
+    convs = _conv_stack(dim, depth, width, "CAUSAL") if kind == "cnn" else []
+    head_in = hidden if recurrent else dim
+    head = (
+        nn.mlp([dim, hidden, vocab], activation=gelu, name="head")
+        if kind == "bow"
+        else nn.dense(vocab, name="head")
+    )
+
+    def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
+        shape = as_shape(in_shape)
+        if len(shape) != 2:
+            raise ValueError(f"{name}: expects ids of shape (batch, time), got in_shape={shape}.")
+        k_embed, k_encoder, k_head = jax.random.split(key, 3)
+        features = (*shape, dim)
+        params = {"embedding": embed.init(k_embed, shape)[0]}
+        if encoder is not None:
+            params["encoder"], _ = encoder.init(k_encoder, features)
+        for conv, k in zip(convs, jax.random.split(k_encoder, max(len(convs), 1)), strict=False):
+            params[conv.name], _ = conv.init(k, features)
+        params["head"], _ = head.init(k_head, (*shape, head_in))
+        return params, (*shape, vocab)
+
+    def apply(
+        params: Params,
+        ids: Array,
+        *,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> Array:
+        del key, train
+        _check_ids(ids, name)
+        mask = check_mask(mask, ids.shape, name)
+        if kind == "bow":
+            x = embed.apply(params["embedding"], ids, mask=mask)  # (B, T, D) prefix means
+        else:
+            x = embed.apply(params["embedding"], ids)  # (B, T, D)
+        if encoder is not None:
+            x, _ = encoder.apply(params["encoder"], x, mask=mask)  # (B, T, H)
+        x = _apply_conv_stack(convs, params, x, mask)
+        return head.apply(params["head"], x)  # (B, T, vocab)
+
+    return Layer(init, apply, name)
+
+
+# ---------------------------------------------------------------- sequence → number
+def sequence_regressor(
+    kind: str,
+    features: int,
+    *,
+    dim: int = 32,
+    depth: int = 2,
+    heads: int = 4,
+    width: int = 3,
+    max_len: int = 1024,
+) -> Layer:
+    """x (B, T, features) → y (B,): one prediction per sequence (e.g. the adding problem).
+
+    bow          mean over real steps of relu(x·W + b) → mlp([dim, dim, 1])
+    rnn, lstm    final hidden state h_T → dense(1)
+    cnn          x·W → `depth` dilated SAME convs → mean over real steps → dense(1)
+    transformer  x·W + sinusoidal P → `depth` blocks → mean over real steps → dense(1)
+    """
+    check_choice(kind, "kind", KINDS)
+    check_positive_int(features, "features")
+    name = f"{kind}_regressor"
+    recurrent = {"rnn": nn.rnn, "lstm": nn.lstm}.get(kind)
+    encoder = recurrent(dim, name="encoder") if recurrent else None
+    project = None if recurrent else nn.dense(dim, name="input")
+    convs = _conv_stack(dim, depth, width, "SAME") if kind == "cnn" else []
+    blocks = (
+        [nn.transformer_block(dim, heads, name=f"block_{i}") for i in range(depth)]
+        if kind == "transformer"
+        else []
+    )
+    positions = nn.positional_encoding(max_len) if kind == "transformer" else None
+    head = nn.mlp([dim, dim, 1], name="head") if kind == "bow" else nn.dense(1, name="head")
+
+    def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
+        shape = as_shape(in_shape)
+        if len(shape) != 3 or shape[-1] != features:
+            raise ValueError(f"{name}: expects (batch, time, {features}), got in_shape={shape}.")
+        keys = list(jax.random.split(key, 3 + depth))
+        hidden = (*shape[:-1], dim)
+        params: Params = {}
+        if encoder is not None:
+            params["encoder"], _ = encoder.init(keys[0], shape)
+        if project is not None:
+            params["input"], _ = project.init(keys[0], shape)
+        for layer, k in zip([*convs, *blocks], keys[3:], strict=False):
+            params[layer.name], _ = layer.init(k, hidden)
+        params["head"], _ = head.init(keys[1], (shape[0], dim))
+        return params, (shape[0],)
+
+    def apply(
+        params: Params,
+        x: Array,
+        *,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> Array:
+        del key, train
+        if jnp.ndim(x) != 3 or x.shape[-1] != features:
+            raise ValueError(f"{name}: expects x (batch, time, {features}), got {jnp.shape(x)}.")
+        mask = check_mask(mask, x.shape[:-1], name)
+        if encoder is not None:
+            _, carry = encoder.apply(params["encoder"], x, mask=mask)
+            summary = carry[0] if isinstance(carry, tuple) else carry  # h_T (B, dim)
+        else:
+            h = project.apply(params["input"], x)  # (B, T, dim)
+            if kind == "bow":
+                h = relu(h)
+            h = _apply_conv_stack(convs, params, h, mask)
+            if positions is not None:
+                h = positions.apply({}, h)
+            for block in blocks:
+                h = block.apply(params[block.name], h, mask=mask)
+            summary = masked_mean(h, mask)  # (B, dim)
+        return head.apply(params["head"], summary)[:, 0]
+
+    return Layer(init, apply, name)
+
+
+# ---------------------------------------------------------------- fused training on generated data
+def train_generated(
+    state: TrainState,
+    loss_fn: Callable[[Params, Any, Array], tuple[Array, dict[str, Array]]],
+    optimizer: GradientTransformation,
+    sample: Callable[[Array], Any],
+    *,
+    steps: int,
+    steps_per_dispatch: int = 100,
+    data_key: Array | None = None,
+    callback: Callable[[TrainState, dict[str, float]], None] | None = None,
+) -> tuple[TrainState, dict[str, list[float]]]:
+    """Train for `steps` updates on batches drawn on device, `steps_per_dispatch` per dispatch.
+
+    Step t trains on `sample(fold_in(data_key, t))`, so the data depends only on the step
+    count (a resumed run sees the same batches). Each dispatch is one compiled `lax.scan`
+    over steps; `loss_fn(params, batch, key) -> (loss, aux)` as in `funcnn.train`.
+    Returns the final state and a history of chunk-mean metrics {"step": […], name: […]}.
+    """
+    check_positive_int(steps, "steps")
+    check_positive_int(steps_per_dispatch, "steps_per_dispatch")
+    data_key = jax.random.key(0) if data_key is None else data_key
+    step_fn = train_step_fn(loss_fn, optimizer)
+    chunk = min(steps_per_dispatch, steps)
+    full = _fused_steps(step_fn, sample, data_key, chunk)
+    remainder = steps % chunk
+    tail = _fused_steps(step_fn, sample, data_key, remainder) if remainder else None
+    history: dict[str, list[float]] = {"step": []}
+    done = 0
+    while done < steps:
+        run, length = (full, chunk) if steps - done >= chunk else (tail, remainder)
+        state, metrics = run(state)
+        done += length
+        info = {k: float(v) for k, v in metrics.items()}
+        history["step"].append(float(done))
+        for k, v in info.items():
+            history.setdefault(k, []).append(v)
+        if callback is not None:
+            callback(state, info)
+    return state, history
+
+
+def _fused_steps(
+    step_fn: Callable[[TrainState, Any], tuple[TrainState, dict[str, Array]]],
+    sample: Callable[[Array], Any],
+    data_key: Array,
+    length: int,
+) -> Callable[[TrainState], tuple[TrainState, dict[str, Array]]]:
+    """Jitted (state) -> (state, mean metrics): `length` steps fused in one lax.scan, with the
+    state donated so params and optimizer moments update in place."""
+
+    def run(state: TrainState) -> tuple[TrainState, dict[str, Array]]:
+        def body(state: TrainState, _: None) -> tuple[TrainState, dict[str, Array]]:
+            return step_fn(state, sample(jax.random.fold_in(data_key, state.step)))
+
+        state, metrics = jax.lax.scan(body, state, None, length=length)
+        return state, jax.tree.map(jnp.mean, metrics)
+
+    return jax.jit(run, donate_argnums=0)
