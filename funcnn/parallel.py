@@ -13,6 +13,10 @@ per-device gradient sums into the full-batch mean gradient. Results equal single
 training up to float32 summation order. `fit` does the same when its data is sharded with
 `shard_batch`: every fused step's minibatch is constrained to the `data` axis.
 
+Or, without touching the data: `with data_parallel(make_mesh(4)): train.fit(...)` replicates
+the state and data and splits every fused minibatch along "data" (what
+`scripts/train.py --devices 4` does).
+
 `shard_opt_state` optionally splits optimizer-state leaves along the axis too (ZeRO stage 1
 style): each device stores 1/n of every moment buffer whose leading dimension divides.
 
@@ -23,7 +27,9 @@ the global batch with `jax.make_array_from_process_local_data(data_sharding(mesh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
@@ -34,14 +40,17 @@ from funcnn._validation import check_positive_int
 
 __all__ = [
     "DATA_AXIS",
+    "active_mesh",
     "batch_mesh",
     "constrain_batches",
+    "data_parallel",
     "data_sharding",
     "make_mesh",
     "replicate",
     "replicated_sharding",
     "shard_batch",
     "shard_opt_state",
+    "simulate_cpu_devices",
 ]
 
 DATA_AXIS = "data"
@@ -151,3 +160,35 @@ def constrain_batches(batches: Any, mesh: Mesh | None, *, batch_axis: int = 0) -
         return batches
     spec = PartitionSpec(*([None] * batch_axis), DATA_AXIS)
     return jax.lax.with_sharding_constraint(batches, NamedSharding(mesh, spec))
+
+
+_ACTIVE_MESHES: list[Mesh] = []
+
+
+@contextlib.contextmanager
+def data_parallel(mesh: Mesh) -> Iterator[Mesh]:
+    """Within the block, `train.fit` runs data-parallel over `mesh`: it replicates the state
+    and the data and splits every minibatch along "data" (batch_size must divide evenly)."""
+    _ACTIVE_MESHES.append(mesh)
+    try:
+        yield mesh
+    finally:
+        _ACTIVE_MESHES.pop()
+
+
+def active_mesh() -> Mesh | None:
+    """The mesh of the innermost `data_parallel` block, or None outside one."""
+    return _ACTIVE_MESHES[-1] if _ACTIVE_MESHES else None
+
+
+def simulate_cpu_devices(n: int) -> None:
+    """Ask XLA for n host (CPU) devices, via XLA_FLAGS, before JAX starts its backend.
+
+    For trying data parallelism on one machine; real accelerators are listed as they are.
+    Has no effect once JAX has created its backends (the first array or compilation), so
+    call it first thing.
+    """
+    check_positive_int(n, "n")
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()

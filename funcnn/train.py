@@ -228,7 +228,15 @@ def fit(
     if data_key is None:
         data_key = jax.random.fold_in(state.key, 0x5EED)
     data = jax.device_put(data)
-    mesh = parallel.batch_mesh(data)  # sharded data → sharded minibatches
+    mesh = parallel.batch_mesh(data)  # data sharded by parallel.shard_batch → sharded batches
+    if mesh is None and parallel.active_mesh() is not None:  # inside parallel.data_parallel
+        mesh = parallel.active_mesh()
+        if batch_size % mesh.size:
+            raise ValueError(
+                f"batch_size={batch_size} must be divisible by the {mesh.size} devices of the "
+                "data-parallel mesh."
+            )
+        data, state = parallel.replicate(data, mesh), parallel.replicate(state, mesh)
     run = _compiled_chunk(loss_fn, optimizer, batch_size, *([mesh] if mesh else []))
     key_bits = _key_bits(data_key)
     n = num_examples(data)

@@ -90,6 +90,13 @@ WORKER = textwrap.dedent(
     report["fit_max_diff"] = max(
         float(jnp.max(jnp.abs(a - b)))
         for a, b in zip(jax.tree.leaves(fit_single.params), jax.tree.leaves(fit_multi.params)))
+    with parallel.data_parallel(mesh):  # plain host data: fit replicates it and splits batches
+        fit_ctx, _ = train.fit(fresh(), loss_fn, optimizer, (np.asarray(x), np.asarray(y)),
+                               batch_size=16, epochs=2, progress=False)
+    report["ctx_param_devices"] = len(fit_ctx.params["dense_0"]["w"].sharding.device_set)
+    report["ctx_max_diff"] = max(
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip(jax.tree.leaves(fit_single.params), jax.tree.leaves(fit_ctx.params)))
     report["fit_moved"] = max(
         float(jnp.max(jnp.abs(a - b)))
         for a, b in zip(jax.tree.leaves(fit_single.params), jax.tree.leaves(fresh().params)))
@@ -137,6 +144,11 @@ def test_sharded_optimizer_state_matches_and_is_split(report):
 def test_fit_on_sharded_data_matches_single_device(report):
     assert report["fit_moved"] > 1e-3  # training did something, so agreement means something
     assert report["fit_max_diff"] <= 1e-5 * max(1.0, report["step_max_abs"])
+
+
+def test_fit_inside_data_parallel_block_matches_single_device(report):
+    assert report["ctx_param_devices"] == 4
+    assert report["ctx_max_diff"] <= 1e-5 * max(1.0, report["step_max_abs"])
 
 
 def test_shard_batch_rejects_indivisible_batch():
