@@ -172,7 +172,7 @@ def save(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) ->
             "leaves": list(entries),
             "metadata": {} if metadata is None else metadata,
         }
-        json.dumps(manifest["metadata"], allow_nan=False)
+        json.dumps(manifest["metadata"])  # NaN/inf allowed: Python's json reads them back
     except (TypeError, ValueError) as err:
         raise TypeError(f"metadata must be JSON-serialisable, got {metadata!r}: {err}") from None
     manifest["sha256"] = _digest(manifest, list(arrays))

@@ -105,21 +105,25 @@ def checkpoint_callback(
     stop: StopRequest | None = None,
     total_steps: int | None = None,
     config: Mapping[str, Any] | None = None,
+    history: Mapping[str, list] | None = None,
 ) -> Callback:
     """A `fit` callback that checkpoints the TrainState and stops on request.
 
     After each fused chunk it saves when the step crossed a multiple of `every` (0: never
     periodically), when the run reached `total_steps`, or when `stop` was requested — and
-    then returns `stop.requested`, which makes `fit` return. Metadata: the `config` (JSON)
-    and the data position from `data_position`. Give `fit` `steps_per_dispatch=every` so
-    chunks end exactly on checkpoint steps.
+    then returns `stop.requested`, which makes `fit` return. Metadata: the `config` (JSON),
+    the data position from `data_position`, and the per-epoch history so far (`history`,
+    the part from before a resume, followed by fit's). Give `fit`
+    `steps_per_dispatch=every` so chunks end exactly on checkpoint steps.
     """
     every = check_nonnegative_int(every, "every")
     config = _as_json(config)
     last_saved = [-1]
+    latest_history: list[Mapping[str, list]] = [{}]
 
     def callback(state: Any, info: dict[str, Any]) -> bool:
         step = info["step"]
+        latest_history[0] = info.get("history", latest_history[0])
         stopping = stop is not None and stop.requested
         crossed = every > 0 and step // every > max(last_saved[0], 0) // every
         finished = total_steps is not None and step >= total_steps
@@ -127,6 +131,7 @@ def checkpoint_callback(
             metadata = {
                 "config": config,
                 "position": data_position(step, info["steps_per_epoch"]),
+                "history": merge_histories(history or {}, latest_history[0]),
             }
             manager.save(step, state, metadata=metadata)
             last_saved[0] = step
@@ -141,8 +146,9 @@ def resume_latest(
     *,
     config: Mapping[str, Any] | None = None,
     steps_per_epoch: int | None = None,
-) -> Any | None:
-    """The newest valid checkpointed state shaped like `like`, or None if there is none.
+) -> tuple[Any, dict] | None:
+    """(state, metadata) from the newest valid checkpoint, the state shaped like `like`;
+    None if there is none.
 
     Corrupt newer files are skipped with a warning (see `CheckpointManager`). A checkpoint
     written under another `config`, or whose stored data position disagrees with its step,
@@ -181,7 +187,13 @@ def resume_latest(
             f"checkpoint {manager.path_for(step)} records data position {position}, but step "
             f"{step} with {steps_per_epoch} steps per epoch is {expected}."
         )
-    return state
+    return state, metadata
+
+
+def merge_histories(before: Mapping[str, list], after: Mapping[str, list]) -> dict[str, list]:
+    """Per-epoch histories of two parts of one run, concatenated key by key."""
+    keys = list(before) + [k for k in after if k not in before]
+    return {k: list(before.get(k, [])) + list(after.get(k, [])) for k in keys}
 
 
 def run_resumable(
@@ -199,7 +211,8 @@ def run_resumable(
     requested — and, with `resume=True`, continued from the newest valid checkpoint.
 
     Without `resume`, checkpoints of an earlier run in the folder are removed first (with a
-    note), so a later `--resume` can never mix two runs.
+    note), so a later `--resume` can never mix two runs. The returned history covers the
+    whole run, the epochs before a resume included (they travel in checkpoint metadata).
     """
     check_nonnegative_int(checkpoint_every, "checkpoint_every")
     check_positive_int(keep, "keep")
@@ -208,9 +221,11 @@ def run_resumable(
     config_dict = dataclasses.asdict(config)
     _, _, _, _, fresh, _, _, data, _ = recipes.prepare(config)
     per_epoch = steps_per_epoch(data, config.batch_size)
-    state = None
+    state, history_before = None, {}
     if resume:
-        state = resume_latest(manager, like=fresh, config=config_dict, steps_per_epoch=per_epoch)
+        found = resume_latest(manager, like=fresh, config=config_dict, steps_per_epoch=per_epoch)
+        if found is not None:
+            state, history_before = found[0], found[1].get("history", {})
         where = "no checkpoint found" if state is None else f"step {int(state.step)}"
         print(f"resume: {where} in {manager.directory}", flush=True)
     elif manager.steps():
@@ -227,14 +242,17 @@ def run_resumable(
         stop=stop,
         total_steps=config.epochs * per_epoch,
         config=config_dict,
+        history=history_before,
     )
-    return recipes.run(
+    result = recipes.run(
         config,
         state=state,
         progress=progress,
         callback=callback,
         steps_per_dispatch=checkpoint_every or None,
     )
+    # The run's history spans its interruptions, so plots and epoch tables are complete.
+    return result._replace(history=merge_histories(history_before, result.history))
 
 
 def _as_json(config: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -88,6 +88,12 @@ def final_state(out: Path):
     return checkpoint.restore(manager.path_for(TOTAL_STEPS))
 
 
+def epoch_rows(stdout: str) -> list[str]:
+    rows = [line for line in stdout.splitlines() if line.startswith("epoch ")]
+    assert len(rows) == 5
+    return rows
+
+
 def assert_bitwise_equal(a, b):
     assert jax.tree.structure(a) == jax.tree.structure(b)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
@@ -156,6 +162,8 @@ def test_resume_after_sigkill_is_bit_identical(runs):
     assert "skipping corrupt checkpoint" in stderr and "ckpt_0000000040" in stderr
     assert "resume: step 20" in stdout
     assert_bitwise_equal(final_state(outs["killed"]), final_state(outs["straight"]))
+    # the epoch table spans the interruption: same rows as the uninterrupted run
+    assert epoch_rows(stdout) == epoch_rows(results["straight"][1])
     params = checkpoint.restore(outs["killed"] / "params.ckpt")
     assert_bitwise_equal(params, checkpoint.restore(outs["straight"] / "params.ckpt"))
 
@@ -177,6 +185,7 @@ def test_resume_after_sigterm_is_bit_identical(runs):
     assert code == 0, stderr
     assert "resume: step 60" in stdout
     assert_bitwise_equal(final_state(outs["termed"]), final_state(outs["straight"]))
+    assert epoch_rows(stdout) == epoch_rows(results["straight"][1])
 
 
 # ----------------------------------------------------------------------------- in-process
@@ -217,6 +226,7 @@ def test_callback_saves_on_multiples_at_the_end_and_on_stop(tmp_path):
     assert metadata == {
         "config": {"hidden": [8]},
         "position": {"step": 33, "epoch": 4, "index": 5},
+        "history": {},
     }
     finishing = resume.checkpoint_callback(manager, every=0, total_steps=45)
     assert finishing(state, {"step": 40, "steps_per_epoch": 7}) is False
@@ -229,6 +239,21 @@ def test_resume_refuses_another_config(tmp_path):
     manager = CheckpointManager(tmp_path, keep=2)
     state = {"w": jnp.ones(2)}
     manager.save(20, state, metadata={"config": {"lr": 0.1, "epochs": 5}})
+    found_state, metadata = resume.resume_latest(
+        manager, like=state, config={"epochs": 5, "lr": 0.1}
+    )
+    assert metadata["config"] == {"lr": 0.1, "epochs": 5} and found_state["w"].tolist() == [1, 1]
     with pytest.raises(ValueError, match=r"different config \(lr: 0\.1 → 0\.2\)"):
         resume.resume_latest(manager, like=state, config={"lr": 0.2, "epochs": 5})
     assert resume.resume_latest(CheckpointManager(tmp_path / "empty"), like=state) is None
+
+
+def test_checkpoints_carry_the_history_across_a_resume(tmp_path):
+    manager = CheckpointManager(tmp_path, keep=2)
+    before = {"epoch": [1], "train_loss": [0.5]}
+    callback = resume.checkpoint_callback(manager, every=7, history=before)
+    fit_history = {"epoch": [2], "train_loss": [0.25]}
+    callback({"w": jnp.ones(1)}, {"step": 14, "steps_per_epoch": 7, "history": fit_history})
+    callback({"w": jnp.ones(1)}, {"step": 21, "steps_per_epoch": 7})  # mid-epoch: no new entry
+    saved = checkpoint.read_metadata(manager.path_for(21))["history"]
+    assert saved == {"epoch": [1, 2], "train_loss": [0.5, 0.25]}
