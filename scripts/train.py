@@ -9,6 +9,8 @@ Writes `history.png` (loss/accuracy curves) and `params.ckpt` (a funcnn checkpoi
     python scripts/train.py --checkpoint-every 200 --keep 3   # TrainState → --out/checkpoints
     python scripts/train.py --checkpoint-every 200 --resume   # continue, bit-identically
 
+    python scripts/train.py --devices 4                       # data-parallel over 4 devices
+
 SIGINT/SIGTERM finish the current fused chunk, write a checkpoint and exit with 128 + signal.
 """
 
@@ -19,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from funcnn import checkpoint, recipes, resume
+from funcnn import checkpoint, parallel, recipes, resume
 from funcnn.params import summary
 from funcnn.plotting import plot_history
 
@@ -39,6 +41,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/train"))
     p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        metavar="N",
+        help="data-parallel over N devices (on CPU, N simulated host devices)",
+    )
     p.add_argument(
         "--checkpoint-every",
         type=int,
@@ -75,7 +84,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     config = recipes.resolve(config_from_args(args))
     print(f"funcnn: training {config}")
-    with resume.stop_on_signals() as stop:
+    if args.devices > 1:  # must run before JAX's first computation creates its backend
+        parallel.simulate_cpu_devices(args.devices)
+    mesh = parallel.make_mesh(args.devices)
+    if args.devices > 1:
+        print(f"data-parallel over {mesh.size} devices: {list(mesh.devices.flat)}")
+    with parallel.data_parallel(mesh), resume.stop_on_signals() as stop:
         result = resume.run_resumable(
             config,
             args.out / "checkpoints",
