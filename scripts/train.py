@@ -17,6 +17,7 @@ SIGINT/SIGTERM finish the current fused chunk, write a checkpoint and exit with 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -86,10 +87,12 @@ def main(argv=None) -> int:
     print(f"funcnn: training {config}")
     if args.devices > 1:  # must run before JAX's first computation creates its backend
         parallel.simulate_cpu_devices(args.devices)
-    mesh = parallel.make_mesh(args.devices)
+    placement = contextlib.nullcontext()  # one device: the plain, unsharded path
     if args.devices > 1:
+        mesh = parallel.make_mesh(args.devices)
         print(f"data-parallel over {mesh.size} devices: {list(mesh.devices.flat)}")
-    with parallel.data_parallel(mesh), resume.stop_on_signals() as stop:
+        placement = parallel.data_parallel(mesh)
+    with placement, resume.stop_on_signals() as stop:
         result = resume.run_resumable(
             config,
             args.out / "checkpoints",
