@@ -47,12 +47,13 @@ def _conv_stack(dim: int, depth: int, width: int, padding: str) -> list[Layer]:
 
 
 def _apply_conv_stack(convs: list[Layer], params: Params, x: Array, mask: Array | None) -> Array:
-    """x ← x + relu(conv(x)) per layer; padded steps are zeroed so they never leak forward."""
+    """x ← x + relu(conv(x)) per layer. Padded steps are zeroed before every conv, so a
+    non-causal (SAME) conv sees exactly the zero padding it would see at the sequence's end."""
     keep = None if mask is None else mask[..., None].astype(x.dtype)  # (B, T, 1)
     for conv in convs:
-        x = x + relu(conv.apply(params[conv.name], x))
         if keep is not None:
             x = x * keep
+        x = x + relu(conv.apply(params[conv.name], x))
     return x
 
 

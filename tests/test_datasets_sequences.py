@@ -29,16 +29,22 @@ def test_adding_problem_is_deterministic_and_jittable():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("reverse", [False, True])
-def test_copy_and_reverse_layout(reverse):
-    make = sequences.reverse_task if reverse else sequences.copy_task
-    task = make(KEY, 16, 5, num_symbols=6, delay=3)
+@pytest.mark.parametrize("order", ["copy", "reverse", "sort"])
+def test_copy_reverse_sort_layout(order):
+    make = {
+        "copy": sequences.copy_task,
+        "reverse": sequences.reverse_task,
+        "sort": sequences.sort_task,
+    }
+    task = make[order](KEY, 16, 5, num_symbols=6, delay=3)
     inputs, targets, mask = map(np.asarray, task[:3])
     assert task.vocab == 8 and inputs.shape == targets.shape == mask.shape == (16, 13)
     symbols = inputs[:, :5]
     assert np.all((symbols >= 1) & (symbols <= 6))
     assert np.all(inputs[:, 5:8] == 0) and np.all(inputs[:, 8] == 7) and np.all(inputs[:, 9:] == 0)
-    expected = symbols[:, ::-1] if reverse else symbols
+    expected = {"copy": symbols, "reverse": symbols[:, ::-1], "sort": np.sort(symbols, axis=1)}[
+        order
+    ]
     np.testing.assert_array_equal(targets[:, 8:], expected)
     assert np.all(targets[:, :8] == 0)
     np.testing.assert_array_equal(mask, np.arange(13)[None, :].repeat(16, 0) >= 8)
