@@ -5,6 +5,7 @@ update as FAIL (with exit status 1). race: the harness runs the math it claims (
 equals the closed form of gradient descent on a quadratic) and momentum/Adam beat plain SGD
 on an ill-conditioned quadratic. decay: AdamW's idle weights follow W₀·(1 − ηλ)^T exactly,
 Adam+L2 drives them to ~0 whatever λ, and Adam+L2 ends with the smaller weight norm.
+(AdamW with λ = 0 is plain Adam by construction — no decay stage — so it is not re-run.)
 """
 
 import importlib.util
@@ -150,13 +151,10 @@ TINY = decay.DecaySetting(n_train=64, hidden=32, steps=100, learning_rate=1e-2, 
 
 @pytest.fixture(scope="module")
 def decay_runs():
-    runs = {(m, wd): decay.run_decay(m, wd, TINY) for m in decay.METHODS for wd in (0.0, 1e-2)}
-    runs["adam_l2", 1e-1] = decay.run_decay("adam_l2", 1e-1, TINY)
+    # Adam+L2 runs share one compiled program (λ is traced); each AdamW λ compiles its own.
+    runs = {("adam_l2", wd): decay.run_decay("adam_l2", wd, TINY) for wd in (0.0, 1e-2, 1e-1)}
+    runs["adamw", 1e-2] = decay.run_decay("adamw", 1e-2, TINY)
     return runs
-
-
-def test_decay_without_weight_decay_the_methods_coincide(decay_runs):
-    assert decay_runs["adam_l2", 0.0] == decay_runs["adamw", 0.0]._replace(method="adam_l2")
 
 
 def test_adamw_shrinks_idle_weights_geometrically(decay_runs):
@@ -182,4 +180,5 @@ def test_adam_l2_ends_with_smaller_weights_than_adamw_at_equal_lambda(decay_runs
     # Adam+L2 settles where ∇ℓ + λW = 0 (the L2-regularized minimum); AdamW at the same λ
     # only pulls W by ηλW per step, a far weaker constraint for η·T ≈ 1.
     assert decay_runs["adam_l2", 1e-2].weight_norm < 0.8 * decay_runs["adamw", 1e-2].weight_norm
-    assert decay_runs["adamw", 1e-2].weight_norm < decay_runs["adamw", 0.0].weight_norm
+    # and decoupled decay still shrinks them relative to no decay at all (plain Adam).
+    assert decay_runs["adamw", 1e-2].weight_norm < decay_runs["adam_l2", 0.0].weight_norm

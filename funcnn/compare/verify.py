@@ -122,8 +122,14 @@ def formula(name: str) -> str:
     """The update rule checked for configuration `name`, as its funcnn docstrings state it."""
     if name not in configs.CONFIGS:
         raise KeyError(f"unknown configuration {name!r}; choose from {list(configs.CONFIGS)}.")
-    parts = [f"configuration {name!r} is built from:"]
-    for fn in documented_functions(configs.CONFIGS[name].build):
+    build = configs.CONFIGS[name].build
+    try:  # the registry line(s) that build it, hyperparameters included
+        source = inspect.cleandoc(inspect.getsource(build))
+    except (OSError, TypeError):
+        source = "(source unavailable)"
+    parts = [f"configuration {name!r}, registered in funcnn.optim.configs as:\n\n{source}\n"]
+    parts.append("which runs the update rules documented in:")
+    for fn in documented_functions(build):
         doc = inspect.cleandoc(fn.__doc__)
         parts.append(f"\nfuncnn.optim.{fn.__name__}{inspect.signature(fn)}\n\n{doc}")
     return "\n".join(parts)
