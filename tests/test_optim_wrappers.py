@@ -284,9 +284,12 @@ def test_bf16_params_with_float32_moments_converge():
     np.testing.assert_allclose(np.asarray(params["b"], np.float64), b_true, rtol=0.03, atol=0.01)
     final = batch_loss(jax.tree.map(lambda p: p.astype(jnp.float32), params), x, y)
     assert final < 0.01 * batch_loss(params_like(), x, y)
-    # adam/adamw expose the first-moment option too
-    mu = optim.adamw(1e-3, mu_dtype=jnp.float32).init(params_like(jnp.bfloat16))[0].mu
-    assert mu["w"].dtype == jnp.float32
+    # adam/adamw expose both moment options too
+    for alias in (optim.adam, optim.adamw):
+        adam_state = alias(1e-3, mu_dtype=jnp.float32, nu_dtype=jnp.float32).init(
+            params_like(jnp.bfloat16)
+        )[0]
+        assert adam_state.mu["w"].dtype == jnp.float32 and adam_state.nu["w"].dtype == jnp.float32
 
 
 # ----------------------------------------------------------------------------- fit reporting

@@ -106,6 +106,7 @@ def adam(
     *,
     weight_decay: float = 0.0,
     mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """Adam (Kingma & Ba 2015) with optional coupled L2 weight decay, t counting from 1:
 
@@ -117,12 +118,14 @@ def adam(
     `weight_decay` matches PyTorch's `Adam(weight_decay=λ)` (the decay term is rescaled by
     √v̂, unlike AdamW — use `adamw` for decoupled decay). optax's `adam` has no decay. ε
     placement matches PyTorch/optax; TF's ε̂ is added before bias correction.
+    `mu_dtype`/`nu_dtype` store m and v in another dtype (e.g. float32 moments for bf16
+    params); by default each moment keeps its parameter's dtype.
     Chain: [add_decayed_weights] → scale_by_adam → scale_by_learning_rate.
     """
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(
         *_weight_decay(weight_decay),
-        scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype),
+        scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
         scale_by_learning_rate(lr),
     )
 
@@ -136,6 +139,7 @@ def adamw(
     weight_decay: float = 0.01,
     mask: MaskOrFn | None = None,
     mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     """AdamW (Loshchilov & Hutter 2019): Adam plus decoupled weight decay, t from 1:
 
@@ -146,14 +150,15 @@ def adamw(
     The decay is multiplied by ηₜ (as in PyTorch's `AdamW` and optax's `adamw`); the paper
     scales it by the schedule multiplier ηₜ/η only. `mask` (a pytree of bools, or a function
     of the params such as `funcnn.params.decay_mask`, which selects ≥2-D weights as nanoGPT
-    does) chooses the decayed leaves; the others get plain Adam.
+    does) chooses the decayed leaves; the others get plain Adam. `mu_dtype`/`nu_dtype` as
+    in `adam`.
     Chain: scale_by_adam → add_decayed_weights(mask) → scale_by_learning_rate.
     """
     lr = as_schedule(learning_rate, "learning_rate")
     weight_decay = check_hyperparameter(weight_decay, "weight_decay")
     decay_stage = [add_decayed_weights(weight_decay, mask)] if weight_decay > 0 else []
     return chain(
-        scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype),
+        scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
         *decay_stage,
         scale_by_learning_rate(lr),
     )
