@@ -32,13 +32,20 @@ VERIFY_COLUMNS = [
 RACE_COLUMNS = ["optimizer", "learning_rate", "steps_to_target", "final_loss", "wall_time"]
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/compare"), help="output directory")
     sub = p.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("verify", help="funcnn vs funcnn.reference for every configuration")
-    v.add_argument("--steps", type=int, default=500)
+    v.add_argument("--steps", type=positive_int, default=500)
     v.add_argument("--seed", type=int, default=0)
     v.add_argument(
         "--only",
@@ -61,9 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     d = sub.add_parser("decay", help="Adam with L2 in the loss vs AdamW decoupled decay")
     defaults = decay.DecaySetting()
     d.add_argument("--weight-decays", type=float, nargs="+", default=list(decay.WEIGHT_DECAYS))
-    d.add_argument("--n-train", type=int, default=defaults.n_train)
-    d.add_argument("--hidden", type=int, default=defaults.hidden)
-    d.add_argument("--steps", type=int, default=defaults.steps)
+    d.add_argument("--n-train", type=positive_int, default=defaults.n_train)
+    d.add_argument("--hidden", type=positive_int, default=defaults.hidden)
+    d.add_argument("--steps", type=positive_int, default=defaults.steps)
     d.add_argument("--lr", type=float, default=defaults.learning_rate)
     d.add_argument("--seed", type=int, default=defaults.seed)
     return p.parse_args(argv)
