@@ -132,7 +132,26 @@ def _variants():
         pick = lambda i: jax.tree.map(lambda o: o[i], out, is_leaf=is_leaf)
         return pick(0), pick(1), pick(2), count + 1
 
+    def flat_state(p, m, v, g, count):
+        """Moments as ONE flat vector (what `optim.flatten` stores); params and grads stay
+        per-leaf: ravel g and θ (one concatenate each), update flat, slice u back per leaf."""
+        c1, c2 = bias_corrections(count)
+        leaves, treedef = jax.tree.flatten(p)
+        g_flat = jnp.concatenate([x.ravel() for x in jax.tree.leaves(g)])
+        p_flat = jnp.concatenate([x.ravel() for x in leaves])
+        m_hat = (B1 / c1) * m["x"] + ((1 - B1) / c1) * g_flat
+        v_hat = (B2 / c2) * v["x"] + ((1 - B2) / c2) * (g_flat * g_flat)
+        u = -LR * (m_hat / (jnp.sqrt(v_hat) + EPS) + WD * p_flat)
+        m2 = B1 * m["x"] + (1 - B1) * g_flat
+        v2 = B2 * v["x"] + (1 - B2) * g_flat * g_flat
+        out, start = [], 0
+        for leaf in leaves:
+            out.append(leaf + u[start : start + leaf.size].reshape(leaf.shape))
+            start += leaf.size
+        return jax.tree.unflatten(treedef, out), {"x": m2}, {"x": v2}, count + 1
+
     return {
+        "flat_state": (flat_state, "state"),
         "scan_chunks": (scan_chunks, False),
         "obvious": (obvious, False),
         "one_map": (one_map, False),
@@ -155,12 +174,12 @@ def array_loops(compiled_text: str) -> int:
     return loops
 
 
-def run_inner(names: list[str], repeats: int, width: int) -> dict:
+def run_inner(names: list[str], repeats: int, width: int, blocks: int = 10) -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
 
-    shapes = leaf_shapes(width=width)
+    shapes = leaf_shapes(blocks=blocks, width=width)
     n = sum(int(np.prod(s)) for s in shapes)
     keys = jax.random.split(jax.random.PRNGKey(0), len(shapes))
     tree = lambda: {
@@ -177,8 +196,10 @@ def run_inner(names: list[str], repeats: int, width: int) -> dict:
     results = {"n_params": n, "leaves": len(shapes), "xla_flags": os.environ.get("XLA_FLAGS", "")}
     for name in names:
         fn, is_flat = variants[name]
-        g = jnp.concatenate([x.ravel() for x in grads.values()]) if is_flat else grads
+        g = jnp.concatenate([x.ravel() for x in grads.values()]) if is_flat is True else grads
         state = [jax.tree.map(jnp.zeros_like, g) for _ in range(3)] + [jnp.int32(0)]
+        if is_flat == "state":
+            state[1], state[2] = {"x": jnp.zeros((n,))}, {"x": jnp.zeros((n,))}
         step = jax.jit(fn, donate_argnums=(0, 1, 2))
         text = step.lower(*state[:3], g, state[3]).compile().as_text()
         out = step(*state[:3], g, state[3])
@@ -213,11 +234,12 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--blocks", type=int, default=10, help="4 leaves per block")
     parser.add_argument("--inner", action="store_true", help="measure in this process")
     args = parser.parse_args()
     names = args.variants.split(",")
     if args.inner:
-        print(json.dumps(run_inner(names, args.repeats, args.width)))
+        print(json.dumps(run_inner(names, args.repeats, args.width, args.blocks)))
         return
     print(f"{'flags':8s} {'variant':14s} {'ratio':>6s} {'GB/s':>6s} {'triad':>6s} {'ms':>6s} loops")
     for flag_name in args.flags.split(","):
@@ -232,6 +254,8 @@ def main() -> None:
             str(args.repeats),
             "--width",
             str(args.width),
+            "--blocks",
+            str(args.blocks),
         ]
         res = json.loads(
             subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
