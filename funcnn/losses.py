@@ -206,9 +206,11 @@ def binary_cross_entropy_with_logits(
 ) -> Array:
     """Binary cross-entropy on logits: ℓ = −y·log σ(z) − (1 − y)·log(1 − σ(z)).
 
-    Stable form: ℓ = softplus(z) − y·z = max(z, 0) − y·z + log(1 + e^{−|z|}), finite for
-    |z| ≥ 1e4. Gradient: ∂ℓ/∂z = σ(z) − y exactly (= ½ − y at z = 0). `targets` y ∈ [0, 1]
-    (soft targets allowed) must have the logits' shape.
+    Stable form: ℓ = y·softplus(−z) + (1 − y)·softplus(z) (= softplus(z) − y·z), finite for
+    |z| ≥ 1e4; a term whose weight y or 1 − y is 0 is dropped, so a −∞-masked logit with
+    y = 0 (or +∞ with y = 1) gives ℓ = 0 rather than 0·∞ = NaN. Gradient: ∂ℓ/∂z = σ(z) − y
+    exactly (= ½ − y at z = 0). `targets` y ∈ [0, 1] (soft targets allowed) must have the
+    logits' shape.
     """
     check_choice(reduction, "reduction", REDUCTIONS)
     check_floating(logits, "binary_cross_entropy_with_logits: logits")
@@ -216,7 +218,9 @@ def binary_cross_entropy_with_logits(
     z = jnp.asarray(logits)
     z = z.astype(_compute_dtype(z.dtype))
     y = jnp.asarray(targets).astype(z.dtype)
-    return _reduce(softplus(z) - y * z, reduction)
+    positive = jnp.where(y > 0, y * softplus(-z), 0)  # −y·log σ(z)
+    negative = jnp.where(y < 1, (1 - y) * softplus(z), 0)  # −(1 − y)·log(1 − σ(z))
+    return _reduce(positive + negative, reduction)
 
 
 def binary_cross_entropy(
