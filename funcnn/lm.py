@@ -173,7 +173,8 @@ def train_char_lm(
     """Train `char_lm(kind, …)` on `text` and score it on the held-out tail in bits/char.
 
     Optimizer: clip_by_global_norm(clip_norm) → AdamW with a linear warmup over
-    `warmup_steps` then cosine decay to 0 at `steps`; weight decay only on ≥2-D weights.
+    `warmup_steps` (at most steps − 1) then cosine decay to 0 at `steps`; weight decay only
+    on ≥2-D weights.
     Batches are random windows of `seq_len` characters drawn on device.
     """
     tokenizer = text_data.CharTokenizer.from_text(text)
@@ -181,8 +182,10 @@ def train_char_lm(
     model = char_lm(kind, tokenizer.vocab_size, max_len=seq_len, **model_kwargs)
     key_init, key_state, key_data = jax.random.split(jax.random.key(seed), 3)
     params, _ = model.init(key_init, (batch_size, seq_len))
+    # A warmup longer than the run is cut to steps − 1, so short runs still decay.
+    warmup = min(max(warmup_steps, 1), max(steps - 1, 1))
     schedule = optim.warmup_cosine_decay(
-        peak_value=learning_rate, warmup_steps=max(warmup_steps, 1), decay_steps=max(steps, 2)
+        peak_value=learning_rate, warmup_steps=warmup, decay_steps=max(steps, 2)
     )
     optimizer = optim.chain(
         optim.clip_by_global_norm(clip_norm),
