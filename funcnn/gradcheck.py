@@ -7,10 +7,11 @@
        max relative error = maxᵢ |ĝᵢ − g̃ᵢ| / max(|ĝᵢ| + |g̃ᵢ|, φ),   φ = 10⁻³ · maxⱼ |ĝⱼ|.
 
    The float64 difference quotient is good to ~1e-9 of the gradient's scale, so a correct
-   gradient shows ≲1e-7 and a wrong one (a missing transpose, a dropped term) ≳1e-2. The
-   floor φ, a fraction of the largest gradient entry anywhere in θ, keeps entries whose true
-   gradient is 0 (a key bias in attention: softmax ignores a shift shared by all scores) from
-   dividing rounding noise by ~0.
+   gradient shows ≲1e-6 (the worst leaf over all layers, a transformer bias, is 1.0e-6) and
+   a wrong one (a missing transpose, a dropped term) ≳1e-2. The floor φ, a fraction of the
+   largest gradient entry anywhere in θ, keeps entries whose true gradient is 0 (a key bias
+   in attention: softmax ignores a shift shared by all scores) from dividing rounding noise
+   by ~0.
 
 2. Every layer type. `layer_cases()` wraps each layer f as the scalar loss
 
@@ -43,7 +44,7 @@ from funcnn.reference.numerical import max_relative_error, numerical_grad
 
 Array = jax.Array
 
-# A correct float64 gradient agrees with central differences (ε = 1e-6) to ≲1e-7 relative; a
+# A correct float64 gradient agrees with central differences (ε = 1e-6) to ≲1e-6 relative; a
 # wrong one is off by ≳1e-2. FLOOR_FRACTION sets φ (module docstring) relative to max |ĝ|.
 DEFAULT_EPS = 1e-6
 FLOOR_FRACTION = 1e-3
