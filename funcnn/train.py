@@ -240,7 +240,11 @@ def fit(
     run = _compiled_chunk(loss_fn, optimizer, batch_size, *([mesh] if mesh else []))
     key_bits = _key_bits(data_key)
     n = num_examples(data)
-    orders: dict[int, Array] = {}
+    orders: dict[int, Array] = {}  # epoch → (per_epoch, batch_size) index table on device
+
+    def batch_table(epoch: int) -> Array:
+        order = epoch_order(key_bits, epoch, n)[: per_epoch * batch_size]
+        return jnp.asarray(order.reshape(per_epoch, batch_size))
 
     total = epochs * per_epoch
     step = int(state.step)
@@ -254,9 +258,12 @@ def fit(
         epoch, position = divmod(step, per_epoch)
         length = min(chunk - position % chunk, per_epoch - position)
         if epoch not in orders:
-            order = epoch_order(key_bits, epoch, n)[: per_epoch * batch_size]
-            orders = {epoch: jnp.asarray(order.reshape(per_epoch, batch_size))}
+            orders[epoch] = batch_table(epoch)
         state, metrics = run(state, data, orders[epoch], position, length)
+        if position + length == per_epoch:  # epoch done: draw the next order while it runs
+            del orders[epoch]
+            if (epoch + 1) * per_epoch < total:
+                orders[epoch + 1] = batch_table(epoch + 1)
         for name, values in metrics.items():
             epoch_sums[name] = epoch_sums.get(name, 0.0) + float(jnp.sum(values))
         step += length
