@@ -136,6 +136,14 @@ def cross_entropy(
     for non-target logits set to −∞. Out-of-range integer labels raise a ValueError when the
     labels are concrete; under `jit` they cannot be checked and yield a NaN loss instead of a
     silently wrong number.
+
+    >>> import jax.numpy as jnp
+    >>> from funcnn.losses import cross_entropy
+    >>> logits = jnp.zeros((2, 2))  # (B, K): both classes equally likely
+    >>> round(float(cross_entropy(logits, jnp.array([0, 1]))), 6)  # −log ½
+    0.693147
+    >>> cross_entropy(logits, jnp.array([0, 1]), reduction="none").shape
+    (2,)
     """
     check_choice(reduction, "reduction", REDUCTIONS)
     alpha = check_in_range(label_smoothing, "label_smoothing", 0.0, 1.0)

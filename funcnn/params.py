@@ -1,10 +1,7 @@
 """Inspecting parameter pytrees: a summary table, parameter counts, and weight-decay masks.
 
-    >>> print(summary(params))
-    path          shape       dtype    count
-    dense_0/w     (784, 512)  float32  401408
-    ...
-    total         2 tensors            407050
+    print(summary(params))        # one row per leaf: path, shape, dtype, count; a total
+    decay_mask(params)            # {"dense_0": {"b": False, "w": True}, ...}
 
 `decay_mask` selects the leaves that weight decay should touch — matmul and embedding
 weights (ndim ≥ 2), never biases or norm gains — the rule nanoGPT uses; `describe_mask`
@@ -45,7 +42,21 @@ def _dtype_name(leaf: Any) -> str:
 
 
 def summary(params: Any) -> str:
-    """A table with one row per leaf — path, shape, dtype, count — and a total line."""
+    """A table with one row per leaf — path, shape, dtype, count — and a total line.
+
+    >>> import jax
+    >>> from funcnn import nn
+    >>> params, _ = nn.mlp([3, 4, 2]).init(jax.random.key(0), (-1, 3))
+    >>> print(summary(params))
+    path       shape      dtype    count
+    ------------------------------------
+    dense_0/b  (4,)       float32      4
+    dense_0/w  (3, 4)     float32     12
+    dense_2/b  (2,)       float32      2
+    dense_2/w  (4, 2)     float32      8
+    ------------------------------------
+    total      4 tensors              26
+    """
     rows = [
         (path, str(tuple(np.shape(leaf))), _dtype_name(leaf), math.prod(np.shape(leaf)))
         for path, leaf in param_paths(params)

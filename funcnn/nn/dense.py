@@ -156,6 +156,15 @@ def mlp(
     Param keys follow position:
     mlp([784, 512, 10]) → dense_0, relu_1, dense_2; with layer_norm and dropout:
     dense_0, layer_norm_1, relu_2, dropout_3, dense_4.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from funcnn import nn
+    >>> model = nn.mlp([4, 8, 2])
+    >>> params, out_shape = model.init(jax.random.key(0), (-1, 4))
+    >>> list(params), params["dense_0"]["w"].shape, out_shape
+    (['dense_0', 'relu_1', 'dense_2'], (4, 8), (-1, 2))
+    >>> model.apply(params, jnp.ones((5, 3, 4))).shape  # any leading batch dims
+    (5, 3, 2)
     """
     sizes = _check_sizes(sizes)
     if not callable(activation):

@@ -121,6 +121,15 @@ def adam(
     `mu_dtype`/`nu_dtype` store m and v in another dtype (e.g. float32 moments for bf16
     params); by default each moment keeps its parameter's dtype.
     Chain: [add_decayed_weights] → scale_by_adam → scale_by_learning_rate.
+
+    >>> import jax.numpy as jnp
+    >>> from funcnn import optim
+    >>> opt = optim.adam(0.1)
+    >>> params = {"w": jnp.array([1.0, -2.0])}
+    >>> state = opt.init(params)
+    >>> updates, state = opt.update({"w": jnp.array([0.5, -3.0])}, state, params)
+    >>> print(optim.apply_updates(params, updates)["w"])  # t = 1: each θᵢ moves by η
+    [ 0.9 -1.9]
     """
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(

@@ -86,6 +86,11 @@ def warmup_cosine_decay(
     a = init_value, p = peak_value, e = end_value, W = warmup_steps ≥ 1, T = decay_steps > W.
     T counts the whole schedule, warmup included (optax's convention; some PyTorch recipes
     count only the decay phase). ηₜ = e for t ≥ T. For no warmup use `cosine_decay`.
+
+    >>> from funcnn.optim import warmup_cosine_decay
+    >>> schedule = warmup_cosine_decay(1.0, warmup_steps=2, decay_steps=6, init_value=0.5)
+    >>> [round(float(schedule(t)), 4) for t in range(8)]
+    [0.5, 0.75, 1.0, 0.8536, 0.5, 0.1464, 0.0, 0.0]
     """
     p = _real(peak_value, "peak_value")
     warmup = check_positive_int(warmup_steps, "warmup_steps")

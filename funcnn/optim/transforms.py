@@ -132,8 +132,12 @@ def current_learning_rate(opt_state: OptState) -> Array:
     `ScaleByLearningRateState`; works inside jit and on host. Before the first update it is
     schedule(0). Raises ValueError if the state holds none or several.
 
-    >>> opt = adamw(warmup_cosine_decay(1e-3, 10, 100)); s = opt.init(params)  # doctest: +SKIP
-    >>> float(current_learning_rate(s))                                        # doctest: +SKIP
+    >>> import jax.numpy as jnp
+    >>> from funcnn import optim
+    >>> opt = optim.adamw(optim.warmup_cosine_decay(1e-3, 10, 100, init_value=1e-4))
+    >>> state = opt.init({"w": jnp.ones(3)})
+    >>> round(float(current_learning_rate(state)), 8)  # schedule(0) before any update
+    0.0001
     """
     found = [
         leaf
