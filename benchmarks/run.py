@@ -91,31 +91,41 @@ def interleaved(fns: dict, repeats: int) -> dict[str, float]:
     return {name: median(ts) for name, ts in times.items()}
 
 
-def interleaved_ratio(fns: dict, base: str, repeats: int) -> dict[str, float]:
-    """Median over repeats of time(name)/time(base) for each name, timed round-robin."""
+def interleaved_times(fns: dict, repeats: int) -> dict[str, np.ndarray]:
+    """Seconds per call of each no-argument callable, timed round-robin: entry i of every
+    array comes from the same round, so per-round quotients cancel machine-wide slowdowns."""
     for fn in fns.values():
         fn()
-    ratios: dict[str, list[float]] = {name: [] for name in fns}
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        t = {}
         for name, fn in fns.items():
             t0 = time.perf_counter()
             fn()
-            t[name] = time.perf_counter() - t0
-        for name in fns:
-            ratios[name].append(t[name] / t[base])
-    return {name: median(rs) for name, rs in ratios.items()}
+            times[name].append(time.perf_counter() - t0)
+    return {name: np.asarray(ts) for name, ts in times.items()}
+
+
+def interleaved_ratio(fns: dict, base: str, repeats: int) -> dict[str, float]:
+    """Median over rounds of time(name)/time(base) for each name."""
+    t = interleaved_times(fns, repeats)
+    return {name: median(t[name] / t[base]) for name in fns}
 
 
 # ----------------------------------------------------------------------------- matmul
 
 
-def dot_runner(n: int = 1024):
-    """A no-argument callable running one f32 (n×n)·(n×n) jnp.dot, and its FLOP count."""
+def dot_runner(n: int = 1024, calls: int = 4):
+    """A no-argument callable running `calls` f32 (n×n)·(n×n) jnp.dots, and its FLOP count."""
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
     b = jax.random.normal(jax.random.PRNGKey(1), (n, n))
     dot = jax.jit(jnp.dot)
-    return (lambda: dot(a, b).block_until_ready()), 2 * n**3
+
+    def run():
+        for _ in range(calls):
+            out = dot(a, b)
+        out.block_until_ready()
+
+    return run, calls * 2 * n**3
 
 
 # ----------------------------------------------------------------------------- MLP step
@@ -212,20 +222,19 @@ def bench_abstraction(args) -> dict:
         "funcnn": run_steps(f_step, f_box, batch, args.steps, True),
         "dot": dot,
     }
-    ratios = interleaved_ratio(fns, "hand", args.repeats)
-    times = interleaved(fns, max(3, args.repeats // 3))
+    t = interleaved_times(fns, args.repeats)
     matmul_params = sum(a * b for a, b in itertools.pairwise(sizes))
     flops = 6 * args.batch * matmul_params
-    step_s = times["funcnn"] / args.steps
-    # Efficiency from the interleaved ratio (noise-robust): (flops/t_step) / (dot_flops/t_dot).
-    step_over_dot = ratios["funcnn"] / ratios["dot"] / args.steps
+    step_s = median(t["funcnn"]) / args.steps
+    # Efficiency per round, then the median: (flops / t_step) / (dot_flops / t_dot).
+    efficiency = median((flops / dot_flops) * t["dot"] / (t["funcnn"] / args.steps))
     return {
-        "dot_gflops": dot_flops / times["dot"] / 1e9,
+        "dot_gflops": dot_flops / median(t["dot"]) / 1e9,
         "funcnn_step_us": 1e6 * step_s,
-        "hand_step_us": 1e6 * times["hand"] / args.steps,
-        "ratio_funcnn_over_hand": ratios["funcnn"],
+        "hand_step_us": 1e6 * median(t["hand"]) / args.steps,
+        "ratio_funcnn_over_hand": median(t["funcnn"] / t["hand"]),
         "gflops": flops / step_s / 1e9,
-        "fraction_of_peak": (flops / dot_flops) / step_over_dot,
+        "fraction_of_peak": efficiency,
         "compile_first_step_ms_funcnn": 1e3 * f_compile,
         "compile_first_step_ms_hand": 1e3 * h_compile,
     }
@@ -469,6 +478,15 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
                 "≥ 1.15×",
             ),
         ]
+    if "abstraction_no_mof" in r:
+        a = r["abstraction_no_mof"]
+        out.append(
+            (
+                "MLP step ratio without multi-output fusion",
+                f"{a['ratio_funcnn_over_hand']:.3f}",
+                "(default flags)",
+            )
+        )
     if "optimizer_no_mof" in r:
         o = r["optimizer_no_mof"]
         out.append(
@@ -505,8 +523,10 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
 def main() -> None:
     args = ARGS
     sections = args.sections.split(",")
-    if args.child:  # a subprocess measuring one section under other XLA flags
-        print(json.dumps({args.child: globals()[f"bench_{args.child}"](args)}))
+    if args.child:  # a subprocess measuring sections under other XLA flags
+        print(
+            json.dumps({name: globals()[f"bench_{name}"](args) for name in args.child.split(",")})
+        )
         return
     started = time.perf_counter()
     results: dict = {
@@ -525,21 +545,15 @@ def main() -> None:
         t0 = time.perf_counter()
         results[name] = globals()[f"bench_{name}"](args)
         print(f"[{name}: {time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
-    if "optimizer" in sections and not args.no_mof:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--no-mof",
-            "--child",
-            "optimizer",
-            "--repeats",
-            str(args.repeats),
-            "--opt-width",
-            str(args.opt_width),
-        ]
+    default_flags = [n for n in ("abstraction", "optimizer") if n in sections]
+    if default_flags and not args.no_mof:  # the same sections with XLA:CPU's default fusion
+        cmd = [sys.executable, __file__, "--no-mof", "--child", ",".join(default_flags)]
+        for flag in ("repeats", "steps", "batch", "hidden", "opt_width"):
+            cmd += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
         env = dict(os.environ, XLA_FLAGS="")
         child = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-        results["optimizer_no_mof"] = json.loads(child.stdout.strip().splitlines()[-1])["optimizer"]
+        for name, value in json.loads(child.stdout.strip().splitlines()[-1]).items():
+            results[f"{name}_no_mof"] = value
     results["seconds"] = time.perf_counter() - started
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
