@@ -62,6 +62,26 @@ def _check_length(length: int, width: int, dilation: int, padding: str, name: st
         )
 
 
+def _correlate(x: Array, w: Array, pad: tuple[int, int], stride: int, dilation: int) -> Array:
+    """y[n, t] = Σₖ x̃[n, t·s + k·δ] · w[k]: one strided view of x̃ per tap, then one matmul.
+
+    This "im2col" form builds a (N, T_out, width, C) stack of shifted views and contracts it
+    with w (width, C, F). XLA:CPU runs it as fast as `lax.conv_general_dilated` in a single
+    step and 20–40× faster inside `lax.scan` (fused training), where its convolution op
+    falls back to a slow path. The extra memory is width × the input, small for 1-D kernels.
+    """
+    padded = jnp.pad(x, ((0, 0), pad, (0, 0)))  # (N, T + P, C)
+    width = w.shape[0]
+    out_len = (padded.shape[1] - (width - 1) * dilation - 1) // stride + 1
+    taps = [
+        jax.lax.slice_in_dim(
+            padded, k * dilation, k * dilation + (out_len - 1) * stride + 1, stride, axis=1
+        )
+        for k in range(width)
+    ]  # width × (N, T_out, C)
+    return jnp.einsum("ntkc,kco->nto", jnp.stack(taps, axis=2), w)
+
+
 def conv1d(
     features: int,
     width: int,
@@ -121,14 +141,7 @@ def conv1d(
         _check_length(length, width, dilation, padding, name)
         pad = conv_padding(length, width, stride=stride, dilation=dilation, padding=padding)
         xs = jnp.reshape(x, (-1, length, channels))  # (N, T, C)
-        y = jax.lax.conv_general_dilated(
-            xs,
-            w.astype(x.dtype),
-            window_strides=(stride,),
-            padding=(pad,),
-            rhs_dilation=(dilation,),
-            dimension_numbers=("NWC", "WIO", "NWC"),
-        )  # (N, T_out, F)
+        y = _correlate(xs, w.astype(x.dtype), pad, stride, dilation)  # (N, T_out, F)
         if use_bias:
             y = y + params["b"].astype(y.dtype)[None, None, :]
         return jnp.reshape(y, (*lead, *y.shape[1:]))
