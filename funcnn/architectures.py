@@ -52,10 +52,10 @@ def adding_run(
     kind: str,
     length: int,
     *,
-    steps: int = 600,
+    steps: int = 800,
     batch_size: int = 64,
     dim: int = 32,
-    learning_rate: float = 1e-2,
+    learning_rate: float = 2e-2,
     seed: int = 0,
 ) -> RunSummary:
     """Train `sequence_regressor(kind)` on fresh adding-problem batches; score 2000 new ones.

@@ -23,7 +23,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     p.add_argument("--adding-lengths", type=int, nargs="+", default=[50, 200])
-    p.add_argument("--adding-steps", type=int, default=600)
+    p.add_argument("--adding-steps", type=int, default=800)
     p.add_argument("--lm-steps", type=int, default=300)
     p.add_argument("--lm-seq-len", type=int, default=64)
     p.add_argument("--scaling-lengths", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
