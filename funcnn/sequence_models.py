@@ -151,6 +151,7 @@ def sequence_regressor(
     heads: int = 4,
     width: int = 3,
     max_len: int = 1024,
+    forget_bias: float = 1.0,
 ) -> Layer:
     """x (B, T, features) → y (B,): one prediction per sequence (e.g. the adding problem).
 
@@ -162,8 +163,13 @@ def sequence_regressor(
     check_choice(kind, "kind", KINDS)
     check_positive_int(features, "features")
     name = f"{kind}_regressor"
-    recurrent = {"rnn": nn.rnn, "lstm": nn.lstm}.get(kind)
-    encoder = recurrent(dim, name="encoder") if recurrent else None
+    if kind == "lstm":
+        # forget_bias = 1 starts the cell remembering (Jozefowicz et al. 2015): without it
+        # the adding problem's long plateau at MSE ≈ 0.167 lasts much longer.
+        encoder = nn.lstm(dim, forget_bias=forget_bias, name="encoder")
+    else:
+        encoder = nn.rnn(dim, name="encoder") if kind == "rnn" else None
+    recurrent = encoder is not None
     project = None if recurrent else nn.dense(dim, name="input")
     convs = _conv_stack(dim, depth, width, "SAME") if kind == "cnn" else []
     blocks = (
