@@ -166,6 +166,8 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 def growth_exponent(lengths: Sequence[int], values: Sequence[float]) -> float:
     """Slope of log(value) against log(T): ≈1 for linear growth, ≈2 for quadratic."""
+    if len(lengths) < 2:
+        return float("nan")  # a slope needs two points
     return float(np.polyfit(np.log(lengths), np.log(values), 1)[0])
 
 
@@ -182,7 +184,7 @@ def plot_scaling(points: Sequence[ScalingPoint], path) -> None:
         lengths = [p.length for p in mine]
         ax_time.plot(lengths, [p.ms_per_step for p in mine], marker="o", label=kind)
         ax_mem.plot(lengths, [p.peak_bytes / 2**20 for p in mine], marker="o", label=kind)
-    for ax, label in ((ax_time, "ms per training step"), (ax_mem, "peak memory (MiB)")):
+    for ax, label in ((ax_time, "ms per training step"), (ax_mem, "XLA memory per step (MiB)")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("sequence length T")
