@@ -50,16 +50,16 @@ def test_fully_masked_rows_give_zeros_and_finite_gradients():
     def loss(q, k, v):
         return jnp.sum(nn.dot_product_attention(q, k, v, mask=mask) ** 2)
 
-    out = nn.dot_product_attention(q, k, v, mask=mask)
+    out = jax.jit(nn.dot_product_attention)(q, k, v, mask=mask)
     assert np.all(np.asarray(out)[1] == 0.0)
-    grads = jax.grad(loss, argnums=(0, 1, 2))(q, k, v)
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(q, k, v)
     assert all(np.all(np.isfinite(g)) for g in grads)
     assert np.all(np.asarray(grads[0])[1] == 0.0)
 
 
 def test_causal_self_attention_ignores_the_future():
     x = jnp.asarray(RNG.normal(size=(6, 4)), jnp.float32)
-    jac = jax.jacrev(lambda x: nn.dot_product_attention(x, x, x, causal=True))(x)
+    jac = jax.jit(jax.jacrev(lambda x: nn.dot_product_attention(x, x, x, causal=True)))(x)
     influence = np.abs(np.asarray(jac)).sum(axis=(1, 3))  # (T_out, T_in)
     assert np.all(influence[np.triu_indices(6, k=1)] == 0)
     assert np.all(influence[np.tril_indices(6)] > 0)
@@ -75,7 +75,7 @@ def test_multi_head_attention_matches_reference(causal):
     x = RNG.normal(size=(2, 5, 4))
     padding = np.array([[1, 1, 1, 0, 0], [1] * 5], bool)
     with jax.enable_x64(True):
-        got = layer.apply(_f64(params), jnp.asarray(x), mask=jnp.asarray(padding))
+        got = jax.jit(layer.apply)(_f64(params), jnp.asarray(x), mask=jnp.asarray(padding))
     assert got.shape == out_shape
     for b in range(2):
         allowed = np.broadcast_to(padding[b][None, :], (5, 5))
@@ -92,7 +92,7 @@ def test_cross_attention_matches_reference():
     x, context = RNG.normal(size=(3, 5)), RNG.normal(size=(7, 5))
     context_mask = np.array([1, 1, 1, 1, 1, 0, 0], bool)
     with jax.enable_x64(True):
-        got = layer.apply(
+        got = jax.jit(layer.apply)(
             _f64(params),
             jnp.asarray(x),
             context=jnp.asarray(context),
@@ -112,9 +112,10 @@ def test_padding_invariance_and_batch_agreement():
     lengths = jnp.asarray([7, 5])
     padded = jnp.concatenate([x, junk], axis=1)
     mask = nn.lengths_to_mask(lengths, 10)
-    batched = layer.apply(params, padded, mask=mask)
+    apply = jax.jit(layer.apply)
+    batched = apply(params, padded, mask=mask)
     for b, n in enumerate([7, 5]):
-        alone = layer.apply(params, x[b, :n])  # unbatched (T, D)
+        alone = apply(params, x[b, :n])  # unbatched (T, D)
         np.testing.assert_allclose(batched[b, :n], alone, rtol=1e-5, atol=1e-5)
 
 

@@ -52,7 +52,7 @@ def test_layer_matches_reference_with_mask(kind, reverse):
     params, (ys_shape, carry_shape) = layer.init(KEY, X.shape)
     params = _randomize_biases(params)
     with jax.enable_x64(True):
-        ys, carry = layer.apply(_f64(params), jnp.asarray(X), mask=jnp.asarray(MASK))
+        ys, carry = jax.jit(layer.apply)(_f64(params), jnp.asarray(X), mask=jnp.asarray(MASK))
         ref_ys, ref_carry = _reference(kind, params, X, MASK, reverse, forget_bias)
         assert ys.shape == ys_shape
         assert jax.tree.map(jnp.shape, carry) == carry_shape
@@ -116,7 +116,7 @@ def test_forward_layer_is_causal_and_reverse_is_anticausal(kind):
         layer = _layer(kind, reverse=reverse)
         params, _ = layer.init(KEY, x.shape)
         outputs = lambda x, layer=layer, params=params: layer.apply(params, x)[0]
-        jac = jax.jacrev(outputs)(x)  # (T, H, T, F)
+        jac = jax.jit(jax.jacrev(outputs))(x)  # (T, H, T, F)
         influence = np.abs(np.asarray(jac)).sum(axis=(1, 3))  # (T_out, T_in)
         future = np.triu(np.ones_like(influence, bool), k=1)
         blocked = future.T if reverse else future
@@ -132,9 +132,10 @@ def test_padding_invariance_and_batch_agreement(kind):
     # Garbage (not zeros) in the padded steps: the mask alone must make them irrelevant.
     padded = np.concatenate([X, RNG.normal(size=(3, 5, 4)) * 100], axis=1)
     mask = jnp.arange(12)[None, :] < jnp.asarray(lengths)[:, None]
-    ys, carry = layer.apply(params, jnp.asarray(padded, jnp.float32), mask=mask)
+    apply = jax.jit(layer.apply)
+    ys, carry = apply(params, jnp.asarray(padded, jnp.float32), mask=mask)
     for row, n in enumerate(lengths):
-        single_ys, single_carry = layer.apply(params, jnp.asarray(X[row, :n], jnp.float32))
+        single_ys, single_carry = apply(params, jnp.asarray(X[row, :n], jnp.float32))
         np.testing.assert_allclose(ys[row, :n], single_ys, rtol=1e-5, atol=1e-6)
         for got, want in zip(jax.tree.leaves(carry), jax.tree.leaves(single_carry), strict=True):
             np.testing.assert_allclose(got[row], want, rtol=1e-5, atol=1e-6)

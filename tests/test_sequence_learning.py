@@ -24,21 +24,24 @@ def _adamw(peak, steps):
 
 
 def test_lstm_solves_the_adding_problem_at_T50():
-    steps, length = 800, 50
-    model = sequence_regressor("lstm", 2, dim=32)
-    params, _ = model.init(jax.random.key(0), (-1, length, 2))
+    # 1000 steps with forget_bias = 1: over seeds 0-4 the test MSE was 0.0006-0.0019 (800
+    # steps: up to 0.005, and one key choice stayed on the 0.167 plateau).
+    steps, length = 1000, 50
+    k_init, k_state, k_data, k_test = jax.random.split(jax.random.key(0), 4)
+    model = sequence_regressor("lstm", 2, dim=32, forget_bias=1.0)
+    params, _ = model.init(k_init, (-1, length, 2))
     optimizer = _adamw(2e-2, steps)
 
     def loss_fn(params, batch, key):
         x, y = batch
         return losses.mse(model.apply(params, x), y), {}
 
-    state = init_state(params, optimizer, jax.random.key(1))
+    state = init_state(params, optimizer, k_state)
     sample = lambda key: sequences.adding_problem(key, 64, length)
     state, _ = train_generated(
-        state, loss_fn, optimizer, sample, steps=steps, steps_per_dispatch=400
+        state, loss_fn, optimizer, sample, steps=steps, steps_per_dispatch=500, data_key=k_data
     )
-    x, y = sequences.adding_problem(jax.random.key(2024), 2000, length)  # fresh test set
+    x, y = sequences.adding_problem(k_test, 2000, length)  # fresh test set
     test_mse = float(losses.mse(jax.jit(model.apply)(state.params, x), y))
     baseline = float(jnp.mean((y - 1.0) ** 2))  # predicting the mean: ≈ 1/6
     assert abs(baseline - sequences.ADDING_MEAN_BASELINE_MSE) < 0.02
