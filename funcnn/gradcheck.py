@@ -261,6 +261,8 @@ class CostRow(NamedTuple):
 
     fd_evals:  forward passes central differences need, 2·N.
     fd_time:   time of those passes, extrapolated from `fd_sample` timed perturbed passes.
+    forward_flops, backprop_flops: XLA's own count of floating-point operations in the
+               compiled programs — a machine-independent cost, unaffected by load.
     """
 
     num_params: int
@@ -270,6 +272,21 @@ class CostRow(NamedTuple):
     fd_evals: int
     fd_sample: int
     fd_time: float
+    forward_flops: float
+    backprop_flops: float
+
+    @property
+    def flop_ratio(self) -> float:
+        """backprop FLOPs / forward FLOPs (reverse mode: ≈ 3 for an MLP, bounded in N)."""
+        return self.backprop_flops / self.forward_flops
+
+
+def compiled_flops(fn: Callable[..., Any], *args: Any) -> float:
+    """Floating-point operations XLA counts in the compiled `jax.jit(fn)` for `args`."""
+    analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
+    if isinstance(analysis, (list, tuple)):  # older jax returned one dict per device
+        analysis = analysis[0]
+    return float(analysis["flops"])
 
 
 def cost_model(
@@ -391,5 +408,6 @@ def backprop_cost(
         )
         sample, fd_time = finite_difference_time(forward, params, x, y, sample=fd_sample)
         fwd, bwd = times["forward"], times["backprop"]
-        rows.append(CostRow(n, fwd, bwd, bwd / fwd, 2 * n, sample, fd_time))
+        flops = [compiled_flops(f, params, x, y) for f in (loss, jax.value_and_grad(loss))]
+        rows.append(CostRow(n, fwd, bwd, bwd / fwd, 2 * n, sample, fd_time, *flops))
     return rows

@@ -67,6 +67,7 @@ def run_cost(args: argparse.Namespace) -> None:
             "forward (ms)": r.forward_time * 1e3,
             "backprop (ms)": r.backprop_time * 1e3,
             "backprop/forward": r.ratio,
+            "FLOPs backprop/forward": r.flop_ratio,
             "FD passes (2N)": r.fd_evals,
             "FD time (s)": r.fd_time,
             "FD/backprop": r.fd_time / r.backprop_time,

@@ -76,13 +76,14 @@ def test_backprop_is_a_constant_multiple_of_forward_while_finite_differences_gro
     rows = gradcheck.backprop_cost((100, 1_000, 10_000), repeats=7, fd_sample=20)
     n = np.array([r.num_params for r in rows])
     assert np.all(np.abs(np.log10(n) - [2, 3, 4]) < 0.1), n  # N ≈ 10², 10³, 10⁴
-    # Backprop: medians of interleaved repeats, so shared-machine load hits both sides alike.
-    for r in rows:
-        assert r.ratio < 5, r
+    # Backprop costs a bounded multiple of one forward pass: XLA's own FLOP count of the
+    # compiled programs (deterministic, so load on a shared machine cannot flip it). The
+    # timed ratio is what scripts/gradcheck.py reports; timings are not asserted here.
+    flop_ratios = np.array([r.flop_ratio for r in rows])
+    assert np.all((flop_ratios > 1) & (flop_ratios < 5)), flop_ratios
     # Finite differences: 2 forward passes per parameter — linear in N by count ...
     np.testing.assert_array_equal([r.fd_evals for r in rows], 2 * n)
-    # ... so (passes × measured forward time) relative to one backprop grows ~N.
-    fd_over_bp = np.array([r.fd_evals * r.forward_time / r.backprop_time for r in rows])
-    assert fd_over_bp[-1] > 10 * fd_over_bp[0], fd_over_bp
-    # The timed sample, extrapolated to all N, grows too.
-    assert rows[-1].fd_time > 5 * rows[0].fd_time, rows
+    # ... so their FLOPs relative to one backprop grow ~N (100× here, from N=10² to 10⁴).
+    fd_over_bp = np.array([r.fd_evals * r.forward_flops / r.backprop_flops for r in rows])
+    np.testing.assert_allclose(fd_over_bp / fd_over_bp[0], n / n[0], rtol=0.3)
+    assert all(r.fd_time > 0 and r.forward_time > 0 for r in rows)  # timings were measured
