@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jax
 
-from funcnn import checkpoint, lm
+from funcnn import checkpoint, fusion, lm
 from funcnn.datasets import text as text_data
 from funcnn.sequence_models import KINDS
 
@@ -49,6 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    fusion.enable_cpu_multi_output_fusion()  # before any JAX computation; see funcnn.fusion
     corpus = text_data.load_text(args.text) if args.text else text_data.stdlib_docstrings()
     source = args.text or "stdlib module docstrings"
     print(f"text: {source}, {len(corpus):,} characters")
