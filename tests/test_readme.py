@@ -22,3 +22,8 @@ def test_quick_start_runs_and_learns_xor_of_signs():
         exec(compile(code, "README quick start", "exec"), {})
     loss = float(re.search(r"loss ([0-9.]+)", out.getvalue()).group(1))
     assert loss < 0.1, out.getvalue()  # chance level is ln 2 ≈ 0.693
+
+
+def test_sequence_models_example_runs():
+    (code,) = python_blocks("Sequence models")
+    exec(compile(code, "README sequence models", "exec"), {})  # it asserts its own shapes
