@@ -7,4 +7,5 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet -e ".[dev]"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/python -m pytest -q "$@"
+# Two workers on a 2-core machine: compilation dominates, and XLA compiles single-threaded.
+.venv/bin/python -m pytest -q -n auto "$@"
