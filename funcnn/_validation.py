@@ -10,7 +10,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def check_positive_int(value: Any, name: str) -> int:
@@ -32,11 +34,23 @@ def check_nonnegative_int(value: Any, name: str) -> int:
 
 
 def check_real(value: Any, name: str) -> float:
-    """Return `value` as a float if it is a finite real number (not bool), else raise."""
+    """Return `value` as a float if it is a finite real number, else raise.
+
+    Accepts int/float and concrete 0-d NumPy/JAX numbers (`b1=0`, `np.float32(0.9)`);
+    bools, strings, arrays with dimensions and traced values are a TypeError.
+    """
+    if isinstance(value, (np.ndarray, np.generic, jax.Array)) and not isinstance(
+        value, jax.core.Tracer
+    ):
+        array = np.asarray(value)
+        if array.ndim == 0 and np.issubdtype(array.dtype, np.number):
+            value = array.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__}).")
+        raise TypeError(
+            f"{name} must be a real number, got {name}={value!r} ({type(value).__name__})."
+        )
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {name}={value}.")
+        raise ValueError(f"{name} must be a finite number, got {name}={value}.")
     return float(value)
 
 

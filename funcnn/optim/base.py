@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn._validation import check_in_range
+
 Array = jax.Array
 Params = Any  # a pytree (nested dicts) of arrays
 Updates = Any  # a pytree with the structure of Params
@@ -161,26 +163,14 @@ def check_hyperparameter(
 
     Accepts int/float and concrete 0-d NumPy/JAX numbers; `b1=0` (an int) is fine.
     """
-    if isinstance(value, (np.ndarray, np.generic, jax.Array)) and not isinstance(
-        value, jax.core.Tracer
-    ):
-        array = np.asarray(value)
-        if array.ndim == 0 and np.issubdtype(array.dtype, np.number):
-            value = array.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"{name} must be a real number, got {name}={value!r} ({type(value).__name__})."
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {name}={value}.")
-    above = value >= low if low_inclusive else value > low
-    below = value <= high if high_inclusive else value < high
-    if not (above and below):
-        lo = "[" if low_inclusive else "("
-        hi = "]" if high_inclusive else ")"
-        raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}, got {name}={value}.")
-    return value
+    return check_in_range(
+        value,
+        name,
+        low,
+        high,
+        low_inclusive=low_inclusive,
+        high_inclusive=high_inclusive,
+    )
 
 
 def as_schedule(value: float | Schedule, name: str = "learning_rate") -> Schedule:
