@@ -29,6 +29,7 @@ from funcnn import nn
 from funcnn._validation import check_choice, check_positive_int
 from funcnn.activations import gelu, relu
 from funcnn.nn.core import Layer, Params, Shape, as_shape
+from funcnn.nn.embedding import check_ids_shape, check_token_ids
 from funcnn.nn.masking import check_mask, masked_mean
 from funcnn.optim.base import GradientTransformation
 from funcnn.train import TrainState, train_step_fn
@@ -55,11 +56,6 @@ def _apply_conv_stack(convs: list[Layer], params: Params, x: Array, mask: Array 
             x = x * keep
         x = x + relu(conv.apply(params[conv.name], x))
     return x
-
-
-def _check_ids(ids: Array, name: str) -> None:
-    if jnp.ndim(ids) != 2:
-        raise ValueError(f"{name}: expects ids of shape (batch, time), got {jnp.shape(ids)}.")
 
 
 # ---------------------------------------------------------------- language models
@@ -106,8 +102,7 @@ def char_lm(
 
     def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
         shape = as_shape(in_shape)
-        if len(shape) != 2:
-            raise ValueError(f"{name}: expects ids of shape (batch, time), got in_shape={shape}.")
+        check_ids_shape(shape, name)
         k_embed, k_encoder, k_head = jax.random.split(key, 3)
         features = (*shape, dim)
         params = {"embedding": embed.init(k_embed, shape)[0]}
@@ -127,7 +122,7 @@ def char_lm(
         train: bool = False,
     ) -> Array:
         del key, train
-        _check_ids(ids, name)
+        check_token_ids(ids, name, batched=True)
         mask = check_mask(mask, ids.shape, name)
         if kind == "bow":
             x = embed.apply(params["embedding"], ids, mask=mask)  # (B, T, D) prefix means

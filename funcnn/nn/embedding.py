@@ -24,13 +24,22 @@ from funcnn.nn.masking import check_mask, masked_mean, prefix_mean
 Array = jax.Array
 
 
-def _check_ids(ids: Array, name: str) -> None:
+def check_token_ids(ids: Array, name: str, *, batched: bool = False) -> None:
+    """Raise unless `ids` is an integer array — of shape (batch, time) when `batched`."""
     dtype = jnp.result_type(ids)
     if not jnp.issubdtype(dtype, jnp.integer):
         raise TypeError(
             f"{name}: token ids must be an integer array, got dtype {dtype}. "
             f"Convert with ids.astype(jnp.int32)."
         )
+    if batched and jnp.ndim(ids) != 2:
+        raise ValueError(f"{name}: expects ids of shape (batch, time), got {jnp.shape(ids)}.")
+
+
+def check_ids_shape(shape: Shape, name: str) -> None:
+    """Raise unless an init `in_shape` is (batch, time)."""
+    if len(shape) != 2:
+        raise ValueError(f"{name}: expects ids of shape (batch, time), got in_shape={shape}.")
 
 
 def _init_table(key: Array, vocab: int, dim: int, stddev: float) -> Array:
@@ -54,7 +63,7 @@ def embedding(vocab: int, dim: int, *, stddev: float = 1.0, name: str = "embeddi
 
     def apply(params: Params, ids: Array, *, key: Array | None = None, train: bool = False):
         del key, train
-        _check_ids(ids, name)
+        check_token_ids(ids, name)
         return jnp.take(params["table"], ids, axis=0)  # (..., T, d)
 
     return Layer(init, apply, name)
@@ -84,8 +93,7 @@ def bag_of_words(
 
     def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
         shape = as_shape(in_shape)
-        if len(shape) != 2:
-            raise ValueError(f"{name}: expects ids of shape (batch, time), got in_shape={shape}.")
+        check_ids_shape(shape, name)
         out_shape = (*shape, dim) if causal else (shape[0], dim)
         return {"table": _init_table(key, vocab, dim, stddev)}, out_shape
 
@@ -98,9 +106,7 @@ def bag_of_words(
         train: bool = False,
     ) -> Array:
         del key, train
-        _check_ids(ids, name)
-        if jnp.ndim(ids) != 2:
-            raise ValueError(f"{name}: expects ids of shape (batch, time), got {jnp.shape(ids)}.")
+        check_token_ids(ids, name, batched=True)
         mask = check_mask(mask, jnp.shape(ids), name)
         vectors = jnp.take(params["table"], ids, axis=0)  # (B, T, d)
         return prefix_mean(vectors, mask) if causal else masked_mean(vectors, mask)

@@ -21,7 +21,12 @@ from funcnn.nn.attention import multi_head_attention
 from funcnn.nn.core import Layer, Params, Shape, as_shape, split_key
 from funcnn.nn.dense import dense, mlp
 from funcnn.nn.dropout import dropout as dropout_layer
-from funcnn.nn.embedding import embedding, positional_encoding
+from funcnn.nn.embedding import (
+    check_ids_shape,
+    check_token_ids,
+    embedding,
+    positional_encoding,
+)
 from funcnn.nn.masking import check_mask
 from funcnn.nn.norm import layer_norm
 
@@ -119,8 +124,7 @@ def transformer_lm(
 
     def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
         shape = as_shape(in_shape)
-        if len(shape) != 2:
-            raise ValueError(f"{name}: expects ids of shape (batch, time), got in_shape={shape}.")
+        check_ids_shape(shape, name)
         if shape[1] != -1 and shape[1] > max_len:
             raise ValueError(f"{name}: time {shape[1]} exceeds max_len={max_len}.")
         keys = jax.random.split(key, depth + 3)
@@ -143,8 +147,7 @@ def transformer_lm(
         key: Array | None = None,
         train: bool = False,
     ) -> Array:
-        if ids.ndim != 2:
-            raise ValueError(f"{name}: expects ids of shape (batch, time), got {ids.shape}.")
+        check_token_ids(ids, name, batched=True)
         mask = check_mask(mask, ids.shape, name)
         x = embed.apply(params["embedding"], ids)  # (B, T, D)
         x = position.apply(params.get("positions", {}), x)
