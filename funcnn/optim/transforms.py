@@ -50,39 +50,34 @@ def _const(value: float | Array, like: Array) -> Array:
     return jnp.asarray(value).astype(like.dtype)
 
 
+def _init_empty(params: Params) -> EmptyState:
+    """`init` of every stateless stage: nothing to remember."""
+    del params
+    return EmptyState()
+
+
+def _elementwise(leaf_fn: Callable[[Array], Array]) -> GradientTransformation:
+    """A stateless stage applying u = f(g) to every leaf."""
+
+    def update(updates: Updates, state: EmptyState, params: Params | None = None):
+        del params
+        return jax.tree.map(leaf_fn, updates), state
+
+    return GradientTransformation(_init_empty, update)
+
+
 # --- identity, scale, learning rate ------------------------------------------------------
 
 
 def identity() -> GradientTransformation:
     """u = g. Stateless; useful as a placeholder stage."""
-
-    def init(params: Params) -> EmptyState:
-        del params
-        return EmptyState()
-
-    def update(updates: Updates, state: EmptyState, params: Params | None = None):
-        del params
-        return updates, state
-
-    return GradientTransformation(init, update)
+    return _elementwise(lambda g: g)
 
 
 def scale(factor: float) -> GradientTransformation:
     """u = c·g for a fixed real `factor` c (any sign). Stateless."""
     factor = check_hyperparameter(factor, "factor", low=-float("inf"))
-
-    def init(params: Params) -> EmptyState:
-        del params
-        return EmptyState()
-
-    def update(updates: Updates, state: EmptyState, params: Params | None = None):
-        del params
-        updates = jax.tree.map(
-            lambda g: (_upcast(g) * _const(factor, _upcast(g))).astype(g.dtype), updates
-        )
-        return updates, state
-
-    return GradientTransformation(init, update)
+    return _elementwise(lambda g: (_upcast(g) * _const(factor, _upcast(g))).astype(g.dtype))
 
 
 class ScaleByLearningRateState(NamedTuple):
@@ -370,10 +365,6 @@ def add_decayed_weights(
     """
     weight_decay = check_hyperparameter(weight_decay, "weight_decay")
 
-    def init(params: Params) -> EmptyState:
-        del params
-        return EmptyState()
-
     def update(updates: Updates, state: EmptyState, params: Params | None = None):
         if params is None:
             raise ValueError(
@@ -388,7 +379,7 @@ def add_decayed_weights(
         )
         return updates, state
 
-    transform = GradientTransformation(init, update)
+    transform = GradientTransformation(_init_empty, update)
     return transform if mask is None else masked(transform, mask)
 
 
@@ -433,19 +424,7 @@ def clip_by_global_norm(max_norm: float, *, eps: float = 0.0) -> GradientTransfo
 def clip(max_delta: float) -> GradientTransformation:
     """Elementwise clipping u = min(max(g, −c), c) with c = `max_delta` > 0. Stateless."""
     max_delta = check_hyperparameter(max_delta, "max_delta", low_inclusive=False)
-
-    def init(params: Params) -> EmptyState:
-        del params
-        return EmptyState()
-
-    def update(updates: Updates, state: EmptyState, params: Params | None = None):
-        del params
-        updates = jax.tree.map(
-            lambda g: jnp.clip(g, -_const(max_delta, g), _const(max_delta, g)), updates
-        )
-        return updates, state
-
-    return GradientTransformation(init, update)
+    return _elementwise(lambda g: jnp.clip(g, -_const(max_delta, g), _const(max_delta, g)))
 
 
 class MaskedNode(NamedTuple):
