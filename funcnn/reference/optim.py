@@ -164,6 +164,13 @@ class _Stage:
         updates = self.update(grads, params)
         return {k: params[k] + updates[k] for k in params}
 
+    def next_learning_rate(self) -> float:
+        """ηₜ = schedule(t), t = updates already applied (0 first); then t ← t + 1."""
+        lr = self.schedule(self.t)
+        self.t += 1
+        self.last_learning_rate = lr
+        return lr
+
 
 class Identity(_Stage):
     """u = g."""
@@ -199,13 +206,10 @@ class ScaleByLearningRate(_Stage):
 
     def __init__(self, learning_rate: float | ScheduleFn):
         self.schedule = _learning_rate(learning_rate)
-        self.count = 0
-        self.last_learning_rate: float | None = None
+        self.t = 0
 
     def update(self, grads, params):
-        lr = self.schedule(self.count)
-        self.count += 1
-        self.last_learning_rate = lr
+        lr = self.next_learning_rate()
         return {k: -lr * g for k, g in grads.items()}
 
 
@@ -328,9 +332,7 @@ class SGD(_Stage):
         self.buf: FlatParams = {}
 
     def update(self, grads, params):
-        lr = self.schedule(self.t)
-        self.t += 1
-        self.last_learning_rate = lr
+        lr = self.next_learning_rate()
         out = {}
         for k, g in grads.items():
             g = g + self.weight_decay * params[k]
@@ -365,9 +367,7 @@ class RMSProp(_Stage):
         self.buf: FlatParams = {}
 
     def update(self, grads, params):
-        lr = self.schedule(self.t)
-        self.t += 1
-        self.last_learning_rate = lr
+        lr = self.next_learning_rate()
         out = {}
         for k, g in grads.items():
             g = g + self.weight_decay * params[k]
@@ -399,9 +399,7 @@ class Adam(_Stage):
         self.v: FlatParams = {}
 
     def update(self, grads, params):
-        lr = self.schedule(self.t)
-        self.t += 1
-        self.last_learning_rate = lr
+        lr = self.next_learning_rate()
         bias1, bias2 = 1 - self.b1**self.t, 1 - self.b2**self.t
         out = {}
         for k, g in grads.items():
