@@ -18,19 +18,14 @@ resumed run replays the very same compiled chunks and reaches bit-identical para
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from funcnn import recipes
-from funcnn._validation import check_nonnegative_int, check_positive_int
+from funcnn._validation import check_nonnegative_int
 from funcnn.checkpoint import CheckpointManager
-from funcnn.train import steps_per_epoch
 
 Callback = Callable[[Any, dict[str, Any]], bool]
 
@@ -194,65 +189,6 @@ def merge_histories(before: Mapping[str, list], after: Mapping[str, list]) -> di
     """Per-epoch histories of two parts of one run, concatenated key by key."""
     keys = list(before) + [k for k in after if k not in before]
     return {k: list(before.get(k, [])) + list(after.get(k, [])) for k in keys}
-
-
-def run_resumable(
-    config: recipes.TrainConfig,
-    checkpoint_dir: str | os.PathLike,
-    *,
-    checkpoint_every: int = 0,
-    keep: int = 3,
-    resume: bool = False,
-    stop: StopRequest | None = None,
-    progress: bool = True,
-) -> recipes.RunResult:
-    """`recipes.run` with its TrainState checkpointed in `checkpoint_dir` — every
-    `checkpoint_every` steps (0: none periodically), at the end, and when `stop` is
-    requested — and, with `resume=True`, continued from the newest valid checkpoint.
-
-    Without `resume`, checkpoints of an earlier run in the folder are removed first (with a
-    note), so a later `--resume` can never mix two runs. The returned history covers the
-    whole run, the epochs before a resume included (they travel in checkpoint metadata).
-    """
-    check_nonnegative_int(checkpoint_every, "checkpoint_every")
-    check_positive_int(keep, "keep")
-    manager = CheckpointManager(Path(checkpoint_dir), keep=keep)
-    config = recipes.resolve(config)
-    config_dict = dataclasses.asdict(config)
-    _, _, _, _, fresh, _, _, data, _ = recipes.prepare(config)
-    per_epoch = steps_per_epoch(data, config.batch_size)
-    state, history_before = None, {}
-    if resume:
-        found = resume_latest(manager, like=fresh, config=config_dict, steps_per_epoch=per_epoch)
-        if found is not None:
-            state, history_before = found[0], found[1].get("history", {})
-        where = "no checkpoint found" if state is None else f"step {int(state.step)}"
-        print(f"resume: {where} in {manager.directory}", flush=True)
-    elif manager.steps():
-        print(
-            f"starting fresh: removing {len(manager.steps())} checkpoint(s) of an earlier run "
-            f"in {manager.directory} (use --resume to continue it instead)",
-            flush=True,
-        )
-        for step in manager.steps():
-            manager.path_for(step).unlink()
-    callback = checkpoint_callback(
-        manager,
-        every=checkpoint_every,
-        stop=stop,
-        total_steps=config.epochs * per_epoch,
-        config=config_dict,
-        history=history_before,
-    )
-    result = recipes.run(
-        config,
-        state=state,
-        progress=progress,
-        callback=callback,
-        steps_per_dispatch=checkpoint_every or None,
-    )
-    # The run's history spans its interruptions, so plots and epoch tables are complete.
-    return result._replace(history=merge_histories(history_before, result.history))
 
 
 def _as_json(config: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from funcnn import architectures as arch
 from funcnn.datasets.text import stdlib_docstrings
-from funcnn.sequence_models import KINDS
+from funcnn.lab import architectures as arch
+from funcnn.nn.sequence_models import KINDS
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from funcnn.compare import decay, race, report, verify
+from funcnn.lab.compare import decay, race, report, verify
 from funcnn.optim import configs
 
 VERIFY_COLUMNS = [

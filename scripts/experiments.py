@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from funcnn import datasets as ds
-from funcnn import experiments as ex
-from funcnn.compare.report import format_table, write_json
-from funcnn.plotting import _pyplot
+from funcnn.lab import experiments as ex
+from funcnn.lab.compare.report import format_table, write_json
+from funcnn.lab.plotting import _pyplot
 
 COMMANDS = ("vanishing", "sparsity", "depth", "stability")
 

@@ -6,7 +6,7 @@
 
 `layers` exits non-zero if any leaf's error exceeds --tolerance. `cost` writes cost.json and
 cost.png (log-log time against N) to --out. To check your own loss, call
-`funcnn.gradcheck.leaf_errors(loss, params)` — it returns the same per-leaf rows.
+`funcnn.lab.gradcheck.leaf_errors(loss, params)` — it returns the same per-leaf rows.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from funcnn import gradcheck
-from funcnn.compare.report import format_table, write_json
-from funcnn.plotting import _pyplot
+from funcnn.lab import gradcheck
+from funcnn.lab.compare.report import format_table, write_json
+from funcnn.lab.plotting import _pyplot
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -22,9 +22,10 @@ import json
 import sys
 from pathlib import Path
 
-from funcnn import checkpoint, fusion, parallel, recipes, resume
+from funcnn import checkpoint, fusion, parallel, resume
+from funcnn.lab import recipes
+from funcnn.lab.plotting import plot_history
 from funcnn.params import summary
-from funcnn.plotting import plot_history
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
         print(f"data-parallel over {mesh.size} devices: {list(mesh.devices.flat)}")
         placement = parallel.data_parallel(mesh)
     with placement, resume.stop_on_signals() as stop:
-        result = resume.run_resumable(
+        result = recipes.run_resumable(
             config,
             args.out / "checkpoints",
             checkpoint_every=args.checkpoint_every,

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import jax
 
-from funcnn import checkpoint, fusion, lm
+from funcnn import checkpoint, fusion, sampling
 from funcnn.datasets import text as text_data
-from funcnn.sequence_models import KINDS
+from funcnn.lab import lm
+from funcnn.nn.sequence_models import KINDS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -83,7 +84,7 @@ def main(argv=None) -> None:
     )
 
     prompt = result.tokenizer.encode(args.prompt)
-    ids = lm.generate(
+    ids = sampling.generate(
         result.model,
         result.state.params,
         prompt,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from funcnn import architectures as arch
+from funcnn.lab import architectures as arch
 
 
 def test_growth_exponent_recovers_power_laws():

@@ -1,4 +1,4 @@
-"""Tests for funcnn.compare and scripts/compare_optimizers.py, each on a tiny budget.
+"""Tests for funcnn.lab.compare and scripts/compare_optimizers.py, each on a tiny budget.
 
 verify: the script passes every registered configuration and reports a deliberately wrong
 update as FAIL (with exit status 1). race: the harness runs the math it claims (SGD's curve
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from funcnn import optim
-from funcnn.compare import decay, race, verify
+from funcnn.lab.compare import decay, race, verify
 from funcnn.optim import configs
 from funcnn.reference import optim as ref
 

@@ -1,12 +1,13 @@
-"""Tests for funcnn.experiments: each experiment's measuring tools against NumPy, and the
+"""Tests for funcnn.lab.experiments: each experiment's measuring tools against NumPy, and the
 direction each one measures, on a small budget."""
 
 import jax
 import numpy as np
 import pytest
 
-from funcnn import activations, experiments, nn
+from funcnn import activations, nn
 from funcnn import datasets as ds
+from funcnn.lab import experiments
 
 
 @pytest.fixture(scope="module")

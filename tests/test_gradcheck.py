@@ -1,4 +1,4 @@
-"""Tests for funcnn.gradcheck: every layer's gradient against central differences, a wrong
+"""Tests for funcnn.lab.gradcheck: every layer's gradient against central differences, a wrong
 gradient caught, and the cost of backprop against finite differences."""
 
 import inspect
@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import gradcheck, nn
+from funcnn import nn
+from funcnn.lab import gradcheck
 
 
 def test_every_layer_type_matches_finite_differences():

@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import lm
-from funcnn.sequence_models import KINDS, char_lm, sequence_regressor
+from funcnn import sampling
+from funcnn.lab import lm
+from funcnn.nn.sequence_models import KINDS, char_lm, sequence_regressor
 
 KEY = jax.random.key(0)
 RNG = np.random.default_rng(0)
@@ -34,13 +35,13 @@ def test_unigram_baseline_by_hand():
 def test_sample_next_respects_top_k_and_temperature():
     logits = jnp.asarray([0.0, 3.0, 2.9, -1.0, 1.0])
     keys = jax.random.split(KEY, 2000)
-    draw = jax.vmap(lambda k: lm.sample_next(k, logits, temperature=1.0, top_k=2))(keys)
+    draw = jax.vmap(lambda k: sampling.sample_next(k, logits, temperature=1.0, top_k=2))(keys)
     assert set(np.unique(draw)) == {1, 2}
-    cold = jax.vmap(lambda k: lm.sample_next(k, logits, temperature=0.01, top_k=None))(keys)
+    cold = jax.vmap(lambda k: sampling.sample_next(k, logits, temperature=0.01, top_k=None))(keys)
     assert np.all(np.asarray(cold) == 1)
     # Plain temperature-1 sampling follows softmax(logits) (2000 draws, loose bound).
     free = np.asarray(
-        jax.vmap(lambda k: lm.sample_next(k, logits, temperature=1.0, top_k=None))(keys)
+        jax.vmap(lambda k: sampling.sample_next(k, logits, temperature=1.0, top_k=None))(keys)
     )
     probs = np.exp(logits) / np.exp(logits).sum()
     np.testing.assert_allclose(np.bincount(free, minlength=5) / 2000, probs, atol=0.04)
@@ -57,7 +58,7 @@ def test_generate_greedy_matches_a_python_loop(small_lm):
     model, params = small_lm
     prompt = jnp.asarray([1, 2, 3], jnp.int32)
     context = 5
-    out = lm.generate(model, params, prompt, key=KEY, length=8, context=context, top_k=1)
+    out = sampling.generate(model, params, prompt, key=KEY, length=8, context=context, top_k=1)
     assert out.shape == (11,)
     np.testing.assert_array_equal(out[:3], prompt)
     ids = [1, 2, 3]
@@ -70,14 +71,14 @@ def test_generate_greedy_matches_a_python_loop(small_lm):
 def test_generate_is_reproducible_and_validates(small_lm):
     model, params = small_lm
     prompt = jnp.asarray([4], jnp.int32)
-    a = lm.generate(model, params, prompt, key=KEY, length=6, context=4, temperature=0.8)
-    b = lm.generate(model, params, prompt, key=KEY, length=6, context=4, temperature=0.8)
+    a = sampling.generate(model, params, prompt, key=KEY, length=6, context=4, temperature=0.8)
+    b = sampling.generate(model, params, prompt, key=KEY, length=6, context=4, temperature=0.8)
     np.testing.assert_array_equal(a, b)
     assert np.all((np.asarray(a) >= 0) & (np.asarray(a) < VOCAB))
     with pytest.raises(ValueError, match="temperature"):
-        lm.generate(model, params, prompt, key=KEY, length=2, context=4, temperature=0.0)
+        sampling.generate(model, params, prompt, key=KEY, length=2, context=4, temperature=0.0)
     with pytest.raises(ValueError, match="prompt"):
-        lm.generate(model, params, jnp.zeros((0,), jnp.int32), key=KEY, length=2, context=4)
+        sampling.generate(model, params, jnp.zeros((0,), jnp.int32), key=KEY, length=2, context=4)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from funcnn import datasets as ds
-from funcnn import recipes
+from funcnn.lab import recipes
 
 
 def run(task, **overrides):

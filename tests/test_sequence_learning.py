@@ -13,9 +13,9 @@ from funcnn import losses, nn, optim
 from funcnn.activations import gelu
 from funcnn.datasets import sequences
 from funcnn.datasets.text import stdlib_docstrings
-from funcnn.lm import train_char_lm
-from funcnn.sequence_models import sequence_regressor, train_generated
-from funcnn.train import init_state
+from funcnn.lab.lm import train_char_lm
+from funcnn.nn.sequence_models import sequence_regressor
+from funcnn.train import init_state, train_generated
 
 
 def _adamw(peak, steps):

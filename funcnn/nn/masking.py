@@ -4,7 +4,7 @@ Convention used by every sequence layer in funcnn: a mask is a boolean array of 
 (..., T) — the input's shape without its feature axis — True for real steps and False for
 padding. Layers take it as a keyword, `apply(params, x, *, mask=None, key=None, train=False)`;
 `mask=None` means every step is real. `serial` does not thread masks, so models that need
-one (transformer_lm, the sequence models in `funcnn.sequence_models`) pass it by hand.
+one (transformer_lm, the sequence models in `funcnn.nn.sequence_models`) pass it by hand.
 """
 
 from __future__ import annotations

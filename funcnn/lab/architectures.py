@@ -18,11 +18,12 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from funcnn import lm, losses, optim
+from funcnn import losses, optim
 from funcnn.datasets import sequences
+from funcnn.lab import lm
+from funcnn.nn.sequence_models import sequence_regressor
 from funcnn.params import count_params
-from funcnn.sequence_models import sequence_regressor, train_generated
-from funcnn.train import init_state, train_step_fn
+from funcnn.train import init_state, train_generated, train_step_fn
 
 Array = jax.Array
 

@@ -9,10 +9,17 @@
 `report` formats the tables and writes the machine-readable results.
 """
 
-from funcnn.compare.decay import DecayResult, DecaySetting, decay_experiment, run_decay
-from funcnn.compare.race import PROBLEMS, RACE_OPTIMIZERS, Problem, RaceResult, race_all, race_one
-from funcnn.compare.report import format_table, write_json
-from funcnn.compare.verify import TOLERANCES, VerifyRow, formula, verify_all
+from funcnn.lab.compare.decay import DecayResult, DecaySetting, decay_experiment, run_decay
+from funcnn.lab.compare.race import (
+    PROBLEMS,
+    RACE_OPTIMIZERS,
+    Problem,
+    RaceResult,
+    race_all,
+    race_one,
+)
+from funcnn.lab.compare.report import format_table, write_json
+from funcnn.lab.compare.verify import TOLERANCES, VerifyRow, formula, verify_all
 
 __all__ = [
     "PROBLEMS",

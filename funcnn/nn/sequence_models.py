@@ -1,5 +1,4 @@
-"""The five sequence architectures, built the same way for two jobs, and fused training on
-freshly generated batches.
+"""The five sequence architectures, built the same way for two jobs.
 
     KINDS = bow, rnn, lstm, cnn, transformer
 
@@ -19,8 +18,7 @@ threads it to each sequence layer by hand — `serial` does not carry masks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -31,8 +29,6 @@ from funcnn.activations import gelu, relu
 from funcnn.nn.core import Layer, Params, Shape, as_shape
 from funcnn.nn.embedding import check_ids_shape, check_token_ids
 from funcnn.nn.masking import check_mask, masked_mean
-from funcnn.optim.base import GradientTransformation
-from funcnn.train import TrainState, train_step_fn
 
 Array = jax.Array
 
@@ -219,64 +215,3 @@ def sequence_regressor(
         return head.apply(params["head"], summary)[:, 0]
 
     return Layer(init, apply, name)
-
-
-# ---------------------------------------------------------------- fused training on generated data
-def train_generated(
-    state: TrainState,
-    loss_fn: Callable[[Params, Any, Array], tuple[Array, dict[str, Array]]],
-    optimizer: GradientTransformation,
-    sample: Callable[[Array], Any],
-    *,
-    steps: int,
-    steps_per_dispatch: int = 100,
-    data_key: Array | None = None,
-    callback: Callable[[TrainState, dict[str, float]], None] | None = None,
-) -> tuple[TrainState, dict[str, list[float]]]:
-    """Train for `steps` updates on batches drawn on device, `steps_per_dispatch` per dispatch.
-
-    Step t trains on `sample(fold_in(data_key, t))`, so the data depends only on the step
-    count (a resumed run sees the same batches). Each dispatch is one compiled `lax.scan`
-    over steps; `loss_fn(params, batch, key) -> (loss, aux)` as in `funcnn.train`.
-    Returns the final state and a history of chunk-mean metrics {"step": […], name: […]}.
-    """
-    check_positive_int(steps, "steps")
-    check_positive_int(steps_per_dispatch, "steps_per_dispatch")
-    data_key = jax.random.key(0) if data_key is None else data_key
-    step_fn = train_step_fn(loss_fn, optimizer)
-    chunk = min(steps_per_dispatch, steps)
-    full = _fused_steps(step_fn, sample, data_key, chunk)
-    remainder = steps % chunk
-    tail = _fused_steps(step_fn, sample, data_key, remainder) if remainder else None
-    history: dict[str, list[float]] = {"step": []}
-    done = 0
-    while done < steps:
-        run, length = (full, chunk) if steps - done >= chunk else (tail, remainder)
-        state, metrics = run(state)
-        done += length
-        info = {k: float(v) for k, v in metrics.items()}
-        history["step"].append(float(done))
-        for k, v in info.items():
-            history.setdefault(k, []).append(v)
-        if callback is not None:
-            callback(state, info)
-    return state, history
-
-
-def _fused_steps(
-    step_fn: Callable[[TrainState, Any], tuple[TrainState, dict[str, Array]]],
-    sample: Callable[[Array], Any],
-    data_key: Array,
-    length: int,
-) -> Callable[[TrainState], tuple[TrainState, dict[str, Array]]]:
-    """Jitted (state) -> (state, mean metrics): `length` steps fused in one lax.scan, with the
-    state donated so params and optimizer moments update in place."""
-
-    def run(state: TrainState) -> tuple[TrainState, dict[str, Array]]:
-        def body(state: TrainState, _: None) -> tuple[TrainState, dict[str, Array]]:
-            return step_fn(state, sample(jax.random.fold_in(data_key, state.step)))
-
-        state, metrics = jax.lax.scan(body, state, None, length=length)
-        return state, jax.tree.map(jnp.mean, metrics)
-
-    return jax.jit(run, donate_argnums=0)

@@ -169,7 +169,7 @@ def decay_experiment(
 
 def plot_decay(results: Sequence[DecayResult], path: str) -> str:
     """Test accuracy, ‖W‖ and the idle-weight norm against λ for both methods."""
-    from funcnn.plotting import _pyplot
+    from funcnn.lab.plotting import _pyplot
 
     plt = _pyplot()
     decays = sorted({r.weight_decay for r in results})

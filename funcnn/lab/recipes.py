@@ -12,7 +12,9 @@ Gradients are clipped to global norm `clip_norm` before the optimizer sees them.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -21,8 +23,15 @@ import numpy as np
 from funcnn import activations, nn, optim
 from funcnn import datasets as ds
 from funcnn import params as param_tools
-from funcnn._validation import check_choice, check_in_range, check_positive_int
+from funcnn._validation import (
+    check_choice,
+    check_in_range,
+    check_nonnegative_int,
+    check_positive_int,
+)
+from funcnn.checkpoint import CheckpointManager
 from funcnn.objectives import supervised_loss, supervised_metrics
+from funcnn.resume import StopRequest, checkpoint_callback, merge_histories, resume_latest
 from funcnn.train import TrainState, evaluate, fit, init_state, steps_per_epoch
 
 ACTIVATIONS: dict[str, Callable] = {
@@ -202,3 +211,62 @@ def readout(result: RunResult) -> list[str]:
             lines.append(f"  {name:<12} learned {got:>10.1f}   true {true:>10.1f}")
         return lines
     return []
+
+
+def run_resumable(
+    config: TrainConfig,
+    checkpoint_dir: str | os.PathLike,
+    *,
+    checkpoint_every: int = 0,
+    keep: int = 3,
+    resume: bool = False,
+    stop: StopRequest | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """`run` with its TrainState checkpointed in `checkpoint_dir` — every
+    `checkpoint_every` steps (0: none periodically), at the end, and when `stop` is
+    requested — and, with `resume=True`, continued from the newest valid checkpoint.
+
+    Without `resume`, checkpoints of an earlier run in the folder are removed first (with a
+    note), so a later `--resume` can never mix two runs. The returned history covers the
+    whole run, the epochs before a resume included (they travel in checkpoint metadata).
+    """
+    check_nonnegative_int(checkpoint_every, "checkpoint_every")
+    check_positive_int(keep, "keep")
+    manager = CheckpointManager(Path(checkpoint_dir), keep=keep)
+    config = resolve(config)
+    config_dict = dataclasses.asdict(config)
+    _, _, _, _, fresh, _, _, data, _ = prepare(config)
+    per_epoch = steps_per_epoch(data, config.batch_size)
+    state, history_before = None, {}
+    if resume:
+        found = resume_latest(manager, like=fresh, config=config_dict, steps_per_epoch=per_epoch)
+        if found is not None:
+            state, history_before = found[0], found[1].get("history", {})
+        where = "no checkpoint found" if state is None else f"step {int(state.step)}"
+        print(f"resume: {where} in {manager.directory}", flush=True)
+    elif manager.steps():
+        print(
+            f"starting fresh: removing {len(manager.steps())} checkpoint(s) of an earlier run "
+            f"in {manager.directory} (use --resume to continue it instead)",
+            flush=True,
+        )
+        for step in manager.steps():
+            manager.path_for(step).unlink()
+    callback = checkpoint_callback(
+        manager,
+        every=checkpoint_every,
+        stop=stop,
+        total_steps=config.epochs * per_epoch,
+        config=config_dict,
+        history=history_before,
+    )
+    result = run(
+        config,
+        state=state,
+        progress=progress,
+        callback=callback,
+        steps_per_dispatch=checkpoint_every or None,
+    )
+    # The run's history spans its interruptions, so plots and epoch tables are complete.
+    return result._replace(history=merge_histories(history_before, result.history))

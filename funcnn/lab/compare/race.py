@@ -235,7 +235,7 @@ def race_all(
 
 def plot_race(results: Sequence[RaceResult], problem: Problem, path: str) -> str:
     """Loss curves of each optimizer's best run, log scale, with the target as a dashed line."""
-    from funcnn.plotting import _pyplot
+    from funcnn.lab.plotting import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
