@@ -16,17 +16,20 @@ from pathlib import Path
 
 from funcnn.datasets.text import stdlib_docstrings
 from funcnn.lab import architectures as arch
+from funcnn.lab import cli
 from funcnn.nn.sequence_models import KINDS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
-    p.add_argument("--adding-lengths", type=int, nargs="+", default=[50, 200])
-    p.add_argument("--adding-steps", type=int, default=800)
-    p.add_argument("--lm-steps", type=int, default=300)
-    p.add_argument("--lm-seq-len", type=int, default=64)
-    p.add_argument("--scaling-lengths", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
+    p.add_argument("--adding-lengths", type=cli.positive_int, nargs="+", default=[50, 200])
+    p.add_argument("--adding-steps", type=cli.positive_int, default=800)
+    p.add_argument("--lm-steps", type=cli.positive_int, default=300)
+    p.add_argument("--lm-seq-len", type=cli.positive_int, default=64)
+    p.add_argument(
+        "--scaling-lengths", type=cli.positive_int, nargs="+", default=[64, 128, 256, 512, 1024]
+    )
     p.add_argument("--out", type=Path, default=Path("runs/compare_architectures"))
     return p.parse_args(argv)
 

@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from funcnn.lab import cli
 from funcnn.lab.compare import decay, race, report, verify
 from funcnn.optim import configs
 
@@ -32,21 +33,20 @@ VERIFY_COLUMNS = [
 RACE_COLUMNS = ["optimizer", "learning_rate", "steps_to_target", "final_loss", "wall_time"]
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/compare"), help="output directory")
     sub = p.add_subparsers(dest="command", required=True)
+    # --out is accepted after the subcommand too (`verify --out X`); SUPPRESS keeps the
+    # top-level value unless the subcommand's flag is given.
+    out_after = argparse.ArgumentParser(add_help=False)
+    out_after.add_argument("--out", type=Path, default=argparse.SUPPRESS, help="output directory")
 
-    v = sub.add_parser("verify", help="funcnn vs funcnn.reference for every configuration")
-    v.add_argument("--steps", type=positive_int, default=500)
-    v.add_argument("--seed", type=int, default=0)
+    v = sub.add_parser(
+        "verify", parents=[out_after], help="funcnn vs funcnn.reference for every configuration"
+    )
+    v.add_argument("--steps", type=cli.positive_int, default=500)
+    v.add_argument("--seed", type=cli.nonnegative_int, default=0)
     v.add_argument(
         "--only",
         action="append",
@@ -62,17 +62,27 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="print the update rule checked for NAME (its docstrings) and exit",
     )
 
-    r = sub.add_parser("race", help="six optimizers on the same problems, best η each")
+    r = sub.add_parser(
+        "race", parents=[out_after], help="six optimizers on the same problems, best η each"
+    )
     r.add_argument("--problem", action="append", choices=list(race.PROBLEMS))
 
-    d = sub.add_parser("decay", help="Adam with L2 in the loss vs AdamW decoupled decay")
+    d = sub.add_parser(
+        "decay", parents=[out_after], help="Adam with L2 in the loss vs AdamW decoupled decay"
+    )
     defaults = decay.DecaySetting()
     d.add_argument("--weight-decays", type=float, nargs="+", default=list(decay.WEIGHT_DECAYS))
-    d.add_argument("--n-train", type=positive_int, default=defaults.n_train)
-    d.add_argument("--hidden", type=positive_int, default=defaults.hidden)
-    d.add_argument("--steps", type=positive_int, default=defaults.steps)
-    d.add_argument("--lr", type=float, default=defaults.learning_rate)
-    d.add_argument("--seed", type=int, default=defaults.seed)
+    d.add_argument("--n-train", type=cli.positive_int, default=defaults.n_train)
+    d.add_argument("--hidden", type=cli.positive_int, default=defaults.hidden)
+    d.add_argument("--steps", type=cli.positive_int, default=defaults.steps)
+    d.add_argument(
+        "--learning-rate",
+        "--lr",
+        dest="learning_rate",
+        type=cli.positive_float,
+        default=defaults.learning_rate,
+    )
+    d.add_argument("--seed", type=cli.nonnegative_int, default=defaults.seed)
     return p.parse_args(argv)
 
 
@@ -115,7 +125,9 @@ def run_race(args: argparse.Namespace) -> int:
 
 
 def run_decay(args: argparse.Namespace) -> int:
-    setting = decay.DecaySetting(args.n_train, args.hidden, args.steps, args.lr, args.seed)
+    setting = decay.DecaySetting(
+        args.n_train, args.hidden, args.steps, args.learning_rate, args.seed
+    )
     print(f"decay: {setting}")
     results = decay.decay_experiment(args.weight_decays, setting)
     rows = [r._asdict() for r in results]

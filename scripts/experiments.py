@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from funcnn import datasets as ds
+from funcnn.lab import cli
 from funcnn.lab import experiments as ex
 from funcnn.lab.compare.report import format_table, write_json
 from funcnn.lab.plotting import _pyplot
@@ -28,18 +29,30 @@ COMMANDS = ("vanishing", "sparsity", "depth", "stability")
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("command", choices=(*COMMANDS, "all"))
-    p.add_argument("--depth", type=int, default=20, help="vanishing: dense layers")
-    p.add_argument("--width", type=int, default=64, help="vanishing: units per layer")
-    p.add_argument("--epochs", type=int, help="sparsity/depth/stability: epochs (their default)")
-    p.add_argument("--lr", type=float, help="peak learning rate (each experiment's default)")
+    p.add_argument("--depth", type=cli.positive_int, default=20, help="vanishing: dense layers")
+    p.add_argument("--width", type=cli.positive_int, default=64, help="vanishing: units per layer")
+    p.add_argument(
+        "--epochs", type=cli.positive_int, help="sparsity/depth/stability: epochs (their default)"
+    )
+    p.add_argument(
+        "--learning-rate",
+        "--lr",
+        dest="learning_rate",
+        type=cli.positive_float,
+        help="peak learning rate (each experiment's default)",
+    )
     p.add_argument("--optimizer", default="momentum", choices=ex.STABILITY_OPTIMIZERS)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=cli.nonnegative_int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/experiments"))
     return p.parse_args(argv)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    return {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
+    return {
+        k: v
+        for k, v in (("epochs", args.epochs), ("learning_rate", args.learning_rate))
+        if v is not None
+    }
 
 
 def _save(fig, path: Path) -> None:

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from funcnn.lab import gradcheck
+from funcnn.lab import cli, gradcheck
 from funcnn.lab.compare.report import format_table, write_json
 from funcnn.lab.plotting import _pyplot
 
@@ -23,12 +23,20 @@ from funcnn.lab.plotting import _pyplot
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("command", nargs="?", default="all", choices=("layers", "cost", "all"))
-    p.add_argument("--eps", type=float, default=gradcheck.DEFAULT_EPS, help="finite-difference ε")
-    p.add_argument("--tolerance", type=float, default=gradcheck.DEFAULT_TOLERANCE)
-    p.add_argument("--sizes", type=int, nargs="+", default=[100, 1_000, 10_000, 100_000])
-    p.add_argument("--repeats", type=int, default=7, help="timing repeats (the median is kept)")
-    p.add_argument("--fd-sample", type=int, default=200, help="coordinates timed for FD")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--eps", type=cli.positive_float, default=gradcheck.DEFAULT_EPS, help="finite-difference ε"
+    )
+    p.add_argument("--tolerance", type=cli.positive_float, default=gradcheck.DEFAULT_TOLERANCE)
+    p.add_argument(
+        "--sizes", type=cli.positive_int, nargs="+", default=[100, 1_000, 10_000, 100_000]
+    )
+    p.add_argument(
+        "--repeats", type=cli.positive_int, default=7, help="timing repeats (the median is kept)"
+    )
+    p.add_argument(
+        "--fd-sample", type=cli.positive_int, default=200, help="coordinates timed for FD"
+    )
+    p.add_argument("--seed", type=cli.nonnegative_int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/gradcheck"))
     return p.parse_args(argv)
 

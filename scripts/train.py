@@ -8,6 +8,7 @@ Writes `history.png` (loss/accuracy curves) and `params.ckpt` (a funcnn checkpoi
 
     python scripts/train.py --checkpoint-every 200 --keep 3   # TrainState → --out/checkpoints
     python scripts/train.py --checkpoint-every 200 --resume   # continue, bit-identically
+    python scripts/train.py --overwrite                       # replace an earlier run in --out
 
     python scripts/train.py --devices 4                       # data-parallel over 4 devices
 
@@ -18,59 +19,70 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
 
 from funcnn import checkpoint, fusion, parallel, resume
-from funcnn.lab import recipes
+from funcnn.lab import cli, recipes
 from funcnn.lab.plotting import plot_history
 from funcnn.params import summary
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--task", default="digits", choices=sorted(recipes.TASK_DEFAULTS))
     p.add_argument("--optimizer", default="adamw", choices=recipes.OPTIMIZERS)
-    p.add_argument("--lr", type=float, help="peak learning rate (task default if omitted)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--hidden", type=int, nargs="*", help="hidden widths, e.g. --hidden 256 256")
+    cli.add_optimizer_flags(p, learning_rate=None, weight_decay=1e-4, clip_norm=1.0)
+    p.add_argument("--epochs", type=cli.positive_int)
+    p.add_argument("--batch-size", type=cli.positive_int)
+    p.add_argument(
+        "--hidden", type=cli.positive_int, nargs="*", help="hidden widths, e.g. --hidden 256 256"
+    )
     p.add_argument("--activation", choices=sorted(recipes.ACTIVATIONS))
-    p.add_argument("--dropout", type=float, default=0.0, help="drop probability in [0, 1)")
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--clip-norm", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("runs/train"))
-    p.add_argument("--no-progress", action="store_true", help="plain lines instead of a bar")
+    p.add_argument("--dropout", type=cli.probability, default=0.0, help="drop probability")
+    cli.add_run_flags(p, out=Path("runs/train"))
     p.add_argument(
         "--devices",
-        type=int,
+        type=cli.positive_int,
         default=1,
         metavar="N",
         help="data-parallel over N devices (on CPU, N simulated host devices)",
     )
     p.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=cli.nonnegative_int,
         default=0,
         metavar="N",
         help="checkpoint every N steps to --out/checkpoints (0: only at the end)",
     )
-    p.add_argument("--keep", type=int, default=3, metavar="K", help="keep the newest K checkpoints")
     p.add_argument(
+        "--keep", type=cli.positive_int, default=3, metavar="K", help="keep the newest K"
+    )
+    start = p.add_mutually_exclusive_group()
+    start.add_argument(
         "--resume",
         action="store_true",
         help="continue from the newest valid checkpoint in --out/checkpoints",
     )
-    return p.parse_args(argv)
+    start.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run's checkpoints in --out/checkpoints",
+    )
+    return p
 
 
 def config_from_args(args: argparse.Namespace) -> recipes.TrainConfig:
     return recipes.TrainConfig(
         task=args.task,
         optimizer=args.optimizer,
-        lr=args.lr,
+        learning_rate=args.learning_rate,
         epochs=args.epochs,
         batch_size=args.batch_size,
         hidden=None if args.hidden is None else tuple(args.hidden),
@@ -82,9 +94,27 @@ def config_from_args(args: argparse.Namespace) -> recipes.TrainConfig:
     )
 
 
+def validated(parser: argparse.ArgumentParser, argv=None) -> tuple[argparse.Namespace, Any]:
+    """Parse and check every flag before anything is computed or touches the disk."""
+    args = parser.parse_args(argv)
+    try:
+        config = recipes.resolve(config_from_args(args))
+        if config.batch_size % args.devices:
+            raise ValueError(
+                f"--batch-size {config.batch_size} must be divisible by --devices "
+                f"{args.devices} (each device takes an equal share of every batch)."
+            )
+        recipes.check_checkpoint_dir(
+            args.out / "checkpoints", resume=args.resume, overwrite=args.overwrite
+        )
+    except (ValueError, TypeError, FileExistsError) as error:
+        cli.usage_error(parser, error)
+    return args, config
+
+
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    config = recipes.resolve(config_from_args(args))
+    parser = build_parser()
+    args, config = validated(parser, argv)
     print(f"funcnn: training {config}")
     if args.devices > 1:  # must run before JAX's first computation creates its backend
         parallel.simulate_cpu_devices(args.devices)
@@ -103,6 +133,7 @@ def main(argv=None) -> int:
             checkpoint_every=args.checkpoint_every,
             keep=args.keep,
             resume=args.resume,
+            overwrite=args.overwrite,
             stop=stop,
             progress=not args.no_progress,
         )
@@ -115,18 +146,31 @@ def main(argv=None) -> int:
     print(summary(result.state.params))
     if args.no_progress:  # otherwise fit printed each epoch as it finished
         for epoch, metrics in _epoch_rows(result.history):
-            print(f"epoch {epoch:>4}  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            print(f"epoch {epoch:>4}  " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    if not all_finite(result.state.params):
+        print(
+            f"error: the parameters are not finite after step {int(result.state.step)} "
+            f"(train_loss per epoch: {result.history.get('train_loss')}); {args.out}/params.ckpt "
+            "was not written. Lower --learning-rate or --clip-norm.",
+            file=sys.stderr,
+        )
+        return 1
     for line in recipes.readout(result):
         print(line)
     args.out.mkdir(parents=True, exist_ok=True)
     plot = plot_history(result.history, args.out / "history.png", title=config.task)
     ckpt = args.out / "params.ckpt"
-    checkpoint.save(ckpt, result.state.params, metadata={"config": repr(config)})
-    (args.out / "metrics.json").write_text(json.dumps(result.test_metrics, indent=2))
-    final = "  ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
+    checkpoint.save(ckpt, result.state.params, metadata={"config": dataclasses.asdict(config)})
+    metrics = {"test": result.test_metrics, "history": result.history}
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    final = "  ".join(f"{k} {v:.4g}" for k, v in result.test_metrics.items())
     print(f"final {final}")
-    print(f"wrote {plot}, {ckpt}")
+    print(f"wrote {plot}, {ckpt}, {args.out / 'metrics.json'}")
     return 0
+
+
+def all_finite(tree: Any) -> bool:
+    return all(bool(np.isfinite(np.asarray(leaf)).all()) for leaf in jax.tree.leaves(tree))
 
 
 def _epoch_rows(history):

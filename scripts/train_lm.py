@@ -3,78 +3,132 @@
     python scripts/train_lm.py                                  # transformer on stdlib docstrings
     python scripts/train_lm.py --model lstm --steps 2000
     python scripts/train_lm.py --text my.txt --prompt "The " --temperature 0.8 --top-k 10
+    python scripts/train_lm.py --out runs/lm          # then, without training again:
+    python scripts/train_lm.py --load runs/lm/params.ckpt --prompt "def "
 
 Reports validation bits per character against the unigram (character-frequency) baseline,
 then samples `--length` characters after `--prompt` with a jitted generation loop. With
---out, writes metrics.json, sample.txt and params.ckpt there.
+--out, writes metrics.json (with the history), sample.txt and params.ckpt there; the
+checkpoint's metadata holds the model config and the characters, so `--load` rebuilds both.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import jax
 
 from funcnn import checkpoint, fusion, sampling
 from funcnn.datasets import text as text_data
-from funcnn.lab import lm
-from funcnn.nn.sequence_models import KINDS
+from funcnn.lab import cli, lm
+from funcnn.nn.sequence_models import KINDS, char_lm
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--model", default="transformer", choices=KINDS)
     p.add_argument("--text", type=Path, help="UTF-8 training text (default: stdlib docstrings)")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
-    p.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clip")
-    p.add_argument("--dim", type=int, default=64, help="embedding / model width")
-    p.add_argument("--hidden", type=int, default=128, help="rnn/lstm state, bow mlp width")
-    p.add_argument("--depth", type=int, default=2, help="transformer blocks / conv layers")
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=cli.positive_int, default=1500)
+    p.add_argument("--batch-size", type=cli.positive_int, default=32)
+    p.add_argument("--seq-len", type=cli.positive_int, default=128)
+    cli.add_optimizer_flags(p, learning_rate=3e-3, weight_decay=0.01, clip_norm=1.0)
+    p.add_argument("--warmup", type=cli.nonnegative_int, default=100, help="linear warmup steps")
+    p.add_argument("--dim", type=cli.positive_int, default=64, help="embedding / model width")
+    p.add_argument(
+        "--hidden-size", type=cli.positive_int, default=128, help="rnn/lstm state, bow mlp width"
+    )
+    p.add_argument(
+        "--depth", type=cli.positive_int, default=2, help="transformer blocks / conv layers"
+    )
+    p.add_argument("--num-heads", type=cli.positive_int, default=4)
+    p.add_argument("--dropout", type=cli.probability, default=0.0, help="drop probability")
+    cli.add_run_flags(p, out=None)
     p.add_argument("--prompt", default="The ")
-    p.add_argument("--length", type=int, default=300, help="characters to sample")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--out", type=Path, help="directory for metrics.json, sample.txt, params.ckpt")
-    return p.parse_args(argv)
+    p.add_argument("--length", type=cli.positive_int, default=300, help="characters to sample")
+    p.add_argument("--temperature", type=cli.positive_float, default=0.8)
+    p.add_argument("--top-k", type=cli.positive_int, default=None)
+    p.add_argument(
+        "--load",
+        type=Path,
+        metavar="CKPT",
+        help="skip training: rebuild the model from a params.ckpt this script wrote and sample",
+    )
+    return p
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
+def model_config(args: argparse.Namespace, tokenizer: text_data.CharTokenizer) -> dict[str, Any]:
+    """Everything needed to rebuild the model and its tokenizer; stored in params.ckpt."""
+    kwargs = {"dim": args.dim, "hidden": args.hidden_size, "depth": args.depth}
+    if args.model == "transformer":
+        kwargs.update(heads=args.num_heads, dropout=args.dropout)
+    return {
+        "kind": args.model,
+        "vocab": tokenizer.vocab_size,
+        "max_len": args.seq_len,
+        "chars": tokenizer.chars,
+        "model_kwargs": kwargs,
+    }
+
+
+def load_model(path: Path) -> tuple[Any, Any, text_data.CharTokenizer, int]:
+    """(model, params, tokenizer, context) rebuilt from a params.ckpt written by this script."""
+    metadata = checkpoint.read_metadata(path)
+    if "lm_config" not in metadata:
+        raise ValueError(f"{path} has no lm_config metadata: it was not written by train_lm.py.")
+    config = metadata["lm_config"]
+    kind, vocab, max_len = config["kind"], config["vocab"], config["max_len"]
+    model = char_lm(kind, vocab, max_len=max_len, **config["model_kwargs"])
+    like, _ = jax.eval_shape(lambda: model.init(jax.random.key(0), (1, config["max_len"])))
+    params = checkpoint.restore(path, like=like)
+    return model, params, text_data.CharTokenizer(config["chars"]), config["max_len"]
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.load is not None:
+        try:
+            model, params, tokenizer, context = load_model(args.load)
+            prompt = tokenizer.encode(args.prompt)
+        except (OSError, ValueError) as error:
+            cli.usage_error(parser, error)
+        print(sample_text(args, model, params, tokenizer, prompt, context))
+        return 0
+    # Every flag is checked before training: the corpus's characters decide which prompts work.
+    try:
+        corpus = text_data.load_text(args.text) if args.text else text_data.stdlib_docstrings()
+        tokenizer = text_data.CharTokenizer.from_text(corpus)
+        prompt = tokenizer.encode(args.prompt)
+        if prompt.shape[0] == 0:
+            raise ValueError("--prompt must have at least one character.")
+    except (OSError, ValueError) as error:
+        cli.usage_error(parser, error)
     fusion.enable_cpu_multi_output_fusion()  # before any JAX computation; see funcnn.fusion
-    corpus = text_data.load_text(args.text) if args.text else text_data.stdlib_docstrings()
     source = args.text or "stdlib module docstrings"
     print(f"text: {source}, {len(corpus):,} characters")
 
     def report(state, info):
-        print(f"  step {int(state.step):6d}  train {info['bits_per_char']:.3f} bits/char")
+        print(f"  step {int(state.step):6d}  train {info['bits_per_char']:.4g} bits/char")
 
-    model_kwargs = {"dim": args.dim, "hidden": args.hidden, "depth": args.depth}
-    if args.model == "transformer":
-        model_kwargs.update(heads=args.heads, dropout=args.dropout)
+    config = model_config(args, tokenizer)
     result = lm.train_char_lm(
         args.model,
         corpus,
         steps=args.steps,
         batch_size=args.batch_size,
         seq_len=args.seq_len,
-        learning_rate=args.lr,
+        learning_rate=args.learning_rate,
         warmup_steps=args.warmup,
         weight_decay=args.weight_decay,
-        clip_norm=args.clip,
+        clip_norm=args.clip_norm,
         seed=args.seed,
         steps_per_dispatch=min(100, args.steps),
         callback=report,
-        **model_kwargs,
+        **config["model_kwargs"],
     )
     gain = result.unigram_bits_per_char - result.val_bits_per_char
     print(
@@ -82,19 +136,7 @@ def main(argv=None) -> None:
         f"validation {result.val_bits_per_char:.3f} bits/char vs unigram "
         f"{result.unigram_bits_per_char:.3f} ({gain:+.3f} bits better)"
     )
-
-    prompt = result.tokenizer.encode(args.prompt)
-    ids = sampling.generate(
-        result.model,
-        result.state.params,
-        prompt,
-        key=jax.random.key(args.seed + 1),
-        length=args.length,
-        context=args.seq_len,
-        temperature=args.temperature,
-        top_k=args.top_k,
-    )
-    sample = result.tokenizer.decode(ids)
+    sample = sample_text(args, result.model, result.state.params, tokenizer, prompt, args.seq_len)
     print(f"--- sample (temperature {args.temperature}, top-k {args.top_k}) ---\n{sample}\n---")
 
     if args.out:
@@ -106,12 +148,29 @@ def main(argv=None) -> None:
             "unigram_bits_per_char": result.unigram_bits_per_char,
             "ms_per_step": 1e3 * result.seconds_per_step,
             "steps": args.steps,
+            "history": result.history,
         }
         (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (args.out / "sample.txt").write_text(sample)
-        checkpoint.save(args.out / "params.ckpt", result.state.params)
+        params_path = args.out / "params.ckpt"
+        checkpoint.save(params_path, result.state.params, metadata={"lm_config": config})
         print(f"wrote {args.out}/metrics.json, sample.txt, params.ckpt")
+    return 0
+
+
+def sample_text(args, model, params, tokenizer, prompt, context: int) -> str:
+    ids = sampling.generate(
+        model,
+        params,
+        prompt,
+        key=jax.random.key(args.seed + 1),
+        length=args.length,
+        context=context,
+        temperature=args.temperature,
+        top_k=args.top_k,
+    )
+    return tokenizer.decode(ids)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

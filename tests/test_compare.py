@@ -182,3 +182,27 @@ def test_adam_l2_ends_with_smaller_weights_than_adamw_at_equal_lambda(decay_runs
     assert decay_runs["adam_l2", 1e-2].weight_norm < 0.8 * decay_runs["adamw", 1e-2].weight_norm
     # and decoupled decay still shrinks them relative to no decay at all (plain Adam).
     assert decay_runs["adamw", 1e-2].weight_norm < decay_runs["adam_l2", 0.0].weight_norm
+
+
+def test_verify_accepts_out_after_the_subcommand(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_optimizers.py"
+    flags = ["--only", "sgd", "--steps", "3", "--dtype", "float64"]
+    after = subprocess.run(
+        [sys.executable, str(script), "verify", "--out", str(tmp_path / "after"), *flags],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert after.returncode == 0, after.stderr
+    assert (tmp_path / "after" / "verify.json").is_file()
+    bad = subprocess.run(
+        [sys.executable, str(script), "verify", "--steps", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "--steps: expected a positive integer" in bad.stderr

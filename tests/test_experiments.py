@@ -64,7 +64,7 @@ def test_sigmoid_gradients_vanish_at_depth_20_and_relu_gradients_do_not():
 
 
 def test_relu_units_start_half_off_and_the_last_hidden_layer_gets_denser(digits):
-    result = experiments.sparsity(hidden=(64, 64), epochs=5, lr=3e-3, task=digits)
+    result = experiments.sparsity(hidden=(64, 64), epochs=5, learning_rate=3e-3, task=digits)
     # At init (symmetric weights, zero bias) each unit is off for about half the inputs.
     assert all(0.4 < f < 0.6 for f in result.before), result
     # Training (no sparsity penalty) turns more units of the last hidden layer on.
@@ -74,7 +74,7 @@ def test_relu_units_start_half_off_and_the_last_hidden_layer_gets_denser(digits)
 
 def test_a_perceptron_cannot_fit_xor_and_one_hidden_layer_can():
     models = {"perceptron (linear)": (), "1 hidden layer": (16,)}
-    results = experiments.depth(("xor",), models, epochs=40, lr=3e-2)
+    results = experiments.depth(("xor",), models, epochs=40, learning_rate=3e-2)
     by_model = {r.model: r for r in results}
     linear, hidden = by_model["perceptron (linear)"], by_model["1 hidden layer"]
     assert 0.4 <= linear.train_accuracy <= 0.78, linear.train_accuracy
@@ -89,7 +89,11 @@ def test_a_perceptron_cannot_fit_xor_and_one_hidden_layer_can():
 
 def test_clipping_rescues_a_too_high_learning_rate(digits):
     rows = experiments.stability(
-        lr=0.5, hidden=(64, 64), epochs=3, runs=((False, False), (False, True)), task=digits
+        learning_rate=0.5,
+        hidden=(64, 64),
+        epochs=3,
+        runs=((False, False), (False, True)),
+        task=digits,
     )
     plain, clipped = rows
     assert (plain.warmup, plain.clipping, clipped.clipping) == (False, False, True)

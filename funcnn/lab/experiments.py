@@ -247,7 +247,7 @@ def sparsity(
     hidden: Sequence[int] = (128, 128, 128),
     *,
     epochs: int = 30,
-    lr: float = 1e-3,
+    learning_rate: float = 1e-3,
     batch_size: int = 64,
     task: ds.Task | None = None,
     seed: int = 0,
@@ -260,7 +260,7 @@ def sparsity(
     trained = train_classifier(
         task,
         layers,
-        optim.adam(lr),
+        optim.adam(learning_rate),
         epochs=epochs,
         batch_size=batch_size,
         seed=seed,
@@ -296,7 +296,7 @@ def depth(
     models: Mapping[str, tuple[int, ...]] = DEPTH_MODELS,
     *,
     epochs: int = 100,
-    lr: float = 1e-2,
+    learning_rate: float = 1e-2,
     batch_size: int = 32,
     seed: int = 0,
 ) -> list[DepthResult]:
@@ -309,7 +309,7 @@ def depth(
             trained = train_classifier(
                 task,
                 dense_stack(sizes, activations.tanh),
-                optim.adam(lr),
+                optim.adam(learning_rate),
                 epochs=epochs,
                 batch_size=batch_size,
                 seed=seed,
@@ -368,7 +368,7 @@ STABILITY_RUNS = ((False, False), (False, True), (True, False), (True, True))
 def stability(
     *,
     optimizer: str = "momentum",
-    lr: float = 0.5,
+    learning_rate: float = 0.5,
     warmup_steps: int = 100,
     clip_norm: float = 1.0,
     hidden: Sequence[int] = (128, 128),
@@ -378,8 +378,8 @@ def stability(
     task: ds.Task | None = None,
     seed: int = 0,
 ) -> list[StabilityRow]:
-    """A deliberately high `lr` on a ReLU MLP (digits), four ways:
-    {constant lr, linear warmup 0 → lr over `warmup_steps`} × {no clipping, clip ‖g‖ ≤ clip_norm}.
+    """A deliberately high `learning_rate` η on a ReLU MLP (digits), four ways:
+    {constant η, linear warmup 0 → η over `warmup_steps`} × {no clipping, clip ‖g‖ ≤ clip_norm}.
 
     optimizer: "momentum" (SGD, μ = 0.9) or "adam". Every run starts from the same init and
     sees the same batches. `runs` lists the (warmup, clipping) pairs to train.
@@ -389,7 +389,7 @@ def stability(
     sizes = [task.x_train.shape[1], *hidden, task.num_outputs]
     rows = []
     for warmup, clipping in runs:
-        schedule = optim.linear_warmup(lr, warmup_steps) if warmup else lr
+        schedule = optim.linear_warmup(learning_rate, warmup_steps) if warmup else learning_rate
         inner = (
             optim.sgd(schedule, momentum=0.9) if optimizer == "momentum" else optim.adam(schedule)
         )

@@ -51,7 +51,7 @@ class TrainConfig:
 
     task: str = "digits"
     optimizer: str = "adamw"
-    lr: float | None = None
+    learning_rate: float | None = None
     epochs: int | None = None
     batch_size: int | None = None
     hidden: tuple[int, ...] | None = None
@@ -63,17 +63,21 @@ class TrainConfig:
     seed: int = 0
 
 
+def _defaults(learning_rate: float, **fields: Any) -> dict[str, Any]:
+    return dict(learning_rate=learning_rate, **fields)
+
+
 # Chosen so every task reaches its stated quality in seconds on a laptop CPU.
 # An empty `hidden` is a single layer: logistic regression (spam) or a linear model (house).
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": dict(lr=3e-3, epochs=30, batch_size=64, hidden=(256, 256), activation="relu"),
-    "spirals": dict(lr=1e-2, epochs=150, batch_size=32, hidden=(64, 64), activation="relu"),
-    "xor": dict(lr=3e-2, epochs=60, batch_size=16, hidden=(16,), activation="tanh"),
-    "sine": dict(lr=1e-2, epochs=400, batch_size=32, hidden=(64, 64), activation="tanh"),
-    "house": dict(lr=3e-2, epochs=100, batch_size=32, hidden=(), activation="relu"),
-    "spam": dict(lr=1e-2, epochs=40, batch_size=32, hidden=(), activation="relu"),
-    "breast_cancer": dict(lr=3e-3, epochs=40, batch_size=32, hidden=(32,), activation="relu"),
-    "diabetes": dict(lr=3e-3, epochs=100, batch_size=32, hidden=(32,), activation="relu"),
+    "digits": _defaults(3e-3, epochs=30, batch_size=64, hidden=(256, 256), activation="relu"),
+    "spirals": _defaults(1e-2, epochs=150, batch_size=32, hidden=(64, 64), activation="relu"),
+    "xor": _defaults(3e-2, epochs=60, batch_size=16, hidden=(16,), activation="tanh"),
+    "sine": _defaults(1e-2, epochs=400, batch_size=32, hidden=(64, 64), activation="tanh"),
+    "house": _defaults(3e-2, epochs=100, batch_size=32, hidden=(), activation="relu"),
+    "spam": _defaults(1e-2, epochs=40, batch_size=32, hidden=(), activation="relu"),
+    "breast_cancer": _defaults(3e-3, epochs=40, batch_size=32, hidden=(32,), activation="relu"),
+    "diabetes": _defaults(3e-3, epochs=100, batch_size=32, hidden=(32,), activation="relu"),
 }
 
 
@@ -88,7 +92,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     check_positive_int(config.batch_size, "batch_size")
     for width in config.hidden:
         check_positive_int(width, "hidden")
-    check_in_range(config.lr, "lr", 0.0, float("inf"), low_inclusive=False)
+    check_in_range(config.learning_rate, "learning_rate", 0.0, float("inf"), low_inclusive=False)
     check_in_range(config.dropout, "dropout", 0.0, 1.0)
     check_in_range(config.weight_decay, "weight_decay", 0.0, float("inf"))
     check_in_range(config.warmup_fraction, "warmup_fraction", 0.0, 1.0)
@@ -110,7 +114,9 @@ def build_optimizer(config: TrainConfig, total_steps: int) -> optim.GradientTran
     """
     warmup = int(config.warmup_fraction * total_steps)
     lr = optim.warmup_cosine_decay(
-        peak_value=config.lr, warmup_steps=max(warmup, 1), decay_steps=max(total_steps, 2)
+        peak_value=config.learning_rate,
+        warmup_steps=max(warmup, 1),
+        decay_steps=max(total_steps, 2),
     )
     wd = config.weight_decay
     name = config.optimizer
@@ -136,9 +142,23 @@ class RunResult(NamedTuple):
     test_metrics: dict[str, float]
 
 
-def prepare(config: TrainConfig):
-    """Everything `run` needs before the first step: (config, task, model, optimizer, state,
-    loss_fn, metric_fn, data, data_key). Split out so callers can resume a restored state."""
+class Prepared(NamedTuple):
+    """Everything a run needs before its first step (see `prepare`)."""
+
+    config: TrainConfig  # resolved: every field filled and validated
+    task: ds.Task
+    model: nn.Layer
+    optimizer: optim.GradientTransformation
+    state: TrainState  # the fresh initial state
+    loss_fn: Callable  # (params, batch, key) -> (loss, aux)
+    metric_fn: Callable  # (params, batch) -> per-example metrics
+    data: tuple[Any, Any]  # (x_train, y_train)
+    data_key: Any  # the key of fit's per-epoch shuffles
+
+
+def prepare(config: TrainConfig) -> Prepared:
+    """Everything `run` needs before the first step, as a `Prepared`. Split out so callers
+    can resume a restored state (its `state` is then only the template to restore into)."""
     config = resolve(config)
     task = ds.load(config.task, seed=config.seed)
     model = build_model(config, task)
@@ -150,7 +170,7 @@ def prepare(config: TrainConfig):
     state = init_state(params, optimizer, state_key)
     loss_fn = supervised_loss(model.apply, task.kind)
     metric_fn = supervised_metrics(model.apply, task.kind)
-    return config, task, model, optimizer, state, loss_fn, metric_fn, data, data_key
+    return Prepared(config, task, model, optimizer, state, loss_fn, metric_fn, data, data_key)
 
 
 def run(
@@ -166,26 +186,27 @@ def run(
     `state`, when given (e.g. restored from a checkpoint), replaces the fresh initial state;
     the run continues from its step with the same data order.
     """
-    config, task, model, optimizer, fresh, loss_fn, metric_fn, data, data_key = prepare(config)
+    ready = prepare(config)
+    config, task = ready.config, ready.task
     test = (task.x_test, task.y_test)
 
     def eval_fn(params):
-        return {f"test_{k}": v for k, v in evaluate(metric_fn, params, test).items()}
+        return {f"test_{k}": v for k, v in evaluate(ready.metric_fn, params, test).items()}
 
     state, history = fit(
-        fresh if state is None else state,
-        loss_fn,
-        optimizer,
-        data,
+        ready.state if state is None else state,
+        ready.loss_fn,
+        ready.optimizer,
+        ready.data,
         batch_size=config.batch_size,
         epochs=config.epochs,
-        data_key=data_key,
+        data_key=ready.data_key,
         eval_fn=eval_fn,
         progress=progress,
         callback=callback,
         steps_per_dispatch=steps_per_dispatch,
     )
-    return RunResult(config, task, model, state, history, eval_fn(state.params))
+    return RunResult(config, task, ready.model, state, history, eval_fn(state.params))
 
 
 def readout(result: RunResult) -> list[str]:
@@ -213,6 +234,27 @@ def readout(result: RunResult) -> list[str]:
     return []
 
 
+def check_checkpoint_dir(directory: str | os.PathLike, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to start a fresh run over an earlier run's checkpoints unless told to.
+
+    Raises `FileExistsError` naming the folder when it holds checkpoints and neither
+    `resume` (continue that run) nor `overwrite` (replace it) is set; `ValueError` when both
+    are. Touches nothing on disk.
+    """
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: continue a run or replace it.")
+    if resume or overwrite:
+        return
+    folder = Path(directory)
+    # Not CheckpointManager(folder): constructing one creates the folder and sweeps it.
+    found = sorted(p.name for p in folder.glob("ckpt_*.npz")) if folder.is_dir() else []
+    if found:
+        raise FileExistsError(
+            f"{directory} holds {len(found)} checkpoint(s) of an earlier run ({found[-1]} the "
+            "newest); pass --resume to continue it or --overwrite to replace it."
+        )
+
+
 def run_resumable(
     config: TrainConfig,
     checkpoint_dir: str | os.PathLike,
@@ -220,6 +262,7 @@ def run_resumable(
     checkpoint_every: int = 0,
     keep: int = 3,
     resume: bool = False,
+    overwrite: bool = False,
     stop: StopRequest | None = None,
     progress: bool = True,
 ) -> RunResult:
@@ -227,8 +270,10 @@ def run_resumable(
     `checkpoint_every` steps (0: none periodically), at the end, and when `stop` is
     requested — and, with `resume=True`, continued from the newest valid checkpoint.
 
-    Without `resume`, checkpoints of an earlier run in the folder are removed first (with a
-    note), so a later `--resume` can never mix two runs. The returned history covers the
+    A folder that already holds checkpoints of an earlier run is never emptied silently:
+    without `resume` it is a `FileExistsError` unless `overwrite=True`, which removes them
+    first (with a note) so a later resume can never mix two runs. Call `check_checkpoint_dir`
+    first to fail before any work is done. The returned history covers the
     whole run, the epochs before a resume included (they travel in checkpoint metadata).
     """
     check_nonnegative_int(checkpoint_every, "checkpoint_every")
@@ -236,8 +281,9 @@ def run_resumable(
     manager = CheckpointManager(Path(checkpoint_dir), keep=keep)
     config = resolve(config)
     config_dict = dataclasses.asdict(config)
-    _, _, _, _, fresh, _, _, data, _ = prepare(config)
-    per_epoch = steps_per_epoch(data, config.batch_size)
+    check_checkpoint_dir(manager.directory, resume=resume, overwrite=overwrite)
+    ready = prepare(config)
+    fresh, per_epoch = ready.state, steps_per_epoch(ready.data, config.batch_size)
     state, history_before = None, {}
     if resume:
         found = resume_latest(manager, like=fresh, config=config_dict, steps_per_epoch=per_epoch)
@@ -245,10 +291,10 @@ def run_resumable(
             state, history_before = found[0], found[1].get("history", {})
         where = "no checkpoint found" if state is None else f"step {int(state.step)}"
         print(f"resume: {where} in {manager.directory}", flush=True)
-    elif manager.steps():
+    elif manager.steps():  # overwrite=True (check_checkpoint_dir refused anything else)
         print(
-            f"starting fresh: removing {len(manager.steps())} checkpoint(s) of an earlier run "
-            f"in {manager.directory} (use --resume to continue it instead)",
+            f"starting fresh (overwrite): removing {len(manager.steps())} checkpoint(s) of an "
+            f"earlier run in {manager.directory}",
             flush=True,
         )
         for step in manager.steps():
