@@ -24,11 +24,11 @@ import numpy as np
 
 from funcnn.reference.layers import (
     _f64,
-    attention_reference,
     bag_of_words_reference,
     conv1d_reference,
     layer_norm_reference,
     lstm_reference,
+    multi_head_attention_reference,
     pool1d_reference,
     rnn_reference,
     sinusoidal_positions_reference,
@@ -102,18 +102,6 @@ def _allowed(length: int, key_mask, causal: bool):
     return allowed
 
 
-def _self_attention(x, params, num_heads: int, allowed):
-    """Multi-head self-attention of one example x (T, D) given the (T, T) `allowed` matrix."""
-    p = {name: {k: _f64(v)[0] for k, v in sub.items()} for name, sub in params.items()}
-    q, k, v = (x @ p[n]["w"] + p[n]["b"] for n in ("q", "k", "v"))
-    head_dim = q.shape[1] // num_heads
-    heads = []
-    for j in range(num_heads):
-        cols = slice(j * head_dim, (j + 1) * head_dim)
-        heads.append(attention_reference(q[:, cols], k[:, cols], v[:, cols], mask=allowed)[0])
-    return np.concatenate(heads, axis=1) @ p["o"]["w"] + p["o"]["b"]
-
-
 def transformer_block_reference(x, params, num_heads: int, *, mask=None, causal=False):
     """Pre-LN block on x (N, T, D), example by example:
 
@@ -126,7 +114,7 @@ def transformer_block_reference(x, params, num_heads: int, *, mask=None, causal=
         allowed = _allowed(x.shape[1], None if mask is None else mask[n], causal)
         norm = params["norm_attention"]
         a = layer_norm_reference(x[n], norm["scale"], norm["bias"])
-        h = x[n] + _self_attention(a, params["attention"], num_heads, allowed)
+        h = x[n] + multi_head_attention_reference(a, params["attention"], num_heads, mask=allowed)
         norm = params["norm_mlp"]
         m = layer_norm_reference(h, norm["scale"], norm["bias"])
         out.append(h + mlp_reference(m, params["mlp"], gelu_reference))
