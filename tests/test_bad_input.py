@@ -180,13 +180,13 @@ CASES = [
         "mse shapes",
         lambda: losses.mse(jnp.ones(3), jnp.ones(4)),
         ValueError,
-        q("pred.shape=(3,) and target.shape=(4,)"),
+        q("pred.shape=(3,) and targets.shape=(4,)"),
     ),
     (
         "mse broadcastable",
         lambda: losses.mse(jnp.ones((3, 1)), jnp.ones(3)),
         ValueError,
-        q("pred.shape=(3, 1) and target.shape=(3,)"),
+        q("pred.shape=(3, 1) and targets.shape=(3,)"),
     ),
     (
         "bce broadcastable",
@@ -198,13 +198,13 @@ CASES = [
         "ce label out of range",
         lambda: losses.cross_entropy(jnp.ones((2, 3)), jnp.array([0, 3])),
         ValueError,
-        q("labels must be class ids in [0, 3), got [3]"),
+        q("targets must be class ids in [0, 3), got [3]"),
     ),
     (
         "ce label shape",
         lambda: losses.cross_entropy(jnp.ones((4, 3)), jnp.array([0, 1, 2])),
         ValueError,
-        q("labels.shape=(3,)") + ".*" + q("logits.shape=(4, 3)"),
+        q("targets.shape=(3,)") + ".*" + q("logits.shape=(4, 3)"),
     ),
     (
         "ce reduction",
