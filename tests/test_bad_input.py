@@ -119,10 +119,10 @@ CASES = [
     ("mlp one size", lambda: nn.mlp([4]), ValueError, q("sizes must list [in, hidden..., out]")),
     ("mlp zero width", lambda: nn.mlp([4, 0, 2]), ValueError, q("sizes[1]=0")),
     (
-        "dropout rate=1",
-        lambda: nn.dropout(1.0),
+        "dropout rate>1",
+        lambda: nn.dropout(1.5),
         ValueError,
-        q("rate must be in [0.0, 1.0), got rate=1.0"),
+        q("rate must be in [0.0, 1.0], got rate=1.5"),
     ),
     ("dropout rate<0", lambda: nn.dropout(-0.1), ValueError, q("rate=-0.1")),
     ("layer_norm eps<0", lambda: nn.layer_norm(eps=-1.0), ValueError, q("eps=-1.0")),
