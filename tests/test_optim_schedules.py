@@ -89,3 +89,58 @@ def test_schedule_values_use_the_default_float_dtype():
 def test_bad_schedule_arguments_raise_naming_them(build, error, match):
     with pytest.raises(error, match=match):
         build()
+
+
+# ---------------------------------------------------------------- step counts beyond int32
+BIG = 10**10  # > 2³¹: a Python int that would overflow an int32 array
+
+
+@pytest.mark.parametrize(
+    "build, closed_form",
+    [
+        (
+            lambda: optim.cosine_decay(1000.0, BIG),
+            lambda t: 1000.0 * 0.5 * (1 + math.cos(math.pi * min(t, BIG) / BIG)),
+        ),
+        (lambda: optim.linear_schedule(1.0, 0.0, BIG), lambda t: 1.0 - min(t, BIG) / BIG),
+        (lambda: optim.exponential_decay(1.0, 0.5, BIG), lambda t: 0.5 ** (t / BIG)),
+        (
+            lambda: optim.warmup_cosine_decay(1.0, 10**9, BIG),
+            lambda t: (
+                t / 10**9
+                if t < 10**9
+                else 0.5 * (1 + math.cos(math.pi * min(t - 10**9, BIG - 10**9) / (BIG - 10**9)))
+            ),
+        ),
+        (lambda: optim.piecewise_constant([BIG], [1.0, 2.0]), lambda t: 1.0 if t < BIG else 2.0),
+    ],
+    ids=["cosine", "linear", "exponential", "warmup_cosine", "piecewise"],
+)
+def test_any_python_int_step_count_works(build, closed_form):
+    # optax.cosine_decay_schedule(1000., 10**10)(10**9) raises OverflowError; funcnn must not.
+    schedule = build()
+    for t in (0, 10**9, 3 * 10**9, BIG, 2 * BIG):
+        np.testing.assert_allclose(float(schedule(t)), closed_form(t), rtol=1e-5, atol=1e-6)
+    counter = jnp.asarray(2**31 - 1, jnp.int32)  # the int32 counter at its maximum
+    np.testing.assert_allclose(
+        float(jax.jit(schedule)(counter)), closed_form(2**31 - 1), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_the_step_counter_saturates_at_int32_max_instead_of_wrapping():
+    from funcnn.optim.base import safe_increment
+
+    top = jnp.asarray(2**31 - 1, jnp.int32)
+    assert int(safe_increment(top)) == 2**31 - 1
+    assert int(safe_increment(top - 1)) == 2**31 - 1
+    assert safe_increment(top).dtype == jnp.int32
+    # Through an optimizer: a state at the limit keeps the limit and a finite learning rate.
+    opt = optim.sgd(optim.cosine_decay(1.0, 100))
+    params = {"w": jnp.ones(2)}
+    state = opt.init(params)
+    state = jax.tree.map(
+        lambda x: jnp.full_like(x, 2**31 - 1) if x.dtype == jnp.int32 else x, state
+    )
+    _, state = opt.update({"w": jnp.ones(2)}, state, params)
+    counts = [x for x in jax.tree.leaves(state) if x.dtype == jnp.int32]
+    assert counts and all(int(c) == 2**31 - 1 for c in counts)

@@ -4,6 +4,13 @@
 first update uses schedule(0). Values are computed in the default float dtype (float32, or
 float64 with x64 enabled); `scale_by_learning_rate` casts them to each leaf's dtype. Step
 counts are validated when the schedule is built (zero or negative counts raise).
+
+Large counts: every step count a schedule is built with — and a Python-int `step` — enters
+the computation as a float, never as an int32 array, so any positive int works
+(`cosine_decay(1e3, 10**10)(10**9)`; optax raises OverflowError there). The optimizers'
+step counter is int32 and *saturates* at 2³¹ − 1 (`optim.base.safe_increment`): after
+2,147,483,647 updates the schedule keeps receiving that last step instead of wrapping to
+−2³¹.
 """
 
 from __future__ import annotations
@@ -20,8 +27,16 @@ from funcnn.optim.base import Schedule, check_hyperparameter
 
 
 def _time(step) -> jax.Array:
-    """The step as a float scalar of the default float dtype."""
+    """The step as a float scalar of the default float dtype (a Python int of any size is
+    converted on the host, so 10**10 does not overflow an int32)."""
+    if isinstance(step, int):
+        step = float(step)
     return jnp.asarray(step).astype(jnp.result_type(float))
+
+
+def _count(value, name: str) -> float:
+    """A positive int step count, as a float (see the module docstring: no int32 overflow)."""
+    return float(check_positive_int(value, name))
 
 
 def _real(value, name: str) -> float:
@@ -40,7 +55,7 @@ def linear_schedule(init_value: float, end_value: float, transition_steps: int) 
     Reaches b at t = T and stays there (optax's `linear_schedule`).
     """
     a, b = _real(init_value, "init_value"), _real(end_value, "end_value")
-    steps = check_positive_int(transition_steps, "transition_steps")
+    steps = _count(transition_steps, "transition_steps")
 
     def schedule(step):
         fraction = jnp.clip(_time(step) / steps, 0.0, 1.0)
@@ -62,7 +77,7 @@ def cosine_decay(init_value: float, decay_steps: int, end_value: float = 0.0) ->
     PyTorch's `CosineAnnealingLR(T_max=T, eta_min=e)` agrees for t ≤ T but rises again after.
     """
     eta0, e = _real(init_value, "init_value"), _real(end_value, "end_value")
-    steps = check_positive_int(decay_steps, "decay_steps")
+    steps = _count(decay_steps, "decay_steps")
 
     def schedule(step):
         progress = jnp.minimum(_time(step), steps) / steps
@@ -104,7 +119,7 @@ def warmup_cosine_decay(
     fall = cosine_decay(p, total - warmup, end_value)
 
     def schedule(step):
-        t = jnp.asarray(step)
+        t = _time(step)
         return jnp.where(t < warmup, rise(t), fall(t - warmup))
 
     return schedule
@@ -120,7 +135,7 @@ def exponential_decay(
     """
     eta0 = _real(init_value, "init_value")
     rate = check_hyperparameter(decay_rate, "decay_rate", low_inclusive=False)
-    steps = check_positive_int(transition_steps, "transition_steps")
+    steps = _count(transition_steps, "transition_steps")
 
     def schedule(step):
         exponent = _time(step) / steps
@@ -148,9 +163,11 @@ def piecewise_constant(boundaries: Sequence[int], values: Sequence[float]) -> Sc
     if any(b1 >= b2 for b1, b2 in itertools.pairwise(boundaries)):
         raise ValueError(f"boundaries must be strictly increasing, got boundaries={boundaries}.")
 
+    floats = [float(b) for b in boundaries]
+
     def schedule(step):
-        t = jnp.asarray(step)
-        index = jnp.sum(t >= jnp.asarray(boundaries, dtype=t.dtype)) if boundaries else 0
+        t = _time(step)
+        index = jnp.sum(t >= jnp.asarray(floats, t.dtype)) if boundaries else 0
         return jnp.asarray(values, jnp.result_type(float))[index]
 
     return schedule
