@@ -99,3 +99,34 @@ def test_lengths_to_mask():
     mask = lengths_to_mask(jnp.asarray([0, 2, 4]), 4)
     expected = np.array([[0, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1]], bool)
     np.testing.assert_array_equal(mask, expected)
+
+
+@pytest.mark.parametrize("bad", [11, 12, -1])
+def test_out_of_range_ids_are_a_named_error_when_concrete(bad):
+    # Before: id ≥ vocab gave a NaN row and −1 silently read the last row.
+    layer = nn.embedding(11, 4)
+    params, _ = layer.init(jax.random.key(0), (2, 3))
+    ids = jnp.array([[0, 1, 2], [3, bad, 4]])
+    with pytest.raises(ValueError, match=rf"token ids must lie in \[0, 11\), got \[{bad}\]"):
+        layer.apply(params, ids)
+    bow = nn.bag_of_words(11, 4)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 11\)"):
+        bow.apply(bow.init(jax.random.key(0), (2, 3))[0], ids)
+
+
+def test_padded_steps_may_hold_any_id_and_jit_clamps():
+    layer = nn.embedding(5, 3)
+    params, _ = layer.init(jax.random.key(1), (1, 4))
+    table = np.asarray(params["table"])
+    ids = jnp.array([[1, 4, -1, 99]])
+    mask = jnp.array([[True, True, False, False]])
+    out = np.asarray(layer.apply(params, ids, mask=mask))  # padding ids are not checked
+    np.testing.assert_array_equal(out[0, :2], table[[1, 4]])
+    # Under jit ids cannot be checked: they are clamped into [0, vocab − 1], never NaN.
+    traced = np.asarray(jax.jit(layer.apply)(params, ids))
+    np.testing.assert_array_equal(traced[0], table[[1, 4, 0, 4]])
+    lm = nn.transformer_lm(5, 4, 1, 2, 4)
+    lm_params, _ = lm.init(jax.random.key(2), (1, 4))
+    assert np.isfinite(np.asarray(lm.apply(lm_params, ids, mask=mask))).all()
+    with pytest.raises(ValueError, match="must lie in"):
+        lm.apply(lm_params, ids)

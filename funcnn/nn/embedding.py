@@ -24,8 +24,18 @@ from funcnn.nn.masking import check_mask, masked_mean, prefix_mean
 Array = jax.Array
 
 
-def check_token_ids(ids: Array, name: str, *, batched: bool = False) -> None:
-    """Raise unless `ids` is an integer array — of shape (batch, time) when `batched`."""
+def check_token_ids(
+    ids: Array,
+    name: str,
+    *,
+    batched: bool = False,
+    vocab: int | None = None,
+    mask: Array | None = None,
+) -> None:
+    """Raise unless `ids` is an integer array — of shape (batch, time) when `batched` — and,
+    where the ids are concrete (not traced) and `vocab` is given, every id at a real step
+    (`mask` True, or everywhere) lies in [0, vocab). Under `jit` the values cannot be seen:
+    `lookup` then clamps them (see `embedding`)."""
     dtype = jnp.result_type(ids)
     if not jnp.issubdtype(dtype, jnp.integer):
         raise TypeError(
@@ -34,6 +44,24 @@ def check_token_ids(ids: Array, name: str, *, batched: bool = False) -> None:
         )
     if batched and jnp.ndim(ids) != 2:
         raise ValueError(f"{name}: expects ids of shape (batch, time), got {jnp.shape(ids)}.")
+    if vocab is None or isinstance(ids, jax.core.Tracer) or isinstance(mask, jax.core.Tracer):
+        return
+    values = np.asarray(ids)
+    if mask is not None:
+        values = values[np.broadcast_to(np.asarray(mask, bool), values.shape)]
+    bad = (values < 0) | (values >= vocab)
+    if bad.any():
+        raise ValueError(
+            f"{name}: token ids must lie in [0, {vocab}), got {values[bad][:5].tolist()} "
+            f"({int(bad.sum())} of {values.size} ids outside; the table has {vocab} rows)."
+        )
+
+
+def lookup(table: Array, ids: Array) -> Array:
+    """table[ids] with ids clamped into [0, vocab − 1]: deterministic under `jit`, where ids
+    cannot be checked (without the clamp, jnp.take gives NaN rows past the end and wraps −1
+    to the last row). Concrete ids are checked before this by `check_token_ids`."""
+    return jnp.take(table, jnp.clip(ids, 0, table.shape[0] - 1), axis=0)
 
 
 def check_ids_shape(shape: Shape, name: str) -> None:
@@ -50,8 +78,9 @@ def embedding(vocab: int, dim: int, *, stddev: float = 1.0, name: str = "embeddi
     """Look up a learned vector per token: y[..., t, :] = table[ids[..., t]].
 
     params {"table": (vocab, dim)}, initialised N(0, stddev²). ids: any integer shape
-    (..., T) → (..., T, dim). JAX clamps out-of-range ids when gathering (no error inside jit),
-    so keep ids in [0, vocab).
+    (..., T) → (..., T, dim). Ids outside [0, vocab) — at real steps, if a padding `mask` is
+    given — are a ValueError naming them when the ids are concrete; under `jit` they cannot
+    be checked and are clamped to [0, vocab − 1].
     """
     check_positive_int(vocab, "vocab")
     check_positive_int(dim, "dim")
@@ -61,10 +90,17 @@ def embedding(vocab: int, dim: int, *, stddev: float = 1.0, name: str = "embeddi
         shape = as_shape(in_shape)
         return {"table": _init_table(key, vocab, dim, stddev)}, (*shape, dim)
 
-    def apply(params: Params, ids: Array, *, key: Array | None = None, train: bool = False):
+    def apply(
+        params: Params,
+        ids: Array,
+        *,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> Array:
         del key, train
-        check_token_ids(ids, name)
-        return jnp.take(params["table"], ids, axis=0)  # (..., T, d)
+        check_token_ids(ids, name, vocab=vocab, mask=mask)  # padded steps may hold any id
+        return lookup(params["table"], ids)  # (..., T, d)
 
     return Layer(init, apply, name)
 
@@ -108,7 +144,8 @@ def bag_of_words(
         del key, train
         check_token_ids(ids, name, batched=True)
         mask = check_mask(mask, jnp.shape(ids), name)
-        vectors = jnp.take(params["table"], ids, axis=0)  # (B, T, d)
+        check_token_ids(ids, name, vocab=vocab, mask=mask)  # padded steps may hold any id
+        vectors = lookup(params["table"], ids)  # (B, T, d)
         return prefix_mean(vectors, mask) if causal else masked_mean(vectors, mask)
 
     return Layer(init, apply, name)

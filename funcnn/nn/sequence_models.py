@@ -123,7 +123,7 @@ def char_lm(
         if kind == "bow":
             x = embed.apply(params["embedding"], ids, mask=mask)  # (B, T, D) prefix means
         else:
-            x = embed.apply(params["embedding"], ids)  # (B, T, D)
+            x = embed.apply(params["embedding"], ids, mask=mask)  # (B, T, D)
         if encoder is not None:
             x, _ = encoder.apply(params["encoder"], x, mask=mask)  # (B, T, H)
         x = _apply_conv_stack(convs, params, x, mask)

@@ -149,7 +149,7 @@ def transformer_lm(
     ) -> Array:
         check_token_ids(ids, name, batched=True)
         mask = check_mask(mask, ids.shape, name)
-        x = embed.apply(params["embedding"], ids)  # (B, T, D)
+        x = embed.apply(params["embedding"], ids, mask=mask)  # (B, T, D)
         x = position.apply(params.get("positions", {}), x)
         for block_key, block, k in zip(block_keys, blocks, split_key(key, depth), strict=True):
             x = block.apply(params[block_key], x, mask=mask, key=k, train=train)
