@@ -11,7 +11,7 @@ imports them.
     floor 1  activations, reference                      (reference: float64 NumPy, no JAX)
     floor 2  initializers, losses, optim                 (optim: stages, aliases, schedules)
     floor 3  nn, params, precision, datasets, sampling   (layers and models over param dicts)
-    floor 4  train, objectives, checkpoint, resume, parallel
+    floor 4  train, objectives, checkpoint, resume, parallel, distributed, launch
     floor 5  lab                                          (studies; scripts call into it)
 """
 
@@ -19,7 +19,9 @@ from funcnn import (
     activations,
     checkpoint,
     datasets,
+    distributed,
     initializers,
+    launch,
     losses,
     nn,
     objectives,
@@ -39,7 +41,9 @@ __all__ = [
     "activations",
     "checkpoint",
     "datasets",
+    "distributed",
     "initializers",
+    "launch",
     "losses",
     "nn",
     "objectives",
