@@ -11,7 +11,7 @@ imports them.
     floor 1  activations, reference                      (reference: float64 NumPy, no JAX)
     floor 2  initializers, losses, optim                 (optim: stages, aliases, schedules)
     floor 3  nn, params, precision, datasets, sampling   (layers and models over param dicts)
-    floor 4  train, objectives, checkpoint, resume, parallel, distributed, launch
+    floor 4  train, objectives, checkpoint, resume, parallel, distributed, launch, sharding
     floor 5  lab                                          (studies; scripts call into it)
 """
 
@@ -32,6 +32,7 @@ from funcnn import (
     reference,
     resume,
     sampling,
+    sharding,
     train,
 )
 
@@ -54,5 +55,6 @@ __all__ = [
     "reference",
     "resume",
     "sampling",
+    "sharding",
     "train",
 ]
