@@ -34,12 +34,20 @@ __all__ = [
 ]
 
 
+def _nan_through(x: Array, y: Array) -> Array:
+    """y, except NaN where x is NaN. A branch test such as `x > 0` is False for NaN, so
+    without this a NaN input would come out as a clean 0 and vanish from the loss while the
+    parameters go NaN (jax.nn and PyTorch propagate it)."""
+    return jnp.where(jnp.isnan(x), x, y)
+
+
 def relu(x: Array) -> Array:
     """Rectified linear unit: relu(x) = max(x, 0);  relu′(x) = 1 if x > 0 else 0.
 
     The derivative at exactly 0 is taken as 0 (PyTorch's choice; `jnp.maximum` would give ½).
+    NaN propagates: relu(NaN) = NaN, like every activation here.
     """
-    return jnp.where(x > 0, x, jnp.zeros_like(x))
+    return _nan_through(x, jnp.where(x > 0, x, jnp.zeros_like(x)))
 
 
 def step(x: Array) -> Array:
@@ -48,7 +56,7 @@ def step(x: Array) -> Array:
     Its gradient is zero everywhere, so a step-activated perceptron is trained with the
     perceptron rule, not with `jax.grad`; use `sigmoid` for gradient training.
     """
-    return jnp.where(x > 0, jnp.ones_like(x), jnp.zeros_like(x))
+    return _nan_through(x, jnp.where(x > 0, jnp.ones_like(x), jnp.zeros_like(x)))
 
 
 def leaky_relu(x: Array, negative_slope: float = 0.01) -> Array:
@@ -75,7 +83,8 @@ def softplus(x: Array) -> Array:
     """
     x_pos = jnp.where(x >= 0, x, 0)  # safe input for the x ≥ 0 branch
     x_neg = jnp.where(x < 0, x, 0)  # safe input for the x < 0 branch
-    return jnp.where(x >= 0, x_pos + jnp.log1p(jnp.exp(-x_pos)), jnp.log1p(jnp.exp(x_neg)))
+    y = jnp.where(x >= 0, x_pos + jnp.log1p(jnp.exp(-x_pos)), jnp.log1p(jnp.exp(x_neg)))
+    return _nan_through(x, y)
 
 
 def tanh(x: Array) -> Array:
@@ -147,7 +156,8 @@ def softmax(x: Array, axis: int = -1, where: Any = None) -> Array:
     shifted, _ = _shifted(x, axis, _axis_mask(x, where, "softmax"))
     e = jnp.exp(shifted)  # ∈ [0, 1]; exactly 0 where dropped
     total = jnp.sum(e, axis=axis, keepdims=True)
-    return e / jnp.where(total > 0, total, jnp.ones_like(total))
+    # Only an all-dropped row (total exactly 0) divides by 1; a NaN total stays NaN.
+    return e / jnp.where(total == 0, jnp.ones_like(total), total)
 
 
 def log_softmax(x: Array, axis: int = -1, where: Any = None) -> Array:

@@ -1,12 +1,16 @@
 """Loss functions: mse, cross-entropy, binary cross-entropy (on logits or probabilities), L2.
 
-Every loss checks shapes at trace time and never broadcasts `pred` against `target`
+Every loss is `loss(prediction, targets, *, …)`: the prediction is named for what it is —
+`pred` (mse), `logits` (cross_entropy, binary_cross_entropy_with_logits) or `probs`
+(binary_cross_entropy) — and the second argument is always `targets`.
+
+Every loss checks shapes at trace time and never broadcasts the prediction against `targets`
 silently: (4, 1) against (4,) is a ValueError naming both shapes. Integer predictions/logits
 are a TypeError. `reduction` is one of
 
     "mean" (default) — average over every element (or over the kept ones, with `where`),
     "sum"            — total over every (kept) element,
-    "none"           — the per-element losses, shaped like the labels.
+    "none"           — the per-element losses, shaped like the targets' rows.
 
 Float64 NumPy transcriptions live in `funcnn.reference.functional`.
 """
@@ -41,8 +45,16 @@ REDUCTIONS = ("mean", "sum", "none")
 BCE_PROB_EPS = 1e-7
 
 
-def _reduce(losses: Array, reduction: str, where: Array | None = None) -> Array:
-    """Apply `reduction`; with a `where` mask the mean divides by the number of kept entries."""
+def _reduce(losses: Array, reduction: str, where: Array | None = None, *, fn: str = "") -> Array:
+    """Apply `reduction`; with a `where` mask the mean divides by the number of kept entries.
+
+    The mean of no elements at all (an empty batch) is a ValueError, not 0/0 = NaN.
+    """
+    if reduction == "mean" and losses.size == 0:
+        raise ValueError(
+            f"{fn}: the mean over an empty batch is undefined, got per-element losses of shape "
+            f"{losses.shape}; pass at least one example (or reduction='sum')."
+        )
     if where is None:
         if reduction == "mean":
             return jnp.mean(losses)
@@ -62,22 +74,36 @@ def _compute_dtype(dtype: Any) -> Any:
     return jnp.promote_types(dtype, jnp.float32)
 
 
-def mse(pred: Array, target: Array, *, reduction: str = "mean") -> Array:
-    """Mean squared error: ℓ_i = (pred_i − target_i)²;  ∂ℓ_i/∂pred_i = 2·(pred_i − target_i).
+def mse(pred: Array, targets: Array, *, reduction: str = "mean") -> Array:
+    """Mean squared error: ℓ_i = (pred_i − targets_i)²;  ∂ℓ_i/∂pred_i = 2·(pred_i − targets_i).
 
-    `pred` and `target` must have the same shape (any). With reduction="mean" the result is
+    `pred` and `targets` must have the same shape (any). With reduction="mean" the result is
     (1/N)·Σ_i ℓ_i over all N elements (PyTorch's `MSELoss` default).
     """
     check_choice(reduction, "reduction", REDUCTIONS)
     check_floating(pred, "mse: pred")
-    check_same_shape(pred, target, "pred", "target")
+    check_same_shape(pred, targets, "pred", "targets")
     pred = jnp.asarray(pred)
     pred = pred.astype(_compute_dtype(pred.dtype))
-    return _reduce(jnp.square(pred - jnp.asarray(target).astype(pred.dtype)), reduction)
+    return _reduce(jnp.square(pred - jnp.asarray(targets).astype(pred.dtype)), reduction, fn="mse")
 
 
 def _is_concrete(x: Any) -> bool:
     return not isinstance(x, jax.core.Tracer)
+
+
+def _check_unit_interval(x: Any, fn: str, name: str) -> None:
+    """Where `x` is concrete, refuse entries outside [0, 1] (a target of 2, a probability of
+    1.5): they give numbers, not errors. Under `jit` the values cannot be seen."""
+    if not _is_concrete(x):
+        return
+    values = np.asarray(x)
+    bad = ~((values >= 0) & (values <= 1))
+    if bad.any():
+        raise ValueError(
+            f"{fn}: {name} must lie in [0, 1], got {values[bad][:5].tolist()} "
+            f"({int(bad.sum())} of {values.size} entries outside)."
+        )
 
 
 def _check_labels_in_range(labels: Array, num_classes: int, where: Array | None) -> None:
@@ -90,7 +116,7 @@ def _check_labels_in_range(labels: Array, num_classes: int, where: Array | None)
     bad = (ids < 0) | (ids >= num_classes)
     if bad.any():
         raise ValueError(
-            f"cross_entropy: labels must be class ids in [0, {num_classes}), got "
+            f"cross_entropy: targets must be class ids in [0, {num_classes}), got "
             f"{ids[bad][:5].tolist()} (logits have {num_classes} classes). Mask padding with "
             f"`where`."
         )
@@ -112,7 +138,7 @@ def _check_where(where: Any, label_shape: tuple[int, ...]) -> Array | None:
 
 def cross_entropy(
     logits: Array,
-    labels: Array,
+    targets: Array,
     *,
     label_smoothing: float = 0.0,
     where: Any = None,
@@ -120,12 +146,13 @@ def cross_entropy(
 ) -> Array:
     """Softmax cross-entropy: ℓ = −Σ_k q_k · log softmax(z)_k  over the last (class) axis.
 
-    Shapes: logits z (..., K). `labels` is either
+    Shapes: logits z (..., K). `targets` is either
       * integer class ids y of shape (...) = logits.shape[:-1]: q = onehot(y), so ℓ = −log p_y;
       * floating probability targets q of shape (..., K) (each row should sum to 1).
     Gradient: ∂ℓ/∂z_k = p_k − q_k with p = softmax(z) (for rows of q summing to 1).
 
-    label_smoothing α ∈ [0, 1): q ← (1 − α)·q + α/K′ on every allowed class, where K′ counts
+    label_smoothing α ∈ [0, 1]: q ← (1 − α)·q + α/K′ on every allowed class (α = 1 is the
+    uniform target), where K′ counts
     the classes whose logit is not −∞ (K′ = K without masking — PyTorch's convention), so
     −∞-masked classes never receive target mass and the loss stays finite.
 
@@ -133,8 +160,8 @@ def cross_entropy(
     "mean" divides by the number of kept positions (e.g. padding in a language model).
 
     Stability: computed from `log_softmax`, finite with finite gradients for |z| up to 1e4 and
-    for non-target logits set to −∞. Out-of-range integer labels raise a ValueError when the
-    labels are concrete; under `jit` they cannot be checked and yield a NaN loss instead of a
+    for non-target logits set to −∞. Out-of-range class ids raise a ValueError when the
+    targets are concrete; under `jit` they cannot be checked and yield a NaN loss instead of a
     silently wrong number.
 
     >>> import jax.numpy as jnp
@@ -146,12 +173,12 @@ def cross_entropy(
     (2,)
     """
     check_choice(reduction, "reduction", REDUCTIONS)
-    alpha = check_in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
+    alpha = check_in_range(label_smoothing, "label_smoothing", 0.0, 1.0, high_inclusive=True)
     logits = jnp.asarray(logits)
     check_floating(logits, "cross_entropy: logits")
     if logits.ndim < 1:
         raise ValueError(f"cross_entropy: logits need a class axis, got shape {logits.shape}.")
-    labels = jnp.asarray(labels)
+    labels = jnp.asarray(targets)
     label_shape, num_classes = logits.shape[:-1], logits.shape[-1]
     where = _check_where(where, label_shape)
 
@@ -160,8 +187,8 @@ def cross_entropy(
     if jnp.issubdtype(labels.dtype, jnp.integer):
         if labels.shape != label_shape:
             raise ValueError(
-                f"cross_entropy: integer class-id labels must have shape logits.shape[:-1]="
-                f"{label_shape}, got labels.shape={labels.shape} (logits.shape={logits.shape})."
+                f"cross_entropy: integer class-id targets must have shape logits.shape[:-1]="
+                f"{label_shape}, got targets.shape={labels.shape} (logits.shape={logits.shape})."
             )
         _check_labels_in_range(labels, num_classes, where)
         losses = _class_id_loss(logp, labels, allowed, alpha)
@@ -169,16 +196,16 @@ def cross_entropy(
         if labels.shape != logits.shape:
             raise ValueError(
                 f"cross_entropy: probability targets must have the logits' shape "
-                f"{logits.shape}, got labels.shape={labels.shape}. For class ids pass an "
+                f"{logits.shape}, got targets.shape={labels.shape}. For class ids pass an "
                 f"integer array of shape {label_shape}."
             )
         losses = _soft_target_loss(logp, labels.astype(logp.dtype), allowed, alpha)
     else:
         raise TypeError(
-            f"cross_entropy: labels must be integer class ids or float probabilities, got "
+            f"cross_entropy: targets must be integer class ids or float probabilities, got "
             f"dtype {labels.dtype}."
         )
-    return _reduce(losses, reduction, where)
+    return _reduce(losses, reduction, where, fn="cross_entropy")
 
 
 def _smoothing_term(logp: Array, allowed: Array) -> Array:
@@ -200,11 +227,14 @@ def _class_id_loss(logp: Array, labels: Array, allowed: Array, alpha: float) -> 
 
 
 def _soft_target_loss(logp: Array, q: Array, allowed: Array, alpha: float) -> Array:
-    """ℓ = −Σ_k q_k·log p_k with q smoothed as documented; terms with q_k = 0 count 0 (not 0·∞)."""
+    """ℓ = −Σ_k q_k·log p_k with q smoothed as documented;  ∂ℓ/∂q_k = −log p_k for every
+    class with a finite logit — also where q_k = 0 (targets are differentiable inputs, e.g.
+    in distillation). Only a −∞-masked class with q_k = 0 is dropped (0·∞ would be NaN);
+    target mass on a −∞ class gives ℓ = +∞, as it should."""
     if alpha > 0:
         count = jnp.maximum(jnp.sum(allowed, axis=-1, keepdims=True), 1).astype(q.dtype)
         q = (1 - alpha) * q + alpha * allowed.astype(q.dtype) / count
-    used = q != 0
+    used = allowed | (q != 0)
     safe_logp = jnp.where(used, logp, jnp.zeros_like(logp))
     return -jnp.sum(q * safe_logp, axis=-1)
 
@@ -218,17 +248,18 @@ def binary_cross_entropy_with_logits(
     |z| ≥ 1e4; a term whose weight y or 1 − y is 0 is dropped, so a −∞-masked logit with
     y = 0 (or +∞ with y = 1) gives ℓ = 0 rather than 0·∞ = NaN. Gradient: ∂ℓ/∂z = σ(z) − y
     exactly (= ½ − y at z = 0). `targets` y ∈ [0, 1] (soft targets allowed) must have the
-    logits' shape.
+    logits' shape; concrete targets outside [0, 1] are a ValueError.
     """
     check_choice(reduction, "reduction", REDUCTIONS)
     check_floating(logits, "binary_cross_entropy_with_logits: logits")
     check_same_shape(logits, targets, "logits", "targets")
+    _check_unit_interval(targets, "binary_cross_entropy_with_logits", "targets")
     z = jnp.asarray(logits)
     z = z.astype(_compute_dtype(z.dtype))
     y = jnp.asarray(targets).astype(z.dtype)
     positive = jnp.where(y > 0, y * softplus(-z), 0)  # −y·log σ(z)
     negative = jnp.where(y < 1, (1 - y) * softplus(z), 0)  # −(1 − y)·log(1 − σ(z))
-    return _reduce(positive + negative, reduction)
+    return _reduce(positive + negative, reduction, fn="binary_cross_entropy_with_logits")
 
 
 def binary_cross_entropy(
@@ -246,12 +277,14 @@ def binary_cross_entropy(
     eps = check_in_range(eps, "eps", 0.0, 0.5, low_inclusive=False)
     check_floating(probs, "binary_cross_entropy: probs")
     check_same_shape(probs, targets, "probs", "targets")
+    _check_unit_interval(probs, "binary_cross_entropy", "probs")
+    _check_unit_interval(targets, "binary_cross_entropy", "targets")
     p = jnp.asarray(probs)
     p = p.astype(_compute_dtype(p.dtype))
     y = jnp.asarray(targets).astype(p.dtype)
     log_p = jnp.log(jnp.maximum(p, eps))
     log_not_p = jnp.log(jnp.maximum(1 - p, eps))
-    return _reduce(-(y * log_p + (1 - y) * log_not_p), reduction)
+    return _reduce(-(y * log_p + (1 - y) * log_not_p), reduction, fn="binary_cross_entropy")
 
 
 def l2_penalty(params: Any, mask: Any = None) -> Array:

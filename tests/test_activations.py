@@ -179,3 +179,29 @@ def test_softmax_jits_and_preserves_dtype():
     y = jax.jit(act.softmax)(x)
     assert y.dtype == jnp.bfloat16
     np.testing.assert_allclose(np.asarray(y, np.float64), ref.softmax(np.asarray(x)), atol=1e-2)
+
+
+ELEMENTWISE = ["relu", "step", "leaky_relu", "sigmoid", "softplus", "tanh", "silu", "gelu"]
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_nan_propagates_through_every_elementwise_activation(name):
+    # A branch test like `x > 0` is False for NaN; a NaN input must not come out as a number
+    # (relu(NaN) was 0: the NaN vanished from the loss while the params went NaN).
+    fn = getattr(act, name)
+    x = jnp.array([jnp.nan, -2.0, 0.0, 3.0])
+    y = np.asarray(fn(x))
+    assert np.isnan(y[0]) and np.isfinite(y[1:]).all()
+    grad = np.asarray(jax.grad(lambda v: jnp.sum(fn(v)))(x))
+    assert np.isfinite(grad[1:]).all()
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_nan_in_a_row_makes_that_row_nan_and_leaves_other_rows_alone(name):
+    fn = getattr(act, name)
+    x = jnp.array([[jnp.nan, 0.0, 1.0], [0.0, 1.0, 2.0], [-jnp.inf, -jnp.inf, -jnp.inf]])
+    y = np.asarray(fn(x))
+    assert np.isnan(y[0]).all()
+    expected = np.exp([0.0, 1.0, 2.0]) / np.exp([0.0, 1.0, 2.0]).sum()
+    np.testing.assert_allclose(y[1], expected if name == "softmax" else np.log(expected), rtol=1e-6)
+    assert not np.isnan(y[2]).any()  # an all −∞ row still gives zeros, not NaN

@@ -152,7 +152,7 @@ def test_cross_entropy_shape_and_dtype_errors():
     with pytest.raises(ValueError, match=r"where.shape=\(5,\)"):
         losses.cross_entropy(z, jnp.asarray(IDS), where=jnp.ones(5, bool))
     with pytest.raises(ValueError, match="label_smoothing"):
-        losses.cross_entropy(z, jnp.asarray(IDS), label_smoothing=1.0)
+        losses.cross_entropy(z, jnp.asarray(IDS), label_smoothing=1.01)
     with pytest.raises(ValueError, match="reduction"):
         losses.cross_entropy(z, jnp.asarray(IDS), reduction="batchmean")
 
@@ -250,3 +250,98 @@ def test_l2_penalty_all_and_masked():
 def test_l2_penalty_mask_structure_mismatch():
     with pytest.raises(ValueError, match="structure"):
         losses.l2_penalty(jax.tree.map(jnp.asarray, PARAMS), {"dense_0": {"w": True}})
+
+
+# ---------------------------------------------------------------- found by peers' test cases
+def test_soft_target_gradient_is_minus_log_softmax_also_where_the_target_is_zero():
+    # ∂ℓ/∂q_k = −log softmax(z)_k for every k, in closed form (optax's own test case):
+    # z = (10, 1, −2), q = (0, 1, 0) → (1.3e-4, 9.0001, 12.0001). Zero targets are inputs too.
+    z = np.array([10.0, 1.0, -2.0])
+    q = np.array([0.0, 1.0, 0.0])
+    with jax.enable_x64(True):
+        grad = jax.grad(lambda t: losses.cross_entropy(jnp.asarray(z), t, reduction="sum"))(
+            jnp.asarray(q)
+        )
+    log_softmax = z - z.max() - np.log(np.sum(np.exp(z - z.max())))
+    np.testing.assert_allclose(np.asarray(grad), -log_softmax, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(grad), [1.3e-4, 9.0001, 12.0001], atol=1e-4)
+
+
+def test_soft_target_gradient_matches_finite_differences_with_smoothing():
+    rng = np.random.default_rng(11)
+    z, q = rng.standard_normal((3, 4)), rng.dirichlet(np.ones(4), size=3)
+    q[0, 2] = 0.0
+    with jax.enable_x64(True):
+        loss = lambda t: losses.cross_entropy(jnp.asarray(z), t, label_smoothing=0.2)
+        grad = np.asarray(jax.grad(loss)(jnp.asarray(q)))
+        fd = numerical_grad(lambda t: float(loss(jnp.asarray(t))), q)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
+
+
+def test_target_mass_on_a_minus_inf_class_is_an_infinite_loss_and_zero_mass_is_ignored():
+    z = jnp.array([[0.0, -jnp.inf, 1.0]])
+    assert float(losses.cross_entropy(z, jnp.array([[0.5, 0.0, 0.5]]))) < np.inf
+    assert float(losses.cross_entropy(z, jnp.array([[0.5, 0.5, 0.0]]))) == np.inf
+
+
+def test_label_smoothing_one_is_the_uniform_target():
+    rng = np.random.default_rng(12)
+    z = rng.standard_normal((5, 4))
+    with jax.enable_x64(True):
+        got = losses.cross_entropy(jnp.asarray(z), jnp.arange(5) % 4, label_smoothing=1.0)
+    log_p = z - z.max(-1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(-1, keepdims=True))
+    np.testing.assert_allclose(float(got), -log_p.mean(), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: losses.mse(jnp.zeros((0, 3)), jnp.zeros((0, 3))),
+        lambda: losses.cross_entropy(jnp.zeros((0, 3)), jnp.zeros((0,), jnp.int32)),
+        lambda: losses.binary_cross_entropy_with_logits(jnp.zeros(0), jnp.zeros(0)),
+        lambda: losses.binary_cross_entropy(jnp.zeros(0), jnp.zeros(0)),
+    ],
+    ids=["mse", "cross_entropy", "bce_logits", "bce"],
+)
+def test_the_mean_over_an_empty_batch_is_a_named_error(call):
+    with pytest.raises(ValueError, match="empty batch"):
+        call()
+
+
+def test_the_sum_over_an_empty_batch_is_zero():
+    assert float(losses.mse(jnp.zeros((0, 3)), jnp.zeros((0, 3)), reduction="sum")) == 0.0
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (
+            lambda: losses.binary_cross_entropy_with_logits(jnp.zeros(2), jnp.array([0.0, 2.0])),
+            r"targets must lie in \[0, 1\], got \[2.0\]",
+        ),
+        (
+            lambda: losses.binary_cross_entropy(jnp.array([0.5, 1.5]), jnp.zeros(2)),
+            r"probs must lie in \[0, 1\], got \[1.5\]",
+        ),
+        (
+            lambda: losses.binary_cross_entropy(jnp.array([0.5, 0.5]), jnp.array([-0.1, 0.0])),
+            r"targets must lie in \[0, 1\]",
+        ),
+    ],
+)
+def test_bce_refuses_values_outside_the_unit_interval(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_every_loss_names_its_second_argument_targets():
+    import inspect
+
+    for fn in (
+        losses.mse,
+        losses.cross_entropy,
+        losses.binary_cross_entropy_with_logits,
+        losses.binary_cross_entropy,
+    ):
+        assert list(inspect.signature(fn).parameters)[1] == "targets", fn.__name__

@@ -129,4 +129,4 @@ def test_mlp_validates_sizes_and_input_width():
     with pytest.raises(ValueError, match=r"sizes\[0\]=4.*\(-1, 5\)"):
         nn.mlp([4, 2]).init(KEY, (-1, 5))
     with pytest.raises(ValueError, match="dropout"):
-        nn.mlp([4, 2, 1], dropout=1.0)
+        nn.mlp([4, 2, 1], dropout=1.5)

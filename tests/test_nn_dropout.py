@@ -52,10 +52,20 @@ def test_train_without_key_is_clear_error():
         nn.dropout(0.3).apply({}, jnp.ones(3), train=True)
 
 
-@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5])
+@pytest.mark.parametrize("rate", [-0.1, 1.01, 1.5])
 def test_rate_is_validated(rate):
-    with pytest.raises(ValueError, match=r"rate must be in \[0.0, 1.0\)"):
+    with pytest.raises(ValueError, match=r"rate must be in \[0.0, 1.0\]"):
         nn.dropout(rate)
+
+
+def test_rate_one_drops_everything_with_zero_gradient():
+    # PyTorch and flax accept p = 1: zeros, no NaN from 1/(1 − p), and a zero gradient.
+    layer, x = nn.dropout(1.0), jnp.linspace(-1.0, 1.0, 8)
+    y = layer.apply({}, x, key=jax.random.key(3), train=True)
+    grad = jax.grad(lambda v: jnp.sum(layer.apply({}, v, key=jax.random.key(3), train=True)))(x)
+    np.testing.assert_array_equal(np.asarray(y), np.zeros(8))
+    np.testing.assert_array_equal(np.asarray(grad), np.zeros(8))
+    np.testing.assert_array_equal(np.asarray(layer.apply({}, x)), np.asarray(x))  # eval: identity
 
 
 def test_shape_inference_and_dtype():

@@ -58,7 +58,7 @@ def test_spam_planted_words_rank_at_the_extremes():
         ("task", "mnist", "task must be one of"),
         ("optimizer", "lbfgs", "optimizer must be one of"),
         ("learning_rate", -1.0, "learning_rate must be in"),
-        ("dropout", 1.0, r"dropout must be in \[0.0, 1.0\)"),
+        ("dropout", 1.5, r"dropout must be in \[0.0, 1.0\]"),
         ("activation", "swish2", "activation must be one of"),
     ],
 )

@@ -35,26 +35,24 @@ __all__ = [
 ]
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1."""
+def _integer(text: str, expected: str, ok: Callable[[int], bool]) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1."""
+    return _integer(text, "a positive integer", lambda v: v >= 1)
 
 
 def nonnegative_int(text: str) -> int:
     """argparse type: an integer ≥ 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}")
-    return value
+    return _integer(text, "an integer ≥ 0", lambda v: v >= 0)
 
 
 def _finite_float(text: str, expected: str, ok: Callable[[float], bool]) -> float:

@@ -93,7 +93,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     for width in config.hidden:
         check_positive_int(width, "hidden")
     check_in_range(config.learning_rate, "learning_rate", 0.0, float("inf"), low_inclusive=False)
-    check_in_range(config.dropout, "dropout", 0.0, 1.0)
+    check_in_range(config.dropout, "dropout", 0.0, 1.0, high_inclusive=True)
     check_in_range(config.weight_decay, "weight_decay", 0.0, float("inf"))
     check_in_range(config.warmup_fraction, "warmup_fraction", 0.0, 1.0)
     check_in_range(config.clip_norm, "clip_norm", 0.0, float("inf"), low_inclusive=False)

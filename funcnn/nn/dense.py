@@ -169,7 +169,7 @@ def mlp(
     sizes = _check_sizes(sizes)
     if not callable(activation):
         raise TypeError(f"{name}: activation must be callable, got {activation!r}.")
-    rate = check_in_range(dropout, "dropout", 0.0, 1.0)
+    rate = check_in_range(dropout, "dropout", 0.0, 1.0, high_inclusive=True)
     layers: list[Layer] = []
     for width in sizes[1:-1]:
         layers.append(dense(width, w_init=w_init))

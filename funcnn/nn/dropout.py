@@ -23,14 +23,17 @@ __all__ = ["dropout"]
 
 
 def dropout(rate: float, *, name: str = "dropout") -> Layer:
-    """Inverted dropout with drop probability `rate` ∈ [0, 1); params {}.
+    """Inverted dropout with drop probability `rate` ∈ [0, 1]; params {}.
+
+    rate = 1 drops everything: train=True gives zeros with zero gradient (no 0/0), as in
+    PyTorch and flax.
 
     apply(params, x, key=k, train=True) draws a fresh mask from `k` (split it per step);
     train=False (the default) is the identity whatever the key. train=True with rate > 0 and
     no key raises a ValueError instead of silently not dropping. `train` is a Python bool
     (a compile-time switch), not a traced value.
     """
-    rate = check_in_range(rate, "rate", 0.0, 1.0)
+    rate = check_in_range(rate, "rate", 0.0, 1.0, high_inclusive=True)
     keep_prob = 1.0 - rate
 
     def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
@@ -46,6 +49,8 @@ def dropout(rate: float, *, name: str = "dropout") -> Layer:
                 f"{name}: train=True needs a PRNG key for the dropout mask, got key=None. "
                 f"Pass apply(params, x, key=key, train=True), or train=False for evaluation."
             )
+        if rate == 1.0:  # 1/(1 − p) would be 1/0; every unit is dropped
+            return jnp.zeros_like(x)
         keep = jax.random.bernoulli(key, keep_prob, jnp.shape(x))  # m ~ Bernoulli(1 − p)
         return jnp.where(keep, x / keep_prob, jnp.zeros_like(x))
 

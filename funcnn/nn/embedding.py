@@ -114,12 +114,13 @@ def bag_of_words(
     return Layer(init, apply, name)
 
 
-def sinusoidal_positions(max_len: int, dim: int) -> Array:
+def sinusoidal_positions(max_len: int, dim: int) -> np.ndarray:
     """The fixed sinusoidal table P (max_len, dim) of "Attention is all you need":
 
         P[p, 2i] = sin(p / 10000^(2i/d)),   P[p, 2i+1] = cos(p / 10000^(2i/d))
 
-    Computed in float64 NumPy and returned as float32 (an odd dim drops the last cosine).
+    Computed and returned in float64 NumPy (an odd dim drops the last cosine); the layer
+    casts it to the activations' dtype, so a float64 model gets float64 positions.
     """
     check_positive_int(max_len, "max_len")
     check_positive_int(dim, "dim")
@@ -129,7 +130,7 @@ def sinusoidal_positions(max_len: int, dim: int) -> Array:
     table = np.zeros((max_len, dim))
     table[:, 0::2] = np.sin(angle)
     table[:, 1::2] = np.cos(angle[:, : dim // 2])
-    return jnp.asarray(table, jnp.float32)
+    return table
 
 
 def positional_encoding(

@@ -51,7 +51,7 @@ def transformer_block(
     """
     check_positive_int(dim, "dim")
     check_positive_int(mlp_ratio, "mlp_ratio")
-    rate = check_in_range(dropout, "dropout", 0.0, 1.0)
+    rate = check_in_range(dropout, "dropout", 0.0, 1.0, high_inclusive=True)
     norm_attention = layer_norm(name="norm_attention")
     attention = multi_head_attention(num_heads, dim, causal=causal, name="attention")
     norm_mlp = layer_norm(name="norm_mlp")

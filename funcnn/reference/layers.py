@@ -2,7 +2,11 @@
 
 Deliberately naive (explicit loops over time, heads and kernel taps, no lax, no einsum
 tricks) so that they share no code path with `funcnn.nn`. Every function takes NumPy arrays
-and returns float64 NumPy arrays. Masks are boolean, True for real steps / allowed keys.
+and returns float64 NumPy arrays — or complex128 ones when given complex inputs: every
+function here is written to be *complex-step safe* (comparisons and maxima look at real
+parts only, buffers take the inputs' dtype), so `funcnn.reference.numerical.complex_step`
+differentiates them to machine precision. Masks are boolean, True for real steps / allowed
+keys.
 """
 
 from __future__ import annotations
@@ -26,7 +30,12 @@ __all__ = [
 
 
 def _f64(*arrays):
-    return [np.asarray(a, dtype=np.float64) for a in arrays]
+    """float64 arrays — complex128 where the input is complex (a complex-step probe)."""
+    return [np.asarray(a, np.complex128 if np.iscomplexobj(a) else np.float64) for a in arrays]
+
+
+def _dtype(*arrays):
+    return np.result_type(np.float64, *arrays)
 
 
 def _sigmoid(z):
@@ -50,11 +59,13 @@ def conv1d_reference(x, w, b, *, padding="SAME", stride=1, dilation=1):
         out_len = -(-length // stride)
         total = max((out_len - 1) * stride + span - length, 0)
         before, after = total // 2, total - total // 2
+    dtype = _dtype(x, w, b)
     padded = np.concatenate(
-        [np.zeros((n, before, x.shape[2])), x, np.zeros((n, after, x.shape[2]))], axis=1
+        [np.zeros((n, before, x.shape[2]), dtype), x, np.zeros((n, after, x.shape[2]), dtype)],
+        axis=1,
     )
     out_len = (padded.shape[1] - span) // stride + 1
-    y = np.zeros((n, out_len, out_ch))
+    y = np.zeros((n, out_len, out_ch), dtype)
     for t in range(out_len):
         for k in range(width):
             y[:, t, :] += padded[:, t * stride + k * dilation, :] @ w[k]
@@ -66,10 +77,17 @@ def pool1d_reference(x, window, stride, kind):
     """VALID max/avg pooling: y[n, t] = max/mean of x[n, t·s : t·s + window]. x (N, T, C)."""
     (x,) = _f64(x)
     out_len = (x.shape[1] - window) // stride + 1
-    reduce = np.max if kind == "max" else np.mean
     return np.stack(
-        [reduce(x[:, t * stride : t * stride + window, :], axis=1) for t in range(out_len)], 1
+        [_reduce(x[:, t * stride : t * stride + window, :], kind) for t in range(out_len)], 1
     )
+
+
+def _reduce(x, kind):
+    """max (the entry with the largest real part) or mean over axis 1."""
+    if kind != "max":
+        return np.mean(x, axis=1)
+    best = np.argmax(x.real, axis=1)[:, None, :]
+    return np.take_along_axis(x, best, axis=1)[:, 0, :]
 
 
 def _run(step, x, carry, mask, reverse):
@@ -155,13 +173,13 @@ def attention_reference(q, k, v, *, mask=None):
     q, k, v = _f64(q, k, v)
     tq, tk = q.shape[0], k.shape[0]
     allowed = np.ones((tq, tk), bool) if mask is None else np.asarray(mask, bool)
-    weights = np.zeros((tq, tk))
+    weights = np.zeros((tq, tk), _dtype(q, k))
     for i in range(tq):
         keys = [j for j in range(tk) if allowed[i, j]]
         if not keys:
             continue
         scores = np.array([q[i] @ k[j] / math.sqrt(q.shape[1]) for j in keys])
-        e = np.exp(scores - scores.max())
+        e = np.exp(scores - scores.real.max())  # a constant shift: softmax is unchanged
         weights[i, keys] = e / e.sum()
     return weights @ v, weights
 
@@ -175,10 +193,7 @@ def multi_head_attention_reference(x, params, num_heads, *, mask=None, context=N
     """
     (x,) = _f64(x)
     context = x if context is None else _f64(context)[0]
-    p = {
-        name: {key: np.asarray(val, np.float64) for key, val in sub.items()}
-        for name, sub in params.items()
-    }
+    p = {name: {key: _f64(val)[0] for key, val in sub.items()} for name, sub in params.items()}
     q = x @ p["q"]["w"] + p["q"]["b"]
     k = context @ p["k"]["w"] + p["k"]["b"]
     v = context @ p["v"]["w"] + p["v"]["b"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["max_relative_error", "numerical_grad"]
+__all__ = ["complex_step", "max_relative_error", "numerical_grad"]
 
 
 def _leaves(tree: Any) -> list[Any]:
@@ -79,6 +79,36 @@ def numerical_grad(loss: Callable[[Any], Any], params: Any, eps: float = 1e-6) -
             grad[idx] = (plus - minus) / (2 * eps)
         grads.append(grad)
     return _rebuild(params, grads)
+
+
+def complex_step(
+    loss: Callable[[Any], Any], params: Any, direction: Any, h: float = 1e-20
+) -> float:
+    """The directional derivative ∇L(θ)·v by the complex step: Im L(θ + i·h·v) / h.
+
+    For a loss written with analytic operations (every function in `funcnn.reference` is),
+    L(θ + ihv) = L(θ) + ih·∇L·v − (h²/2)·vᵀ∇²Lv + O(h³): the imaginary part carries the
+    derivative with no subtraction of nearly equal numbers, so h can be tiny and the result
+    is exact to float64 rounding (≈1e-16 relative) — unlike the central difference
+    (≈1e-9 at best). One evaluation of `loss` per direction. `params` and `direction` are
+    pytrees of one structure (NumPy-convertible leaves); `loss` must return a real scalar
+    for real input and pass complex values through unharmed.
+    """
+    if not h > 0:
+        raise ValueError(f"complex_step: h must be > 0, got h={h}.")
+    base, step = _leaves(params), _leaves(direction)
+    if len(base) != len(step):
+        raise ValueError(f"complex_step: params has {len(base)} leaves, direction {len(step)}.")
+    probe = []
+    for x, v in zip(base, step, strict=True):
+        x, v = np.asarray(x, np.float64), np.asarray(v, np.float64)
+        if x.shape != v.shape:
+            raise ValueError(f"complex_step: leaf shapes differ: {x.shape} vs {v.shape}.")
+        probe.append(x + 1j * h * v)
+    value = np.asarray(loss(_rebuild(params, probe)))
+    if value.shape != ():
+        raise ValueError(f"complex_step: loss must return a scalar, got shape {value.shape}.")
+    return float(value.imag) / h
 
 
 def max_relative_error(a: Any, b: Any, floor: float = 1e-8) -> float:

@@ -1,0 +1,423 @@
+"""Mutation testing: plant one small bug at a time in the core modules and see whether a test
+catches it.
+
+    python scripts/mutation.py                          # every core module, 2 workers
+    python scripts/mutation.py --modules activations losses --sample 40 --jobs 2
+    python scripts/mutation.py --list funcnn/losses.py  # show the mutants, run nothing
+
+A mutant is one edit of the syntax tree of one library file: an arithmetic operator swapped
+(+ ↔ −, · ↔ /, ** → ·), a comparison flipped (< ↔ ≤, > ↔ ≥, == ↔ ≠), `and` ↔ `or`, a
+unary minus dropped, a numeric constant nudged (0 → 1, 1 → 2, c → 2c), `True` ↔ `False`,
+or `jnp.maximum` ↔ `jnp.minimum` (and a few such pairs). Each mutant runs in a *fresh*
+pytest process on a private copy of the repository (so JAX starts clean every time; a
+forking runner such as mutmut 3 forks after JAX has started its threads, which deadlocks
+and turns mutants into timeouts), first against the module's mirrored test files, then —
+if it survives those — against every other test file that imports the module (leaving out
+the slow learning-run files unless --thorough).
+
+    killed    some test failed                          (the suite caught the bug)
+    survived  every test passed                         (a gap — or an equivalent mutant)
+    timeout   the tests ran past --timeout seconds      (NOT counted as killed)
+
+score = killed / (killed + survived + timeout), per module, with mutants listed in
+`tests/mutation_equivalent.txt` (one `id  reason` per line: they change no observable
+behaviour) left out of the denominator. Survivors are printed with their ids.
+Not part of CI: it runs the tests hundreds of times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import atexit
+import concurrent.futures
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EQUIVALENT_FILE = REPO / "tests" / "mutation_equivalent.txt"
+
+# The core modules (issue: activations, losses, nn, optim, reference, train/fit, checkpoint).
+CORE: dict[str, list[str]] = {
+    "activations": ["funcnn/activations.py"],
+    "losses": ["funcnn/losses.py"],
+    "nn": ["funcnn/nn"],
+    "optim": ["funcnn/optim"],
+    "reference": ["funcnn/reference"],
+    "train": ["funcnn/train.py", "funcnn/train"],
+    "checkpoint": ["funcnn/checkpoint.py"],
+}
+
+BINARY = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Div,
+    ast.Div: ast.Mult,
+    ast.Pow: ast.Mult,
+    ast.FloorDiv: ast.Div,
+    ast.Mod: ast.FloorDiv,
+}
+COMPARE = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+}
+FUNCTION_SWAPS = {
+    "maximum": "minimum",
+    "minimum": "maximum",
+    "max": "min",
+    "min": "max",
+    "sum": "mean",
+    "mean": "sum",
+    "exp": "expm1",
+    "log": "log1p",
+    "sqrt": "rsqrt",
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    path: str  # repository-relative file
+    line: int
+    col: int
+    kind: str  # e.g. "Sub→Add"
+    index: int  # which candidate node, in walk order (makes the id unique)
+
+    @property
+    def id(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}:{self.kind}"
+
+
+def _is_docstring(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    parent = parents.get(node)
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and isinstance(parent, ast.Expr)
+    )
+
+
+def _number_replacement(value: float | int) -> float | int:
+    if isinstance(value, bool):
+        return not value
+    if value == 0:
+        return 1
+    if value == 1:
+        return 2
+    return value * 2
+
+
+class _Candidates:
+    """Walks a module and yields (node, kind, apply) for every mutation it offers."""
+
+    def __init__(self, tree: ast.Module):
+        self.tree = tree
+        self.parents = {
+            child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)
+        }
+
+    def _in_annotation_or_skip(self, node: ast.AST) -> bool:
+        cur = node
+        while cur in self.parents:
+            parent = self.parents[cur]
+            if (
+                isinstance(parent, (ast.arg, ast.AnnAssign))
+                and getattr(parent, "annotation", None) is cur
+            ):
+                return True
+            if isinstance(parent, ast.FunctionDef) and parent.returns is cur:
+                return True
+            # Error messages and argument checks: mutating an f-string changes only text.
+            if isinstance(parent, ast.JoinedStr):
+                return True
+            if (
+                isinstance(parent, ast.Subscript)
+                and isinstance(parent.value, ast.Name)
+                and parent.value.id in {"tuple", "dict", "list"}
+            ):
+                return True
+            cur = parent
+        return False
+
+    def __iter__(self) -> Iterator[tuple[ast.AST, str, str, object]]:
+        for node in ast.walk(self.tree):
+            if self._in_annotation_or_skip(node):
+                continue
+            if isinstance(node, ast.BinOp) and type(node.op) in BINARY:
+                new = BINARY[type(node.op)]
+                yield node, f"{type(node.op).__name__}→{new.__name__}", "op", new
+            elif isinstance(node, ast.AugAssign) and type(node.op) in BINARY:
+                new = BINARY[type(node.op)]
+                yield node, f"{type(node.op).__name__}=→{new.__name__}=", "op", new
+            elif (
+                isinstance(node, ast.Compare)
+                and len(node.ops) == 1
+                and type(node.ops[0]) in COMPARE
+            ):
+                new = COMPARE[type(node.ops[0])]
+                yield node, f"{type(node.ops[0]).__name__}→{new.__name__}", "cmp", new
+            elif isinstance(node, ast.BoolOp):
+                new = ast.Or if isinstance(node.op, ast.And) else ast.And
+                yield node, f"{type(node.op).__name__}→{new.__name__}", "bool", new
+            elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Not)):
+                yield node, f"drop {type(node.op).__name__}", "unary", None
+            elif isinstance(node, ast.Constant) and not _is_docstring(node, self.parents):
+                if isinstance(node.value, bool):
+                    yield node, f"{node.value}→{not node.value}", "const", not node.value
+                elif isinstance(node.value, (int, float)):
+                    new = _number_replacement(node.value)
+                    yield node, f"{node.value!r}→{new!r}", "const", new
+            elif isinstance(node, ast.Attribute) and node.attr in FUNCTION_SWAPS:
+                new = FUNCTION_SWAPS[node.attr]
+                if new != node.attr and isinstance(self.parents.get(node), ast.Call):
+                    yield node, f".{node.attr}→.{new}", "attr", new
+
+
+def candidates(path: Path) -> list[Mutant]:
+    rel = str(path.relative_to(REPO))
+    tree = ast.parse(path.read_text())
+    return [
+        Mutant(rel, node.lineno, node.col_offset, kind, i)
+        for i, (node, kind, _, _) in enumerate(_Candidates(tree))
+    ]
+
+
+def mutated_source(mutant: Mutant) -> str:
+    tree = ast.parse((REPO / mutant.path).read_text())
+    for i, (node, _, how, new) in enumerate(_Candidates(tree)):
+        if i != mutant.index:
+            continue
+        if how == "op":
+            node.op = new()  # type: ignore[attr-defined]
+        elif how == "cmp":
+            node.ops = [new()]  # type: ignore[attr-defined]
+        elif how == "bool":
+            node.op = new()  # type: ignore[attr-defined]
+        elif how == "unary":  # −x → x, not x → x
+            _replace(tree, node, node.operand)  # type: ignore[attr-defined]
+        elif how == "const":
+            node.value = new  # type: ignore[attr-defined]
+        elif how == "attr":
+            node.attr = new  # type: ignore[attr-defined]
+        return ast.unparse(ast.fix_missing_locations(tree))
+    raise LookupError(f"mutant {mutant.id} (#{mutant.index}) no longer exists")
+
+
+def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
+    for parent in ast.walk(tree):
+        for field, value in ast.iter_fields(parent):
+            if value is old:
+                setattr(parent, field, new)
+                return
+            if isinstance(value, list):
+                for i, item in enumerate(value):
+                    if item is old:
+                        value[i] = new
+                        return
+
+
+# ---------------------------------------------------------------- which tests cover a file
+def module_name(rel: str) -> str:
+    return rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+
+
+def mirrored_tests(rel: str) -> list[str]:
+    """The test files that mirror a module: tests/test_<a>_<b>*.py for funcnn/<a>/<b>.py
+    (else tests/test_<a>*.py, else tests/test_<b>*.py); tests/test_<a>*.py for funcnn/<a>.py."""
+    parts = tuple(p for p in Path(rel).with_suffix("").parts[1:] if p != "__init__")
+    for stem in ("_".join(parts), parts[0], parts[-1]):
+        found = sorted(str(t.relative_to(REPO)) for t in (REPO / "tests").glob(f"test_{stem}*.py"))
+        if found:
+            return found
+    return []
+
+
+# Learning runs and subprocess-heavy files: minutes each, so the second stage leaves them out
+# unless --thorough (they train models; a bug they alone would catch is rare).
+SLOW_TESTS = {
+    "tests/test_architectures.py",
+    "tests/test_experiments.py",
+    "tests/test_sequence_learning.py",
+    "tests/test_long_run.py",
+    "tests/test_lm.py",
+    "tests/test_readme.py",
+    "tests/test_recipes.py",
+    "tests/test_resume.py",
+    "tests/test_faults.py",
+    "tests/test_scripts_train.py",
+    "tests/test_scripts_train_lm.py",
+    "tests/test_distributed.py",
+    "tests/test_doctests.py",
+}
+
+
+def importing_tests(rel: str, *, thorough: bool = False) -> list[str]:
+    """Every test file that names the module (import statements or dotted references);
+    without `thorough`, not the SLOW_TESTS."""
+    module = module_name(rel)
+    package, _, leaf = module.rpartition(".")
+    patterns = [re.escape(module), rf"from {re.escape(package)} import [^\n]*\b{re.escape(leaf)}\b"]
+    found = []
+    for test in sorted((REPO / "tests").glob("test_*.py")):
+        text = test.read_text()
+        name = str(test.relative_to(REPO))
+        if any(re.search(p, text) for p in patterns) and (thorough or name not in SLOW_TESTS):
+            found.append(name)
+    return found
+
+
+# ---------------------------------------------------------------- running one mutant
+def _worker_copy() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="funcnn-mutant-"))
+    for name in ("funcnn", "tests", "scripts", "pyproject.toml", "README.md", "benchmarks"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, root / name)
+    return root
+
+
+_COPIES: dict[int, Path] = {}
+
+
+def _run_tests(root: Path, tests: list[str], timeout: float) -> str:
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+    command += ["-p", "no:xdist", "-p", "no:randomly", *tests]
+    try:
+        result = subprocess.run(
+            command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return "timeout"
+    if result.returncode == 0:
+        return "survived"
+    if result.returncode in (1, 2):  # tests failed / collection error (e.g. a SyntaxError)
+        return "killed"
+    return "killed"  # a crash of the test process (segfault, abort) is a caught bug too
+
+
+def run_mutant(mutant: Mutant, timeout: float, thorough: bool) -> tuple[Mutant, str, float]:
+    start = time.perf_counter()
+    worker = os.getpid()
+    root = _COPIES.get(worker)
+    if root is None:
+        root = _COPIES[worker] = _worker_copy()
+        atexit.register(shutil.rmtree, root, True)
+    target = root / mutant.path
+    original = (REPO / mutant.path).read_text()
+    try:
+        target.write_text(mutated_source(mutant))
+        status = "survived"
+        first = mirrored_tests(mutant.path)
+        rest = [t for t in importing_tests(mutant.path, thorough=thorough) if t not in first]
+        for tests in (first, rest):
+            if not tests:
+                continue
+            status = _run_tests(root, tests, timeout)
+            if status != "survived":
+                break
+    finally:
+        target.write_text(original)
+    return mutant, status, time.perf_counter() - start
+
+
+# ---------------------------------------------------------------- the command line
+def core_files(modules: list[str]) -> dict[str, list[Path]]:
+    files: dict[str, list[Path]] = {}
+    for module in modules:
+        found: list[Path] = []
+        for entry in CORE[module]:
+            path = REPO / entry
+            if path.is_dir():
+                found += sorted(p for p in path.rglob("*.py"))
+            elif path.exists():
+                found.append(path)
+        files[module] = found
+    return files
+
+
+def read_equivalents() -> dict[str, str]:
+    if not EQUIVALENT_FILE.exists():
+        return {}
+    out = {}
+    for line in EQUIVALENT_FILE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            mutant_id, _, reason = line.partition("  ")
+            out[mutant_id.strip()] = reason.strip()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--modules", nargs="+", choices=list(CORE), default=list(CORE))
+    p.add_argument("--sample", type=int, default=0, help="mutants per module at random (0: all)")
+    p.add_argument("--seed", type=int, default=0, help="for --sample")
+    p.add_argument("--jobs", type=int, default=2, help="parallel worker processes")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per pytest run")
+    p.add_argument("--thorough", action="store_true", help="second stage includes SLOW_TESTS")
+    p.add_argument("--list", type=Path, metavar="FILE", help="print FILE's mutants and exit")
+    args = p.parse_args(argv)
+
+    if args.list:
+        for mutant in candidates(args.list.resolve()):
+            print(mutant.id)
+        return 0
+    equivalents = read_equivalents()
+    plan: list[tuple[str, Mutant]] = []
+    for module, files in core_files(args.modules).items():
+        mutants = [m for f in files for m in candidates(f)]
+        mutants = [m for m in mutants if m.id not in equivalents]
+        if args.sample and len(mutants) > args.sample:
+            mutants = random.Random(f"{args.seed}:{module}").sample(mutants, args.sample)
+        plan += [(module, m) for m in mutants]
+    print(f"{len(plan)} mutants over {len(args.modules)} modules, {args.jobs} workers", flush=True)
+
+    results: dict[str, dict[str, list[Mutant]]] = {m: {} for m in args.modules}
+    owner = {m.id + f"#{m.index}": module for module, m in plan}
+    with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(run_mutant, m, args.timeout, args.thorough) for _, m in plan]
+        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            mutant, status, seconds = future.result()
+            module = owner[mutant.id + f"#{mutant.index}"]
+            results[module].setdefault(status, []).append(mutant)
+            print(f"[{done}/{len(plan)}] {status:8s} {seconds:5.1f}s {mutant.id}", flush=True)
+
+    print("\nmodule        killed  survived  timeout  score")
+    worst = 1.0
+    for module, by_status in results.items():
+        killed, survived, timeout = (
+            len(by_status.get(s, [])) for s in ("killed", "survived", "timeout")
+        )
+        total = killed + survived + timeout
+        score = killed / total if total else 1.0
+        worst = min(worst, score)
+        print(f"{module:12s} {killed:7d} {survived:9d} {timeout:8d}  {100 * score:5.1f}%")
+    for by_status in results.values():
+        for status in ("survived", "timeout"):
+            for mutant in sorted(by_status.get(status, []), key=lambda m: (m.path, m.line)):
+                print(f"{status}: {mutant.id}")
+    print(f"\n{len(equivalents)} mutants listed as equivalent in {EQUIVALENT_FILE.name} (excluded)")
+    return 0 if worst >= 0.9 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
