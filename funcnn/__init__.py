@@ -11,7 +11,8 @@ imports them.
     floor 1  activations, reference                      (reference: float64 NumPy, no JAX)
     floor 2  initializers, losses, optim                 (optim: stages, aliases, schedules)
     floor 3  nn, params, precision, datasets, sampling   (layers and models over param dicts)
-    floor 4  train, objectives, checkpoint, resume, parallel, distributed, launch, sharding
+    floor 4  train, objectives, checkpoint, resume, parallel, distributed, sharding
+                                                      (`python -m funcnn.launch` starts processes)
     floor 5  lab                                          (studies; scripts call into it)
 """
 
@@ -21,7 +22,6 @@ from funcnn import (
     datasets,
     distributed,
     initializers,
-    launch,
     losses,
     nn,
     objectives,
@@ -44,7 +44,6 @@ __all__ = [
     "datasets",
     "distributed",
     "initializers",
-    "launch",
     "losses",
     "nn",
     "objectives",
