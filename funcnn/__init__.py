@@ -11,7 +11,8 @@ imports them.
     floor 1  activations, reference                      (reference: float64 NumPy, no JAX)
     floor 2  initializers, losses, optim                 (optim: stages, aliases, schedules)
     floor 3  nn, params, precision, datasets, sampling   (layers and models over param dicts)
-    floor 4  train, objectives, checkpoint, resume, parallel
+    floor 4  train, objectives, checkpoint, resume, parallel, distributed, sharding
+                                                      (`python -m funcnn.launch` starts processes)
     floor 5  lab                                          (studies; scripts call into it)
 """
 
@@ -19,6 +20,7 @@ from funcnn import (
     activations,
     checkpoint,
     datasets,
+    distributed,
     initializers,
     losses,
     nn,
@@ -30,6 +32,7 @@ from funcnn import (
     reference,
     resume,
     sampling,
+    sharding,
     train,
 )
 
@@ -39,6 +42,7 @@ __all__ = [
     "activations",
     "checkpoint",
     "datasets",
+    "distributed",
     "initializers",
     "losses",
     "nn",
@@ -50,5 +54,6 @@ __all__ = [
     "reference",
     "resume",
     "sampling",
+    "sharding",
     "train",
 ]

@@ -20,9 +20,11 @@ the state and data and splits every fused minibatch along "data" (what
 `shard_opt_state` optionally splits optimizer-state leaves along the axis too (ZeRO stage 1
 style): each device stores 1/n of every moment buffer whose leading dimension divides.
 
-Multi-host: call `jax.distributed.initialize()` first on every host; `jax.devices()` then lists
-all hosts' devices and the same `make_mesh()` spans them. Each host feeds its own slice of
-the global batch with `jax.make_array_from_process_local_data(data_sharding(mesh), local)`.
+Several processes or hosts: `funcnn.distributed.initialize_from_env()` first in every process
+(started by `python -m funcnn.launch` or a cluster scheduler); `jax.devices()` then lists all
+processes' devices and the same `make_mesh()` spans them. Each process feeds its own slice of
+the global batch with `distributed.global_batch` (`jax.make_array_from_process_local_data`).
+Sharded parameters (FSDP, tensor parallelism on a 2-D mesh) live in `funcnn.sharding`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,208 @@
+"""Multi-process training on JAX's own distributed runtime (`jax.distributed`).
+
+Every process runs the same script. `funcnn.launch` (one machine) or a cluster scheduler
+(several machines) starts them with three environment variables; each process then calls
+
+    distributed.initialize_from_env()          # jax.distributed.initialize(coordinator, P, p)
+    mesh  = parallel.make_mesh()               # all P processes' devices along "data"
+    rows  = distributed.process_rows(B)        # this process's rows of the global batch
+    batch = distributed.global_batch((x[rows], y[rows]), mesh)   # one (B, …) global array
+    state = distributed.replicate(state, mesh)
+    state, metrics = step(state, batch)        # the same train.make_step step
+    distributed.save_checkpoint(path, state)   # every process calls it; process 0 writes
+
+Process p holds rows p·B/P … (p+1)·B/P − 1 of each global batch of B rows: `make_mesh()`
+orders devices by process, and `jax.make_array_from_process_local_data` places a process's
+local rows on its own devices in that order. XLA's all-reduce then sums the per-process
+gradient sums across processes (gloo over TCP on CPU, NCCL on GPU, ICI on TPU), so the
+result equals one process training on the whole batch up to float32 summation order.
+
+Environment (set by `funcnn.launch`; set them yourself on a cluster):
+
+    FUNCNN_COORDINATOR     host:port of process 0's coordination service, e.g. 10.0.0.1:1234
+    FUNCNN_NUM_PROCESSES   P, the number of processes
+    FUNCNN_PROCESS_ID      p in 0 … P−1 (process 0 hosts the coordinator)
+
+Without them `initialize_from_env` does nothing and returns False: the script runs as a
+single process, unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding
+
+from funcnn import checkpoint, parallel
+from funcnn._validation import check_positive_int
+
+__all__ = [
+    "ENV_COORDINATOR",
+    "ENV_NUM_PROCESSES",
+    "ENV_PROCESS_ID",
+    "global_batch",
+    "initialize_from_env",
+    "is_coordinator",
+    "place",
+    "process_rows",
+    "restore_checkpoint",
+    "save_checkpoint",
+    "to_host",
+]
+
+ENV_COORDINATOR = "FUNCNN_COORDINATOR"
+ENV_NUM_PROCESSES = "FUNCNN_NUM_PROCESSES"
+ENV_PROCESS_ID = "FUNCNN_PROCESS_ID"
+
+
+def _env_int(name: str, environ: dict[str, str]) -> int:
+    raw = environ.get(name)
+    try:
+        return int(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"environment variable {name}={raw!r} must be an integer (set by funcnn.launch, "
+            f"or by you on a cluster together with {ENV_COORDINATOR})."
+        ) from None
+
+
+def initialize_from_env(*, timeout: int = 60, environ: dict[str, str] | None = None) -> bool:
+    """Join the process group described by FUNCNN_* variables; False if they are absent.
+
+    Calls `jax.distributed.initialize(coordinator, num_processes, process_id,
+    initialization_timeout=timeout)`. On CPU it first selects gloo as the cross-process
+    collectives implementation (XLA:CPU has none by default, so a cross-process all-reduce
+    would fail). Must run before anything touches a JAX device or array. `timeout` (seconds)
+    bounds the wait for every process to join: a peer that never starts is an error, not a
+    hang.
+    """
+    environ = os.environ if environ is None else environ
+    coordinator = environ.get(ENV_COORDINATOR)
+    if not coordinator:
+        return False
+    check_positive_int(timeout, "timeout")
+    num_processes = _env_int(ENV_NUM_PROCESSES, environ)
+    process_id = _env_int(ENV_PROCESS_ID, environ)
+    if num_processes < 1 or not 0 <= process_id < num_processes:
+        raise ValueError(
+            f"{ENV_PROCESS_ID}={process_id} must lie in 0 … {ENV_NUM_PROCESSES}−1 = "
+            f"{num_processes - 1}."
+        )
+    # Read the platform from config/env, not jax.devices(): that would start the backend
+    # before initialize, which JAX forbids.
+    platforms = (jax.config.jax_platforms or environ.get("JAX_PLATFORMS", "") or "").lower()
+    if platforms in ("", "cpu") or platforms.startswith("cpu"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=coordinator,
+        num_processes=num_processes,
+        process_id=process_id,
+        initialization_timeout=timeout,
+    )
+    return True
+
+
+def is_coordinator() -> bool:
+    """True in process 0 — the one that writes checkpoints, logs and plots."""
+    return jax.process_index() == 0
+
+
+def process_rows(global_batch_size: int) -> slice:
+    """The rows of a (B, …) global batch this process feeds: p·B/P … (p+1)·B/P − 1.
+
+    B must be divisible by the number of processes P (and, for `global_batch`, by the
+    number of devices).
+    """
+    check_positive_int(global_batch_size, "global_batch_size")
+    count, index = jax.process_count(), jax.process_index()
+    if global_batch_size % count:
+        raise ValueError(
+            f"global_batch_size={global_batch_size} must be divisible by the {count} processes."
+        )
+    per = global_batch_size // count
+    return slice(index * per, (index + 1) * per)
+
+
+def global_batch(local: Any, mesh: Mesh) -> Any:
+    """One global array per leaf from each process's local rows (B/P, …) → (B, …) split on "data".
+
+    Thin wrapper of `jax.make_array_from_process_local_data` with `parallel.data_sharding`.
+    Single-process it is `parallel.shard_batch`.
+    """
+    sharding = parallel.data_sharding(mesh)
+    return jax.tree.map(
+        lambda leaf: jax.make_array_from_process_local_data(sharding, np.asarray(leaf)), local
+    )
+
+
+def place(tree: Any, shardings: Any) -> Any:
+    """Put a host tree (identical in every process) on devices with the given sharding(s).
+
+    `shardings` is one `Sharding` for every leaf or a tree of them. Each process supplies
+    only the shards its own devices hold (`jax.make_array_from_callback`), so this works for
+    any process count, and for replicated, data-sharded or FSDP layouts alike.
+    """
+
+    def put(leaf: Any, sharding: NamedSharding) -> jax.Array:
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            data = np.asarray(jax.random.key_data(leaf))
+            impl = jax.random.key_impl(leaf)
+            return jax.random.wrap_key_data(put(data, sharding), impl=impl)
+        host = np.asarray(leaf)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    if not isinstance(shardings, jax.sharding.Sharding):
+        return jax.tree.map(put, tree, shardings)
+    return jax.tree.map(lambda leaf: put(leaf, shardings), tree)
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """A full copy of every leaf on every device of every process (`parallel.replicate`)."""
+    return place(tree, parallel.replicated_sharding(mesh))
+
+
+def to_host(tree: Any) -> Any:
+    """Every leaf as a full NumPy array in every process (gathering shards across processes).
+
+    A collective when an array spans processes: every process must call it.
+    """
+
+    def gather(leaf: Any) -> Any:
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            impl = jax.random.key_impl(leaf)
+            return jax.random.wrap_key_data(gather(jax.random.key_data(leaf)), impl=impl)
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+        return np.asarray(leaf)
+
+    return jax.tree.map(gather, tree)
+
+
+def save_checkpoint(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) -> Path:
+    """Every process calls this; process 0 alone writes `path` (atomically, see
+    `funcnn.checkpoint.save`), and all return once the file is complete.
+
+    The arrays are gathered to full host copies first, so the file holds the global tree and
+    restores under any process count or sharding (`restore_checkpoint`).
+    """
+    host = to_host(tree)
+    path = Path(path)
+    if is_coordinator():
+        checkpoint.save(path, host, metadata=metadata)
+    if jax.process_count() > 1:  # nobody reads the file before process 0 has renamed it
+        multihost_utils.sync_global_devices(f"funcnn.save_checkpoint {path}")
+    return path
+
+
+def restore_checkpoint(path: str | os.PathLike, like: Any, shardings: Any) -> Any:
+    """Read a checkpoint (validated against `like`) and place it with `shardings` (one
+    `Sharding` or a tree of them) — under whatever process count runs now. Every process
+    reads the file, so it must be on a filesystem they share."""
+    # Shapes and dtypes only: `like` may span processes, and validating needs no values.
+    spec = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype), like)
+    return place(checkpoint.restore(path, like=spec), shardings)
