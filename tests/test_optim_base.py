@@ -89,3 +89,52 @@ def test_check_hyperparameter_accepts_ints_and_numpy_scalars():
     assert check_hyperparameter(0, "b1") == 0.0
     assert check_hyperparameter(np.float32(0.5), "b1") == 0.5
     assert check_hyperparameter(jnp.asarray(0.25), "b1") == 0.25
+
+
+def test_apply_updates_refuses_an_update_of_another_shape_naming_the_leaf():
+    # Before: {'w': ones(3)} + {'w': ones((2, 3))} returned a (2, 3) leaf.
+    with pytest.raises(
+        ValueError, match=r"updates\['w'\] has shape \(2, 3\) but params\['w'\] has shape \(3,\)"
+    ):
+        optim.apply_updates({"w": jnp.ones(3)}, {"w": jnp.ones((2, 3))})
+
+
+@pytest.mark.parametrize("build", [lambda: optim.sgd(0.1, momentum=0.9), lambda: optim.adam(1e-3)])
+def test_optimizers_refuse_a_gradient_of_another_shape(build):
+    opt = build()
+    params = {"a": {"w": jnp.ones((3,))}}
+    state = opt.init(params)
+    with pytest.raises(ValueError, match=r"updates\['a'\]\['w'\] has shape \(2, 3\)"):
+        opt.update({"a": {"w": jnp.ones((2, 3))}}, state, params)
+
+
+def test_integer_params_are_refused_by_name():
+    params = {"w": jnp.ones(3), "count": jnp.zeros((), jnp.int32)}
+    with pytest.raises(TypeError, match=r"params\['count'\] has dtype int32"):
+        optim.sgd(0.1).init(params)
+    with pytest.raises(TypeError, match=r"params\['count'\] has dtype int32"):
+        optim.apply_updates(params, jax.tree.map(jnp.zeros_like, params))
+
+
+def test_float16_params_get_float32_moments_and_adamw_stays_finite():
+    # float16 cannot hold g²: AdamW on float16 params with float16 moments reached NaN by
+    # step 100. Moments default to float32 for float16 leaves (bf16 keeps bf16: same range).
+    rng = np.random.default_rng(5)
+    params = {"w": jnp.asarray(rng.standard_normal(64), jnp.float16)}
+    opt = optim.adamw(1e-2)
+    state = opt.init(params)
+    moments = [x for x in jax.tree.leaves(state) if x.shape == (64,)]
+    assert moments and all(m.dtype == jnp.float32 for m in moments)
+    bf16_state = opt.init({"w": jnp.ones(4, jnp.bfloat16)})
+    assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(bf16_state) if x.shape == (4,))
+
+    @jax.jit
+    def step(params, state):
+        grads = jax.grad(lambda p: jnp.sum((p["w"].astype(jnp.float32) * 1e-3) ** 2))(params)
+        updates, state = opt.update(grads, state, params)
+        return optim.apply_updates(params, updates), state
+
+    for _ in range(150):
+        params, state = step(params, state)
+    assert params["w"].dtype == jnp.float16
+    assert np.isfinite(np.asarray(params["w"], np.float32)).all()

@@ -67,11 +67,13 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             )
 
     def init(params: Params) -> tuple:
+        check_floating_params(params)
         return tuple(t.init(params) for t in transforms)
 
     def update(updates: Updates, state: tuple, params: Params | None = None):
         if params is not None:
             check_same_structure(updates, params)
+            check_same_shapes(updates, params)
         if len(state) != len(transforms):
             raise ValueError(
                 f"chain of {len(transforms)} transforms got a state with {len(state)} entries; "
@@ -87,13 +89,46 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
 
 
 def apply_updates(params: Params, updates: Updates) -> Params:
-    """θ ← θ + u for every leaf; each new leaf keeps its parameter's dtype.
+    """θ ← θ + u for every leaf; each new leaf keeps its parameter's dtype and shape.
 
     The sum is formed in the promoted dtype and cast back, so float32 params stay float32
     even when the updates were computed in float64 (x64 mode) and bf16 params stay bf16.
+
+    Strict where optax is lenient, on purpose: the two trees must have the same structure
+    and every update leaf its parameter's exact shape (a (2, 3) update on a (3,) parameter
+    is a ValueError naming the leaf, not a silently broadcast (2, 3) parameter), and params
+    must be floating point (an int32 parameter would never move).
     """
     check_same_structure(updates, params)
+    check_same_shapes(updates, params)
+    check_floating_params(params)
     return jax.tree.map(lambda p, u: jnp.asarray(p + u).astype(jnp.result_type(p)), params, updates)
+
+
+def check_same_shapes(
+    updates: Updates, params: Params, name_a: str = "updates", name_b: str = "params"
+) -> None:
+    """Raise ValueError naming the first leaf whose shapes differ (trees already match)."""
+    flat_a = jax.tree_util.tree_leaves_with_path(updates)
+    for (path, a), b in zip(flat_a, jax.tree.leaves(params), strict=True):
+        if jnp.shape(a) != jnp.shape(b):
+            raise ValueError(
+                f"{name_a}{jax.tree_util.keystr(path)} has shape {jnp.shape(a)} but "
+                f"{name_b}{jax.tree_util.keystr(path)} has shape {jnp.shape(b)}; funcnn never "
+                "broadcasts an update onto a parameter."
+            )
+
+
+def check_floating_params(params: Params, where: str = "params") -> None:
+    """Raise TypeError naming the first parameter leaf that is not floating point."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            raise TypeError(
+                f"{where}{jax.tree_util.keystr(path)} has dtype {dtype}: optimizers update "
+                "floating-point parameters only (gradients of integer arrays do not exist); "
+                "cast it with .astype(jnp.float32) or keep it out of the optimized tree."
+            )
 
 
 def check_same_structure(
@@ -120,9 +155,19 @@ def compute_dtype(dtype: Any) -> np.dtype:
     return jnp.promote_types(dtype, jnp.float32)
 
 
+def state_dtype(leaf_dtype: Any) -> np.dtype:
+    """The default dtype of an optimizer buffer for a parameter of `leaf_dtype`: the leaf's own
+    (bf16 params → bf16 moments), except float16 → float32. float16 cannot hold a second
+    moment: g² underflows to 0 below |g| ≈ 2.4e-4 and overflows to ∞ above 256, so AdamW on
+    float16 params reached NaN within 100 steps. bfloat16 has float32's exponent range."""
+    dtype = np.dtype(jnp.result_type(leaf_dtype))
+    return np.dtype(jnp.float32) if dtype == np.dtype(jnp.float16) else dtype
+
+
 def tree_zeros_like(tree: Params, dtype: Any = None) -> Params:
-    """Fresh zero buffers shaped like each leaf (never the leaf itself, so donation is safe)."""
-    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), dtype or jnp.result_type(x)), tree)
+    """Fresh zero optimizer buffers shaped like each leaf (never the leaf itself, so donation
+    is safe), in `dtype` if given, else `state_dtype` of the leaf."""
+    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), dtype or state_dtype(x)), tree)
 
 
 def tree_widest_float(tree: Params) -> np.dtype:
