@@ -138,3 +138,12 @@ def test_float16_params_get_float32_moments_and_adamw_stays_finite():
         params, state = step(params, state)
     assert params["w"].dtype == jnp.float16
     assert np.isfinite(np.asarray(params["w"], np.float32)).all()
+
+
+def test_a_schedule_giving_negative_rates_is_refused_when_the_optimizer_is_built():
+    falling = optim.linear_schedule(1.0, -1.0, 1000)  # negative from step 501 on
+    with pytest.raises(ValueError, match=r"learning_rate schedule gave -1.0 at step 1000"):
+        optim.sgd(falling)
+    with pytest.raises(ValueError, match=r"gave nan at step 0"):
+        optim.adam(lambda step: jnp.float32(jnp.nan) + 0 * step)
+    optim.adamw(optim.warmup_cosine_decay(1e-3, 10, 100))  # a valid schedule is accepted

@@ -218,9 +218,17 @@ def check_hyperparameter(
     )
 
 
+# Steps at which a user's schedule is evaluated once, eagerly, when the optimizer is built.
+PROBE_STEPS = (0, 1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 2**31 - 1)
+
+
 def as_schedule(value: float | Schedule, name: str = "learning_rate") -> Schedule:
-    """A constant becomes `step -> value` (after validation: finite, ≥ 0); a callable is kept."""
+    """A constant becomes `step -> value` (after validation: finite, ≥ 0); a callable is kept
+    after probing it at `PROBE_STEPS`: a negative or non-finite rate there is a ValueError
+    naming the step. (Between those steps, and for a schedule that only works traced, the
+    values cannot be seen before they are used.)"""
     if callable(value):
+        _probe(value, name)
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float, np.generic, np.ndarray)):
         if not isinstance(value, jax.Array):
@@ -230,3 +238,18 @@ def as_schedule(value: float | Schedule, name: str = "learning_rate") -> Schedul
             )
     constant_value = check_hyperparameter(value, name)
     return lambda step: constant_value
+
+
+def _probe(schedule: Schedule, name: str) -> None:
+    for step in PROBE_STEPS:
+        try:
+            rate = np.asarray(schedule(jnp.asarray(step, jnp.int32)))
+        except jax.errors.ConcretizationTypeError:
+            return  # a schedule that needs tracing: nothing to see here
+        if rate.shape != ():
+            raise ValueError(f"{name} schedule must return a scalar, got shape {rate.shape}.")
+        if not np.isfinite(rate) or rate < 0:
+            raise ValueError(
+                f"{name} schedule gave {float(rate)} at step {step}; a learning rate must be a "
+                "finite number ≥ 0 at every step (θ ← θ − η·d would climb the loss)."
+            )

@@ -5,6 +5,10 @@ first update uses schedule(0). Values are computed in the default float dtype (f
 float64 with x64 enabled); `scale_by_learning_rate` casts them to each leaf's dtype. Step
 counts are validated when the schedule is built (zero or negative counts raise).
 
+Bad counts are errors, on purpose: optax returns a constant schedule (with a logged warning)
+for `decay_steps <= 0`; funcnn raises a ValueError naming the argument, since a schedule
+that silently never decays is a bug in the caller's arithmetic.
+
 Large counts: every step count a schedule is built with — and a Python-int `step` — enters
 the computation as a float, never as an int32 array, so any positive int works
 (`cosine_decay(1e3, 10**10)(10**9)`; optax raises OverflowError there). The optimizers'

@@ -76,7 +76,10 @@ def skip_nonfinite(
     and `check_nonfinite(opt_state)` — which `fit` callers run between fused chunks —
     raises `NonFiniteGradientsError`. `nonfinite_counts(opt_state)` reads the counters for
     logging. Both find this wrapper's state anywhere inside a larger state (e.g. TrainState).
-    optax's `apply_if_finite` is the same idea; it leaves the failure to the caller entirely.
+    A deliberate difference from optax's `apply_if_finite` (same idea): once its
+    `max_consecutive_errors` is exceeded, optax *applies* the non-finite update (the params go
+    NaN, so the failure shows); funcnn keeps skipping — the params stay finite and usable —
+    and makes the failure loud on the host instead, through `check_nonfinite`.
     """
     max_consecutive = check_positive_int(max_consecutive, "max_consecutive")
 
