@@ -80,8 +80,10 @@ def test_signature_defaults_are_the_design_table(alias):
     assert next(iter(parameters)) == "learning_rate"
     for name, value in DESIGN_DEFAULTS[alias].items():
         assert parameters[name].default == value, (alias.__name__, name)
-    if alias in (optim.sgd, optim.rmsprop):  # no default learning rate for these
-        assert parameters["learning_rate"].default is inspect.Parameter.empty
+    # Every alias has a default learning rate: torch.optim's for sgd (1e-3) and rmsprop (1e-2).
+    torch_defaults = {optim.sgd: 1e-3, optim.rmsprop: 1e-2}
+    if alias in torch_defaults:
+        assert parameters["learning_rate"].default == torch_defaults[alias]
 
 
 # Gradients spanning 1e-9…1e1 so ε = 1e-8 is visible in float64 (|g| ≈ ε on some entries).

@@ -43,7 +43,7 @@ def _momentum(momentum: float, nesterov: bool) -> list[GradientTransformation]:
 
 
 def sgd(
-    learning_rate: float | Schedule,
+    learning_rate: float | Schedule = 1e-3,
     momentum: float = 0.0,
     *,
     nesterov: bool = False,
@@ -56,7 +56,8 @@ def sgd(
         d = g + μ·vₜ  if nesterov  else  vₜ             (d = g when μ = 0)
         θ ← θ − ηₜ·d
 
-    PyTorch's `torch.optim.SGD` semantics with dampening = 0. optax's `sgd` has no weight
+    PyTorch's `torch.optim.SGD` semantics with dampening = 0, and its default η = 1e-3
+    (every alias has a default learning rate; optax's `sgd` requires one). optax's `sgd` has no weight
     decay argument; TF's momentum accumulates −η·g, which differs under a schedule.
     Chain: [add_decayed_weights] → [trace] → scale_by_learning_rate.
     """
@@ -67,7 +68,7 @@ def sgd(
 
 
 def rmsprop(
-    learning_rate: float | Schedule,
+    learning_rate: float | Schedule = 1e-2,
     decay: float = 0.9,
     eps: float = 1e-8,
     *,
