@@ -6,12 +6,43 @@
     params = optim.apply_updates(params, updates)
     optim.current_learning_rate(state)           # ηₜ used by that update, for logging
 
-`base` holds the protocol, `transforms` the small stages, `aliases` sgd/rmsprop/adam/adamw
-(each a chain of stages), `schedules` the learning-rate schedules, and `configs` the
-registry of configurations checked against `funcnn.reference.optim`.
+`base` holds the protocol, `transforms` the small stages, `accumulators` the stages of the
+rest of torch.optim (Adagrad, Adadelta, Adamax, NAdam, RAdam, Rprop, ASGD's averaging),
+`aliases` the named optimizers (each a chain of stages), `schedules` the learning-rate
+schedules, and `configs` the registry of configurations checked against
+`funcnn.reference.optim`.
 """
 
-from funcnn.optim.aliases import adam, adamw, rmsprop, sgd
+from funcnn.optim.accumulators import (
+    AverageParamsState,
+    ScaleByAdadeltaState,
+    ScaleByAdagradState,
+    ScaleByAdamaxState,
+    ScaleByNadamState,
+    ScaleByRadamState,
+    ScaleByRpropState,
+    average_params,
+    averaged_params,
+    scale_by_adadelta,
+    scale_by_adagrad,
+    scale_by_adamax,
+    scale_by_nadam,
+    scale_by_radam,
+    scale_by_rprop,
+)
+from funcnn.optim.aliases import (
+    adadelta,
+    adagrad,
+    adam,
+    adamax,
+    adamw,
+    asgd,
+    nadam,
+    radam,
+    rmsprop,
+    rprop,
+    sgd,
+)
 from funcnn.optim.base import (
     EmptyState,
     GradientTransformation,
@@ -62,24 +93,37 @@ from funcnn.optim.wrappers import (
 
 __all__ = [
     "AccumulateState",
+    "AverageParamsState",
     "ClipByGlobalNormState",
     "EmptyState",
     "GradientTransformation",
     "MaskedNode",
     "MaskedState",
     "NonFiniteGradientsError",
+    "ScaleByAdadeltaState",
+    "ScaleByAdagradState",
     "ScaleByAdamState",
+    "ScaleByAdamaxState",
     "ScaleByLearningRateState",
+    "ScaleByNadamState",
     "ScaleByRStdDevState",
+    "ScaleByRadamState",
     "ScaleByRmsState",
+    "ScaleByRpropState",
     "Schedule",
     "SkipNonfiniteState",
     "TraceState",
     "accumulate",
+    "adadelta",
+    "adagrad",
     "adam",
+    "adamax",
     "adamw",
     "add_decayed_weights",
     "apply_updates",
+    "asgd",
+    "average_params",
+    "averaged_params",
     "chain",
     "check_nonfinite",
     "clip",
@@ -93,13 +137,22 @@ __all__ = [
     "linear_schedule",
     "linear_warmup",
     "masked",
+    "nadam",
     "nonfinite_counts",
     "piecewise_constant",
+    "radam",
     "rmsprop",
+    "rprop",
     "scale",
+    "scale_by_adadelta",
+    "scale_by_adagrad",
     "scale_by_adam",
+    "scale_by_adamax",
     "scale_by_learning_rate",
+    "scale_by_nadam",
+    "scale_by_radam",
     "scale_by_rms",
+    "scale_by_rprop",
     "sgd",
     "skip_nonfinite",
     "trace",

@@ -10,6 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from funcnn.optim.accumulators import (
+    average_params,
+    check_rprop_bounds,
+    scale_by_adadelta,
+    scale_by_adagrad,
+    scale_by_adamax,
+    scale_by_nadam,
+    scale_by_radam,
+    scale_by_rprop,
+)
 from funcnn.optim.base import (
     GradientTransformation,
     Schedule,
@@ -171,4 +181,223 @@ def adamw(
         scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
         *decay_stage,
         scale_by_learning_rate(lr),
+    )
+
+
+# --- the rest of torch.optim (stages in accumulators.py) --------------------------------
+
+
+def _decoupled_or_coupled(
+    weight_decay: float, decoupled: bool
+) -> tuple[list[GradientTransformation], list[GradientTransformation]]:
+    """(stages before the direction, stages after it) for λ = `weight_decay`: coupled L2
+    g ← g + λθ goes first, decoupled decay (θ ← θ − ηₜλθ, as AdamW) goes after."""
+    stages = _weight_decay(weight_decay)
+    return ([], stages) if decoupled else (stages, [])
+
+
+def adagrad(
+    learning_rate: float | Schedule = 1e-2,
+    *,
+    lr_decay: float = 0.0,
+    initial_accumulator_value: float = 0.0,
+    eps: float = 1e-10,
+    weight_decay: float = 0.0,
+    eps_in_sqrt: bool = False,
+) -> GradientTransformation:
+    """Adagrad (Duchi, Hazan & Singer 2011) with torch.optim.Adagrad's semantics and defaults:
+
+        g ← g + λ·θ                                          (weight_decay = λ)
+        sₜ = sₜ₋₁ + g²,   s₀ = `initial_accumulator_value`
+        η̃ₜ = ηₜ / (1 + (t−1)·`lr_decay`)
+        θ ← θ − η̃ₜ·g/(√sₜ + ε)        (or g/√(sₜ + ε) with eps_in_sqrt, optax's placement)
+
+    `current_learning_rate` reports η̃ₜ. optax's `adagrad` has no decay terms and defaults
+    to s₀ = 0.1, ε = 1e-7, ε inside the root: `adagrad(η, initial_accumulator_value=0.1,
+    eps=1e-7, eps_in_sqrt=True)` reproduces it.
+    Chain: [add_decayed_weights] → scale_by_adagrad → scale_by_learning_rate(η̃).
+    """
+    schedule = as_schedule(learning_rate, "learning_rate")
+    lr_decay = check_hyperparameter(lr_decay, "lr_decay")
+
+    def decayed(step: Any) -> Any:  # step = t − 1, the updates already applied
+        return schedule(step) / (1 + step * lr_decay)
+
+    return chain(
+        *_weight_decay(weight_decay),
+        scale_by_adagrad(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt),
+        scale_by_learning_rate(decayed if lr_decay > 0 else schedule),
+    )
+
+
+def adadelta(
+    learning_rate: float | Schedule = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-6,
+    *,
+    weight_decay: float = 0.0,
+) -> GradientTransformation:
+    """Adadelta (Zeiler 2012) with torch.optim.Adadelta's semantics and defaults:
+
+        g ← g + λ·θ                                          (weight_decay = λ)
+        E[g²]ₜ = ρ·E[g²]ₜ₋₁ + (1−ρ)·g²
+        d = √(E[Δ²]ₜ₋₁ + ε)/√(E[g²]ₜ + ε)·g,   E[Δ²]ₜ = ρ·E[Δ²]ₜ₋₁ + (1−ρ)·d²
+        θ ← θ − ηₜ·d
+
+    optax's `adadelta` is the same with no default learning rate.
+    Chain: [add_decayed_weights] → scale_by_adadelta → scale_by_learning_rate.
+    """
+    lr = as_schedule(learning_rate, "learning_rate")
+    return chain(
+        *_weight_decay(weight_decay), scale_by_adadelta(rho, eps), scale_by_learning_rate(lr)
+    )
+
+
+def adamax(
+    learning_rate: float | Schedule = 2e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    weight_decay: float = 0.0,
+) -> GradientTransformation:
+    """Adamax (Kingma & Ba 2015, §7.1) with torch.optim.Adamax's semantics and defaults:
+
+        g ← g + λ·θ                                          (weight_decay = λ)
+        mₜ = β₁·mₜ₋₁ + (1−β₁)·g,   uₜ = max(β₂·uₜ₋₁, |g| + ε)
+        θ ← θ − ηₜ·mₜ/((1−β₁ᵗ)·uₜ)
+
+    optax's `adamax` adds ε after the max instead (see `scale_by_adamax`).
+    Chain: [add_decayed_weights] → scale_by_adamax → scale_by_learning_rate.
+    """
+    lr = as_schedule(learning_rate, "learning_rate")
+    return chain(
+        *_weight_decay(weight_decay), scale_by_adamax(b1, b2, eps), scale_by_learning_rate(lr)
+    )
+
+
+def nadam(
+    learning_rate: float | Schedule = 2e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    weight_decay: float = 0.0,
+    momentum_decay: float = 4e-3,
+    decoupled_weight_decay: bool = False,
+) -> GradientTransformation:
+    """NAdam (Dozat 2016) with torch.optim.NAdam's μₜ momentum schedule and defaults:
+
+        g ← g + λ·θ                                  (weight_decay = λ, unless decoupled)
+        μₜ = β₁·(1 − ½·0.96^(t·ψ)),   Πₜ = ∏ₛ≤ₜ μₛ        (momentum_decay = ψ)
+        mₜ = β₁·mₜ₋₁ + (1−β₁)·g,   vₜ = β₂·vₜ₋₁ + (1−β₂)·g²,   D = √(vₜ/(1−β₂ᵗ)) + ε
+        d = (1−μₜ)/(1−Πₜ)·g/D + μₜ₊₁/(1−Πₜμₜ₊₁)·mₜ/D
+        θ ← θ − ηₜ·(d + λ·θ if decoupled_weight_decay else d)
+
+    `decoupled_weight_decay=True` is torch's NAdamW-style decay (θ ← θ(1 − ηₜλ) first).
+    optax's `nadam` has no μ schedule (see `scale_by_nadam`).
+    Chain: [add_decayed_weights] → scale_by_nadam → [add_decayed_weights] →
+    scale_by_learning_rate.
+    """
+    lr = as_schedule(learning_rate, "learning_rate")
+    before, after = _decoupled_or_coupled(weight_decay, decoupled_weight_decay)
+    return chain(
+        *before,
+        scale_by_nadam(b1, b2, eps, momentum_decay=momentum_decay),
+        *after,
+        scale_by_learning_rate(lr),
+    )
+
+
+def radam(
+    learning_rate: float | Schedule = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+) -> GradientTransformation:
+    """RAdam (Liu et al. 2020) with torch.optim.RAdam's semantics and defaults:
+
+        g ← g + λ·θ                                  (weight_decay = λ, unless decoupled)
+        mₜ, vₜ as Adam,   m̂ = mₜ/(1−β₁ᵗ),   ρ∞ = 2/(1−β₂) − 1,   ρₜ = ρ∞ − 2tβ₂ᵗ/(1−β₂ᵗ)
+        d = rₜ·m̂·√(1−β₂ᵗ)/(√vₜ + ε)  if ρₜ > 5  else  m̂      (rₜ: see scale_by_radam)
+        θ ← θ − ηₜ·(d + λ·θ if decoupled_weight_decay else d)
+
+    `decoupled_weight_decay=True` is torch's RAdamW (the authors' implementation).
+    optax's `radam` adds ε to the bias-corrected √v̂ (see `scale_by_radam`).
+    Chain: [add_decayed_weights] → scale_by_radam → [add_decayed_weights] →
+    scale_by_learning_rate.
+    """
+    lr = as_schedule(learning_rate, "learning_rate")
+    before, after = _decoupled_or_coupled(weight_decay, decoupled_weight_decay)
+    return chain(*before, scale_by_radam(b1, b2, eps), *after, scale_by_learning_rate(lr))
+
+
+def rprop(
+    learning_rate: float = 1e-2,
+    *,
+    etas: tuple[float, float] = (0.5, 1.2),
+    step_sizes: tuple[float, float] = (1e-6, 50.0),
+) -> GradientTransformation:
+    """Rprop with torch.optim.Rprop's semantics and defaults, elementwise:
+
+        sₜ = sign(g·g̃ₜ₋₁),   Δₜ = clip(Δₜ₋₁·(η₊ | η₋ | 1 for sₜ > 0 | < 0 | = 0), Δmin, Δmax)
+        g̃ₜ = 0 where sₜ < 0 else g,   θ ← θ − sign(g̃ₜ)·Δₜ,     Δ₀ = `learning_rate`, g̃₀ = 0
+
+    As in torch, `learning_rate` is only the initial step size Δ₀ (a number ≥ 0, not a
+    schedule: torch reads it once, and Rprop's steps are lengths, so a schedule would have
+    no torch meaning); `etas` = (η₋, η₊), `step_sizes` = (Δmin, Δmax). The first step is
+    θ ← θ − Δ₀·sign(g). Full-batch gradients only (the method assumes them).
+    Chain: scale_by_rprop → scale_by_learning_rate(1) (the sign flip; it reports η = 1).
+    """
+    if callable(learning_rate):
+        raise TypeError(
+            "rprop's learning_rate is the initial step size Δ₀ (torch reads it once), so it "
+            f"must be a number, got the schedule learning_rate={learning_rate!r}; to scale "
+            "every step by a schedule, chain(rprop(Δ₀), optim.scale(...)) is explicit."
+        )
+    learning_rate = check_hyperparameter(learning_rate, "learning_rate")
+    check_rprop_bounds(etas, step_sizes)
+    return chain(
+        scale_by_rprop(learning_rate, etas=etas, step_sizes=step_sizes), scale_by_learning_rate(1.0)
+    )
+
+
+def asgd(
+    learning_rate: float | Schedule = 1e-2,
+    *,
+    lambd: float = 1e-4,
+    alpha: float = 0.75,
+    t0: float = 1e6,
+    weight_decay: float = 0.0,
+) -> GradientTransformation:
+    """Averaged SGD (Polyak & Juditsky 1992; Bottou 2012's step sizes) as torch.optim.ASGD:
+
+        g ← g + λ_wd·θ                                  (weight_decay = λ_wd)
+        η̃ₜ = ηₜ / (1 + λ·ηₜ·(t−1))^α                    (lambd = λ, alpha = α)
+        θₜ = θₜ₋₁·(1 − λ·η̃ₜ) − η̃ₜ·g  =  θₜ₋₁ − η̃ₜ·(g + λ·θₜ₋₁)
+        μₜ = 1/max(1, t − 1 − t₀),   θ̄ₜ = θₜ if μₜ = 1 else θ̄ₜ₋₁ + μₜ·(θₜ − θ̄ₜ₋₁)
+
+    The averaged parameters θ̄ are `optim.averaged_params(state)` (torch's
+    `state[p]["ax"]`); `current_learning_rate` reports η̃ₜ. With a schedule, η̃ₜ uses
+    schedule(t − 1) directly (torch recomputes η̃ at the end of each step from the
+    then-current lr, i.e. one scheduler step behind). optax has no ASGD.
+    Chain: [add_decayed_weights(λ_wd)] → [add_decayed_weights(λ)] →
+    scale_by_learning_rate(η̃) → average_params(t₀).
+    """
+    schedule = as_schedule(learning_rate, "learning_rate")
+    lambd = check_hyperparameter(lambd, "lambd")
+    alpha = check_hyperparameter(alpha, "alpha")
+
+    def decayed(step: Any) -> Any:  # step = t − 1, the updates already applied
+        lr = schedule(step)
+        return lr / (1 + lambd * lr * step) ** alpha
+
+    return chain(
+        *_weight_decay(weight_decay),
+        *([add_decayed_weights(lambd)] if lambd > 0 else []),
+        scale_by_learning_rate(decayed),
+        average_params(t0),
     )

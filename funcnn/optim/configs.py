@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn.optim import aliases, schedules, transforms
+from funcnn.optim import accumulators, aliases, schedules, transforms
 from funcnn.optim.base import GradientTransformation, apply_updates, chain
 from funcnn.reference import optim as ref
 
@@ -244,6 +244,123 @@ CONFIGS: dict[str, OptimizerConfig] = {
         lambda: ref.Chain(
             _MaskedReference(ref.ScaleByRms(0.9, 1e-8), _TREE_MASK_REFERENCE),
             _MaskedReference(ref.ScaleByAdam(0.8, 0.99), _invert(_TREE_MASK_REFERENCE)),
+            ref.ScaleByLearningRate(1e-2),
+        ),
+    ),
+    # Adagrad (torch.optim.Adagrad; eps_in_sqrt with s₀ = 0.1, ε = 1e-7 is optax's)
+    "adagrad": OptimizerConfig(lambda: aliases.adagrad(0.1), lambda: ref.Adagrad(0.1)),
+    "adagrad_lr_decay_initial_accumulator": OptimizerConfig(
+        lambda: aliases.adagrad(0.1, lr_decay=0.01, initial_accumulator_value=0.5),
+        lambda: ref.Adagrad(0.1, lr_decay=0.01, initial_accumulator_value=0.5),
+    ),
+    "adagrad_optax_eps_in_sqrt": OptimizerConfig(
+        lambda: aliases.adagrad(0.1, initial_accumulator_value=0.1, eps=1e-7, eps_in_sqrt=True),
+        lambda: ref.Adagrad(0.1, initial_accumulator_value=0.1, eps=1e-7, eps_in_sqrt=True),
+    ),
+    "adagrad_weight_decay_lr_decay_cosine": OptimizerConfig(
+        lambda: aliases.adagrad(
+            schedules.cosine_decay(0.2, 400, 1e-2), lr_decay=1e-3, weight_decay=0.1
+        ),
+        lambda: ref.Adagrad(
+            ref.schedule_cosine_decay(0.2, 400, 1e-2), lr_decay=1e-3, weight_decay=0.1
+        ),
+    ),
+    # Adadelta (torch.optim.Adadelta)
+    "adadelta": OptimizerConfig(lambda: aliases.adadelta(), lambda: ref.Adadelta()),
+    "adadelta_weight_decay": OptimizerConfig(
+        lambda: aliases.adadelta(0.5, 0.95, 1e-4, weight_decay=0.1),
+        lambda: ref.Adadelta(0.5, 0.95, 1e-4, weight_decay=0.1),
+    ),
+    "adadelta_exponential": OptimizerConfig(
+        lambda: aliases.adadelta(schedules.exponential_decay(2.0, 0.5, 100), rho=0.8),
+        lambda: ref.Adadelta(ref.schedule_exponential_decay(2.0, 0.5, 100), rho=0.8),
+    ),
+    # Adamax (torch.optim.Adamax)
+    "adamax": OptimizerConfig(lambda: aliases.adamax(1e-2), lambda: ref.Adamax(1e-2)),
+    "adamax_weight_decay": OptimizerConfig(
+        lambda: aliases.adamax(1e-2, 0.8, 0.99, 1e-6, weight_decay=0.1),
+        lambda: ref.Adamax(1e-2, 0.8, 0.99, 1e-6, weight_decay=0.1),
+    ),
+    # NAdam (torch.optim.NAdam: μₜ schedule)
+    "nadam": OptimizerConfig(lambda: aliases.nadam(1e-2), lambda: ref.NAdam(1e-2)),
+    "nadam_weight_decay": OptimizerConfig(
+        lambda: aliases.nadam(1e-2, weight_decay=0.1, momentum_decay=1e-2),
+        lambda: ref.NAdam(1e-2, weight_decay=0.1, momentum_decay=1e-2),
+    ),
+    "nadam_decoupled_weight_decay_cosine": OptimizerConfig(
+        lambda: aliases.nadam(
+            schedules.warmup_cosine_decay(**_WARMUP_COSINE),
+            b2=0.99,
+            weight_decay=0.1,
+            decoupled_weight_decay=True,
+        ),
+        lambda: ref.NAdam(
+            ref.schedule_warmup_cosine_decay(**_WARMUP_COSINE),
+            b2=0.99,
+            weight_decay=0.1,
+            decoupled_weight_decay=True,
+        ),
+    ),
+    # RAdam (torch.optim.RAdam: rectified only where ρₜ > 5)
+    "radam": OptimizerConfig(lambda: aliases.radam(1e-2), lambda: ref.RAdam(1e-2)),
+    "radam_b2_0.9_small_rho_inf": OptimizerConfig(
+        # ρ∞ = 19: rectified from t = 6 on (as with β₂ = 0.999), rₜ far below 1 for longer.
+        lambda: aliases.radam(1e-2, 0.8, 0.9, 1e-6),
+        lambda: ref.RAdam(1e-2, 0.8, 0.9, 1e-6),
+    ),
+    "radam_b2_0.6_never_rectified": OptimizerConfig(
+        # ρ∞ = 4 ≤ 5: every step is the unrectified branch d = m̂.
+        lambda: aliases.radam(1e-2, 0.9, 0.6),
+        lambda: ref.RAdam(1e-2, 0.9, 0.6),
+    ),
+    "radam_weight_decay": OptimizerConfig(
+        lambda: aliases.radam(1e-2, weight_decay=0.1), lambda: ref.RAdam(1e-2, weight_decay=0.1)
+    ),
+    "radam_decoupled_weight_decay_linear": OptimizerConfig(
+        lambda: aliases.radam(
+            schedules.linear_schedule(1e-2, 1e-3, 300),
+            weight_decay=0.1,
+            decoupled_weight_decay=True,
+        ),
+        lambda: ref.RAdam(
+            ref.schedule_linear(1e-2, 1e-3, 300), weight_decay=0.1, decoupled_weight_decay=True
+        ),
+    ),
+    # Rprop (torch.optim.Rprop). The registry problem's gradient never changes sign, so the
+    # first two runs grow the steps up to Δmax; the third adds an L2 term (a minimum), so
+    # signs flip and the steps shrink.
+    "rprop": OptimizerConfig(lambda: aliases.rprop(), lambda: ref.Rprop()),
+    "rprop_etas_step_sizes": OptimizerConfig(
+        lambda: aliases.rprop(1e-3, etas=(0.3, 1.5), step_sizes=(1e-4, 0.1)),
+        lambda: ref.Rprop(1e-3, etas=(0.3, 1.5), step_sizes=(1e-4, 0.1)),
+    ),
+    "rprop_sign_flips": OptimizerConfig(
+        lambda: chain(transforms.add_decayed_weights(1.0), aliases.rprop(0.1)),
+        lambda: ref.Chain(ref.AddDecayedWeights(1.0), ref.Rprop(0.1)),
+    ),
+    # ASGD (torch.optim.ASGD; the averaged params are checked in tests/test_optim_zoo_torch.py)
+    "asgd": OptimizerConfig(lambda: aliases.asgd(0.05), lambda: ref.ASGD(0.05)),
+    "asgd_lambd_alpha_t0_weight_decay": OptimizerConfig(
+        lambda: aliases.asgd(0.05, lambd=0.05, alpha=0.5, t0=100, weight_decay=0.1),
+        lambda: ref.ASGD(0.05, lambd=0.05, alpha=0.5, t0=100, weight_decay=0.1),
+    ),
+    "asgd_piecewise_constant": OptimizerConfig(
+        lambda: aliases.asgd(schedules.piecewise_constant(**_PIECEWISE), lambd=1e-2),
+        lambda: ref.ASGD(ref.schedule_piecewise_constant(**_PIECEWISE), lambd=1e-2),
+    ),
+    # the new stages chained by hand (a reference optimizer run with η = −1 returns +d,
+    # the direction the stage alone produces)
+    "chain_adamax_stage_masked_radam": OptimizerConfig(
+        lambda: chain(
+            transforms.masked(accumulators.scale_by_adamax(0.9, 0.99), _TREE_MASK),
+            transforms.masked(
+                accumulators.scale_by_radam(0.9, 0.99), lambda p: _invert(_TREE_MASK)
+            ),
+            transforms.scale_by_learning_rate(1e-2),
+        ),
+        lambda: ref.Chain(
+            _MaskedReference(ref.Adamax(-1.0, 0.9, 0.99), _TREE_MASK_REFERENCE),
+            _MaskedReference(ref.RAdam(-1.0, 0.9, 0.99), _invert(_TREE_MASK_REFERENCE)),
             ref.ScaleByLearningRate(1e-2),
         ),
     ),

@@ -29,15 +29,22 @@ Mask = Mapping[str, bool] | Callable[[FlatParams], Mapping[str, bool]]
 ScheduleFn = Callable[[int], float]
 
 __all__ = [
+    "ASGD",
     "SGD",
+    "Adadelta",
+    "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "AddDecayedWeights",
     "Chain",
     "Clip",
     "ClipByGlobalNorm",
     "Identity",
+    "NAdam",
+    "RAdam",
     "RMSProp",
+    "Rprop",
     "Scale",
     "ScaleByAdam",
     "ScaleByLearningRate",
@@ -429,6 +436,250 @@ class AdamW(_Stage):
             k: u - lr * self.weight_decay * params[k] if chosen[k] else u
             for k, u in adam_updates.items()
         }
+
+
+# --- the rest of torch.optim, each one loop in the order of torch's documented algorithm ---
+
+
+class Adagrad(_Stage):
+    """torch.optim.Adagrad: g += λθ; clr = η/(1 + (t−1)·lr_decay); s += g²;
+    θ −= clr·g/(√s + ε)  (eps_in_sqrt: clr·g/√(s + ε) where s > 0, else 0 — optax)."""
+
+    def __init__(
+        self,
+        learning_rate=1e-2,
+        lr_decay=0.0,
+        initial_accumulator_value=0.0,
+        eps=1e-10,
+        weight_decay=0.0,
+        eps_in_sqrt=False,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.lr_decay, self.init_value, self.eps = lr_decay, initial_accumulator_value, eps
+        self.weight_decay, self.eps_in_sqrt = weight_decay, eps_in_sqrt
+        self.t = 0
+        self.sum: FlatParams = {}
+
+    def update(self, grads, params):
+        step = self.t + 1  # torch increments its step first
+        lr = self.next_learning_rate()
+        clr = lr / (1 + (step - 1) * self.lr_decay)
+        self.last_learning_rate = clr
+        out = {}
+        for k, g in grads.items():
+            g = g + self.weight_decay * params[k]
+            self.sum[k] = self.sum.get(k, np.full_like(g, self.init_value)) + g * g
+            s = self.sum[k]
+            if self.eps_in_sqrt:
+                safe = np.where(s > 0, s, 1.0)
+                d = np.where(s > 0, g / np.sqrt(safe + self.eps), 0.0)
+            else:
+                d = g / (np.sqrt(s) + self.eps)
+            out[k] = -clr * d
+        return out
+
+
+class Adadelta(_Stage):
+    """torch.optim.Adadelta: g += λθ; sq = ρsq + (1−ρ)g²; δ = √(acc + ε)/√(sq + ε)·g;
+    acc = ρacc + (1−ρ)δ²; θ −= η·δ."""
+
+    def __init__(self, learning_rate=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
+        self.schedule = _learning_rate(learning_rate)
+        self.rho, self.eps, self.weight_decay = rho, eps, weight_decay
+        self.t = 0
+        self.square_avg: FlatParams = {}
+        self.acc_delta: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        rho, eps, out = self.rho, self.eps, {}
+        for k, g in grads.items():
+            g = g + self.weight_decay * params[k]
+            zero = np.zeros_like(g)
+            self.square_avg[k] = rho * self.square_avg.get(k, zero) + (1 - rho) * g * g
+            acc = self.acc_delta.get(k, zero)
+            delta = np.sqrt(acc + eps) / np.sqrt(self.square_avg[k] + eps) * g
+            self.acc_delta[k] = rho * acc + (1 - rho) * delta * delta
+            out[k] = -lr * delta
+        return out
+
+
+class Adamax(_Stage):
+    """torch.optim.Adamax: g += λθ; m = β₁m + (1−β₁)g; u = max(β₂u, |g| + ε);
+    θ −= (η/(1−β₁ᵗ))·m/u."""
+
+    def __init__(self, learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.eps, self.weight_decay = b1, b2, eps, weight_decay
+        self.t = 0
+        self.exp_avg: FlatParams = {}
+        self.exp_inf: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        clr = lr / (1 - self.b1**self.t)
+        out = {}
+        for k, g in grads.items():
+            g = g + self.weight_decay * params[k]
+            zero = np.zeros_like(g)
+            self.exp_avg[k] = self.b1 * self.exp_avg.get(k, zero) + (1 - self.b1) * g
+            self.exp_inf[k] = np.maximum(self.b2 * self.exp_inf.get(k, zero), np.abs(g) + self.eps)
+            out[k] = -clr * self.exp_avg[k] / self.exp_inf[k]
+        return out
+
+
+class NAdam(_Stage):
+    """torch.optim.NAdam: μₜ = β₁(1 − ½·0.96^(tψ)), Π ← Π·μₜ; m, v as Adam;
+    D = √(v/(1−β₂ᵗ)) + ε; θ −= η(1−μₜ)/(1−Π)·g/D + η·μₜ₊₁/(1−Π·μₜ₊₁)·m/D.
+    Weight decay: g += λθ, or θ ← θ(1 − ηλ) first with decoupled_weight_decay."""
+
+    def __init__(
+        self,
+        learning_rate=2e-3,
+        b1=0.9,
+        b2=0.999,
+        eps=1e-8,
+        weight_decay=0.0,
+        momentum_decay=4e-3,
+        decoupled_weight_decay=False,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.eps = b1, b2, eps
+        self.weight_decay, self.momentum_decay = weight_decay, momentum_decay
+        self.decoupled = decoupled_weight_decay
+        self.t = 0
+        self.mu_product = 1.0
+        self.exp_avg: FlatParams = {}
+        self.exp_avg_sq: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        step, b1, b2 = self.t, self.b1, self.b2
+        mu = b1 * (1.0 - 0.5 * 0.96 ** (step * self.momentum_decay))
+        mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * self.momentum_decay))
+        self.mu_product *= mu
+        bias2 = 1 - b2**step
+        out = {}
+        for k, g in grads.items():
+            theta = params[k]
+            if self.decoupled:
+                theta = theta * (1 - lr * self.weight_decay)
+            else:
+                g = g + self.weight_decay * theta
+            zero = np.zeros_like(g)
+            self.exp_avg[k] = b1 * self.exp_avg.get(k, zero) + (1 - b1) * g
+            self.exp_avg_sq[k] = b2 * self.exp_avg_sq.get(k, zero) + (1 - b2) * g * g
+            denom = np.sqrt(self.exp_avg_sq[k] / bias2) + self.eps
+            new = theta - lr * (1 - mu) / (1 - self.mu_product) * g / denom
+            new = new - lr * mu_next / (1 - self.mu_product * mu_next) * self.exp_avg[k] / denom
+            out[k] = new - params[k]
+        return out
+
+
+class RAdam(_Stage):
+    """torch.optim.RAdam: m, v as Adam; ρₜ = ρ∞ − 2tβ₂ᵗ/(1−β₂ᵗ); if ρₜ > 5:
+    θ −= η·m̂·rₜ·√(1−β₂ᵗ)/(√v + ε), else θ −= η·m̂. Weight decay as in NAdam."""
+
+    def __init__(
+        self,
+        learning_rate=1e-3,
+        b1=0.9,
+        b2=0.999,
+        eps=1e-8,
+        weight_decay=0.0,
+        decoupled_weight_decay=False,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.eps, self.weight_decay = b1, b2, eps, weight_decay
+        self.decoupled = decoupled_weight_decay
+        self.t = 0
+        self.exp_avg: FlatParams = {}
+        self.exp_avg_sq: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        step, b1, b2 = self.t, self.b1, self.b2
+        bias1, bias2 = 1 - b1**step, 1 - b2**step
+        rho_inf = 2 / (1 - b2) - 1
+        rho_t = rho_inf - 2 * step * b2**step / bias2
+        out = {}
+        for k, g in grads.items():
+            theta = params[k]
+            if self.decoupled:
+                theta = theta * (1 - lr * self.weight_decay)
+            else:
+                g = g + self.weight_decay * theta
+            zero = np.zeros_like(g)
+            self.exp_avg[k] = b1 * self.exp_avg.get(k, zero) + (1 - b1) * g
+            self.exp_avg_sq[k] = b2 * self.exp_avg_sq.get(k, zero) + (1 - b2) * g * g
+            m_hat = self.exp_avg[k] / bias1
+            if rho_t > 5.0:
+                rect = math.sqrt(
+                    (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+                )
+                adaptive = math.sqrt(bias2) / (np.sqrt(self.exp_avg_sq[k]) + self.eps)
+                new = theta - m_hat * lr * adaptive * rect
+            else:
+                new = theta - m_hat * lr
+            out[k] = new - params[k]
+        return out
+
+
+class Rprop(_Stage):
+    """torch.optim.Rprop: s = sign(g·prev); Δ ← clip(Δ·{η₊, η₋, 1}, Δmin, Δmax);
+    g ← 0 where s < 0; θ −= sign(g)·Δ; prev ← g. Δ starts at lr, prev at 0."""
+
+    def __init__(self, learning_rate=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):
+        self.lr = learning_rate
+        (self.eta_minus, self.eta_plus), (self.step_min, self.step_max) = etas, step_sizes
+        self.prev: FlatParams = {}
+        self.step_size: FlatParams = {}
+
+    def update(self, grads, params):
+        out = {}
+        for k, g in grads.items():
+            prev = self.prev.get(k, np.zeros_like(g))
+            step_size = self.step_size.get(k, np.full_like(g, self.lr))
+            sign = np.sign(g * prev)
+            factor = np.ones_like(g)
+            factor[sign > 0] = self.eta_plus
+            factor[sign < 0] = self.eta_minus
+            self.step_size[k] = np.clip(step_size * factor, self.step_min, self.step_max)
+            g = g.copy()
+            g[sign < 0] = 0.0
+            out[k] = -np.sign(g) * self.step_size[k]
+            self.prev[k] = g
+        return out
+
+
+class ASGD(_Stage):
+    """torch.optim.ASGD: g += λ_wd·θ; θ ← θ(1 − λη̃) − η̃g; ax ← θ if μ = 1 else
+    ax + μ(θ − ax); then η̃ = lr/(1 + λ·lr·t)^α and μ = 1/max(1, t − t₀) for the next step.
+    `self.ax` holds the averaged parameters."""
+
+    def __init__(self, learning_rate=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0):
+        self.schedule = _learning_rate(learning_rate)
+        self.lambd, self.alpha, self.t0, self.weight_decay = lambd, alpha, t0, weight_decay
+        self.t = 0
+        self.mu = 1.0  # μ for the coming step (torch initialises it to 1)
+        self.ax: FlatParams = {}
+
+    def update(self, grads, params):
+        step = self.t + 1
+        lr = self.next_learning_rate()  # schedule(t − 1)
+        # torch keeps η̃ from the previous step; with a constant lr that equals this formula.
+        eta = lr / (1 + self.lambd * lr * (step - 1)) ** self.alpha
+        self.last_learning_rate = eta
+        out = {}
+        for k, g in grads.items():
+            g = g + self.weight_decay * params[k]
+            new = params[k] * (1 - self.lambd * eta)
+            new = new - eta * g
+            ax = self.ax.get(k, np.zeros_like(g))
+            self.ax[k] = new.copy() if self.mu == 1 else ax + (new - ax) * self.mu
+            out[k] = new - params[k]
+        self.mu = 1 / max(1, step - self.t0)
+        return out
 
 
 def run_reference(
