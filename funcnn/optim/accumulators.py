@@ -72,7 +72,7 @@ def scale_by_adagrad(
 
         sₜ = sₜ₋₁ + g²,        s₀ = `initial_accumulator_value` (≥ 0)
         d  = g / (√sₜ + ε)                                   (torch, default)
-        d  = g / √(sₜ + ε)  where sₜ > 0, else 0            (eps_in_sqrt=True: optax)
+        d  = g / √(sₜ + ε)                                   (eps_in_sqrt=True: optax)
 
     `eps` is ε > 0. torch's defaults are s₀ = 0, ε = 1e-10 (ours); optax's `adagrad` uses
     s₀ = 0.1, ε = 1e-7 with ε inside the root — `eps_in_sqrt=True` with those values gives
@@ -95,8 +95,9 @@ def scale_by_adagrad(
             e = _const(eps, g32)
             s_new = _upcast(s) + g32 * g32
             if eps_in_sqrt:
-                # optax's scale_by_rss: a zero accumulator gives a zero step, not g/√ε.
-                d = jnp.where(s_new > 0, g32 / jnp.sqrt(s_new + e), 0)
+                # optax's scale_by_rss also zeroes the step where sₜ = 0; here g = 0 there
+                # (s₀ ≥ 0), so g/√(0 + ε) is that same 0 and needs no branch.
+                d = g32 / jnp.sqrt(s_new + e)
             else:
                 d = g32 / (jnp.sqrt(s_new) + e)
             return d.astype(g.dtype), s_new.astype(s.dtype)

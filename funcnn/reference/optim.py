@@ -443,7 +443,7 @@ class AdamW(_Stage):
 
 class Adagrad(_Stage):
     """torch.optim.Adagrad: g += λθ; clr = η/(1 + (t−1)·lr_decay); s += g²;
-    θ −= clr·g/(√s + ε)  (eps_in_sqrt: clr·g/√(s + ε) where s > 0, else 0 — optax)."""
+    θ −= clr·g/(√s + ε)  (eps_in_sqrt: clr·g/√(s + ε), optax's placement)."""
 
     def __init__(
         self,
@@ -471,8 +471,7 @@ class Adagrad(_Stage):
             self.sum[k] = self.sum.get(k, np.full_like(g, self.init_value)) + g * g
             s = self.sum[k]
             if self.eps_in_sqrt:
-                safe = np.where(s > 0, s, 1.0)
-                d = np.where(s > 0, g / np.sqrt(safe + self.eps), 0.0)
+                d = g / np.sqrt(s + self.eps)
             else:
                 d = g / (np.sqrt(s) + self.eps)
             out[k] = -clr * d
