@@ -67,7 +67,7 @@ def test_causal_self_attention_ignores_the_future():
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_multi_head_attention_matches_reference(causal):
-    layer = nn.multi_head_attention(3, 6, causal=causal)
+    layer = nn.multi_head_attention(6, num_heads=3, causal=causal)
     params, out_shape = layer.init(KEY, (2, 5, 4))
     params = jax.tree.map(
         lambda a: a + 0.1 * jnp.asarray(RNG.normal(size=a.shape), a.dtype), params
@@ -86,7 +86,7 @@ def test_multi_head_attention_matches_reference(causal):
 
 
 def test_cross_attention_matches_reference():
-    layer = nn.multi_head_attention(2, 4, out_features=3)
+    layer = nn.multi_head_attention(4, num_heads=2, out_features=3)
     params, out_shape = layer.init(KEY, (1, 3, 5))
     assert out_shape == (1, 3, 3) and params["o"]["w"].shape == (4, 3)
     x, context = RNG.normal(size=(3, 5)), RNG.normal(size=(7, 5))
@@ -105,7 +105,7 @@ def test_cross_attention_matches_reference():
 
 
 def test_padding_invariance_and_batch_agreement():
-    layer = nn.multi_head_attention(2, 4, causal=True)
+    layer = nn.multi_head_attention(4, num_heads=2, causal=True)
     params, _ = layer.init(KEY, (2, 7, 4))
     x = jnp.asarray(RNG.normal(size=(2, 7, 4)), jnp.float32)
     junk = jnp.asarray(RNG.normal(size=(2, 3, 4)) * 100, jnp.float32)
@@ -121,8 +121,8 @@ def test_padding_invariance_and_batch_agreement():
 
 def test_attention_errors_are_clear():
     with pytest.raises(ValueError, match="divisible by num_heads"):
-        nn.multi_head_attention(3, 8)
-    layer = nn.multi_head_attention(2, 4)
+        nn.multi_head_attention(8, num_heads=3)
+    layer = nn.multi_head_attention(4, num_heads=2)
     params, _ = layer.init(KEY, (2, 5, 4))
     with pytest.raises(ValueError, match=r"mask must have shape \(2, 5\)"):
         layer.apply(params, jnp.zeros((2, 5, 4)), mask=jnp.ones((2, 4), bool))

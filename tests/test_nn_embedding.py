@@ -78,7 +78,7 @@ def test_sinusoidal_positions_match_formula(dim):
 
 
 def test_positional_encoding_adds_table_and_checks_length():
-    fixed = nn.positional_encoding(8)
+    fixed = nn.positional_encoding(8, kind="sinusoidal")
     params, _ = fixed.init(KEY, (2, 5, 6))
     assert params == {}
     x = jax.random.normal(KEY, (2, 5, 6))
@@ -125,7 +125,7 @@ def test_padded_steps_may_hold_any_id_and_jit_clamps():
     # Under jit ids cannot be checked: they are clamped into [0, vocab − 1], never NaN.
     traced = np.asarray(jax.jit(layer.apply)(params, ids))
     np.testing.assert_array_equal(traced[0], table[[1, 4, 0, 4]])
-    lm = nn.transformer_lm(5, 4, 1, 2, 4)
+    lm = nn.transformer_lm(5, 4, num_heads=2, depth=1, max_len=4)
     lm_params, _ = lm.init(jax.random.key(2), (1, 4))
     assert np.isfinite(np.asarray(lm.apply(lm_params, ids, mask=mask))).all()
     with pytest.raises(ValueError, match="must lie in"):

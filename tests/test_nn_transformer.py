@@ -37,7 +37,7 @@ def _block_reference(x, p, heads, mask):
 
 
 def test_block_matches_reference():
-    block = transformer_block(8, 2, mlp_ratio=2, causal=True)
+    block = transformer_block(8, num_heads=2, mlp_ratio=2, causal=True)
     params, out_shape = block.init(KEY, (2, 5, 8))
     assert set(params) == {"norm_attention", "attention", "norm_mlp", "mlp"}
     params = _jitter(params)
@@ -54,7 +54,7 @@ def test_block_matches_reference():
 
 
 def test_block_dropout_is_train_only():
-    block = transformer_block(8, 2, dropout=0.5)
+    block = transformer_block(8, num_heads=2, dropout=0.5)
     params, _ = block.init(KEY, (1, 4, 8))
     x = jnp.asarray(RNG.normal(size=(1, 4, 8)), jnp.float32)
     apply = jax.jit(block.apply, static_argnames="train")
@@ -68,7 +68,7 @@ def test_block_dropout_is_train_only():
 
 @pytest.fixture(scope="module")
 def lm():
-    model = transformer_lm(13, 16, 2, 2, 12)
+    model = transformer_lm(13, 16, num_heads=2, depth=2, max_len=12)
     params, _ = model.init(KEY, (-1, 10))
     return model, _jitter(params), jax.jit(model.apply)
 

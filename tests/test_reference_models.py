@@ -120,7 +120,7 @@ def test_sequence_regressor_matches_reference(kind, masked):
 @pytest.mark.parametrize("causal", [False, True])
 def test_transformer_block_matches_reference(causal):
     seed = 200 + causal
-    block = nn.transformer_block(8, 2, causal=causal)
+    block = nn.transformer_block(8, num_heads=2, causal=causal)
     params, _ = block.init(jax.random.key(seed), (BATCH, TIME, 8))
     params = perturbed(params, seed)
     x = np.random.default_rng(seed).standard_normal((BATCH, TIME, 8))
@@ -137,7 +137,7 @@ def test_transformer_block_matches_reference(causal):
 @pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
 def test_transformer_lm_matches_reference(positions):
     seed = 300 + (positions == "learned")
-    model = nn.transformer_lm(VOCAB, 8, 2, 2, TIME, positions=positions)
+    model = nn.transformer_lm(VOCAB, 8, num_heads=2, depth=2, max_len=TIME, positions=positions)
     params, _ = model.init(jax.random.key(seed), (BATCH, TIME))
     params = perturbed(params, seed)
     mask = padding_mask()
@@ -171,7 +171,7 @@ def test_conv_and_pooling_classifier_matches_reference():
 def test_the_check_catches_a_wrong_model():
     # The harness must be able to fail: the transformer LM without its final LayerNorm
     # differs from the reference by far more than the tolerance, in values and gradients.
-    model = nn.transformer_lm(VOCAB, 8, 1, 2, TIME)
+    model = nn.transformer_lm(VOCAB, 8, num_heads=2, depth=1, max_len=TIME)
     params, _ = model.init(jax.random.key(0), (BATCH, TIME))
     params = perturbed(params, 0)
 

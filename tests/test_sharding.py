@@ -95,7 +95,7 @@ FSDP_WORKER = COMMON + textwrap.dedent(
 TP_WORKER = COMMON + textwrap.dedent(
     """
     V, D, H, DEPTH, T, B = 16, 32, 4, 2, 8, 4
-    model = nn.transformer_lm(V, D, depth=DEPTH, heads=H, max_len=T)
+    model = nn.transformer_lm(V, D, num_heads=H, depth=DEPTH, max_len=T)
     params, _ = model.init(jax.random.PRNGKey(0), (B, T))
 
     def loss_fn(p, batch, key):

@@ -195,12 +195,21 @@ def layer_cases(seed: int = 0) -> list[GradCase]:
         GradCase("lstm", nn.lstm(3), x_seq),
         GradCase("gru (reverse)", nn.gru(3, reverse=True), x_seq),
         GradCase(
-            "multi_head_attention (causal)", nn.multi_head_attention(2, 4, causal=True), x_seq
+            "multi_head_attention (causal)",
+            nn.multi_head_attention(4, num_heads=2, causal=True),
+            x_seq,
         ),
         GradCase(
-            "transformer_block", nn.transformer_block(4, 2, mlp_ratio=2), x_seq, {"mask": mask}
+            "transformer_block",
+            nn.transformer_block(4, num_heads=2, mlp_ratio=2),
+            x_seq,
+            {"mask": mask},
         ),
-        GradCase("transformer_lm", nn.transformer_lm(7, 4, 1, 2, 6, mlp_ratio=2), ids),
+        GradCase(
+            "transformer_lm",
+            nn.transformer_lm(7, 4, num_heads=2, depth=1, max_len=6, mlp_ratio=2),
+            ids,
+        ),
     ]
 
 

@@ -125,9 +125,9 @@ def _merge_heads(x: Array) -> Array:
 
 
 def multi_head_attention(
-    num_heads: int,
     dim: int,
     *,
+    num_heads: int,
     causal: bool = False,
     out_features: int | None = None,
     name: str = "multi_head_attention",

@@ -3,7 +3,7 @@
     embedding        ids (..., T) → table[ids] (..., T, d)           params {"table": (vocab, d)}
     bag_of_words     ids (B, T)   → masked mean of table[ids] (B, d)  params {"table": (vocab, d)}
     sinusoidal_positions(max_len, d)  the fixed table of Vaswani et al. (2017)
-    positional_encoding(max_len, kind="sinusoidal"|"learned")  adds P[:T] to x (B, T, d)
+    positional_encoding(max_len, kind="learned"|"sinusoidal")  adds P[:T] to x (B, T, d)
 
 Sequence layers in funcnn take an optional boolean `mask` keyword, shape (B, T), True for
 real steps and False for padding: `apply(params, x, *, mask=None, key=None, train=False)`.
@@ -173,7 +173,7 @@ def sinusoidal_positions(max_len: int, dim: int) -> np.ndarray:
 def positional_encoding(
     max_len: int,
     *,
-    kind: str = "sinusoidal",
+    kind: str = "learned",
     stddev: float = 0.02,
     name: str = "positions",
 ) -> Layer:

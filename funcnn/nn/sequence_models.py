@@ -74,12 +74,14 @@ def char_lm(
         bow          E → prefix mean → mlp([dim, hidden, vocab])
         rnn, lstm    E → rnn/lstm(hidden) → dense(vocab)
         cnn          E → `depth` causal dilated convs (dim channels, `width` taps) → dense(vocab)
-        transformer  transformer_lm(vocab, dim, depth, heads, max_len, dropout)
+        transformer  transformer_lm(vocab, dim, num_heads=heads, depth, max_len, dropout)
     """
     check_choice(kind, "kind", KINDS)
     check_positive_int(vocab, "vocab")
     if kind == "transformer":
-        return nn.transformer_lm(vocab, dim, depth, heads, max_len, dropout=dropout)
+        return nn.transformer_lm(
+            vocab, dim, num_heads=heads, depth=depth, max_len=max_len, dropout=dropout
+        )
     name = f"{kind}_lm"
     embed = (
         nn.bag_of_words(vocab, dim, causal=True, stddev=0.1, name="embedding")
@@ -164,11 +166,13 @@ def sequence_regressor(
     project = None if recurrent else nn.dense(dim, name="input")
     convs = _conv_stack(dim, depth, width, "SAME") if kind == "cnn" else []
     blocks = (
-        [nn.transformer_block(dim, heads, name=f"block_{i}") for i in range(depth)]
+        [nn.transformer_block(dim, num_heads=heads, name=f"block_{i}") for i in range(depth)]
         if kind == "transformer"
         else []
     )
-    positions = nn.positional_encoding(max_len) if kind == "transformer" else None
+    positions = (
+        nn.positional_encoding(max_len, kind="sinusoidal") if kind == "transformer" else None
+    )
     head = nn.mlp([dim, dim, 1], name="head") if kind == "bow" else nn.dense(1, name="head")
 
     def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:

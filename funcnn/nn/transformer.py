@@ -35,8 +35,8 @@ Array = jax.Array
 
 def transformer_block(
     dim: int,
-    num_heads: int,
     *,
+    num_heads: int,
     mlp_ratio: int = 4,
     dropout: float = 0.0,
     causal: bool = False,
@@ -53,7 +53,7 @@ def transformer_block(
     check_positive_int(mlp_ratio, "mlp_ratio")
     rate = check_in_range(dropout, "dropout", 0.0, 1.0, high_inclusive=True)
     norm_attention = layer_norm(name="norm_attention")
-    attention = multi_head_attention(num_heads, dim, causal=causal, name="attention")
+    attention = multi_head_attention(dim, num_heads=num_heads, causal=causal, name="attention")
     norm_mlp = layer_norm(name="norm_mlp")
     feed_forward = mlp([dim, mlp_ratio * dim, dim], activation=gelu, name="mlp")
     drop = dropout_layer(rate)
@@ -93,10 +93,10 @@ def transformer_block(
 def transformer_lm(
     vocab: int,
     dim: int,
-    depth: int,
-    heads: int,
-    max_len: int,
     *,
+    num_heads: int,
+    depth: int,
+    max_len: int,
     mlp_ratio: int = 4,
     dropout: float = 0.0,
     positions: str = "learned",
@@ -109,13 +109,21 @@ def transformer_lm(
     only), "block_0" … "block_{depth−1}", "norm": layer_norm, "head": dense(vocab)}.
     apply(params, ids, *, mask=None, key=None, train=False); mask (B, T) hides padded tokens.
     """
-    for value, arg in ((vocab, "vocab"), (dim, "dim"), (depth, "depth"), (max_len, "max_len")):
+    for value, arg in (
+        (vocab, "vocab"),
+        (dim, "dim"),
+        (num_heads, "num_heads"),
+        (depth, "depth"),
+        (max_len, "max_len"),
+    ):
         check_positive_int(value, arg)
     check_choice(positions, "positions", ("learned", "sinusoidal"))
     embed = embedding(vocab, dim, stddev=0.02, name="embedding")
     position = positional_encoding(max_len, kind=positions, name="positions")
     blocks = [
-        transformer_block(dim, heads, mlp_ratio=mlp_ratio, dropout=dropout, causal=True)
+        transformer_block(
+            dim, num_heads=num_heads, mlp_ratio=mlp_ratio, dropout=dropout, causal=True
+        )
         for _ in range(depth)
     ]
     block_keys = [f"block_{i}" for i in range(depth)]
