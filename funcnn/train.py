@@ -225,6 +225,22 @@ def check_loss_contract(loss_fn: LossFn, params: Params, batch: Any, key: Array)
         raise TypeError(f"{contract}; it returned {out!r}.")
 
 
+def compile_count(compiled: Callable[..., Any]) -> int:
+    """Number of programs `compiled` (a step from `make_step`, or `fit`'s cached chunk from
+    `compiled_chunk`) holds — one per distinct argument signature; a run that compiles its
+    step once keeps this at 1. A testing and monitoring aid."""
+    size = getattr(compiled, "_cache_size", None)
+    if size is None:
+        raise TypeError(f"compiled must be a jax.jit-compiled function, got {compiled!r}.")
+    return int(size())
+
+
+def compiled_chunk(loss_fn: LossFn, optimizer: GradientTransformation, batch_size: int):
+    """The jitted fused-steps program `fit` uses for this (loss_fn, optimizer, batch_size)
+    on one device (cached: the same object `fit` runs), for `compile_count`."""
+    return _compiled_chunk(loss_fn, optimizer, batch_size)
+
+
 def fit(
     state: TrainState,
     loss_fn: LossFn,

@@ -121,8 +121,7 @@ def test_fit_compiles_once_across_epochs():
     train.fit(
         fresh_state(optimizer=opt), linear_loss, opt, data, batch_size=8, epochs=5, progress=False
     )
-    run = train._compiled_chunk(linear_loss, opt, 8)
-    assert run._cache_size() == 1
+    assert train.compile_count(train.compiled_chunk(linear_loss, opt, 8)) == 1
 
 
 def test_evaluate_is_the_exact_mean_with_a_partial_last_batch():
