@@ -19,6 +19,7 @@ permutation is drawn on the host (NumPy) once per epoch: XLA:CPU's sort-based
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -184,6 +185,62 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="step", leave=False)
 
 
+def check_loss_fn(loss_fn: Any) -> None:
+    """Raise TypeError unless `loss_fn` can be called as `loss_fn(params, batch, key)`.
+
+    The training contract is `loss_fn(params, batch, key) -> (loss, aux)`: `batch` is one
+    slice of the data pytree (e.g. `(x, y)`), `key` a PRNG key, `loss` a scalar and `aux` a
+    dict of scalar metrics. A quick-start style `loss(p, x, y)` is caught here, before
+    tracing, instead of surfacing as a TracerArrayConversionError.
+    """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}.")
+    try:
+        sig = inspect.signature(loss_fn)
+    except (TypeError, ValueError):  # builtins / C callables: nothing to check
+        return
+    try:
+        sig.bind(object(), object(), object())
+    except TypeError as err:
+        raise TypeError(
+            f"loss_fn must have the signature loss_fn(params, batch, key) -> (loss, aux), got "
+            f"{getattr(loss_fn, '__name__', 'loss_fn')}{sig} ({err}). Wrap a loss(p, x, y) as "
+            "`lambda params, batch, key: (loss(params, *batch), {})`."
+        ) from None
+
+
+def check_loss_contract(loss_fn: LossFn, params: Params, batch: Any, key: Array) -> None:
+    """Trace `loss_fn(params, batch, key)` abstractly (no compute) and check it returns
+    `(loss, aux)` with a scalar loss; any failure is a TypeError stating the contract."""
+    check_loss_fn(loss_fn)
+    contract = (
+        "loss_fn must be loss_fn(params, batch, key) -> (loss, aux) with batch one slice of "
+        "the data pytree (e.g. (x, y)), loss a scalar and aux a dict of scalar metrics"
+    )
+    try:
+        out = jax.eval_shape(loss_fn, params, batch, key)
+    except Exception as err:
+        raise TypeError(f"{contract}; calling it that way failed: {err!r}") from err
+    if not (isinstance(out, tuple) and len(out) == 2 and getattr(out[0], "shape", None) == ()):
+        raise TypeError(f"{contract}; it returned {out!r}.")
+
+
+def compile_count(compiled: Callable[..., Any]) -> int:
+    """Number of programs `compiled` (a step from `make_step`, or `fit`'s cached chunk from
+    `compiled_chunk`) holds — one per distinct argument signature; a run that compiles its
+    step once keeps this at 1. A testing and monitoring aid."""
+    size = getattr(compiled, "_cache_size", None)
+    if size is None:
+        raise TypeError(f"compiled must be a jax.jit-compiled function, got {compiled!r}.")
+    return int(size())
+
+
+def compiled_chunk(loss_fn: LossFn, optimizer: GradientTransformation, batch_size: int):
+    """The jitted fused-steps program `fit` uses for this (loss_fn, optimizer, batch_size)
+    on one device (cached: the same object `fit` runs), for `compile_count`."""
+    return _compiled_chunk(loss_fn, optimizer, batch_size)
+
+
 def fit(
     state: TrainState,
     loss_fn: LossFn,
@@ -223,11 +280,17 @@ def fit(
     """
     check_positive_int(epochs, "epochs")
     per_epoch = steps_per_epoch(data, batch_size)
+    check_loss_contract(
+        loss_fn, state.params, jax.tree.map(lambda a: a[:batch_size], data), state.key
+    )
     chunk = per_epoch if steps_per_dispatch is None else steps_per_dispatch
     check_positive_int(chunk, "steps_per_dispatch")
     if data_key is None:
         data_key = jax.random.fold_in(state.key, 0x5EED)
     data = jax.device_put(data)
+    # The compiled chunk donates the state; copy once here so the caller's params and key
+    # (often the very arrays passed to init_state) stay usable after fit returns.
+    state = jax.tree.map(jnp.copy, state)
     mesh = parallel.batch_mesh(data)  # data sharded by parallel.shard_batch → sharded batches
     if mesh is None and parallel.active_mesh() is not None:  # inside parallel.data_parallel
         mesh = parallel.active_mesh()

@@ -58,7 +58,7 @@ def test_fifty_steps_with_a_schedule_compile_exactly_once_without_donation_warni
             lrs.append(optim.current_learning_rate(state.opt_state))
     assert int(state.step) == 50
     assert len(traces) == 1
-    assert step._cache_size() == 1
+    assert train.compile_count(step) == 1
     # The schedule really changed the learning rate inside the single compiled program.
     assert len({round(float(lr), 9) for lr in lrs}) > 40
 

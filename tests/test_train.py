@@ -121,8 +121,7 @@ def test_fit_compiles_once_across_epochs():
     train.fit(
         fresh_state(optimizer=opt), linear_loss, opt, data, batch_size=8, epochs=5, progress=False
     )
-    run = train._compiled_chunk(linear_loss, opt, 8)
-    assert run._cache_size() == 1
+    assert train.compile_count(train.compiled_chunk(linear_loss, opt, 8)) == 1
 
 
 def test_evaluate_is_the_exact_mean_with_a_partial_last_batch():
@@ -149,6 +148,35 @@ def test_fit_rejects_bad_data(data, batch_size, match):
             optim.sgd(0.1),
             data,
             batch_size=batch_size,
+            epochs=1,
+            progress=False,
+        )
+
+
+def test_fit_leaves_the_callers_params_and_key_usable():
+    # fit donates its state to XLA; the arrays the caller passed to init_state must survive.
+    params = {"w": jnp.full((3,), 0.25, jnp.float32), "b": jnp.asarray(0.5, jnp.float32)}
+    key = jax.random.key(11)
+    state = train.init_state(params, optim.sgd(0.1), key)
+    train.fit(
+        state, linear_loss, optim.sgd(0.1), make_data(), batch_size=8, epochs=1, progress=False
+    )
+    np.testing.assert_array_equal(np.asarray(params["w"]), np.full((3,), 0.25, np.float32))
+    assert float(params["b"]) == 0.5
+    jax.random.normal(key, (2,))  # a deleted key raises here
+
+
+def test_fit_rejects_a_quick_start_style_loss_with_a_clear_type_error():
+    def loss(p, x, y):
+        return jnp.mean((x @ p["w"] + p["b"] - y) ** 2)
+
+    with pytest.raises(TypeError, match=r"loss_fn\(params, batch, key\) -> \(loss, aux\)"):
+        train.fit(
+            fresh_state(12),
+            loss,
+            optim.sgd(0.1),
+            make_data(),
+            batch_size=8,
             epochs=1,
             progress=False,
         )
