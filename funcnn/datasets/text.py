@@ -25,6 +25,15 @@ import numpy as np
 
 from funcnn._validation import check_in_range, check_positive_int
 
+__all__ = [
+    "CharTokenizer",
+    "load_text",
+    "random_windows",
+    "stdlib_docstrings",
+    "train_val_split",
+    "windows",
+]
+
 Array = jax.Array
 
 # Packages of tests and tools rather than library documentation.
@@ -44,7 +53,7 @@ def _leading_docstring(source: str) -> str | None:
     Reads tokens only up to the first statement, which is much faster than parsing the file.
     """
     tokens = tokenize.generate_tokens(io.StringIO(source).readline)
-    pieces = []
+    pieces: list[str] = []
     skip = {tokenize.ENCODING, tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT}
     for tok in tokens:
         if tok.type in skip or (tok.type == tokenize.NEWLINE and not pieces):

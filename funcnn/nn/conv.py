@@ -30,6 +30,7 @@ Array = jax.Array
 __all__ = ["PADDINGS", "conv1d", "conv_output_length", "conv_padding"]
 
 PADDINGS = ("SAME", "VALID", "CAUSAL")
+"""The padding modes of `conv1d` (see the module docstring)."""
 
 
 def conv_padding(

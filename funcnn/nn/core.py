@@ -32,7 +32,9 @@ from funcnn.nn.masking import check_mask
 
 Array = jax.Array
 Shape = tuple[int, ...]
+"""A plain shape: a tuple of ints, -1 for a size unknown at init (usually the batch)."""
 Params = dict[str, Any]
+"""A layer's parameters: a dict with readable string keys and array (or dict) values."""
 
 __all__ = [
     "ApplyFn",
@@ -127,7 +129,7 @@ def split_key(key: Array | None, n: int) -> list[Array | None]:
     return list(jax.random.split(key, n))
 
 
-def get_child(params: Params, child: str, container: str) -> Params:
+def get_child(params: Params, child: str, container: str) -> Any:
     """`params[child]`, or a KeyError that lists what the container's params do hold."""
     if not isinstance(params, dict) or child not in params:
         found = sorted(params) if isinstance(params, dict) else type(params).__name__
@@ -190,7 +192,9 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
     def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
         shape = as_shape(in_shape)
         params = {}
-        for k, layer, layer_key in zip(keys, layers, split_key(key, len(layers)), strict=True):
+        for k, layer, layer_key in zip(
+            keys, layers, jax.random.split(key, len(layers)), strict=True
+        ):
             params[k], out = layer.init(layer_key, shape)
             shape = check_out_shape(out, k, name)
         return params, shape
@@ -229,7 +233,9 @@ def parallel(*layers: Layer, combine: str = "concat", name: str = "parallel") ->
     def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
         shape = as_shape(in_shape)
         params, shapes = {}, []
-        for k, layer, layer_key in zip(keys, layers, split_key(key, len(layers)), strict=True):
+        for k, layer, layer_key in zip(
+            keys, layers, jax.random.split(key, len(layers)), strict=True
+        ):
             params[k], out = layer.init(layer_key, shape)
             shapes.append(check_out_shape(out, k, name))
         first = shapes[0]
@@ -307,7 +313,7 @@ def activation(fn: Callable[[Array], Array], *, name: str | None = None) -> Laye
     """
     if not callable(fn):
         raise TypeError(f"activation: fn must be callable, got fn={fn!r}.")
-    layer_name = name or getattr(fn, "__name__", "activation")
+    layer_name = name or str(getattr(fn, "__name__", "activation"))
 
     def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
         del key

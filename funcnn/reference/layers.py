@@ -79,7 +79,7 @@ def _run(step, x, carry, mask, reverse):
     recurrent layers with return_carry=True.
     """
     _n, length, _ = x.shape
-    outputs = [None] * length
+    outputs: list[np.ndarray] = [np.empty(0)] * length
     order = range(length - 1, -1, -1) if reverse else range(length)
     for t in order:
         new_carry, y = step(carry, x[:, t, :])
