@@ -178,3 +178,20 @@ def test_recurrent_errors_are_clear():
         nn.lstm(0)
     with pytest.raises(ValueError, match="features"):
         layer.init(KEY, (3, 7, -1))
+
+
+def test_int_masks_are_converted_and_float_masks_refused_alike():
+    x = jnp.asarray(X, jnp.float32)
+    int_mask = jnp.asarray(MASK, jnp.int32)
+    for kind in ("rnn", "lstm", "gru"):
+        layer = _layer(kind)
+        params, _ = layer.init(KEY, X.shape)
+        np.testing.assert_array_equal(
+            layer.apply(params, x, mask=int_mask), layer.apply(params, x, mask=jnp.asarray(MASK))
+        )
+        with pytest.raises(TypeError, match=rf"{kind}: mask must be boolean.*float32"):
+            layer.apply(params, x, mask=jnp.asarray(MASK, jnp.float32))
+    for layer in (nn.conv1d(2, 3), nn.max_pool1d(2), nn.global_avg_pool(), nn.flatten()):
+        params, _ = layer.init(KEY, X.shape)
+        with pytest.raises(TypeError, match="mask must be boolean"):
+            layer.apply(params, x, mask=jnp.asarray(MASK, jnp.float32))

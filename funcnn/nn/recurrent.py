@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from funcnn._validation import check_choice, check_floating, check_positive_int, check_real
-from funcnn.nn.core import Layer, Params, Shape, as_shape
+from funcnn.nn.core import Layer, Params, Shape, as_shape, get_child
 from funcnn.nn.masking import check_mask
 
 Array = jax.Array
@@ -235,7 +235,7 @@ def _recurrent_layer(
             raise ValueError(
                 f"{name}: expects x of shape (..., time, features), got x.shape={jnp.shape(x)}."
             )
-        w_x = params["w_x"]
+        w_x = get_child(params, "w_x", name)
         if x.shape[-1] != w_x.shape[0]:
             raise ValueError(
                 f"{name}: x has {x.shape[-1]} features but w_x expects {w_x.shape[0]} "
