@@ -42,6 +42,17 @@ import numpy as np
 
 from funcnn._validation import check_positive_int
 
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "CheckpointError",
+    "CheckpointManager",
+    "path_str",
+    "read_metadata",
+    "restore",
+    "save",
+]
+
 FORMAT = "funcnn-checkpoint"
 VERSION = 1
 

@@ -20,6 +20,13 @@ import jax.numpy as jnp
 from funcnn import losses
 from funcnn._validation import check_choice
 
+__all__ = [
+    "KINDS",
+    "per_example",
+    "supervised_loss",
+    "supervised_metrics",
+]
+
 Array = jax.Array
 KINDS = ("classification", "binary", "regression")
 

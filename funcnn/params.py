@@ -103,7 +103,7 @@ def describe_mask(params: Any, mask: Any) -> str:
         flags = jax.tree.leaves(jax.tree.map(lambda _, m: bool(m), params, mask))
     except ValueError as e:
         raise ValueError(f"describe_mask: mask must have the structure of params: {e}") from None
-    groups = {True: [], False: []}
+    groups: dict[bool, list[tuple[str, int]]] = {True: [], False: []}
     for (path, leaf), flag in zip(paths, flags, strict=True):
         groups[flag].append((path, math.prod(np.shape(leaf))))
 

@@ -22,12 +22,13 @@ native bf16 arithmetic XLA emulates it and it can be *slower* — measure (bench
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from funcnn.nn.core import Layer
+from funcnn.nn.core import Layer, Params, Shape, apply_child
 
 __all__ = ["FULL_FLOAT32", "MIXED_BFLOAT16", "Policy", "with_policy"]
 
@@ -65,7 +66,9 @@ class Policy(NamedTuple):
 
 
 FULL_FLOAT32 = Policy(jnp.float32, jnp.float32, jnp.float32)
+"""Everything in float32: the policy that changes nothing (a baseline to compare against)."""
 MIXED_BFLOAT16 = Policy(jnp.float32, jnp.bfloat16, jnp.float32)
+"""float32 master params and loss, bfloat16 compute: the usual mixed-precision policy."""
 
 
 def with_policy(layer: Layer, policy: Policy = MIXED_BFLOAT16) -> Layer:
@@ -73,20 +76,39 @@ def with_policy(layer: Layer, policy: Policy = MIXED_BFLOAT16) -> Layer:
     apply(θ, x) = cast_to_output(layer.apply(cast_to_compute(θ), cast_to_compute(x))).
 
     Shapes are unchanged; only floating dtypes change. Integer inputs (token ids, labels)
-    are passed through, so embedding lookups still index correctly.
+    are passed through, so embedding lookups still index correctly. `mask`, `key` and
+    `train` are forwarded to the wrapped layer unchanged.
     """
     if not isinstance(layer, Layer):
-        raise TypeError(f"with_policy expects a funcnn Layer, got {type(layer).__name__}.")
+        raise TypeError(
+            f"with_policy: layer must be a funcnn Layer, got layer={layer!r} "
+            f"({type(layer).__name__})."
+        )
     if not isinstance(policy, Policy):
-        raise TypeError(f"policy must be a funcnn.precision.Policy, got {policy!r}.")
+        raise TypeError(
+            f"with_policy: policy must be a funcnn.precision.Policy, got policy={policy!r}."
+        )
 
-    def init(key, in_shape):
+    def init(key: jax.Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
         params, out_shape = layer.init(key, in_shape)
         return policy.cast_to_param(params), out_shape
 
-    def apply(params, x, *, key=None, train=False):
-        y = layer.apply(
-            policy.cast_to_compute(params), policy.cast_to_compute(x), key=key, train=train
+    def apply(
+        params: Params,
+        x: Any,
+        *,
+        mask: jax.Array | None = None,
+        key: jax.Array | None = None,
+        train: bool = False,
+    ) -> Any:
+        # The mask is boolean (or integer 0/1), so it is passed on uncast.
+        y = apply_child(
+            layer,
+            policy.cast_to_compute(params),
+            policy.cast_to_compute(x),
+            mask=mask,
+            key=key,
+            train=train,
         )
         return policy.cast_to_output(y)
 

@@ -27,6 +27,15 @@ from typing import Any
 from funcnn._validation import check_nonnegative_int
 from funcnn.checkpoint import CheckpointManager
 
+__all__ = [
+    "StopRequest",
+    "checkpoint_callback",
+    "data_position",
+    "merge_histories",
+    "resume_latest",
+    "stop_on_signals",
+]
+
 Callback = Callable[[Any, dict[str, Any]], bool]
 
 

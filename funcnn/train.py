@@ -33,6 +33,20 @@ from funcnn._validation import check_positive_int
 from funcnn.optim.base import GradientTransformation, apply_updates
 from funcnn.optim.wrappers import check_nonfinite
 
+__all__ = [
+    "TrainState",
+    "epoch_batches",
+    "epoch_order",
+    "evaluate",
+    "fit",
+    "init_state",
+    "make_step",
+    "num_examples",
+    "steps_per_epoch",
+    "train_generated",
+    "train_step_fn",
+]
+
 Array = jax.Array
 Params = Any
 Batch = Any

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create a virtual environment, install funcnn with its dev extra, lint, and run the test suite.
+# Create a virtual environment, install funcnn with its dev extra, lint, type-check, and run the
+# test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
@@ -7,5 +8,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet -e ".[dev]"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# Type-check the public API (config in pyproject.toml: [tool.mypy]).
+.venv/bin/mypy
 # Two workers on a 2-core machine: compilation dominates, and XLA compiles single-threaded.
 .venv/bin/python -m pytest -q -n auto "$@"

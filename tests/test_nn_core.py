@@ -85,16 +85,30 @@ def test_containers_reject_non_layers_and_empty():
         nn.parallel()
 
 
-def test_parallel_fans_out_and_returns_tuple():
+def test_parallel_fans_out_and_concatenates_or_sums():
     model = nn.parallel(nn.dense(2), nn.activation(tanh), nn.dense(4))
-    params, shapes = model.init(KEY, (-1, 3))
+    params, shape = model.init(KEY, (-1, 3))
     assert list(params) == ["dense_0", "tanh_1", "dense_2"]
-    assert shapes == ((-1, 2), (-1, 3), (-1, 4))
+    assert shape == (-1, 9)
     x = jnp.asarray(np.random.default_rng(1).normal(size=(5, 3)), jnp.float32)
-    a, b, c = model.apply(params, x)
-    np.testing.assert_allclose(a, nn.dense(2).apply(params["dense_0"], x))
-    np.testing.assert_allclose(b, np.tanh(np.asarray(x)), rtol=1e-6)
-    assert c.shape == (5, 4)
+    y = model.apply(params, x)
+    assert y.shape == (5, 9)
+    x64, p = np.asarray(x, np.float64), jax.tree.map(np.asarray, params)
+    p0, p2 = p["dense_0"], p["dense_2"]
+    np.testing.assert_allclose(y[:, :2], x64 @ p0["w"] + p0["b"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y[:, 2:5], np.tanh(x64), rtol=1e-6)
+    np.testing.assert_allclose(y[:, 5:], x64 @ p2["w"] + p2["b"], rtol=1e-5, atol=1e-6)
+    summed = nn.parallel(nn.dense(3), nn.activation(tanh), combine="sum")
+    params, shape = summed.init(KEY, (-1, 3))
+    assert shape == (-1, 3)
+    q = jax.tree.map(np.asarray, params["dense_0"])
+    np.testing.assert_allclose(
+        summed.apply(params, x), x64 @ q["w"] + q["b"] + np.tanh(x64), rtol=1e-5, atol=1e-6
+    )
+    with pytest.raises(ValueError, match=r"combine='sum'.*'dense_0' gives \(-1, 2\)"):
+        nn.parallel(nn.dense(2), nn.dense(3), combine="sum").init(KEY, (-1, 3))
+    with pytest.raises(ValueError, match="combine"):
+        nn.parallel(nn.dense(2), combine="stack")
 
 
 def test_residual_adds_input_and_checks_shape():
@@ -140,3 +154,56 @@ def test_serial_model_jits_with_batch_agnostic_apply():
     apply = jax.jit(model.apply)
     for shape in [(3,), (5, 3), (2, 5, 3)]:
         assert apply(params, jnp.ones(shape)).shape == (*shape[:-1], 2)
+
+
+def _spy(seen, name="spy"):
+    """A per-step layer that records what its container passed it."""
+
+    def init(key, in_shape):
+        return {}, tuple(in_shape)
+
+    def apply(params, x, *, mask=None, key=None, train=False):
+        seen.append((mask, key, train))
+        return x
+
+    return nn.Layer(init, apply, name)
+
+
+def test_containers_forward_mask_train_and_split_keys():
+    seen = []
+    mask = jnp.asarray([[True, False]])
+    x = jnp.ones((1, 2, 3))
+    for model in (
+        nn.serial(_spy(seen), _spy(seen)),
+        nn.parallel(_spy(seen), _spy(seen), combine="sum"),
+    ):
+        seen.clear()
+        params, _ = model.init(KEY, x.shape)
+        model.apply(params, x, mask=mask, key=KEY, train=True)
+        assert [m is mask for m, _, _ in seen] == [True, True]
+        assert [t for _, _, t in seen] == [True, True]
+        k0, k1 = jax.random.split(KEY)
+        np.testing.assert_array_equal(jax.random.key_data(seen[0][1]), jax.random.key_data(k0))
+        np.testing.assert_array_equal(jax.random.key_data(seen[1][1]), jax.random.key_data(k1))
+    seen.clear()
+    nn.residual(_spy(seen)).apply({"spy_0": {}}, x, mask=mask, train=True)
+    assert seen[0][0] is mask and seen[0][2] is True
+
+
+def test_serial_names_the_child_whose_out_shape_is_not_a_shape():
+    def init(key, in_shape):
+        return {}, (tuple(in_shape), (4, 32))  # a nested (ys, carry)-style out-shape
+
+    nested = nn.Layer(init, lambda params, x, **kw: x, "nested")
+    with pytest.raises(TypeError, match=r"child 'nested_1'.*not a shape: element 0"):
+        nn.serial(nn.dense(3), nested).init(KEY, (4, 3))
+
+
+def test_flatten_zeroes_padded_steps():
+    x = jnp.arange(12.0).reshape(1, 4, 3)
+    mask = jnp.asarray([[1, 1, 0, 0]])  # an integer 0/1 mask is converted
+    y = nn.flatten().apply({}, x, mask=mask)
+    np.testing.assert_array_equal(y[0, :6], np.arange(6.0))
+    np.testing.assert_array_equal(y[0, 6:], np.zeros(6))
+    with pytest.raises(TypeError, match=r"mask.dtype=float32"):
+        nn.flatten().apply({}, x, mask=jnp.ones((1, 4)))

@@ -1,5 +1,7 @@
 """RNN / LSTM / GRU cells and scan layers against float64 loop-by-loop NumPy references."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,13 +51,18 @@ def _layer(kind, hidden=5, **kw):
 def test_layer_matches_reference_with_mask(kind, reverse):
     forget_bias = 1.0 if kind == "lstm" else 0.0
     layer = _layer(kind, reverse=reverse, **({"forget_bias": 1.0} if kind == "lstm" else {}))
-    params, (ys_shape, carry_shape) = layer.init(KEY, X.shape)
+    params, ys_shape = layer.init(KEY, X.shape)
     params = _randomize_biases(params)
+    apply = jax.jit(layer.apply, static_argnames="return_carry")
     with jax.enable_x64(True):
-        ys, carry = jax.jit(layer.apply)(_f64(params), jnp.asarray(X), mask=jnp.asarray(MASK))
-        ref_ys, ref_carry = _reference(kind, params, X, MASK, reverse, forget_bias)
-        assert ys.shape == ys_shape
-        assert jax.tree.map(jnp.shape, carry) == carry_shape
+        carry, ys = apply(_f64(params), jnp.asarray(X), mask=jnp.asarray(MASK), return_carry=True)
+        only_ys = apply(_f64(params), jnp.asarray(X), mask=jnp.asarray(MASK))
+        ref_carry, ref_ys = _reference(kind, params, X, MASK, reverse, forget_bias)
+        assert ys.shape == ys_shape == (3, 7, 5)
+        assert jax.tree.map(jnp.shape, carry) == jax.tree.map(
+            jnp.shape, nn.zero_carry(kind, (3,), 5)
+        )
+        np.testing.assert_array_equal(only_ys, ys)  # the default returns the sequence alone
         np.testing.assert_allclose(ys, ref_ys, rtol=1e-12, atol=1e-12)
         for got, want in zip(jax.tree.leaves(carry), jax.tree.leaves(ref_carry), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
@@ -93,7 +100,7 @@ def test_cells_match_one_reference_step(kind):
     cell = nn.rnn_cell if kind == "rnn" else nn.gru_cell
     with jax.enable_x64(True):
         h, _ = cell(_f64(params), jnp.zeros((2, 3)), jnp.asarray(x[:, 0]))
-        np.testing.assert_allclose(h, _reference(kind, params, x, None, False)[1], rtol=1e-12)
+        np.testing.assert_allclose(h, _reference(kind, params, x, None, False)[0], rtol=1e-12)
 
 
 def test_lstm_gradient_matches_finite_differences():
@@ -102,7 +109,7 @@ def test_lstm_gradient_matches_finite_differences():
     params = _randomize_biases(params)
     x = RNG.normal(size=(2, 4, 2))
     with jax.enable_x64(True):
-        loss = jax.jit(lambda p: jnp.sum(jnp.sin(layer.apply(p, jnp.asarray(x))[0])))
+        loss = jax.jit(lambda p: jnp.sum(jnp.sin(layer.apply(p, jnp.asarray(x)))))
         analytic = jax.grad(loss)(_f64(params))
         numeric = numerical_grad(lambda p: loss(_f64(p)), params)
         for k in params:
@@ -115,7 +122,7 @@ def test_forward_layer_is_causal_and_reverse_is_anticausal(kind):
     for reverse in (False, True):
         layer = _layer(kind, reverse=reverse)
         params, _ = layer.init(KEY, x.shape)
-        outputs = lambda x, layer=layer, params=params: layer.apply(params, x)[0]
+        outputs = lambda x, layer=layer, params=params: layer.apply(params, x)
         jac = jax.jit(jax.jacrev(outputs))(x)  # (T, H, T, F)
         influence = np.abs(np.asarray(jac)).sum(axis=(1, 3))  # (T_out, T_in)
         future = np.triu(np.ones_like(influence, bool), k=1)
@@ -132,10 +139,10 @@ def test_padding_invariance_and_batch_agreement(kind):
     # Garbage (not zeros) in the padded steps: the mask alone must make them irrelevant.
     padded = np.concatenate([X, RNG.normal(size=(3, 5, 4)) * 100], axis=1)
     mask = jnp.arange(12)[None, :] < jnp.asarray(lengths)[:, None]
-    apply = jax.jit(layer.apply)
-    ys, carry = apply(params, jnp.asarray(padded, jnp.float32), mask=mask)
+    apply = jax.jit(functools.partial(layer.apply, return_carry=True))
+    carry, ys = apply(params, jnp.asarray(padded, jnp.float32), mask=mask)
     for row, n in enumerate(lengths):
-        single_ys, single_carry = apply(params, jnp.asarray(X[row, :n], jnp.float32))
+        single_carry, single_ys = apply(params, jnp.asarray(X[row, :n], jnp.float32))
         np.testing.assert_allclose(ys[row, :n], single_ys, rtol=1e-5, atol=1e-6)
         for got, want in zip(jax.tree.leaves(carry), jax.tree.leaves(single_carry), strict=True):
             np.testing.assert_allclose(got[row], want, rtol=1e-5, atol=1e-6)
@@ -145,11 +152,15 @@ def test_initial_carry_is_used_and_checked():
     layer = nn.lstm(5)
     params, _ = layer.init(KEY, X.shape)
     x = jnp.asarray(X, jnp.float32)
-    _, carry = layer.apply(params, x[:, :3])
-    resumed, final = layer.apply(params, x[:, 3:], initial_carry=carry)
-    whole, whole_final = layer.apply(params, x)
+    carry, _ = layer.apply(params, x[:, :3], return_carry=True)
+    final, resumed = layer.apply(params, x[:, 3:], initial_carry=carry, return_carry=True)
+    whole_final, whole = layer.apply(params, x, return_carry=True)
     np.testing.assert_allclose(resumed, whole[:, 3:], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(final[1], whole_final[1], rtol=1e-5, atol=1e-6)
+    # The sequence alone also resumes from a carry (return_carry only adds the final carry).
+    np.testing.assert_allclose(
+        layer.apply(params, x[:, 3:], initial_carry=carry), whole[:, 3:], rtol=1e-5, atol=1e-6
+    )
     with pytest.raises(ValueError, match="initial_carry must have shapes"):
         layer.apply(params, x, initial_carry=jnp.zeros((3, 5)))
 
@@ -167,3 +178,20 @@ def test_recurrent_errors_are_clear():
         nn.lstm(0)
     with pytest.raises(ValueError, match="features"):
         layer.init(KEY, (3, 7, -1))
+
+
+def test_int_masks_are_converted_and_float_masks_refused_alike():
+    x = jnp.asarray(X, jnp.float32)
+    int_mask = jnp.asarray(MASK, jnp.int32)
+    for kind in ("rnn", "lstm", "gru"):
+        layer = _layer(kind)
+        params, _ = layer.init(KEY, X.shape)
+        np.testing.assert_array_equal(
+            layer.apply(params, x, mask=int_mask), layer.apply(params, x, mask=jnp.asarray(MASK))
+        )
+        with pytest.raises(TypeError, match=rf"{kind}: mask must be boolean.*float32"):
+            layer.apply(params, x, mask=jnp.asarray(MASK, jnp.float32))
+    for layer in (nn.conv1d(2, 3), nn.max_pool1d(2), nn.global_avg_pool(), nn.flatten()):
+        params, _ = layer.init(KEY, X.shape)
+        with pytest.raises(TypeError, match="mask must be boolean"):
+            layer.apply(params, x, mask=jnp.asarray(MASK, jnp.float32))

@@ -19,10 +19,21 @@ import jax.numpy as jnp
 
 from funcnn._validation import check_nonnegative_int, check_positive_int
 
+__all__ = [
+    "ADDING_MEAN_BASELINE_MSE",
+    "TokenTask",
+    "adding_problem",
+    "copy_task",
+    "parity_task",
+    "reverse_task",
+    "sort_task",
+]
+
 Array = jax.Array
 
 # MSE of always predicting E[y] = 1 on the adding problem: Var(u₁ + u₂) = 2·(1/12) = 1/6 ≈ 0.167.
 ADDING_MEAN_BASELINE_MSE = 1.0 / 6.0
+"""MSE of always predicting the mean target 1 (the sum of two U(0, 1)): Var = 2·(1/12) = 1/6."""
 
 
 def adding_problem(key: Array, n: int, length: int) -> tuple[Array, Array]:

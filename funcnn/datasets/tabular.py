@@ -22,6 +22,30 @@ import numpy as np
 
 from funcnn._validation import check_in_range, check_positive_int, check_real
 
+__all__ = [
+    "HAM_WORDS",
+    "HOUSE_COEFFICIENTS",
+    "HOUSE_FEATURES",
+    "HOUSE_INTERCEPT",
+    "SPAM_WORDS",
+    "TASKS",
+    "Task",
+    "breast_cancer",
+    "diabetes",
+    "digits",
+    "function_1d",
+    "house",
+    "house_coefficients",
+    "load",
+    "sine",
+    "spam",
+    "spirals",
+    "standardize",
+    "standardize_target",
+    "train_test_split",
+    "xor",
+]
+
 
 class Task(NamedTuple):
     """A supervised task, split and standardized. `info` holds task-specific facts
@@ -146,8 +170,11 @@ def sine(n: int = 512, *, noise: float = 0.0, seed: int = 0) -> Task:
 
 
 HOUSE_FEATURES = ("area_m2", "bedrooms", "age_years", "distance_km")
+"""Column names of the `house` task, in order."""
 HOUSE_COEFFICIENTS = np.array([3000.0, 10000.0, -800.0, -2500.0])
+"""The true price per unit of each `HOUSE_FEATURES` column: price = x·w + intercept + noise."""
 HOUSE_INTERCEPT = 50000.0
+"""The true base price of the `house` task."""
 
 
 def house(n: int = 1000, *, noise: float = 5000.0, seed: int = 0) -> Task:
@@ -194,7 +221,9 @@ def house_coefficients(task: Task, w: np.ndarray) -> np.ndarray:
 
 
 SPAM_WORDS = ("free", "winner", "prize", "cash", "click", "offer", "urgent", "guaranteed")
+"""Words that make a generated `spam` document more likely to be spam."""
 HAM_WORDS = ("meeting", "project", "report", "lunch", "schedule", "family", "thanks", "agenda")
+"""Words that make a generated `spam` document more likely to be ham (not spam)."""
 
 
 def spam(n_docs: int = 2000, *, vocab_size: int = 200, doc_length: int = 30, seed: int = 0) -> Task:
@@ -286,6 +315,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     "breast_cancer": breast_cancer,
     "diabetes": diabetes,
 }
+"""Every tabular task by name, as `load(name)` builds it."""
 
 
 def load(name: str, *, seed: int = 0) -> Task:

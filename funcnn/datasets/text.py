@@ -25,6 +25,15 @@ import numpy as np
 
 from funcnn._validation import check_in_range, check_positive_int
 
+__all__ = [
+    "CharTokenizer",
+    "load_text",
+    "random_windows",
+    "stdlib_docstrings",
+    "train_val_split",
+    "windows",
+]
+
 Array = jax.Array
 
 # Packages of tests and tools rather than library documentation.
@@ -44,7 +53,7 @@ def _leading_docstring(source: str) -> str | None:
     Reads tokens only up to the first statement, which is much faster than parsing the file.
     """
     tokens = tokenize.generate_tokens(io.StringIO(source).readline)
-    pieces = []
+    pieces: list[str] = []
     skip = {tokenize.ENCODING, tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT}
     for tok in tokens:
         if tok.type in skip or (tok.type == tokenize.NEWLINE and not pieces):
@@ -122,8 +131,15 @@ class CharTokenizer(NamedTuple):
         return np.fromiter((index[c] for c in text), dtype=np.int32, count=len(text))
 
     def decode(self, ids: np.ndarray | Array | list[int]) -> str:
-        """int ids → str."""
-        return "".join(self.chars[int(i)] for i in np.asarray(ids).reshape(-1))
+        """int ids → str; an id outside [0, vocab_size) is a ValueError naming it."""
+        flat = np.asarray(ids).reshape(-1)
+        bad = flat[(flat < 0) | (flat >= self.vocab_size)]
+        if bad.size:
+            raise ValueError(
+                f"decode: ids must lie in [0, {self.vocab_size}) (the vocabulary size), got "
+                f"{sorted(set(bad.tolist()))[:10]}."
+            )
+        return "".join(self.chars[int(i)] for i in flat)
 
 
 def train_val_split(ids: np.ndarray, val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:

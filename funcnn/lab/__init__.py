@@ -10,3 +10,5 @@
 
 Import the module you need: `from funcnn.lab import recipes`.
 """
+
+__all__: list[str] = []  # a namespace of study modules: import each by name

@@ -25,6 +25,18 @@ from funcnn.nn.sequence_models import sequence_regressor
 from funcnn.params import count_params
 from funcnn.train import init_state, train_generated, train_step_fn
 
+__all__ = [
+    "RunSummary",
+    "ScalingPoint",
+    "adding_run",
+    "compiled_footprint_bytes",
+    "growth_exponent",
+    "lm_run",
+    "markdown_table",
+    "plot_scaling",
+    "scaling_profile",
+]
+
 Array = jax.Array
 
 

@@ -30,6 +30,30 @@ from funcnn.nn.core import child_keys
 from funcnn.objectives import supervised_loss, supervised_metrics
 from funcnn.train import fit, init_state
 
+__all__ = [
+    "ACTIVATIONS",
+    "DEPTH_MODELS",
+    "MATCHED_INIT",
+    "STABILITY_OPTIMIZERS",
+    "STABILITY_RUNS",
+    "DepthResult",
+    "SparsityResult",
+    "StabilityRow",
+    "Trained",
+    "VanishingRow",
+    "dense_stack",
+    "depth",
+    "gradient_norms",
+    "layer_outputs",
+    "predict_grid",
+    "sparsity",
+    "stability",
+    "train_classifier",
+    "vanishing",
+    "weight_keys",
+    "zero_fractions",
+]
+
 Array = jax.Array
 Activation = Callable[[Array], Array]
 

@@ -42,6 +42,26 @@ from funcnn import activations, nn
 from funcnn._validation import check_positive_int
 from funcnn.reference.numerical import max_relative_error, numerical_grad
 
+__all__ = [
+    "DEFAULT_EPS",
+    "DEFAULT_TOLERANCE",
+    "FLOOR_FRACTION",
+    "CaseReport",
+    "CostRow",
+    "GradCase",
+    "LeafError",
+    "backprop_cost",
+    "case_loss",
+    "check_layers",
+    "compiled_flops",
+    "cost_model",
+    "finite_difference_time",
+    "layer_cases",
+    "leaf_errors",
+    "median_times",
+    "path_name",
+]
+
 Array = jax.Array
 
 # A correct float64 gradient agrees with central differences (ε = 1e-6) to ≲1e-6 relative; a

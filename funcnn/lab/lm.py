@@ -27,6 +27,16 @@ from funcnn.nn.sequence_models import char_lm
 from funcnn.params import count_params, decay_mask
 from funcnn.train import TrainState, init_state, train_generated
 
+__all__ = [
+    "LN2",
+    "CharLMResult",
+    "bits_per_char",
+    "evaluate_bits_per_char",
+    "lm_loss_fn",
+    "train_char_lm",
+    "unigram_bits_per_char",
+]
+
 Array = jax.Array
 LN2 = math.log(2.0)
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+__all__ = [
+    "plot_history",
+]
+
 
 def _pyplot():
     try:

@@ -34,6 +34,21 @@ from funcnn.objectives import supervised_loss, supervised_metrics
 from funcnn.resume import StopRequest, checkpoint_callback, merge_histories, resume_latest
 from funcnn.train import TrainState, evaluate, fit, init_state, steps_per_epoch
 
+__all__ = [
+    "ACTIVATIONS",
+    "OPTIMIZERS",
+    "TASK_DEFAULTS",
+    "RunResult",
+    "TrainConfig",
+    "build_model",
+    "build_optimizer",
+    "prepare",
+    "readout",
+    "resolve",
+    "run",
+    "run_resumable",
+]
+
 ACTIVATIONS: dict[str, Callable] = {
     "relu": activations.relu,
     "tanh": activations.tanh,

@@ -25,7 +25,16 @@ from funcnn.nn.embedding import bag_of_words, embedding, positional_encoding, si
 from funcnn.nn.masking import lengths_to_mask
 from funcnn.nn.norm import layer_norm
 from funcnn.nn.pooling import avg_pool1d, global_avg_pool, global_max_pool, max_pool1d
-from funcnn.nn.recurrent import gru, gru_cell, lstm, lstm_cell, rnn, rnn_cell, scan_steps
+from funcnn.nn.recurrent import (
+    gru,
+    gru_cell,
+    lstm,
+    lstm_cell,
+    rnn,
+    rnn_cell,
+    scan_steps,
+    zero_carry,
+)
 from funcnn.nn.transformer import transformer_block, transformer_lm
 
 __all__ = [
@@ -64,4 +73,5 @@ __all__ = [
     "sinusoidal_positions",
     "transformer_block",
     "transformer_lm",
+    "zero_carry",
 ]

@@ -25,6 +25,14 @@ from funcnn.nn.core import Layer, Params, Shape, as_shape
 from funcnn.nn.dense import dense
 from funcnn.nn.masking import check_mask
 
+__all__ = [
+    "attention_weights",
+    "causal_mask",
+    "dot_product_attention",
+    "key_padding_mask",
+    "multi_head_attention",
+]
+
 Array = jax.Array
 
 

@@ -23,10 +23,14 @@ import jax.numpy as jnp
 
 from funcnn._validation import check_choice, check_floating, check_positive_int
 from funcnn.nn.core import Layer, Params, Shape, as_shape
+from funcnn.nn.masking import check_mask
 
 Array = jax.Array
 
+__all__ = ["PADDINGS", "conv1d", "conv_output_length", "conv_padding"]
+
 PADDINGS = ("SAME", "VALID", "CAUSAL")
+"""The padding modes of `conv1d` (see the module docstring)."""
 
 
 def conv_padding(
@@ -97,6 +101,10 @@ def conv1d(
     params {"w": (width, in, features), "b": (features,)}; w ~ U(±1/√(width·in)) and
     b = 0 — the fan-in scale of PyTorch's default (He-uniform with a = √5). Any leading
     batch dims are accepted: (..., T, C). See the module docstring for the padding rules.
+
+    apply(params, x, *, mask=None, key=None, train=False): with a padding `mask` (..., T)
+    the padded steps are zeroed before the convolution, so they read exactly like the zeros
+    beyond the end of a sequence and change no output at a real step.
     """
     check_positive_int(features, "features")
     check_positive_int(width, "width")
@@ -126,9 +134,16 @@ def conv1d(
             params["b"] = jnp.zeros((features,), jnp.float32)
         return params, (*shape[:-2], out_len, features)
 
-    def apply(params: Params, x: Array, *, key: Array | None = None, train: bool = False):
+    def apply(
+        params: Params,
+        x: Array,
+        *,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> Array:
         del key, train
-        check_floating(x, f"{name} input x")
+        check_floating(x, f"{name}: x")
         w = params["w"]
         if jnp.ndim(x) < 2:
             raise ValueError(f"{name}: expects (batch, time, channels), got x.shape={x.shape}.")
@@ -139,6 +154,9 @@ def conv1d(
             )
         lead, (length, channels) = x.shape[:-2], x.shape[-2:]
         _check_length(length, width, dilation, padding, name)
+        mask = check_mask(mask, x.shape[:-1], name)
+        if mask is not None:  # padded steps read as the zeros past a sequence's end
+            x = jnp.where(mask[..., None], x, jnp.zeros_like(x))
         pad = conv_padding(length, width, stride=stride, dilation=dilation, padding=padding)
         xs = jnp.reshape(x, (-1, length, channels))  # (N, T, C)
         y = _correlate(xs, w.astype(x.dtype), pad, stride, dilation)  # (N, T_out, F)

@@ -89,8 +89,15 @@ def dense(
             params["b"] = b_init(b_key, (features,), dtype)
         return params, (*shape[:-1], features)
 
-    def apply(params: Params, x: Array, *, key: Array | None = None, train: bool = False) -> Array:
-        del key, train  # deterministic
+    def apply(
+        params: Params,
+        x: Array,
+        *,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> Array:
+        del mask, key, train  # per-step and deterministic
         w = get_child(params, "w", name)
         _check_input(x, w, name)
         y = jnp.matmul(x, w)  # (..., in) @ (in, out) → (..., out)
@@ -118,8 +125,15 @@ def perceptron(
         raise TypeError(f"{name}: activation must be callable, got {activation!r}.")
     neuron = dense(1, w_init=w_init, name=name)
 
-    def apply(params: Params, x: Array, *, key: Array | None = None, train: bool = False) -> Array:
-        return activation(neuron.apply(params, x, key=key, train=train))
+    def apply(
+        params: Params,
+        x: Array,
+        *,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> Array:
+        return activation(neuron.apply(params, x, mask=mask, key=key, train=train))
 
     return Layer(neuron.init, apply, name)
 

@@ -21,6 +21,15 @@ from funcnn._validation import check_choice, check_positive_int, check_real
 from funcnn.nn.core import Layer, Params, Shape, as_shape
 from funcnn.nn.masking import check_mask, masked_mean, prefix_mean
 
+__all__ = [
+    "bag_of_words",
+    "check_ids_shape",
+    "check_token_ids",
+    "embedding",
+    "positional_encoding",
+    "sinusoidal_positions",
+]
+
 Array = jax.Array
 
 

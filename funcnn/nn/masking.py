@@ -3,8 +3,12 @@
 Convention used by every sequence layer in funcnn: a mask is a boolean array of shape
 (..., T) — the input's shape without its feature axis — True for real steps and False for
 padding. Layers take it as a keyword, `apply(params, x, *, mask=None, key=None, train=False)`;
-`mask=None` means every step is real. `serial` does not thread masks, so models that need
-one (transformer_lm, the sequence models in `funcnn.nn.sequence_models`) pass it by hand.
+`mask=None` means every step is real. `serial`, `parallel` and `residual` pass the mask on
+to every child, so a model built from them needs no hand threading.
+
+The mask rule, the same for every layer: boolean masks are used as given, integer 0/1 masks
+are converted, float masks are a TypeError (a float usually means attention biases or
+weights were passed by mistake).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import jax.numpy as jnp
 from funcnn._validation import check_positive_int
 
 Array = jax.Array
+
+__all__ = ["check_mask", "lengths_to_mask", "masked_mean", "prefix_mean"]
 
 
 def lengths_to_mask(lengths: Array, max_len: int) -> Array:
@@ -30,16 +36,17 @@ def lengths_to_mask(lengths: Array, max_len: int) -> Array:
 def check_mask(mask: Array | None, expected_shape: tuple[int, ...], name: str) -> Array | None:
     """Return `mask` as a bool array of exactly `expected_shape` (or None), else raise.
 
-    Boolean and integer (0/1) masks are accepted; floats are refused because a float
-    mask usually means someone passed attention biases or weights by mistake.
+    Boolean masks are used as given and integer 0/1 masks are converted (nonzero = real).
+    Floats are a TypeError: a float mask usually means attention biases or weights were
+    passed by mistake.
     """
     if mask is None:
         return None
     mask = jnp.asarray(mask)
     if mask.dtype != jnp.bool_ and not jnp.issubdtype(mask.dtype, jnp.integer):
         raise TypeError(
-            f"{name}: mask must be boolean (True = real step, False = padding), got dtype "
-            f"{mask.dtype}."
+            f"{name}: mask must be boolean (True = real step, False = padding) or integer "
+            f"0/1, got mask.dtype={mask.dtype}. Use mask.astype(bool) if it holds weights."
         )
     if mask.shape != tuple(expected_shape):
         raise ValueError(

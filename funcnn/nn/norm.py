@@ -48,8 +48,15 @@ def layer_norm(
         }
         return params, shape
 
-    def apply(params: Params, x: Array, *, key: Array | None = None, train: bool = False) -> Array:
-        del key, train  # deterministic
+    def apply(
+        params: Params,
+        x: Array,
+        *,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> Array:
+        del mask, key, train  # per-step (each vector is normalized alone) and deterministic
         scale, bias = get_child(params, "scale", name), get_child(params, "bias", name)
         check_floating(x, f"{name}: x")
         shape = jnp.shape(x)

@@ -1,17 +1,24 @@
 """Recurrent networks: Elman RNN, LSTM and GRU — cells, and sequence layers driven by lax.scan.
 
-A cell is a pure step function `cell(params, carry, x) -> (carry, y)` on one time step,
-x (N, in) → y (N, hidden). A sequence layer runs its cell over the time axis with
-`jax.lax.scan` and returns every output and the final carry:
+One order everywhere, lax.scan's: the carry first, then the output.
 
-    ys, carry = layer.apply(params, x, *, mask=None, initial_carry=None)
-    x (..., T, in) → ys (..., T, hidden); carry (..., hidden) (LSTM: the pair (h, c))
+    cell:   cell(params, carry, x) -> (carry, y)           one time step, x (N, in) → y (N, H)
+    layer:  layer.apply(params, x, *, mask=None) -> ys    x (..., T, in) → ys (..., T, H)
+            layer.apply(params, x, *, mask=None, initial_carry=c0, return_carry=True)
+                -> (carry, ys)                             the final carry as well
+    driver: scan_steps(step, xs, carry, *, mask=None) -> (carry, ys)
 
-Variable lengths: `mask` (..., T), True for real steps. A padded step leaves the carry
-unchanged and outputs zeros, so right-padding a sequence changes neither its real outputs
-nor its final carry. `reverse=True` runs from the last step to the first (outputs stay
-aligned with their inputs); with right padding the padded steps then come first and are
-skipped, so the final carry summarises the real steps read backwards.
+Like every layer, a recurrent layer returns one array by default — its output sequence — so
+it composes with `serial`; `init` gives the plain shape (..., T, H). The carry is (..., H)
+for rnn and gru, and the pair (h, c) of two (..., H) arrays for lstm; `initial_carry`
+defaults to zeros and `zero_carry(kind, lead, hidden)` builds one.
+
+Variable lengths: `mask` (..., T), True for real steps (integer 0/1 accepted, float
+refused). A padded step leaves the carry unchanged and outputs zeros, so right-padding a
+sequence changes neither its real outputs nor its final carry. `reverse=True` runs from the
+last step to the first (outputs stay aligned with their inputs); with right padding the
+padded steps then come first and are skipped, so the final carry summarises the real steps
+read backwards.
 
 Every projection of the inputs, x·W_x + b, is computed for all steps in one matmul before
 the scan; only the recurrent h·W_h product runs step by step.
@@ -27,12 +34,25 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from funcnn._validation import check_floating, check_positive_int, check_real
-from funcnn.nn.core import Layer, Params, Shape, as_shape
+from funcnn._validation import check_choice, check_floating, check_positive_int, check_real
+from funcnn.nn.core import Layer, Params, Shape, as_shape, get_child
 from funcnn.nn.masking import check_mask
 
 Array = jax.Array
 Carry = Any
+
+__all__ = [
+    "gru",
+    "gru_cell",
+    "lstm",
+    "lstm_cell",
+    "rnn",
+    "rnn_cell",
+    "scan_steps",
+    "zero_carry",
+]
+
+KINDS = ("rnn", "lstm", "gru")
 
 
 # ---------------------------------------------------------------- step math on projected inputs
@@ -119,16 +139,17 @@ def scan_steps(
     *,
     mask: Array | None = None,
     reverse: bool = False,
-) -> tuple[Array, Carry]:
+) -> tuple[Carry, Array]:
     """Run `step(carry, x_t) -> (carry, y_t)` over axis 1 of xs (N, T, ...) with lax.scan.
 
     With a mask (N, T): where mask[n, t] is False the carry is kept and y_t is zero.
-    Returns ys (N, T, ...) aligned with xs (also when reverse=True) and the final carry.
+    Returns (final carry, ys (N, T, ...)) — lax.scan's order — with ys aligned with xs
+    (also when reverse=True).
     """
     xs_time_major = jnp.swapaxes(xs, 0, 1)  # (T, N, ...)
     if mask is None:
         carry, ys = jax.lax.scan(step, carry, xs_time_major, reverse=reverse)
-        return jnp.swapaxes(ys, 0, 1), carry
+        return carry, jnp.swapaxes(ys, 0, 1)
 
     def masked_step(carry: Carry, inputs: tuple[Array, Array]) -> tuple[Carry, Array]:
         x_t, m_t = inputs  # (N, ...), (N,)
@@ -140,7 +161,7 @@ def scan_steps(
     carry, ys = jax.lax.scan(
         masked_step, carry, (xs_time_major, jnp.swapaxes(mask, 0, 1)), reverse=reverse
     )
-    return jnp.swapaxes(ys, 0, 1), carry
+    return carry, jnp.swapaxes(ys, 0, 1)
 
 
 # ---------------------------------------------------------------- sequence layers
@@ -155,21 +176,34 @@ def _orthogonal_blocks(key: Array, hidden: int, blocks: int) -> Array:
     return jnp.concatenate([ortho(k, (hidden, hidden), jnp.float32) for k in keys], axis=1)
 
 
+def zero_carry(kind: str, lead: Sequence[int], hidden: int, dtype: Any = jnp.float32) -> Carry:
+    """The zero initial carry of a `kind` layer for leading dims `lead`: h₀ = 0 (and c₀ = 0).
+
+    rnn, gru → (*lead, hidden) zeros; lstm → the pair (h₀, c₀) of (*lead, hidden) zeros.
+    """
+    check_choice(kind, "kind", KINDS)
+    check_positive_int(hidden, "hidden")
+    shape = (*tuple(lead), hidden)
+    if kind == "lstm":
+        return (jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+    return jnp.zeros(shape, dtype)
+
+
 def _recurrent_layer(
     kind: str,
     hidden: int,
     blocks: int,
-    run: Callable[[Params, Array, Carry, Array | None], tuple[Array, Carry]],
-    zero_carry: Callable[[tuple[int, ...], Any], Carry],
+    run: Callable[[Params, Array, Carry, Array | None], tuple[Carry, Array]],
     name: str,
 ) -> Layer:
     """Shared init/apply for rnn, lstm, gru: validation, leading-dim handling, carry shapes."""
 
-    def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, tuple[Shape, Any]]:
+    def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
         shape = as_shape(in_shape)
         if len(shape) < 2 or shape[-1] == -1:
             raise ValueError(
-                f"{name}: expects in_shape (..., time, features) with known features, got {shape}."
+                f"{name}: expects in_shape (..., time, features) with known features, got "
+                f"in_shape={shape}."
             )
         features = shape[-1]
         k_x, k_h = jax.random.split(key)
@@ -183,24 +217,25 @@ def _recurrent_layer(
             params["b_h"] = jnp.zeros((blocks * hidden,), jnp.float32)
         else:
             params["b"] = jnp.zeros((blocks * hidden,), jnp.float32)
-        lead = shape[:-2]
-        carry_shape = ((*lead, hidden), (*lead, hidden)) if kind == "lstm" else (*lead, hidden)
-        return params, ((*shape[:-1], hidden), carry_shape)
+        return params, (*shape[:-1], hidden)
 
     def apply(
         params: Params,
         x: Array,
         *,
         mask: Array | None = None,
-        initial_carry: Carry | None = None,
         key: Array | None = None,
         train: bool = False,
-    ) -> tuple[Array, Carry]:
+        initial_carry: Carry | None = None,
+        return_carry: bool = False,
+    ) -> Any:
         del key, train
-        check_floating(x, f"{name} input x")
+        check_floating(x, f"{name}: x")
         if jnp.ndim(x) < 2:
-            raise ValueError(f"{name}: expects x of shape (..., time, features), got {x.shape}.")
-        w_x = params["w_x"]
+            raise ValueError(
+                f"{name}: expects x of shape (..., time, features), got x.shape={jnp.shape(x)}."
+            )
+        w_x = get_child(params, "w_x", name)
         if x.shape[-1] != w_x.shape[0]:
             raise ValueError(
                 f"{name}: x has {x.shape[-1]} features but w_x expects {w_x.shape[0]} "
@@ -212,30 +247,33 @@ def _recurrent_layer(
         flat_mask = None if mask is None else jnp.reshape(mask, (-1, steps))
         n = xs.shape[0]
         if initial_carry is None:
-            carry = zero_carry((n, hidden), x.dtype)
+            carry = zero_carry(kind, (n,), hidden, x.dtype)
         else:
-            expected = jax.tree.map(jnp.shape, zero_carry((*lead, hidden), x.dtype))
-            if jax.tree.map(jnp.shape, initial_carry) != expected:
+            expected = jax.tree.map(jnp.shape, zero_carry(kind, lead, hidden))
+            got = jax.tree.map(jnp.shape, initial_carry)
+            if got != expected:
                 raise ValueError(
-                    f"{name}: initial_carry must have shapes {expected}, got "
-                    f"{jax.tree.map(jnp.shape, initial_carry)}."
+                    f"{name}: initial_carry must have shapes {expected} "
+                    f"({'the pair (h, c)' if kind == 'lstm' else 'h'}), got {got}."
                 )
             carry = jax.tree.map(lambda c: jnp.reshape(c, (n, hidden)), initial_carry)
-        ys, carry = run(params, xs, carry, flat_mask)
-        ys = jnp.reshape(ys, (*lead, steps, hidden))
-        return ys, jax.tree.map(lambda c: jnp.reshape(c, (*lead, hidden)), carry)
+        carry, ys = run(params, xs, carry, flat_mask)
+        ys = jnp.reshape(ys, (*lead, steps, hidden))  # (..., T, H)
+        if not return_carry:
+            return ys
+        return jax.tree.map(lambda c: jnp.reshape(c, (*lead, hidden)), carry), ys
 
     return Layer(init, apply, name)
-
-
-def _zeros(shape: tuple[int, ...], dtype: Any) -> Array:
-    return jnp.zeros(shape, dtype)
 
 
 def rnn(hidden: int, *, reverse: bool = False, name: str = "rnn") -> Layer:
     """Elman RNN over time: hₜ = tanh(xₜ·W_x + hₜ₋₁·W_h + b), h₀ = 0 (see `rnn_cell`).
 
-    apply(params, x (..., T, in), *, mask=None, initial_carry=None) → (hs (..., T, H), h_T).
+    Carry: h (..., H).
+    apply(params, x (..., T, in), *, mask=None, key=None, train=False) → hs (..., T, H).
+    With `return_carry=True` it returns (carry, hs) — the order of the cells and lax.scan;
+    `initial_carry=` (default zeros, see `zero_carry`) is the carry before the first step
+    read. init(key, in_shape) → (params, (..., T, H)).
     """
     check_positive_int(hidden, "hidden")
 
@@ -244,7 +282,7 @@ def rnn(hidden: int, *, reverse: bool = False, name: str = "rnn") -> Layer:
         step = functools.partial(_rnn_step, params["w_h"])
         return scan_steps(step, x_proj, carry, mask=mask, reverse=reverse)
 
-    return _recurrent_layer("rnn", hidden, 1, run, _zeros, name)
+    return _recurrent_layer("rnn", hidden, 1, run, name)
 
 
 def lstm(
@@ -252,8 +290,11 @@ def lstm(
 ) -> Layer:
     """LSTM over time (see `lstm_cell` for the gate equations), (h₀, c₀) = (0, 0).
 
-    apply(params, x (..., T, in), *, mask=None, initial_carry=None)
-        → (hs (..., T, H), (h_T, c_T)).
+    Carry: the pair (h, c), each (..., H).
+    apply(params, x (..., T, in), *, mask=None, key=None, train=False) → hs (..., T, H).
+    With `return_carry=True` it returns (carry, hs) — the order of the cells and lax.scan;
+    `initial_carry=` (default zeros, see `zero_carry`) is the carry before the first step
+    read. init(key, in_shape) → (params, (..., T, H)).
     """
     check_positive_int(hidden, "hidden")
     forget_bias = check_real(forget_bias, "forget_bias")
@@ -263,14 +304,17 @@ def lstm(
         step = functools.partial(_lstm_step, params["w_h"], forget_bias=forget_bias)
         return scan_steps(lambda c, x: step(c, x), x_proj, carry, mask=mask, reverse=reverse)
 
-    zero_pair = lambda shape, dtype: (jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
-    return _recurrent_layer("lstm", hidden, 4, run, zero_pair, name)
+    return _recurrent_layer("lstm", hidden, 4, run, name)
 
 
 def gru(hidden: int, *, reverse: bool = False, name: str = "gru") -> Layer:
     """GRU over time (see `gru_cell` for the gate equations), h₀ = 0.
 
-    apply(params, x (..., T, in), *, mask=None, initial_carry=None) → (hs (..., T, H), h_T).
+    Carry: h (..., H).
+    apply(params, x (..., T, in), *, mask=None, key=None, train=False) → hs (..., T, H).
+    With `return_carry=True` it returns (carry, hs) — the order of the cells and lax.scan;
+    `initial_carry=` (default zeros, see `zero_carry`) is the carry before the first step
+    read. init(key, in_shape) → (params, (..., T, H)).
     """
     check_positive_int(hidden, "hidden")
 
@@ -279,4 +323,4 @@ def gru(hidden: int, *, reverse: bool = False, name: str = "gru") -> Layer:
         step = functools.partial(_gru_step, params["w_h"], params["b_h"])
         return scan_steps(step, x_proj, carry, mask=mask, reverse=reverse)
 
-    return _recurrent_layer("gru", hidden, 3, run, _zeros, name)
+    return _recurrent_layer("gru", hidden, 3, run, name)

@@ -5,8 +5,8 @@
     char_lm(kind, vocab, ...)              ids (B, T) → next-token logits (B, T, vocab), causal
     sequence_regressor(kind, features, ...)  x (B, T, F) → one number per sequence (B,)
 
-Every model is a `Layer` whose apply takes `mask=None` (B, T), True for real steps, and
-threads it to each sequence layer by hand — `serial` does not carry masks.
+Every model is a `serial` of library layers, so the padding `mask` (B, T), True for real
+steps, reaches each sequence layer through `serial` — nothing is threaded by hand.
 
     bow          order-blind: the (prefix) mean of per-step embeddings
     rnn / lstm   one recurrent layer, sequential in T (a lax.scan of T steps)
@@ -28,30 +28,54 @@ from funcnn._validation import check_choice, check_positive_int
 from funcnn.activations import gelu, relu
 from funcnn.nn.core import Layer, Params, Shape, as_shape
 from funcnn.nn.embedding import check_ids_shape, check_token_ids
-from funcnn.nn.masking import check_mask, masked_mean
+from funcnn.nn.masking import check_mask
 
 Array = jax.Array
 
+__all__ = ["KINDS", "char_lm", "sequence_regressor"]
+
 KINDS = ("bow", "rnn", "lstm", "cnn", "transformer")
+"""The architectures `char_lm` and `sequence_regressor` build, by name."""
 
 
 # ---------------------------------------------------------------- shared encoders
 def _conv_stack(dim: int, depth: int, width: int, padding: str) -> list[Layer]:
+    """`depth` residual blocks x ← x + relu(conv(x)), dilation 1, 2, 4, …
+
+    conv1d zeroes padded steps before it convolves (given the mask), so a non-causal (SAME)
+    conv sees exactly the zero padding it would see at the sequence's end.
+    """
     return [
-        nn.conv1d(dim, width, padding=padding, dilation=2**i, name=f"conv_{i}")
+        nn.residual(
+            nn.serial(
+                nn.conv1d(dim, width, padding=padding, dilation=2**i),
+                nn.activation(relu),
+                name=f"conv_{i}",
+            ),
+            name=f"conv_{i}",
+        )
         for i in range(depth)
     ]
 
 
-def _apply_conv_stack(convs: list[Layer], params: Params, x: Array, mask: Array | None) -> Array:
-    """x ← x + relu(conv(x)) per layer. Padded steps are zeroed before every conv, so a
-    non-causal (SAME) conv sees exactly the zero padding it would see at the sequence's end."""
-    keep = None if mask is None else mask[..., None].astype(x.dtype)  # (B, T, 1)
-    for conv in convs:
-        if keep is not None:
-            x = x * keep
-        x = x + relu(conv.apply(params[conv.name], x))
-    return x
+def _squeeze_last(layer: Layer, name: str) -> Layer:
+    """`layer` with its size-1 last axis dropped: (..., 1) → (...)."""
+
+    def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
+        params, out_shape = layer.init(key, in_shape)
+        return params, tuple(out_shape[:-1])
+
+    def apply(
+        params: Params,
+        x: Array,
+        *,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> Array:
+        return layer.apply(params, x, mask=mask, key=key, train=train)[..., 0]
+
+    return Layer(init, apply, name)
 
 
 # ---------------------------------------------------------------- language models
@@ -75,6 +99,7 @@ def char_lm(
         rnn, lstm    E → rnn/lstm(hidden) → dense(vocab)
         cnn          E → `depth` causal dilated convs (dim channels, `width` taps) → dense(vocab)
         transformer  transformer_lm(vocab, dim, num_heads=heads, depth, max_len, dropout)
+    apply(params, ids, *, mask=None, key=None, train=False).
     """
     check_choice(kind, "kind", KINDS)
     check_positive_int(vocab, "vocab")
@@ -83,33 +108,24 @@ def char_lm(
             vocab, dim, num_heads=heads, depth=depth, max_len=max_len, dropout=dropout
         )
     name = f"{kind}_lm"
-    embed = (
-        nn.bag_of_words(vocab, dim, causal=True, stddev=0.1, name="embedding")
-        if kind == "bow"
-        else nn.embedding(vocab, dim, stddev=0.1, name="embedding")
-    )
-    recurrent = {"rnn": nn.rnn, "lstm": nn.lstm}.get(kind)
-    encoder = recurrent(hidden, name="encoder") if recurrent else None
-    convs = _conv_stack(dim, depth, width, "CAUSAL") if kind == "cnn" else []
-    head_in = hidden if recurrent else dim
-    head = (
-        nn.mlp([dim, hidden, vocab], activation=gelu, name="head")
-        if kind == "bow"
-        else nn.dense(vocab, name="head")
-    )
+    if kind == "bow":
+        layers = [
+            nn.bag_of_words(vocab, dim, causal=True, stddev=0.1),
+            nn.mlp([dim, hidden, vocab], activation=gelu, name="head"),
+        ]
+    else:
+        body: list[Layer] = (
+            _conv_stack(dim, depth, width, "CAUSAL")
+            if kind == "cnn"
+            else [{"rnn": nn.rnn, "lstm": nn.lstm}[kind](hidden)]
+        )
+        layers = [nn.embedding(vocab, dim, stddev=0.1), *body, nn.dense(vocab, name="head")]
+    model = nn.serial(*layers, name=name)
 
     def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
         shape = as_shape(in_shape)
         check_ids_shape(shape, name)
-        k_embed, k_encoder, k_head = jax.random.split(key, 3)
-        features = (*shape, dim)
-        params = {"embedding": embed.init(k_embed, shape)[0]}
-        if encoder is not None:
-            params["encoder"], _ = encoder.init(k_encoder, features)
-        for conv, k in zip(convs, jax.random.split(k_encoder, max(len(convs), 1)), strict=False):
-            params[conv.name], _ = conv.init(k, features)
-        params["head"], _ = head.init(k_head, (*shape, head_in))
-        return params, (*shape, vocab)
+        return model.init(key, shape)
 
     def apply(
         params: Params,
@@ -119,17 +135,9 @@ def char_lm(
         key: Array | None = None,
         train: bool = False,
     ) -> Array:
-        del key, train
         check_token_ids(ids, name, batched=True)
         mask = check_mask(mask, ids.shape, name)
-        if kind == "bow":
-            x = embed.apply(params["embedding"], ids, mask=mask)  # (B, T, D) prefix means
-        else:
-            x = embed.apply(params["embedding"], ids, mask=mask)  # (B, T, D)
-        if encoder is not None:
-            x, _ = encoder.apply(params["encoder"], x, mask=mask)  # (B, T, H)
-        x = _apply_conv_stack(convs, params, x, mask)
-        return head.apply(params["head"], x)  # (B, T, vocab)
+        return model.apply(params, ids, mask=mask, key=key, train=train)  # (B, T, vocab)
 
     return Layer(init, apply, name)
 
@@ -152,44 +160,42 @@ def sequence_regressor(
     rnn, lstm    final hidden state h_T → dense(1)
     cnn          x·W → `depth` dilated SAME convs → mean over real steps → dense(1)
     transformer  x·W + sinusoidal P → `depth` blocks → mean over real steps → dense(1)
+    apply(params, x, *, mask=None, key=None, train=False).
     """
     check_choice(kind, "kind", KINDS)
     check_positive_int(features, "features")
     name = f"{kind}_regressor"
-    if kind == "lstm":
+    if kind in ("rnn", "lstm"):
         # forget_bias = 1 starts the cell remembering (Jozefowicz et al. 2015): without it
         # the adding problem's long plateau at MSE ≈ 0.167 lasts much longer.
-        encoder = nn.lstm(dim, forget_bias=forget_bias, name="encoder")
+        encoder = (
+            nn.lstm(dim, forget_bias=forget_bias, name="encoder")
+            if kind == "lstm"
+            else nn.rnn(dim, name="encoder")
+        )
+        head = nn.dense(1, name="head")
+        model = _squeeze_last(nn.serial(_final_state(encoder), head, name=name), name)
     else:
-        encoder = nn.rnn(dim, name="encoder") if kind == "rnn" else None
-    recurrent = encoder is not None
-    project = None if recurrent else nn.dense(dim, name="input")
-    convs = _conv_stack(dim, depth, width, "SAME") if kind == "cnn" else []
-    blocks = (
-        [nn.transformer_block(dim, num_heads=heads, name=f"block_{i}") for i in range(depth)]
-        if kind == "transformer"
-        else []
-    )
-    positions = (
-        nn.positional_encoding(max_len, kind="sinusoidal") if kind == "transformer" else None
-    )
-    head = nn.mlp([dim, dim, 1], name="head") if kind == "bow" else nn.dense(1, name="head")
+        if kind == "bow":
+            body = [nn.activation(relu)]
+        elif kind == "cnn":
+            body = _conv_stack(dim, depth, width, "SAME")
+        else:
+            body = [
+                nn.positional_encoding(max_len, kind="sinusoidal"),
+                *[nn.transformer_block(dim, num_heads=heads, name="block") for _ in range(depth)],
+            ]
+        head = nn.mlp([dim, dim, 1], name="head") if kind == "bow" else nn.dense(1, name="head")
+        layers = [nn.dense(dim, name="input"), *body, nn.global_avg_pool(), head]
+        model = _squeeze_last(nn.serial(*layers, name=name), name)
 
     def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
         shape = as_shape(in_shape)
         if len(shape) != 3 or shape[-1] != features:
-            raise ValueError(f"{name}: expects (batch, time, {features}), got in_shape={shape}.")
-        keys = list(jax.random.split(key, 3 + depth))
-        hidden = (*shape[:-1], dim)
-        params: Params = {}
-        if encoder is not None:
-            params["encoder"], _ = encoder.init(keys[0], shape)
-        if project is not None:
-            params["input"], _ = project.init(keys[0], shape)
-        for layer, k in zip([*convs, *blocks], keys[3:], strict=False):
-            params[layer.name], _ = layer.init(k, hidden)
-        params["head"], _ = head.init(keys[1], (shape[0], dim))
-        return params, (shape[0],)
+            raise ValueError(
+                f"{name}: in_shape must be (batch, time, {features}), got in_shape={shape}."
+            )
+        return model.init(key, shape)
 
     def apply(
         params: Params,
@@ -199,23 +205,32 @@ def sequence_regressor(
         key: Array | None = None,
         train: bool = False,
     ) -> Array:
-        del key, train
         if jnp.ndim(x) != 3 or x.shape[-1] != features:
-            raise ValueError(f"{name}: expects x (batch, time, {features}), got {jnp.shape(x)}.")
+            raise ValueError(
+                f"{name}: x must be (batch, time, {features}), got x.shape={jnp.shape(x)}."
+            )
         mask = check_mask(mask, x.shape[:-1], name)
-        if encoder is not None:
-            _, carry = encoder.apply(params["encoder"], x, mask=mask)
-            summary = carry[0] if isinstance(carry, tuple) else carry  # h_T (B, dim)
-        else:
-            h = project.apply(params["input"], x)  # (B, T, dim)
-            if kind == "bow":
-                h = relu(h)
-            h = _apply_conv_stack(convs, params, h, mask)
-            if positions is not None:
-                h = positions.apply({}, h)
-            for block in blocks:
-                h = block.apply(params[block.name], h, mask=mask)
-            summary = masked_mean(h, mask)  # (B, dim)
-        return head.apply(params["head"], summary)[:, 0]
+        return model.apply(params, x, mask=mask, key=key, train=train)  # (B,)
 
     return Layer(init, apply, name)
+
+
+def _final_state(encoder: Layer) -> Layer:
+    """A recurrent layer's final hidden state h_T (B, H) instead of its sequence (B, T, H)."""
+
+    def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
+        params, (*lead, _steps, hidden) = encoder.init(key, in_shape)
+        return params, (*lead, hidden)
+
+    def apply(
+        params: Params,
+        x: Array,
+        *,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> Array:
+        carry, _ = encoder.apply(params, x, mask=mask, key=key, train=train, return_carry=True)
+        return carry[0] if isinstance(carry, tuple) else carry  # h_T; an LSTM's (h, c) → h
+
+    return Layer(init, apply, encoder.name)

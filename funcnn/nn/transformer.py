@@ -30,6 +30,11 @@ from funcnn.nn.embedding import (
 from funcnn.nn.masking import check_mask
 from funcnn.nn.norm import layer_norm
 
+__all__ = [
+    "transformer_block",
+    "transformer_lm",
+]
+
 Array = jax.Array
 
 

@@ -36,6 +36,13 @@ from funcnn.optim.transforms import (
     trace,
 )
 
+__all__ = [
+    "adam",
+    "adamw",
+    "rmsprop",
+    "sgd",
+]
+
 
 def _weight_decay(weight_decay: float) -> list[GradientTransformation]:
     """The coupled-L2 stage g ← g + λθ, or nothing when λ = 0 (no wasted pass)."""

@@ -21,6 +21,23 @@ import numpy as np
 
 from funcnn._validation import check_in_range
 
+__all__ = [
+    "EmptyState",
+    "GradientTransformation",
+    "InitFn",
+    "UpdateFn",
+    "apply_updates",
+    "as_schedule",
+    "chain",
+    "check_hyperparameter",
+    "check_same_structure",
+    "compute_dtype",
+    "global_norm",
+    "safe_increment",
+    "tree_widest_float",
+    "tree_zeros_like",
+]
+
 Array = jax.Array
 Params = Any  # a pytree (nested dicts) of arrays
 Updates = Any  # a pytree with the structure of Params

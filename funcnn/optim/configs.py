@@ -30,6 +30,21 @@ from funcnn.optim import accumulators, aliases, schedules, transforms
 from funcnn.optim.base import GradientTransformation, apply_updates, chain
 from funcnn.reference import optim as ref
 
+__all__ = [
+    "CONFIGS",
+    "COUPLING",
+    "DRIFT",
+    "PROBLEM_SHAPES",
+    "Comparison",
+    "OptimizerConfig",
+    "compare",
+    "compare_all",
+    "problem_grad_numpy",
+    "problem_loss",
+    "problem_params",
+    "run_funcnn",
+]
+
 # --- the test problem ------------------------------------------------------------------
 
 PROBLEM_SHAPES = {"dense": {"w": (3, 4), "b": (4,)}, "conv": {"w": (2, 3, 2)}}

@@ -29,6 +29,16 @@ import jax.numpy as jnp
 from funcnn._validation import check_positive_int
 from funcnn.optim.base import Schedule, check_hyperparameter
 
+__all__ = [
+    "constant",
+    "cosine_decay",
+    "exponential_decay",
+    "linear_schedule",
+    "linear_warmup",
+    "piecewise_constant",
+    "warmup_cosine_decay",
+]
+
 
 def _time(step) -> jax.Array:
     """The step as a float scalar of the default float dtype (a Python int of any size is

@@ -37,6 +37,28 @@ from funcnn.optim.base import (
     tree_zeros_like,
 )
 
+__all__ = [
+    "ClipByGlobalNormState",
+    "MaskedNode",
+    "MaskedState",
+    "ScaleByAdamState",
+    "ScaleByLearningRateState",
+    "ScaleByRStdDevState",
+    "ScaleByRmsState",
+    "TraceState",
+    "add_decayed_weights",
+    "clip",
+    "clip_by_global_norm",
+    "current_learning_rate",
+    "identity",
+    "masked",
+    "scale",
+    "scale_by_adam",
+    "scale_by_learning_rate",
+    "scale_by_rms",
+    "trace",
+]
+
 MaskTree = Any  # pytree (or prefix pytree) of Python bools
 MaskOrFn = MaskTree | Callable[[Params], MaskTree]
 

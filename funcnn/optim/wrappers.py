@@ -25,6 +25,16 @@ from funcnn.optim.base import (
     compute_dtype,
 )
 
+__all__ = [
+    "AccumulateState",
+    "NonFiniteGradientsError",
+    "SkipNonfiniteState",
+    "accumulate",
+    "check_nonfinite",
+    "nonfinite_counts",
+    "skip_nonfinite",
+]
+
 
 def _noop_updates(shapes: Any) -> Updates:
     """Updates that `apply_updates` turns into the identity: −0.0 in each leaf's dtype."""

@@ -91,9 +91,13 @@ def _reduce(x, kind):
 
 
 def _run(step, x, carry, mask, reverse):
-    """Loop a step function over time with the padding rule: masked steps keep the carry."""
+    """Loop a step function over time with the padding rule: masked steps keep the carry.
+
+    Returns (final carry, outputs (N, T, H)) — carry first, the order of `funcnn.nn`'s
+    recurrent layers with return_carry=True.
+    """
     _n, length, _ = x.shape
-    outputs = [None] * length
+    outputs: list[np.ndarray] = [np.empty(0)] * length
     order = range(length - 1, -1, -1) if reverse else range(length)
     for t in order:
         new_carry, y = step(carry, x[:, t, :])
@@ -103,11 +107,11 @@ def _run(step, x, carry, mask, reverse):
             y = np.where(keep, y, 0.0)
         carry = new_carry
         outputs[t] = y
-    return np.stack(outputs, axis=1), carry
+    return carry, np.stack(outputs, axis=1)
 
 
 def rnn_reference(x, w_x, w_h, b, *, mask=None, reverse=False):
-    """Elman RNN, hₜ = tanh(xₜW_x + hₜ₋₁W_h + b), h₀ = 0. Returns (hs (N, T, H), h_T)."""
+    """Elman RNN, hₜ = tanh(xₜW_x + hₜ₋₁W_h + b), h₀ = 0. Returns (h_T, hs (N, T, H))."""
     x, w_x, w_h, b = _f64(x, w_x, w_h, b)
     h0 = np.zeros((x.shape[0], w_h.shape[0]))
 
@@ -116,15 +120,15 @@ def rnn_reference(x, w_x, w_h, b, *, mask=None, reverse=False):
         h = np.tanh(x_t @ w_x + h @ w_h + b)
         return (h,), h
 
-    hs, (h,) = _run(step, x, (h0,), mask, reverse)
-    return hs, h
+    (h,), hs = _run(step, x, (h0,), mask, reverse)
+    return h, hs
 
 
 def lstm_reference(x, w_x, w_h, b, *, forget_bias=0.0, mask=None, reverse=False):
     """LSTM with gate blocks i, f, g, o in that column order of W_x, W_h, b:
 
     i = σ(·), f = σ(· + forget_bias), g = tanh(·), o = σ(·); c' = f·c + i·g; h' = o·tanh(c').
-    Returns (hs (N, T, H), (h_T, c_T)).
+    Returns ((h_T, c_T), hs (N, T, H)).
     """
     x, w_x, w_h, b = _f64(x, w_x, w_h, b)
     hidden = w_h.shape[0]
@@ -141,13 +145,13 @@ def lstm_reference(x, w_x, w_h, b, *, forget_bias=0.0, mask=None, reverse=False)
         h = o * np.tanh(c)
         return (h, c), h
 
-    hs, (h, c) = _run(step, x, (zero, zero), mask, reverse)
-    return hs, (h, c)
+    (h, c), hs = _run(step, x, (zero, zero), mask, reverse)
+    return (h, c), hs
 
 
 def gru_reference(x, w_x, w_h, b_x, b_h, *, mask=None, reverse=False):
     """GRU (PyTorch convention, blocks r, z, n): n = tanh(xW_xn + b_xn + r·(hW_hn + b_hn)),
-    h' = (1 − z)·n + z·h. Returns (hs (N, T, H), h_T)."""
+    h' = (1 − z)·n + z·h. Returns (h_T, hs (N, T, H))."""
     x, w_x, w_h, b_x, b_h = _f64(x, w_x, w_h, b_x, b_h)
     hidden = w_h.shape[0]
     blocks = [slice(j * hidden, (j + 1) * hidden) for j in range(3)]
@@ -162,8 +166,8 @@ def gru_reference(x, w_x, w_h, b_x, b_h, *, mask=None, reverse=False):
         h = (1.0 - z) * n + z * h
         return (h,), h
 
-    hs, (h,) = _run(step, x, (np.zeros((x.shape[0], hidden)),), mask, reverse)
-    return hs, h
+    (h,), hs = _run(step, x, (np.zeros((x.shape[0], hidden)),), mask, reverse)
+    return h, hs
 
 
 def attention_reference(q, k, v, *, mask=None):

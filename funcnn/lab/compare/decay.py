@@ -31,6 +31,17 @@ from funcnn import params as param_tools
 from funcnn._validation import check_positive_int
 from funcnn.optim.base import apply_updates
 
+__all__ = [
+    "DEFAULT_SETTING",
+    "METHODS",
+    "WEIGHT_DECAYS",
+    "DecayResult",
+    "DecaySetting",
+    "decay_experiment",
+    "plot_decay",
+    "run_decay",
+]
+
 METHODS: tuple[str, ...] = ("adam_l2", "adamw")
 WEIGHT_DECAYS: tuple[float, ...] = (0.0, 1e-3, 1e-2, 1e-1, 1.0)
 

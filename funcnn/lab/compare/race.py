@@ -23,6 +23,23 @@ import numpy as np
 from funcnn import datasets, losses, nn, optim
 from funcnn.optim.base import GradientTransformation, apply_updates
 
+__all__ = [
+    "LEARNING_RATES",
+    "PROBLEMS",
+    "RACE_OPTIMIZERS",
+    "Problem",
+    "RaceResult",
+    "logistic_spam",
+    "mlp_digits",
+    "plot_race",
+    "quadratic",
+    "race_all",
+    "race_one",
+    "rosenbrock",
+    "steps_to_target",
+    "trajectory_fn",
+]
+
 Array = jax.Array
 Params = Any
 LossFn = Callable[[Params], Array]

@@ -8,6 +8,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "format_table",
+    "format_value",
+    "write_json",
+]
+
 
 def format_value(value: Any) -> str:
     """A table cell: floats in compact scientific/fixed form, None as an em dash."""

@@ -25,6 +25,15 @@ from funcnn import optim
 from funcnn._validation import check_choice, check_positive_int
 from funcnn.optim import configs
 
+__all__ = [
+    "DTYPES",
+    "TOLERANCES",
+    "VerifyRow",
+    "documented_functions",
+    "formula",
+    "verify_all",
+]
+
 TOLERANCES: dict[str, float] = {"float64": 1e-10, "float32": 1e-5}
 DTYPES: tuple[str, ...] = ("float64", "float32")
 
