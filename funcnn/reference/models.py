@@ -18,6 +18,7 @@ Written from the equations in the layers' docstrings, loop by loop; no JAX.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -121,8 +122,19 @@ def transformer_block_reference(x, params, num_heads: int, *, mask=None, causal=
     return np.stack(out)
 
 
+def _named(params, prefix: str) -> list[str]:
+    """The keys "<prefix>_<n>" of a `serial`'s params, in index order."""
+    keys = [k for k in params if re.fullmatch(rf"{prefix}_\d+", k)]
+    return sorted(keys, key=lambda k: int(k.rsplit("_", 1)[1]))
+
+
+def _one(params, prefix: str):
+    (key,) = _named(params, prefix)
+    return params[key]
+
+
 def _blocks(params) -> list[str]:
-    return sorted((k for k in params if k.startswith("block_")), key=lambda k: int(k[6:]))
+    return _named(params, "block")
 
 
 def transformer_lm_reference(ids, params, num_heads: int, *, mask=None, positions="learned"):
@@ -143,15 +155,15 @@ def transformer_lm_reference(ids, params, num_heads: int, *, mask=None, position
 
 
 def _conv_stack(x, params, mask, padding: str):
-    """x ← x + relu(conv_i(x · m)) for conv_0, conv_1, … with dilation 2^i."""
+    """x ← x + relu(conv_i(x · m)) for the residual convs conv_0, conv_1, … (dilation 2^i);
+    padded steps enter every conv as zeros. Their params sit at
+    params["conv_<i>_<k>"]["conv_<i>_0"]["conv1d_0"] (a residual around a serial)."""
     keep = None if mask is None else np.asarray(mask, np.float64)[:, :, None]
-    convs = sorted((k for k in params if k.startswith("conv_")), key=lambda k: int(k[5:]))
-    for i, key in enumerate(convs):
-        if keep is not None:
-            x = x * keep
-        conv = conv1d_reference(
-            x, params[key]["w"], params[key]["b"], padding=padding, dilation=2**i
-        )
+    keys = [k for k in params if re.fullmatch(r"conv_\d+_\d+", k)]
+    for i, key in enumerate(sorted(keys, key=lambda k: int(k.split("_")[1]))):
+        c = params[key][f"conv_{i}_0"]["conv1d_0"]
+        inp = x if keep is None else x * keep
+        conv = conv1d_reference(inp, c["w"], c["b"], padding=padding, dilation=2**i)
         x = x + relu_reference(conv)
     return x
 
@@ -169,23 +181,24 @@ def char_lm_reference(kind: str, ids, params, *, num_heads: int = 4, mask=None):
     if kind == "transformer":
         return transformer_lm_reference(ids, params, num_heads, mask=mask)
     ids = np.asarray(ids)
-    table = _f64(params["embedding"]["table"])[0]
     if kind == "bow":
+        table = _f64(_one(params, "bag_of_words")["table"])[0]
         x = bag_of_words_reference(ids, table, mask, causal=True)
-        return mlp_reference(x, params["head"], gelu_reference)
-    x = table[ids]
+        return mlp_reference(x, _one(params, "head"), gelu_reference)
+    x = _f64(_one(params, "embedding")["table"])[0][ids]
     if kind in ("rnn", "lstm"):
-        x = _recurrent(kind, x, params["encoder"], mask, forget_bias=0.0)[0]
+        x = _recurrent(kind, x, _one(params, kind), mask, forget_bias=0.0)[0]
     else:
         x = _conv_stack(x, params, mask, "CAUSAL")
-    return dense_reference(x, params["head"])
+    return dense_reference(x, _one(params, "head"))
 
 
 def _recurrent(kind, x, p, mask, *, forget_bias):
-    """(outputs (N, T, H), h_T) of the rnn or lstm reference."""
+    """(outputs (N, T, H), h_T) of the rnn or lstm reference (which return (carry, outputs))."""
     if kind == "rnn":
-        return rnn_reference(x, p["w_x"], p["w_h"], p["b"], mask=mask)
-    hs, (h, _) = lstm_reference(x, p["w_x"], p["w_h"], p["b"], forget_bias=forget_bias, mask=mask)
+        h, hs = rnn_reference(x, p["w_x"], p["w_h"], p["b"], mask=mask)
+        return hs, h
+    (h, _), hs = lstm_reference(x, p["w_x"], p["w_h"], p["b"], forget_bias=forget_bias, mask=mask)
     return hs, h
 
 
@@ -202,10 +215,11 @@ def sequence_regressor_reference(
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}.")
     (x,) = _f64(x)
+    head = _one(params, "head")
     if kind in ("rnn", "lstm"):
-        summary = _recurrent(kind, x, params["encoder"], mask, forget_bias=forget_bias)[1]
-        return dense_reference(summary, params["head"])[:, 0]
-    h = dense_reference(x, params["input"])
+        summary = _recurrent(kind, x, _one(params, "encoder"), mask, forget_bias=forget_bias)[1]
+        return dense_reference(summary, head)[:, 0]
+    h = dense_reference(x, _one(params, "input"))
     if kind == "bow":
         h = relu_reference(h)
     h = _conv_stack(h, params, mask, "SAME")
@@ -214,7 +228,6 @@ def sequence_regressor_reference(
         for key in _blocks(params):
             h = transformer_block_reference(h, params[key], num_heads, mask=mask)
     summary = masked_mean_reference(h, mask)
-    head = params["head"]
     out = (
         mlp_reference(summary, head, relu_reference)
         if "w" not in head
