@@ -74,8 +74,8 @@ def sgd(
         θ ← θ − ηₜ·d
 
     PyTorch's `torch.optim.SGD` semantics with dampening = 0, and its default η = 1e-3
-    (every alias has a default learning rate; optax's `sgd` requires one). optax's `sgd` has no weight
-    decay argument; TF's momentum accumulates −η·g, which differs under a schedule.
+    (every alias has a default learning rate; optax's `sgd` requires one). optax's `sgd` has
+    no weight decay argument; TF's momentum accumulates −η·g, which differs under a schedule.
     Chain: [add_decayed_weights] → [trace] → scale_by_learning_rate.
     """
     lr = as_schedule(learning_rate, "learning_rate")
