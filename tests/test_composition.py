@@ -58,7 +58,12 @@ CASES = [
     Case("gru (reverse)", nn.gru(3, reverse=True)),
     Case("multi_head_attention", nn.multi_head_attention(F, num_heads=2)),
     Case("transformer_block", nn.transformer_block(F, num_heads=2, dropout=0.5)),
-    Case("transformer_lm", nn.transformer_lm(VOCAB, 4, 1, 2, T), ids=True, leaks=False),
+    Case(
+        "transformer_lm",
+        nn.transformer_lm(VOCAB, 4, num_heads=2, depth=1, max_len=T),
+        ids=True,
+        leaks=False,
+    ),
     Case("serial (nested)", nn.serial(nn.conv1d(3, 3), nn.activation(tanh))),
     Case("residual", nn.residual(nn.gru(F, reverse=True))),
     Case("parallel (concat)", nn.parallel(nn.conv1d(3, 3), nn.lstm(2, reverse=True))),

@@ -103,8 +103,9 @@ _BAD = [
     (["asgd"], {"t0": -1.0}, ValueError, "t0=-1.0"),
 ]  # fmt: skip
 _BAD_CASES = [
-    pytest.param(alias, kwargs, error, text, id=f"{alias}-{kwargs!r}")
-    for aliases, kwargs, error, text in _BAD
+    # ids must not contain reprs with memory addresses (xdist workers must agree on them)
+    pytest.param(alias, kwargs, error, text, id=f"{alias}-{sorted(kwargs)}-{case}")
+    for case, (aliases, kwargs, error, text) in enumerate(_BAD)
     for alias in aliases
 ]
 
