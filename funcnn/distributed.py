@@ -56,8 +56,11 @@ __all__ = [
 ]
 
 ENV_COORDINATOR = "FUNCNN_COORDINATOR"
+"""Environment variable holding the coordinator's `host:port` (process 0 listens there)."""
 ENV_NUM_PROCESSES = "FUNCNN_NUM_PROCESSES"
+"""Environment variable holding the number of processes in the group."""
 ENV_PROCESS_ID = "FUNCNN_PROCESS_ID"
+"""Environment variable holding this process's index, 0 … num_processes − 1."""
 
 
 def _env_int(name: str, environ: dict[str, str]) -> int:

@@ -55,7 +55,9 @@ __all__ = [
 ]
 
 MODEL_AXIS = "model"
+"""Name of the mesh axis that tensor parallelism splits weights over."""
 Rule = tuple[str, PartitionSpec]
+"""A sharding rule: `(regex over the param path, PartitionSpec)`; the first match wins."""
 
 _D, _M = parallel.DATA_AXIS, MODEL_AXIS
 # Megatron-style tensor parallelism for `nn.transformer_block` / `transformer_lm` params.
@@ -70,6 +72,8 @@ TRANSFORMER_RULES: tuple[Rule, ...] = (
     (r"mlp/dense_0/b$", PartitionSpec(_M)),
     (r"mlp/dense_[1-9][0-9]*/w$", PartitionSpec(_M, None)),  # mlp: dense_0, gelu, dense_2
 )
+"""Megatron-style rules for transformer params: q/k/v and the MLP's first dense split by
+columns, the attention output and the MLP's last dense by rows; everything else replicated."""
 
 
 def make_mesh_2d(*, data: int, model: int) -> Mesh:

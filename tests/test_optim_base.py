@@ -147,3 +147,14 @@ def test_a_schedule_giving_negative_rates_is_refused_when_the_optimizer_is_built
     with pytest.raises(ValueError, match=r"gave nan at step 0"):
         optim.adam(lambda step: jnp.float32(jnp.nan) + 0 * step)
     optim.adamw(optim.warmup_cosine_decay(1e-3, 10, 100))  # a valid schedule is accepted
+
+
+def test_an_optimizer_built_inside_vmap_over_its_learning_rate_runs():
+    # The schedule closes over a traced rate, so probing it must step aside, not fail.
+    def one_sgd_step(learning_rate):
+        opt = optim.sgd(lambda step: learning_rate)
+        updates, _ = opt.update({"w": jnp.float32(2.0)}, opt.init({"w": jnp.float32(0.0)}))
+        return updates["w"]
+
+    rates = np.array([0.1, 0.5], np.float32)
+    np.testing.assert_allclose(np.asarray(jax.vmap(one_sgd_step)(rates)), -2.0 * rates)

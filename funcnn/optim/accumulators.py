@@ -35,6 +35,27 @@ from funcnn.optim.base import (
 )
 from funcnn.optim.transforms import _const, _unzip, _upcast
 
+__all__ = [
+    "RADAM_THRESHOLD",
+    "AverageParamsState",
+    "ScaleByAdadeltaState",
+    "ScaleByAdagradState",
+    "ScaleByAdamaxState",
+    "ScaleByNadamState",
+    "ScaleByRadamState",
+    "ScaleByRpropState",
+    "average_params",
+    "averaged_params",
+    "check_pair",
+    "check_rprop_bounds",
+    "scale_by_adadelta",
+    "scale_by_adagrad",
+    "scale_by_adamax",
+    "scale_by_nadam",
+    "scale_by_radam",
+    "scale_by_rprop",
+]
+
 
 def _tree_full_like(tree: Params, value: float) -> Params:
     """Fresh buffers shaped like each leaf, filled with `value`, in each leaf's dtype."""
@@ -286,7 +307,8 @@ class ScaleByRadamState(NamedTuple):
     nu: Params
 
 
-RADAM_THRESHOLD = 5.0  # rectify only where ρₜ > 5 (torch's and optax's threshold)
+RADAM_THRESHOLD = 5.0
+"""RAdam rectifies only where ρₜ > 5 (torch's and optax's threshold); below, SGD with momentum."""
 
 
 def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:

@@ -261,8 +261,10 @@ def _probe(schedule: Schedule, name: str) -> None:
     for step in PROBE_STEPS:
         try:
             rate = np.asarray(schedule(jnp.asarray(step, jnp.int32)))
-        except jax.errors.ConcretizationTypeError:
-            return  # a schedule that needs tracing: nothing to see here
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+            # A schedule that needs tracing, or one that closes over a traced value (a rate
+            # swept under vmap): its values cannot be seen before it runs.
+            return
         if rate.shape != ():
             raise ValueError(f"{name} schedule must return a scalar, got shape {rate.shape}.")
         if not np.isfinite(rate) or rate < 0:
