@@ -36,15 +36,18 @@ from typing import Any
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import Mesh
 
 from funcnn import checkpoint, parallel
 from funcnn._validation import check_positive_int
+from funcnn.parallel import place  # one definition, re-exported here
 
 __all__ = [
     "ENV_COORDINATOR",
     "ENV_NUM_PROCESSES",
     "ENV_PROCESS_ID",
+    "CoordinatedCheckpointManager",
+    "barrier",
     "global_batch",
     "initialize_from_env",
     "is_coordinator",
@@ -143,32 +146,6 @@ def global_batch(local: Any, mesh: Mesh) -> Any:
     )
 
 
-def place(tree: Any, shardings: Any) -> Any:
-    """Put a host tree (identical in every process) on devices with the given sharding(s).
-
-    `shardings` is one `Sharding` for every leaf or a tree of them. Each process supplies
-    only the shards its own devices hold (`jax.make_array_from_callback`), so this works for
-    any process count, and for replicated, data-sharded or FSDP layouts alike.
-    """
-
-    def put(leaf: Any, sharding: NamedSharding) -> jax.Array:
-        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            data = np.asarray(jax.random.key_data(leaf))
-            impl = jax.random.key_impl(leaf)
-            return jax.random.wrap_key_data(put(data, sharding), impl=impl)
-        host = np.asarray(leaf)
-        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
-
-    if not isinstance(shardings, jax.sharding.Sharding):
-        return jax.tree.map(put, tree, shardings)
-    return jax.tree.map(lambda leaf: put(leaf, shardings), tree)
-
-
-def replicate(tree: Any, mesh: Mesh) -> Any:
-    """A full copy of every leaf on every device of every process (`parallel.replicate`)."""
-    return place(tree, parallel.replicated_sharding(mesh))
-
-
 def to_host(tree: Any) -> Any:
     """Every leaf as a full NumPy array in every process (gathering shards across processes).
 
@@ -197,9 +174,44 @@ def save_checkpoint(path: str | os.PathLike, tree: Any, *, metadata: dict | None
     path = Path(path)
     if is_coordinator():
         checkpoint.save(path, host, metadata=metadata)
-    if jax.process_count() > 1:  # nobody reads the file before process 0 has renamed it
-        multihost_utils.sync_global_devices(f"funcnn.save_checkpoint {path}")
+    barrier(f"funcnn.save_checkpoint {path}")  # nobody reads it before process 0 renamed it
     return path
+
+
+class CoordinatedCheckpointManager(checkpoint.CheckpointManager):
+    """`checkpoint.CheckpointManager` for a process group: every process calls `save`; the
+    state is gathered to full host arrays, process 0 alone writes (atomically) and prunes,
+    and all return once the file is on disk. Reading (`restore_latest`) is every process's
+    own, so the directory must be on a filesystem they share. Single-process it is exactly
+    `checkpoint.CheckpointManager`.
+    """
+
+    def save(self, step: int, tree: Any, *, metadata: dict | None = None) -> Path:
+        """Write the checkpoint for `step` from process 0; a barrier for the whole group."""
+        host = to_host(tree)
+        path = self.path_for(step)
+        if is_coordinator():
+            path = super().save(step, host, metadata=metadata)
+        barrier(f"funcnn.CoordinatedCheckpointManager.save {path}")
+        return path
+
+    def remove_all(self) -> int:
+        """Delete every checkpoint in the directory (process 0), then wait for it; the count."""
+        # Everyone lists the folder before anyone deletes from it, so all agree on the count.
+        barrier(f"funcnn.CoordinatedCheckpointManager.list {self.directory}")
+        steps = self.steps()
+        barrier(f"funcnn.CoordinatedCheckpointManager.listed {self.directory}")
+        if is_coordinator():
+            for step in steps:
+                self.path_for(step).unlink(missing_ok=True)
+        barrier(f"funcnn.CoordinatedCheckpointManager.remove_all {self.directory}")
+        return len(steps)
+
+
+def barrier(name: str) -> None:
+    """Wait until every process has reached the barrier called `name` (a no-op alone)."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
 
 
 def restore_checkpoint(path: str | os.PathLike, like: Any, shardings: Any) -> Any:

@@ -48,6 +48,7 @@ __all__ = [
     "data_parallel",
     "data_sharding",
     "make_mesh",
+    "place",
     "replicate",
     "replicated_sharding",
     "shard_batch",
@@ -115,8 +116,36 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
-    """A full copy of every leaf of `tree` (params, optimizer state, TrainState) per device."""
-    return jax.device_put(tree, replicated_sharding(mesh))
+    """A full copy of every leaf of `tree` (params, optimizer state, TrainState) per device.
+
+    On a mesh spanning several processes (`funcnn.distributed`) every process must pass the
+    same values; each places only the copies its own devices hold.
+    """
+    sharding = replicated_sharding(mesh)
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+    return place(tree, sharding)
+
+
+def place(tree: Any, shardings: Any) -> Any:
+    """Put a host tree (identical in every process) on devices with the given sharding(s).
+
+    `shardings` is one `Sharding` for every leaf or a tree of them. Each process supplies
+    only the shards its own devices hold (`jax.make_array_from_callback`), so this works for
+    any process count, and for replicated, data-sharded or FSDP layouts alike. PRNG key
+    arrays keep their implementation.
+    """
+
+    def put(leaf: Any, sharding: jax.sharding.Sharding) -> jax.Array:
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            data = put(jax.random.key_data(leaf), sharding)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+        host = np.asarray(leaf)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    if not isinstance(shardings, jax.sharding.Sharding):
+        return jax.tree.map(put, tree, shardings)
+    return jax.tree.map(lambda leaf: put(leaf, shardings), tree)
 
 
 def shard_opt_state(opt_state: Any, mesh: Mesh) -> Any:

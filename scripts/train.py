@@ -11,6 +11,12 @@ Writes `history.png` (loss/accuracy curves) and `params.ckpt` (a funcnn checkpoi
     python scripts/train.py --overwrite                       # replace an earlier run in --out
 
     python scripts/train.py --devices 4                       # data-parallel over 4 devices
+    python -m funcnn.launch --processes 2 -- scripts/train.py  # 2 processes (jax.distributed)
+
+Under `funcnn.launch` (or a scheduler that sets FUNCNN_COORDINATOR, FUNCNN_NUM_PROCESSES and
+FUNCNN_PROCESS_ID) every process runs this script on the same data: the global batch is split
+over all processes' devices, process 0 alone prints, plots and writes checkpoints, and a
+checkpoint written by any number of processes resumes under any other.
 
 SIGINT/SIGTERM finish the current fused chunk, write a checkpoint and exit with 128 + signal.
 """
@@ -28,7 +34,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from funcnn import checkpoint, fusion, parallel, resume
+from funcnn import checkpoint, distributed, fusion, parallel, resume
 from funcnn.lab import cli, recipes
 from funcnn.lab.plotting import plot_history
 from funcnn.params import summary
@@ -115,16 +121,31 @@ def validated(parser: argparse.ArgumentParser, argv=None) -> tuple[argparse.Name
 def main(argv=None) -> int:
     parser = build_parser()
     args, config = validated(parser, argv)
-    print(f"funcnn: training {config}")
-    if args.devices > 1:  # must run before JAX's first computation creates its backend
-        parallel.simulate_cpu_devices(args.devices)
-    # AdamW's θ, m, v in one loop per leaf on XLA:CPU (funcnn.fusion); like the device flag,
-    # it must be set before JAX's first computation.
-    fusion.enable_cpu_multi_output_fusion()
-    placement = contextlib.nullcontext()  # one device: the plain, unsharded path
+    # All three must run before JAX's first computation creates its backend: joining a
+    # process group (a no-op unless funcnn.launch or a scheduler set FUNCNN_*), the simulated
+    # devices, and AdamW's θ, m, v in one loop per leaf on XLA:CPU (funcnn.fusion).
+    multi_process = distributed.initialize_from_env()
     if args.devices > 1:
-        mesh = parallel.make_mesh(args.devices)
-        print(f"data-parallel over {mesh.size} devices: {list(mesh.devices.flat)}")
+        parallel.simulate_cpu_devices(args.devices)
+    fusion.enable_cpu_multi_output_fusion()
+    lead = distributed.is_coordinator()
+    say = print if lead else _quiet  # one copy of every line, from process 0
+    say(f"funcnn: training {config}")
+    placement = contextlib.nullcontext()  # one device: the plain, unsharded path
+    if multi_process or args.devices > 1:
+        mesh = parallel.make_mesh()  # every device of every process (--devices per process)
+        if config.batch_size % mesh.size:
+            cli.usage_error(
+                parser,
+                ValueError(
+                    f"--batch-size {config.batch_size} must be divisible by the {mesh.size} "
+                    f"devices of {jax.process_count()} process(es)."
+                ),
+            )
+        say(
+            f"data-parallel over {mesh.size} devices in {jax.process_count()} process(es): "
+            f"{list(mesh.devices.flat)}"
+        )
         placement = parallel.data_parallel(mesh)
     with placement, resume.stop_on_signals() as stop:
         result = recipes.run_resumable(
@@ -135,14 +156,16 @@ def main(argv=None) -> int:
             resume=args.resume,
             overwrite=args.overwrite,
             stop=stop,
-            progress=not args.no_progress,
+            progress=lead and not args.no_progress,
         )
     if stop.requested:
-        print(
+        say(
             f"stopped by {stop.name} at step {int(result.state.step)}; checkpoint written to "
             f"{args.out / 'checkpoints'}; rerun with --resume to continue."
         )
         return 128 + stop.signum
+    if not lead:  # the results below are process 0's to print and write
+        return 0 if all_finite(result.state.params) else 1
     print(summary(result.state.params))
     if args.no_progress:  # otherwise fit printed each epoch as it finished
         for epoch, metrics in _epoch_rows(result.history):
@@ -167,6 +190,10 @@ def main(argv=None) -> int:
     print(f"final {final}")
     print(f"wrote {plot}, {ckpt}, {args.out / 'metrics.json'}")
     return 0
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """`print` for processes other than 0."""
 
 
 def all_finite(tree: Any) -> bool:

@@ -219,3 +219,48 @@ def test_launcher_and_env_reject_bad_input():
     bad[distributed.ENV_PROCESS_ID] = "2"
     with pytest.raises(ValueError, match="FUNCNN_PROCESS_ID=2"):
         distributed.initialize_from_env(environ=bad)
+
+
+TRAIN_FLAGS = ("--epochs", "1", "--hidden", "32", "--checkpoint-every", "8", "--no-progress")
+
+
+def _train(out: Path, *launcher: str, extra: tuple[str, ...] = ()) -> str:
+    """scripts/train.py (under `funcnn.launch` if `launcher` is given); its stdout."""
+    script = [str(ROOT / "scripts" / "train.py"), *TRAIN_FLAGS, "--out", str(out), *extra]
+    prefix = ["-m", "funcnn.launch", *launcher, "--"] if launcher else []
+    done = subprocess.run(
+        [sys.executable, *prefix, *script],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def _max_difference(a: Path, b: Path) -> float:
+    left, right = checkpoint.restore(a), checkpoint.restore(b)
+    pairs = zip(jax.tree.leaves(left), jax.tree.leaves(right), strict=True)
+    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in pairs)
+
+
+def test_the_main_job_under_the_launcher_trains_like_one_process_and_resumes_in_one(tmp_path):
+    two, one, resumed = tmp_path / "two", tmp_path / "one", tmp_path / "resumed"
+    stdout = _train(two, "--processes", "2", "--timeout", "200")
+    assert "in 2 process(es)" in stdout
+    assert stdout.count("final test_accuracy") == 1  # process 0 alone reports and writes
+    _train(one)
+    assert _max_difference(two / "params.ckpt", one / "params.ckpt") < 1e-6
+    # Process 0 wrote the same checkpoints a single process writes (keep=3 newest).
+    names = sorted(p.name for p in (two / "checkpoints").iterdir())
+    assert names == sorted(p.name for p in (one / "checkpoints").iterdir())
+    assert not list((two / "checkpoints").glob(".ckpt_*.tmp"))
+    # Resume the two-process run's oldest kept checkpoint in one process: same end point.
+    (resumed / "checkpoints").mkdir(parents=True)
+    oldest = names[0]
+    (resumed / "checkpoints" / oldest).write_bytes((two / "checkpoints" / oldest).read_bytes())
+    stdout = _train(resumed, extra=("--resume",))
+    assert f"resume: step {int(oldest[5:15])}" in stdout
+    assert _max_difference(resumed / "params.ckpt", one / "params.ckpt") < 1e-6

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from funcnn import activations, nn, optim
+from funcnn import activations, distributed, nn, optim
 from funcnn import datasets as ds
 from funcnn import params as param_tools
 from funcnn._validation import (
@@ -29,7 +29,6 @@ from funcnn._validation import (
     check_nonnegative_int,
     check_positive_int,
 )
-from funcnn.checkpoint import CheckpointManager
 from funcnn.objectives import supervised_loss, supervised_metrics
 from funcnn.resume import StopRequest, checkpoint_callback, merge_histories, resume_latest
 from funcnn.train import TrainState, evaluate, fit, init_state, steps_per_epoch
@@ -270,6 +269,11 @@ def check_checkpoint_dir(directory: str | os.PathLike, *, resume: bool, overwrit
         )
 
 
+def _say(message: str) -> None:
+    if distributed.is_coordinator():  # one line per run, not one per process
+        print(message, flush=True)
+
+
 def run_resumable(
     config: TrainConfig,
     checkpoint_dir: str | os.PathLike,
@@ -293,7 +297,9 @@ def run_resumable(
     """
     check_nonnegative_int(checkpoint_every, "checkpoint_every")
     check_positive_int(keep, "keep")
-    manager = CheckpointManager(Path(checkpoint_dir), keep=keep)
+    # Under a process group (funcnn.launch) process 0 writes and the others wait; alone, it
+    # is the plain CheckpointManager.
+    manager = distributed.CoordinatedCheckpointManager(Path(checkpoint_dir), keep=keep)
     config = resolve(config)
     config_dict = dataclasses.asdict(config)
     check_checkpoint_dir(manager.directory, resume=resume, overwrite=overwrite)
@@ -305,15 +311,15 @@ def run_resumable(
         if found is not None:
             state, history_before = found[0], found[1].get("history", {})
         where = "no checkpoint found" if state is None else f"step {int(state.step)}"
-        print(f"resume: {where} in {manager.directory}", flush=True)
-    elif manager.steps():  # overwrite=True (check_checkpoint_dir refused anything else)
-        print(
-            f"starting fresh (overwrite): removing {len(manager.steps())} checkpoint(s) of an "
-            f"earlier run in {manager.directory}",
-            flush=True,
-        )
-        for step in manager.steps():
-            manager.path_for(step).unlink()
+        _say(f"resume: {where} in {manager.directory}")
+    elif overwrite:  # check_checkpoint_dir refused a non-empty folder without it
+        # Every process calls remove_all (a barrier), whatever it sees on disk right now.
+        removed = manager.remove_all()
+        if removed:
+            _say(
+                f"starting fresh (overwrite): removed {removed} checkpoint(s) of an earlier "
+                f"run in {manager.directory}"
+            )
     callback = checkpoint_callback(
         manager,
         every=checkpoint_every,
