@@ -40,7 +40,7 @@ from jax.sharding import Mesh
 
 from funcnn import checkpoint, parallel
 from funcnn._validation import check_positive_int
-from funcnn.parallel import place  # one definition, re-exported here
+from funcnn.parallel import place, replicate  # one definition each, re-exported here
 
 __all__ = [
     "ENV_COORDINATOR",
@@ -53,6 +53,7 @@ __all__ = [
     "is_coordinator",
     "place",
     "process_rows",
+    "replicate",
     "restore_checkpoint",
     "save_checkpoint",
     "to_host",
