@@ -114,3 +114,24 @@ def test_apply_updates_preserves_each_leaf_dtype(seed, dtype):
     expect = np.asarray(params["w"], np.float64) + np.asarray(updates["w"], np.float64)
     tol = {jnp.float64: 1e-12, jnp.float32: 1e-6}.get(dtype, 2e-2)
     np.testing.assert_allclose(np.asarray(new["w"], np.float64), expect, rtol=tol, atol=tol)
+
+
+@SETTINGS
+@given(
+    steps=st.integers(2, 9),
+    vocab=st.integers(2, 6),
+    seed=st.integers(0, 2**31 - 1),
+    bits=st.integers(1, 2**9 - 1),
+)
+@x64
+def test_bits_per_char_honours_its_mask(steps, vocab, seed, bits):
+    from funcnn.lab.lm import bits_per_char
+
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=2.0, size=(steps, vocab))
+    targets = rng.integers(0, vocab, size=steps)
+    mask = np.array([(bits >> t) & 1 for t in range(steps)], bool)
+    mask[0] = True
+    nll = -_np_log_softmax(logits)[np.arange(steps), targets] / np.log(2.0)
+    got = float(bits_per_char(jnp.asarray(logits), jnp.asarray(targets), mask=jnp.asarray(mask)))
+    np.testing.assert_allclose(got, nll[mask].mean(), rtol=1e-10)
