@@ -111,9 +111,11 @@ def test_check_nonfinite_fails_loudly_after_max_consecutive():
         params, state = step(grads_for(np.nan, 0.0), state, params)
     assert check_nonfinite(state) == {"skipped": 2, "consecutive": 2}
     params, state = step(grads_for(0.1, 0.0), state, params)  # a good step resets the run
+    before = jax.tree.map(np.array, params)
     for _ in range(3):
         params, state = step(grads_for(np.nan, 0.0), state, params)
-    assert bitwise_equal(params, params)  # params are still finite and untouched
+    after = jax.tree.map(np.array, params)
+    assert bitwise_equal(after, before)  # skipped steps leave the params untouched
     with pytest.raises(
         NonFiniteGradientsError, match=r"last 3 steps.*max_consecutive=3.*5 skipped"
     ):
@@ -318,7 +320,9 @@ def test_fit_reports_skipped_steps_and_fails_loudly():
         callback=lambda s, info: seen.append(info["nonfinite"]),
     )  # fmt: skip
     assert history["skipped_steps"] == [1, 2, 3]
-    assert seen[-1] == {"skipped": 3, "consecutive": seen[-1]["consecutive"]}
+    assert set(seen[-1]) == {"skipped", "consecutive"}
+    assert seen[-1]["skipped"] == 3
+    assert seen[-1]["consecutive"] in (0, 1)  # 1 only if the poisoned batch came last
     assert np.isfinite(np.asarray(state.params["w"])).all()
 
     poisoned = (np.full_like(x, np.nan), data[1])
