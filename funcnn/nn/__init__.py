@@ -35,6 +35,7 @@ from funcnn.nn.recurrent import (
     scan_steps,
     zero_carry,
 )
+from funcnn.nn.stack import repeat, scan_apply, stack_init, stack_layers, unstack_layers
 from funcnn.nn.transformer import transformer_block, transformer_lm
 
 __all__ = [
@@ -65,13 +66,18 @@ __all__ = [
     "parallel",
     "perceptron",
     "positional_encoding",
+    "repeat",
     "residual",
     "rnn",
     "rnn_cell",
+    "scan_apply",
     "scan_steps",
     "serial",
     "sinusoidal_positions",
+    "stack_init",
+    "stack_layers",
     "transformer_block",
     "transformer_lm",
+    "unstack_layers",
     "zero_carry",
 ]

@@ -29,6 +29,7 @@ from funcnn.nn.embedding import (
 )
 from funcnn.nn.masking import check_mask
 from funcnn.nn.norm import layer_norm
+from funcnn.nn.stack import scan_apply, stack_init
 
 __all__ = [
     "transformer_block",
@@ -106,6 +107,8 @@ def transformer_lm(
     dropout: float = 0.0,
     positions: str = "learned",
     name: str = "transformer_lm",
+    scan_layers: bool = False,
+    remat: bool = False,
 ) -> Layer:
     """Decoder-only transformer language model: ids (B, T) → next-token logits (B, T, vocab).
 
@@ -113,6 +116,8 @@ def transformer_lm(
     params {"embedding": {"table": (vocab, dim)}, "positions": {"table": (max_len, dim)} (learned
     only), "block_0" … "block_{depth−1}", "norm": layer_norm, "head": dense(vocab)}.
     apply(params, ids, *, mask=None, key=None, train=False); mask (B, T) hides padded tokens.
+    scan_layers=True: the blocks' params are stacked as "blocks" (leading axis depth) and run by
+    `lax.scan` (remat=True: `jax.checkpoint` per block); nn.stack_layers/unstack_layers convert.
     """
     for value, arg in (
         (vocab, "vocab"),
@@ -146,8 +151,11 @@ def transformer_lm(
         position_params, _ = position.init(keys[1], (1, 1, dim))
         if position_params:
             params["positions"] = position_params
+        if scan_layers:
+            params["blocks"], _ = stack_init(blocks[0], keys[3:], hidden)
         for block_key, block, k in zip(block_keys, blocks, keys[3:], strict=True):
-            params[block_key], _ = block.init(k, hidden)
+            if not scan_layers:
+                params[block_key], _ = block.init(k, hidden)
         params["norm"], _ = final_norm.init(keys[2], hidden)
         params["head"], _ = head.init(keys[2], hidden)
         return params, (*shape, vocab)
@@ -164,7 +172,14 @@ def transformer_lm(
         mask = check_mask(mask, ids.shape, name)
         x = embed.apply(params["embedding"], ids, mask=mask)  # (B, T, D)
         x = position.apply(params.get("positions", {}), x)
+        if scan_layers:
+            keys = None if key is None else jax.random.split(key, depth)
+            x = scan_apply(
+                blocks[0], params["blocks"], x, keys=keys, mask=mask, train=train, remat=remat
+            )
         for block_key, block, k in zip(block_keys, blocks, split_key(key, depth), strict=True):
+            if scan_layers:
+                break
             x = block.apply(params[block_key], x, mask=mask, key=k, train=train)
         x = final_norm.apply(params["norm"], x)
         return head.apply(params["head"], x)  # (B, T, vocab)
