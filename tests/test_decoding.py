@@ -32,3 +32,16 @@ def test_bad_inputs():
         prefill(params, jnp.zeros((3, 4), jnp.int32), cache)
     with pytest.raises(ValueError, match="tokens"):
         prefill(params, jnp.zeros((2, 4), jnp.float32), cache)
+
+
+def test_generate_cached_matches_recompute():
+    from funcnn.nn.decoding import generate_cached
+    from funcnn.sampling import generate
+
+    lm = transformer_lm(11, 16, num_heads=4, depth=2, max_len=16)
+    params, _ = lm.init(jax.random.PRNGKey(7), (1, 16))
+    prompt = jnp.array([1, 2, 3], jnp.int32)
+    key = jax.random.PRNGKey(8)
+    old = generate(lm, params, prompt, key=key, length=10, context=16, top_k=1)
+    new = generate_cached(params, prompt, key=key, length=10, num_heads=4, top_k=1)
+    np.testing.assert_array_equal(np.asarray(old), np.asarray(new))

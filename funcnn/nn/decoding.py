@@ -19,7 +19,7 @@ from funcnn.nn.dense import dense, mlp
 from funcnn.nn.embedding import positional_encoding
 from funcnn.nn.norm import layer_norm
 
-__all__ = ["decode_step", "init_cache", "prefill"]
+__all__ = ["decode_step", "generate_cached", "init_cache", "prefill"]
 
 Array = jax.Array
 Cache = dict[str, dict[str, Array]]
@@ -109,3 +109,49 @@ def decode_step(
     """One token (B,) int at `position` → logits (B, V) and cache with slot `position` filled."""
     logits, cache = _forward(params, token[:, None], position, cache)
     return logits[:, 0], cache
+
+
+def generate_cached(
+    params: Params,
+    prompt: Array,
+    *,
+    key: Array,
+    length: int,
+    num_heads: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+) -> Array:
+    """Like `funcnn.sampling.generate` (same key splitting) for transformer_lm params with a
+    KV cache: prefill once, then one `decode_step` per token in one `lax.fori_loop`.
+    prompt (P,) int → (P + length,) ids. Needs P + length ≤ the model's max_len (no window).
+    """
+    from funcnn.sampling import sample_next
+
+    prompt = jnp.asarray(prompt, jnp.int32)
+    start = prompt.shape[0]
+    total = start + length
+    if "positions" in params and total > params["positions"]["table"].shape[0]:
+        raise ValueError(
+            f"generate_cached: prompt + length = {total} exceeds max_len "
+            f"{params['positions']['table'].shape[0]}."
+        )
+
+    @jax.jit
+    def run(params: Params, prompt: Array, key: Array) -> Array:
+        cache = init_cache(params, 1, total, num_heads=num_heads)
+        logits, cache = prefill(params, prompt[None], cache)
+        buffer = jnp.zeros((total,), jnp.int32).at[:start].set(prompt)
+        last = logits[0, -1]
+
+        def body(t: Array, state: tuple) -> tuple:
+            buffer, key, last, cache = state
+            key, draw = jax.random.split(key)
+            token = sample_next(draw, last, temperature=temperature, top_k=top_k).astype(jnp.int32)
+            buffer = buffer.at[t].set(token)
+            out, cache = decode_step(params, token[None], t, cache)
+            return buffer, key, out[0], cache
+
+        buffer, *_ = jax.lax.fori_loop(start, total, body, (buffer, key, last, cache))
+        return buffer
+
+    return run(params, prompt, key)
