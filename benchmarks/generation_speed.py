@@ -28,8 +28,12 @@ def main() -> None:
         prompt = jnp.ones((ctx - args.new,), jnp.int32)
         rates = []
         for fn in (
-            lambda: generate(lm, params, prompt, key=key, length=args.new, context=ctx),
-            lambda: generate_cached(params, prompt, key=key, length=args.new, num_heads=4),
+            lambda prompt=prompt, ctx=ctx: generate(
+                lm, params, prompt, key=key, length=args.new, context=ctx
+            ),
+            lambda prompt=prompt: generate_cached(
+                params, prompt, key=key, length=args.new, num_heads=4
+            ),
         ):
             fn().block_until_ready()  # compile
             t0 = time.perf_counter()

@@ -10,6 +10,8 @@ Same math as the model (pre-LN blocks, GELU MLP, dropout off):
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -125,7 +127,6 @@ def generate_cached(
     KV cache: prefill once, then one `decode_step` per token in one `lax.fori_loop`.
     prompt (P,) int → (P + length,) ids. Needs P + length ≤ the model's max_len (no window).
     """
-    from funcnn.sampling import sample_next
 
     prompt = jnp.asarray(prompt, jnp.int32)
     start = prompt.shape[0]
@@ -135,6 +136,15 @@ def generate_cached(
             f"generate_cached: prompt + length = {total} exceeds max_len "
             f"{params['positions']['table'].shape[0]}."
         )
+
+    run = _compiled(start, total, num_heads, float(temperature), top_k)
+    return run(params, prompt, key)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(start: int, total: int, num_heads: int, temperature: float, top_k: int | None):
+    """One jitted generation per static configuration (reused: no recompilation per call)."""
+    from funcnn.sampling import sample_next
 
     @jax.jit
     def run(params: Params, prompt: Array, key: Array) -> Array:
@@ -154,4 +164,4 @@ def generate_cached(
         buffer, *_ = jax.lax.fori_loop(start, total, body, (buffer, key, last, cache))
         return buffer
 
-    return run(params, prompt, key)
+    return run
