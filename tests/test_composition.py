@@ -66,6 +66,8 @@ CASES = [
     ),
     Case("serial (nested)", nn.serial(nn.conv1d(3, 3), nn.activation(tanh))),
     Case("residual", nn.residual(nn.gru(F, reverse=True))),
+    Case("repeat (scanned)", nn.repeat(nn.transformer_block(F, num_heads=2, dropout=0.5), 2)),
+    Case("repeat (unrolled)", nn.repeat(nn.residual(nn.gru(F, reverse=True)), 2, scan=False)),
     Case("parallel (concat)", nn.parallel(nn.conv1d(3, 3), nn.lstm(2, reverse=True))),
     Case("parallel (sum)", nn.parallel(nn.dense(3), nn.rnn(3, reverse=True), combine="sum")),
     Case("with_policy", precision.with_policy(nn.lstm(3, reverse=True), precision.FULL_FLOAT32)),
@@ -138,6 +140,7 @@ def test_every_layer_constructor_has_a_row():
         "Layer", "attention_weights", "causal_mask", "dot_product_attention", "gru_cell",
         "key_padding_mask", "lengths_to_mask", "lstm_cell", "rnn_cell", "scan_steps",
         "sinusoidal_positions", "zero_carry",
+        "scan_apply", "stack_init", "stack_layers", "unstack_layers",  # helpers behind repeat
     }  # fmt: skip
     layer_kinds = set(nn.__all__) - not_layers
     assert layer_kinds <= covered, sorted(layer_kinds - covered)
