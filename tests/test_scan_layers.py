@@ -67,3 +67,8 @@ def test_scanned_depth_12_compiles_one_body():
     hlo2 = jax.jit(scanned2.apply).lower(p2, ids).as_text()
     assert hlo.count("stablehlo.while") == 1
     assert hlo.count("dot_general") == hlo2.count("dot_general")
+
+
+def test_remat_without_scan_layers_is_refused():
+    with pytest.raises(ValueError, match=r"remat=True needs scan_layers=True"):
+        nn.transformer_lm(11, 8, num_heads=2, depth=2, max_len=4, remat=True)

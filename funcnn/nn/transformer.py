@@ -128,6 +128,11 @@ def transformer_lm(
     ):
         check_positive_int(value, arg)
     check_choice(positions, "positions", ("learned", "sinusoidal"))
+    if remat and not scan_layers:
+        raise ValueError(
+            "remat=True needs scan_layers=True (it rematerializes the scanned block body); "
+            f"got remat={remat!r}, scan_layers={scan_layers!r}."
+        )
     embed = embedding(vocab, dim, stddev=0.02, name="embedding")
     position = positional_encoding(max_len, kind=positions, name="positions")
     blocks = [
