@@ -122,7 +122,7 @@ def test_fully_masked_rows_give_zeros_and_zero_gradients_like_plain():
 
 def test_masked_keys_get_exactly_zero_weight():
     """Changing a masked key's value (or a padded one) leaves every output bit unchanged."""
-    rng, q, k, v = _inputs(12, (2,), 11, 11, 4, 3)
+    _, q, k, v = _inputs(12, (2,), 11, 11, 4, 3)
     pad = jnp.asarray(np.arange(11)[None, :] < np.array([[7], [11]]))[:, None, :]  # (2, 1, 11)
     chunked = jax.jit(_attend("chunked", pad, True, 4))
     moved = v.at[0, 7:].set(1e6)
@@ -162,14 +162,14 @@ def test_chunked_float64_matches_numpy_transcription_and_finite_differences():
 
 
 def test_chunked_under_vmap_matches_numpy():
-    rng, q, k, v = _inputs(14, (3,), 10, 10, 4, 4)
+    _, q, k, v = _inputs(14, (3,), 10, 10, 4, 4)
     f = jax.vmap(_attend("chunked", None, True, 4))
     want = _numpy_attention(q, k, v, _numpy_causal(10, 10))
     np.testing.assert_allclose(jax.jit(f)(q, k, v), want, rtol=1e-5, atol=1e-5)
 
 
 def test_default_on_float32_is_bitwise_the_plain_path():
-    """"auto" only leaves "plain" for the cuDNN kernel (GPU, half precision, no mask)."""
+    """ "auto" only leaves "plain" for the cuDNN kernel (GPU, half precision, no mask)."""
     rng, q, k, v = _inputs(15, (2, 2), 12, 12, 8, 8)
     mask = _mask(rng, "padding", (2, 2), 12, 12)
     default = jax.jit(lambda q, k, v: nn.dot_product_attention(q, k, v, mask=mask, causal=True))
@@ -207,7 +207,7 @@ def test_multi_head_attention_chunked_equals_plain_with_padding():
 
 
 def test_transformer_lm_chunked_gives_the_same_logits_and_gradients():
-    kwargs = {"num_heads": 2, "depth": 2, "max_len": 16}
+    kwargs = {"num_heads": 2, "depth": 1, "max_len": 16}
     plain = nn.transformer_lm(11, 8, implementation="plain", **kwargs)
     chunked = nn.transformer_lm(11, 8, implementation="chunked", chunk_size=4, **kwargs)
     params, _ = plain.init(jax.random.key(17), (3, 14))
