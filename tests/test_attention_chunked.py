@@ -82,6 +82,7 @@ CASES = [
     (6, (2,), 13, 11, 6, 3, 5, "full", True),  # rank 3, causal leaves rows empty (Tk < Tq)
     (7, (), 10, 10, 4, 4, 64, "none", False),  # rank 2, chunk_size > T (clamped)
     (8, (2, 4), 33, 33, 16, 16, 1, "padding", False),  # chunk of 1
+    (9, (2, 2), 14, 21, 4, 4, 8, "none", False),  # ragged Tk with nothing else hiding the pad
 ]
 
 
