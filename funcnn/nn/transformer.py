@@ -46,6 +46,8 @@ def transformer_block(
     mlp_ratio: int = 4,
     dropout: float = 0.0,
     causal: bool = False,
+    implementation: str = "auto",
+    chunk_size: int = 128,
     name: str = "transformer_block",
 ) -> Layer:
     """One pre-LN transformer block on x (..., T, dim) → (..., T, dim) (see module docstring).
@@ -54,12 +56,20 @@ def transformer_block(
             "norm_mlp": layer_norm, "mlp": mlp([dim, mlp_ratio·dim, dim], gelu)}.
     Dropout (rate = drop probability) is applied to each residual branch when train=True.
     apply(params, x, *, mask=None, key=None, train=False); `mask` (..., T) hides padded keys.
+    `implementation`/`chunk_size` go to `multi_head_attention` ("chunked": O(T) memory).
     """
     check_positive_int(dim, "dim")
     check_positive_int(mlp_ratio, "mlp_ratio")
     rate = check_in_range(dropout, "dropout", 0.0, 1.0, high_inclusive=True)
     norm_attention = layer_norm(name="norm_attention")
-    attention = multi_head_attention(dim, num_heads=num_heads, causal=causal, name="attention")
+    attention = multi_head_attention(
+        dim,
+        num_heads=num_heads,
+        causal=causal,
+        implementation=implementation,
+        chunk_size=chunk_size,
+        name="attention",
+    )
     norm_mlp = layer_norm(name="norm_mlp")
     feed_forward = mlp([dim, mlp_ratio * dim, dim], activation=gelu, name="mlp")
     drop = dropout_layer(rate)
@@ -106,6 +116,8 @@ def transformer_lm(
     mlp_ratio: int = 4,
     dropout: float = 0.0,
     positions: str = "learned",
+    implementation: str = "auto",
+    chunk_size: int = 128,
     name: str = "transformer_lm",
     scan_layers: bool = False,
     remat: bool = False,
@@ -118,6 +130,7 @@ def transformer_lm(
     apply(params, ids, *, mask=None, key=None, train=False); mask (B, T) hides padded tokens.
     scan_layers=True: the blocks' params are stacked as "blocks" (leading axis depth) and run by
     `lax.scan` (remat=True: `jax.checkpoint` per block); nn.stack_layers/unstack_layers convert.
+    `implementation`/`chunk_size` choose each block's attention (see `multi_head_attention`).
     """
     for value, arg in (
         (vocab, "vocab"),
@@ -137,7 +150,13 @@ def transformer_lm(
     position = positional_encoding(max_len, kind=positions, name="positions")
     blocks = [
         transformer_block(
-            dim, num_heads=num_heads, mlp_ratio=mlp_ratio, dropout=dropout, causal=True
+            dim,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            causal=True,
+            implementation=implementation,
+            chunk_size=chunk_size,
         )
         for _ in range(depth)
     ]
