@@ -40,7 +40,7 @@ class ScaleByLionState(NamedTuple):
     """count: int32 scalar, updates done so far. mu: the momentum m, shaped like the params
     (each leaf's dtype, or `mu_dtype`)."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # the field shadows tuple.count, as optax's do
     mu: Params
 
 

@@ -411,7 +411,8 @@ def _unzip3(triples: Any, like: Any) -> tuple[Any, Any, Any]:
     """Split a tree of (a, b, c) tuples (shaped like `like`) into three trees."""
     treedef = jax.tree.structure(like)
     flat = treedef.flatten_up_to(triples)
-    return tuple(treedef.unflatten([p[i] for p in flat]) for i in range(3))  # type: ignore[return-value]
+    a, b, c = (treedef.unflatten([p[i] for p in flat]) for i in range(3))
+    return a, b, c
 
 
 # --- weight decay, clipping, masking ------------------------------------------------------
