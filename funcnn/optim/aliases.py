@@ -27,6 +27,7 @@ from funcnn.optim.base import (
     chain,
     check_hyperparameter,
 )
+from funcnn.optim.modern import scale_by_lion, scale_by_trust_ratio
 from funcnn.optim.transforms import (
     MaskOrFn,
     add_decayed_weights,
@@ -39,6 +40,8 @@ from funcnn.optim.transforms import (
 __all__ = [
     "adam",
     "adamw",
+    "lamb",
+    "lion",
     "rmsprop",
     "sgd",
 ]
@@ -123,6 +126,7 @@ def adam(
     eps: float = 1e-8,
     *,
     weight_decay: float = 0.0,
+    amsgrad: bool = False,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
@@ -138,6 +142,8 @@ def adam(
     placement matches PyTorch/optax; TF's ε̂ is added before bias correction.
     `mu_dtype`/`nu_dtype` store m and v in another dtype (e.g. float32 moments for bf16
     params); by default each moment keeps its parameter's dtype.
+    `amsgrad=True` is torch's `Adam(amsgrad=True)`: v_maxₜ = max(v_maxₜ₋₁, vₜ) and
+    θ ← θ − ηₜ·m̂/(√v_maxₜ/√(1−β₂ᵗ) + ε) (see `scale_by_adam` for optax's other placement).
     Chain: [add_decayed_weights] → scale_by_adam → scale_by_learning_rate.
 
     >>> import jax.numpy as jnp
@@ -152,7 +158,7 @@ def adam(
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(
         *_weight_decay(weight_decay),
-        scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
+        scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
         scale_by_learning_rate(lr),
     )
 
@@ -165,6 +171,7 @@ def adamw(
     *,
     weight_decay: float = 0.01,
     mask: MaskOrFn | None = None,
+    amsgrad: bool = False,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
@@ -177,15 +184,15 @@ def adamw(
     The decay is multiplied by ηₜ (as in PyTorch's `AdamW` and optax's `adamw`); the paper
     scales it by the schedule multiplier ηₜ/η only. `mask` (a pytree of bools, or a function
     of the params such as `funcnn.params.decay_mask`, which selects ≥2-D weights as nanoGPT
-    does) chooses the decayed leaves; the others get plain Adam. `mu_dtype`/`nu_dtype` as
-    in `adam`.
+    does) chooses the decayed leaves; the others get plain Adam. `mu_dtype`/`nu_dtype` and
+    `amsgrad` (torch's `AdamW(amsgrad=True)`: √v̂ → √v_maxₜ/√(1−β₂ᵗ)) as in `adam`.
     Chain: scale_by_adam → add_decayed_weights(mask) → scale_by_learning_rate.
     """
     lr = as_schedule(learning_rate, "learning_rate")
     weight_decay = check_hyperparameter(weight_decay, "weight_decay")
     decay_stage = [add_decayed_weights(weight_decay, mask)] if weight_decay > 0 else []
     return chain(
-        scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
+        scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
         *decay_stage,
         scale_by_learning_rate(lr),
     )
@@ -407,4 +414,76 @@ def asgd(
         *([add_decayed_weights(lambd)] if lambd > 0 else []),
         scale_by_learning_rate(decayed),
         average_params(t0),
+    )
+
+
+# --- Lion and LAMB, as optax (stages in modern.py) --------------------------------------
+
+
+def _decoupled_decay(weight_decay: float, mask: MaskOrFn | None) -> list[GradientTransformation]:
+    """The decoupled decay stage d ← d + λ·θ (masked), placed before scale_by_learning_rate so
+    θ ← θ − ηₜ·λ·θ as in AdamW; nothing when λ = 0."""
+    weight_decay = check_hyperparameter(weight_decay, "weight_decay")
+    return [add_decayed_weights(weight_decay, mask)] if weight_decay > 0 else []
+
+
+def lion(
+    learning_rate: float | Schedule = 1e-4,
+    b1: float = 0.9,
+    b2: float = 0.99,
+    *,
+    weight_decay: float = 0.0,
+    mask: MaskOrFn | None = None,
+    mu_dtype: Any = None,
+) -> GradientTransformation:
+    """Lion (Chen et al. 2023, Program 1), as optax's `lion`:
+
+        cₜ = β₁·mₜ₋₁ + (1−β₁)·g
+        θ ← θ − ηₜ·(sign(cₜ) + λ·θ·maskᵢ)                 (weight_decay = λ, decoupled)
+        mₜ = β₂·mₜ₋₁ + (1−β₂)·g,   m₀ = 0
+
+    Every step moves each entry by exactly ηₜ (plus the decay), so Lion wants a learning
+    rate 3-10× smaller than AdamW's and λ 3-10× larger (the paper's advice). Defaults are
+    optax's except λ = 0 (optax: 1e-3). `mask` selects decayed leaves as in `adamw`;
+    `mu_dtype` stores m in another dtype. torch has no Lion.
+    Chain: scale_by_lion → [add_decayed_weights(mask)] → scale_by_learning_rate.
+    """
+    lr = as_schedule(learning_rate, "learning_rate")
+    return chain(
+        scale_by_lion(b1, b2, mu_dtype=mu_dtype),
+        *_decoupled_decay(weight_decay, mask),
+        scale_by_learning_rate(lr),
+    )
+
+
+def lamb(
+    learning_rate: float | Schedule = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-6,
+    *,
+    weight_decay: float = 0.0,
+    mask: MaskOrFn | None = None,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
+) -> GradientTransformation:
+    """LAMB (You et al. 2020, Algorithm 2), as optax's `lamb`, per parameter leaf l:
+
+        mₜ, vₜ, m̂, v̂ as Adam (t from 1),   rₗ = m̂/(√v̂ + ε) + λ·θₗ·maskₗ  (weight_decay = λ)
+        φₗ = ‖θₗ‖/‖rₗ‖,   φₗ = 1 where ‖θₗ‖ = 0 or ‖rₗ‖ = 0       (norms over the leaf)
+        θₗ ← θₗ − ηₜ·φₗ·rₗ
+
+    Each leaf's step has length ηₜ·‖θₗ‖ (relative to its size), so large-batch training can
+    use one η for every layer. ε sits outside the root, after bias correction (optax; the
+    paper's algorithm is the same). `mask` selects decayed leaves as in `adamw`;
+    `mu_dtype`/`nu_dtype` as in `adam`. torch has no LAMB.
+    Chain: scale_by_adam → [add_decayed_weights(mask)] → scale_by_trust_ratio →
+    scale_by_learning_rate.
+    """
+    lr = as_schedule(learning_rate, "learning_rate")
+    return chain(
+        scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
+        *_decoupled_decay(weight_decay, mask),
+        scale_by_trust_ratio(),
+        scale_by_learning_rate(lr),
     )

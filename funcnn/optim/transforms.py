@@ -42,6 +42,7 @@ __all__ = [
     "MaskedNode",
     "MaskedState",
     "ScaleByAdamState",
+    "ScaleByAmsgradState",
     "ScaleByLearningRateState",
     "ScaleByRStdDevState",
     "ScaleByRmsState",
@@ -304,11 +305,22 @@ class ScaleByAdamState(NamedTuple):
     nu: Params
 
 
+class ScaleByAmsgradState(NamedTuple):
+    """`scale_by_adam(amsgrad=True)`'s state: count, mu, nu as `ScaleByAdamState`, plus
+    nu_max: the running maximum v_max of the *uncorrected* second moments (dtype of nu)."""
+
+    count: Array
+    mu: Params
+    nu: Params
+    nu_max: Params
+
+
 def scale_by_adam(
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     *,
+    amsgrad: bool = False,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
@@ -321,27 +333,42 @@ def scale_by_adam(
     (outside the root, after bias correction). TF/Keras adds its "ε̂" to the *uncorrected*
     √vₜ, which differs in the first steps. The first step gives |d| = |g|/(|g|+ε) ≈ 1.
     `mu_dtype`/`nu_dtype` store the moments in another dtype (e.g. float32 for bf16 params).
+
+    `amsgrad=True` (Reddi, Kale & Kumar 2018) with torch.optim.Adam(amsgrad=True)'s placement
+    of the bias correction: the maximum is taken over the *uncorrected* vₜ, then corrected by
+    the current step's factor,
+
+        v_maxₜ = max(v_maxₜ₋₁, vₜ),   v_max₀ = 0,   d = m̂/(√v_maxₜ/√(1−β₂ᵗ) + ε)
+
+    and the state is a `ScaleByAmsgradState` (an extra `nu_max` leaf per parameter, in
+    nu's dtype); with amsgrad=False it stays the three-field `ScaleByAdamState`. optax's
+    `scale_by_amsgrad` takes the maximum of the corrected v̂ instead, v̂_maxₜ =
+    max(v̂_maxₜ₋₁, vₜ/(1−β₂ᵗ)), which differs while 1−β₂ᵗ still grows.
+
     Speed: when the backend fuses sibling loops (`funcnn.fusion`), m̂ and v̂ are computed from
     mₜ₋₁, vₜ₋₁ and g directly (same equations, regrouped) so a jitted, donated AdamW step
-    makes one pass over each leaf instead of two or three.
+    makes one pass over each leaf instead of two or three. AMSGrad keeps that path: its
+    max(v_maxₜ₋₁/(1−β₂ᵗ), v̂) is again an elementwise function of the old buffers and g.
     """
     b1 = check_hyperparameter(b1, "b1", high=1.0, high_inclusive=False)
     b2 = check_hyperparameter(b2, "b2", high=1.0, high_inclusive=False)
     eps = check_hyperparameter(eps, "eps", low_inclusive=False)
+    if not isinstance(amsgrad, bool):
+        raise TypeError(f"amsgrad must be True or False, got amsgrad={amsgrad!r}.")
 
-    def init(params: Params) -> ScaleByAdamState:
-        return ScaleByAdamState(
-            count=jnp.zeros([], jnp.int32),  # () int32
-            mu=tree_zeros_like(params, mu_dtype),
-            nu=tree_zeros_like(params, nu_dtype),
-        )
+    def init(params: Params) -> ScaleByAdamState | ScaleByAmsgradState:
+        count = jnp.zeros([], jnp.int32)  # () int32
+        mu, nu = tree_zeros_like(params, mu_dtype), tree_zeros_like(params, nu_dtype)
+        if amsgrad:
+            return ScaleByAmsgradState(count, mu, nu, tree_zeros_like(params, nu_dtype))
+        return ScaleByAdamState(count=count, mu=mu, nu=nu)
 
-    def update(updates: Updates, state: ScaleByAdamState, params: Params | None = None):
+    def update(updates: Updates, state, params: Params | None = None):
         del params
         count = safe_increment(state.count)  # t, as int32
         siblings = fusion.fuses_sibling_loops()  # once per trace; see funcnn/fusion.py
 
-        def leaf(g: Array, m: Array, v: Array):
+        def leaf(g: Array, m: Array, v: Array, v_max: Array | None = None):
             g32, m32, v32 = _upcast(g), _upcast(m), _upcast(v)
             beta1, beta2 = _const(b1, g32), _const(b2, g32)
             t = count.astype(g32.dtype)
@@ -355,19 +382,37 @@ def scale_by_adam(
                 # per parameter instead of 9-10. Only float rounding differs (a few ulp).
                 m_hat = (beta1 / c1) * m32 + ((1 - beta1) / c1) * g32
                 v_hat = (beta2 / c2) * v32 + ((1 - beta2) / c2) * (g32 * g32)
+                if v_max is not None:  # max(v_maxₜ₋₁, vₜ)/c₂ = max(v_maxₜ₋₁/c₂, v̂): c₂ > 0
+                    v_hat = jnp.maximum(_upcast(v_max) / c2, v_hat)
             else:
                 # No sibling fusion (XLA:CPU by default): reading the old moments after their
                 # in-place update would force copies of the donated buffers; read the new ones.
                 m_hat = m_new / c1
-                v_hat = v_new / c2
+                v_hat = v_new / c2 if v_max is None else jnp.maximum(_upcast(v_max), v_new) / c2
             d = m_hat / (jnp.sqrt(v_hat) + _const(eps, g32))
-            return d.astype(g.dtype), (m_new.astype(m.dtype), v_new.astype(v.dtype))
+            moments = (m_new.astype(m.dtype), v_new.astype(v.dtype))
+            if v_max is not None:  # v_maxₜ = max(v_maxₜ₋₁, vₜ), uncorrected (torch's)
+                moments += (jnp.maximum(_upcast(v_max), v_new).astype(v_max.dtype),)
+            return d.astype(g.dtype), moments
 
+        if amsgrad:
+            pairs = jax.tree.map(leaf, updates, state.mu, state.nu, state.nu_max)
+            updates, moments = _unzip(pairs, updates)
+            mu, nu, nu_max = _unzip3(moments, updates)
+            return updates, ScaleByAmsgradState(count, mu, nu, nu_max)
         updates, moments = _unzip(jax.tree.map(leaf, updates, state.mu, state.nu), updates)
         mu, nu = _unzip(moments, updates)
         return updates, ScaleByAdamState(count, mu, nu)
 
     return GradientTransformation(init, update)
+
+
+def _unzip3(triples: Any, like: Any) -> tuple[Any, Any, Any]:
+    """Split a tree of (a, b, c) tuples (shaped like `like`) into three trees."""
+    treedef = jax.tree.structure(like)
+    flat = treedef.flatten_up_to(triples)
+    a, b, c = (treedef.unflatten([p[i] for p in flat]) for i in range(3))
+    return a, b, c
 
 
 # --- weight decay, clipping, masking ------------------------------------------------------

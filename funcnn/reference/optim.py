@@ -41,7 +41,10 @@ __all__ = [
     "Clip",
     "ClipByGlobalNorm",
     "Identity",
+    "Lamb",
+    "Lion",
     "NAdam",
+    "Partition",
     "RAdam",
     "RMSProp",
     "Rprop",
@@ -49,6 +52,7 @@ __all__ = [
     "ScaleByAdam",
     "ScaleByLearningRate",
     "ScaleByRms",
+    "ScaleByTrustRatio",
     "Trace",
     "flatten_params",
     "global_norm_reference",
@@ -396,14 +400,19 @@ class RMSProp(_Stage):
 
 
 class Adam(_Stage):
-    """g += λθ (coupled L2); PyTorch's Adam: θ -= (η/(1−β₁ᵗ))·m / (√v/√(1−β₂ᵗ) + ε)."""
+    """g += λθ (coupled L2); PyTorch's Adam: θ -= (η/(1−β₁ᵗ))·m / (√v/√(1−β₂ᵗ) + ε).
+    amsgrad (torch's): v_max = max(v_max, v) and √v_max replaces √v in the denominator."""
 
-    def __init__(self, learning_rate=3e-4, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    def __init__(
+        self, learning_rate=3e-4, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False
+    ):
         self.schedule = _learning_rate(learning_rate)
         self.b1, self.b2, self.eps, self.weight_decay = b1, b2, eps, weight_decay
+        self.amsgrad = amsgrad
         self.t = 0
         self.m: FlatParams = {}
         self.v: FlatParams = {}
+        self.v_max: FlatParams = {}
 
     def update(self, grads, params):
         lr = self.next_learning_rate()
@@ -414,7 +423,10 @@ class Adam(_Stage):
             zero = np.zeros_like(g)
             self.m[k] = self.b1 * self.m.get(k, zero) + (1 - self.b1) * g
             self.v[k] = self.b2 * self.v.get(k, zero) + (1 - self.b2) * g**2
-            denom = np.sqrt(self.v[k]) / math.sqrt(bias2) + self.eps
+            v = self.v[k]
+            if self.amsgrad:
+                v = self.v_max[k] = np.maximum(self.v_max.get(k, zero), v)
+            denom = np.sqrt(v) / math.sqrt(bias2) + self.eps
             out[k] = -(lr / bias1) * self.m[k] / denom
         return out
 
@@ -423,9 +435,16 @@ class AdamW(_Stage):
     """PyTorch's AdamW: θ ← θ − ηλθ (masked leaves only), then the Adam step."""
 
     def __init__(
-        self, learning_rate=3e-4, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01, mask=None
+        self,
+        learning_rate=3e-4,
+        b1=0.9,
+        b2=0.999,
+        eps=1e-8,
+        weight_decay=0.01,
+        mask=None,
+        amsgrad=False,
     ):
-        self.adam = Adam(learning_rate, b1, b2, eps, weight_decay=0.0)
+        self.adam = Adam(learning_rate, b1, b2, eps, weight_decay=0.0, amsgrad=amsgrad)
         self.weight_decay, self.mask = weight_decay, mask
 
     def update(self, grads, params):
@@ -699,3 +718,104 @@ def run_reference(
         rate = getattr(optimizer, "last_learning_rate", None)
         rates[k] = np.nan if rate is None else rate
     return params, rates
+
+
+# --- Lion, LAMB, the trust ratio and partitions (optax's semantics) ---------------------
+
+
+class Lion(_Stage):
+    """Chen et al. 2023, Program 1: c = β₁m + (1−β₁)g; θ −= η·(sign(c) + λθ) on masked leaves
+    (λθ only); m = β₂m + (1−β₂)g."""
+
+    def __init__(self, learning_rate=1e-4, b1=0.9, b2=0.99, weight_decay=0.0, mask=None):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.weight_decay, self.mask = b1, b2, weight_decay, mask
+        self.t = 0
+        self.exp_avg: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        chosen = _mask_dict(self.mask, params)
+        out = {}
+        for k, g in grads.items():
+            m = self.exp_avg.get(k, np.zeros_like(g))
+            step = np.sign(self.b1 * m + (1 - self.b1) * g)
+            if chosen[k]:
+                step = step + self.weight_decay * params[k]
+            out[k] = -lr * step
+            self.exp_avg[k] = self.b2 * m + (1 - self.b2) * g
+        return out
+
+
+def _trust_ratio(theta: np.ndarray, r: np.ndarray, min_norm=0.0, coefficient=1.0, eps=0.0):
+    """φ = c·max(‖θ‖, n₀)/(max(‖r‖, n₀) + ε), or 1 if either (floored) norm is 0."""
+    theta_norm = max(math.sqrt(float(np.sum(theta * theta))), min_norm)
+    r_norm = max(math.sqrt(float(np.sum(r * r))), min_norm)
+    if theta_norm == 0 or r_norm == 0:
+        return 1.0
+    return coefficient * theta_norm / (r_norm + eps)
+
+
+class ScaleByTrustRatio(_Stage):
+    """u = φ·g per leaf, φ = c·‖θ‖/(‖g‖ + ε) with norms floored at n₀ (1 where one is 0)."""
+
+    def __init__(self, min_norm=0.0, trust_coefficient=1.0, eps=0.0):
+        self.min_norm, self.coefficient, self.eps = min_norm, trust_coefficient, eps
+
+    def update(self, grads, params):
+        return {
+            k: _trust_ratio(params[k], g, self.min_norm, self.coefficient, self.eps) * g
+            for k, g in grads.items()
+        }
+
+
+class Lamb(_Stage):
+    """You et al. 2020, Algorithm 2 (optax's lamb): m, v as Adam; r = m̂/(√v̂ + ε) + λθ on
+    masked leaves; θ −= η·φ·r with φ = ‖θ‖/‖r‖ per leaf (1 if either norm is 0)."""
+
+    def __init__(self, learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.0, mask=None):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.eps = b1, b2, eps
+        self.weight_decay, self.mask = weight_decay, mask
+        self.t = 0
+        self.m: FlatParams = {}
+        self.v: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        step, b1, b2 = self.t, self.b1, self.b2
+        chosen = _mask_dict(self.mask, params)
+        out = {}
+        for k, g in grads.items():
+            zero = np.zeros_like(g)
+            self.m[k] = b1 * self.m.get(k, zero) + (1 - b1) * g
+            self.v[k] = b2 * self.v.get(k, zero) + (1 - b2) * g * g
+            m_hat, v_hat = self.m[k] / (1 - b1**step), self.v[k] / (1 - b2**step)
+            r = m_hat / (np.sqrt(v_hat) + self.eps)
+            if chosen[k]:
+                r = r + self.weight_decay * params[k]
+            out[k] = -lr * _trust_ratio(params[k], r) * r
+        return out
+
+
+class Partition(_Stage):
+    """Each leaf k gets stages[labels[k]]'s update, computed on the leaves with that label only.
+    `labels`: flat dict name -> label, or a function of the flat params returning one.
+    `last_learning_rate`: the one inner rate if exactly one inner stage reports a rate."""
+
+    def __init__(self, stages: Mapping[str, Any], labels):
+        self.stages, self.labels = dict(stages), labels
+
+    @property
+    def last_learning_rate(self) -> float | None:
+        rates = [s.last_learning_rate for s in self.stages.values()]
+        rates = [r for r in rates if r is not None]
+        return rates[0] if len(rates) == 1 else None
+
+    def update(self, grads, params):
+        labels = self.labels(params) if callable(self.labels) else self.labels
+        out = {}
+        for label, stage in self.stages.items():
+            names = [k for k in grads if labels[k] == label]  # may be none: it still steps
+            out.update(stage.update({k: grads[k] for k in names}, {k: params[k] for k in names}))
+        return {k: out[k] for k in grads}
