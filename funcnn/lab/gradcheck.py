@@ -197,6 +197,7 @@ def layer_cases(seed: int = 0) -> list[GradCase]:
         GradCase("activation softmax", nn.activation(activations.softmax), x_flat),
         GradCase("flatten", nn.flatten(), x_seq),
         GradCase("residual(dense)", nn.residual(nn.dense(4)), x_flat),
+        GradCase("repeat (scanned residual dense)", nn.repeat(nn.residual(nn.dense(4)), 2), x_flat),
         GradCase(
             "parallel(dense, tanh)",
             nn.parallel(nn.dense(2), nn.activation(activations.tanh)),
