@@ -109,7 +109,24 @@ def make_step(
     With `donate=True` (default) the incoming state's buffers are donated to XLA, so
     params and optimizer state are updated in place: do not reuse a state after passing it.
     """
-    return jax.jit(train_step_fn(loss_fn, optimizer), donate_argnums=(0,) if donate else ())
+    return _jit_counting_traces(
+        train_step_fn(loss_fn, optimizer), donate_argnums=(0,) if donate else ()
+    )
+
+
+def _jit_counting_traces(fn: Callable[..., Any], **jit_options: Any) -> Any:
+    """`jax.jit(fn, **jit_options)` whose `traces` attribute counts how often `fn` was traced.
+
+    jit traces once per new argument signature and compiles what it traced, so `traces` is
+    the number of programs compiled for it (read through `compile_count`)."""
+
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        jitted.traces += 1  # runs only while tracing: a cached call never reaches Python
+        return fn(*args, **kwargs)
+
+    jitted = jax.jit(functools.wraps(fn)(traced), **jit_options)
+    jitted.traces = 0
+    return jitted
 
 
 # ---------------------------------------------------------------------------- data order
@@ -186,7 +203,7 @@ def _compiled_chunk(
         chunk = parallel.constrain_batches(chunk, mesh, batch_axis=1)
         return jax.lax.scan(step, state, chunk)
 
-    return jax.jit(run, static_argnames="length", donate_argnums=(0,))
+    return _jit_counting_traces(run, static_argnames="length", donate_argnums=(0,))
 
 
 def _progress_bar(total: int, enabled: bool):
@@ -242,11 +259,15 @@ def check_loss_contract(loss_fn: LossFn, params: Params, batch: Any, key: Array)
 def compile_count(compiled: Callable[..., Any]) -> int:
     """Number of programs `compiled` (a step from `make_step`, or `fit`'s cached chunk from
     `compiled_chunk`) holds — one per distinct argument signature; a run that compiles its
-    step once keeps this at 1. A testing and monitoring aid."""
-    size = getattr(compiled, "_cache_size", None)
-    if size is None:
-        raise TypeError(f"compiled must be a jax.jit-compiled function, got {compiled!r}.")
-    return int(size())
+    step once keeps this at 1. A testing and monitoring aid: it counts traces (jit compiles
+    each trace once), kept by the function itself, so no private JAX state is read."""
+    traces = getattr(compiled, "traces", None)
+    if not isinstance(traces, int):
+        raise TypeError(
+            f"compiled must be a step from make_step or a chunk from compiled_chunk, got "
+            f"{compiled!r}."
+        )
+    return traces
 
 
 def compiled_chunk(loss_fn: LossFn, optimizer: GradientTransformation, batch_size: int):

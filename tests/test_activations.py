@@ -88,8 +88,7 @@ def test_leaky_relu_slope_argument():
 
 # ------------------------------------------------------------------- softmax family
 
-RNG = np.random.default_rng(0)
-X = RNG.normal(size=(3, 5)) * 3
+X = np.random.default_rng(0).normal(size=(3, 5)) * 3  # a constant, drawn at import
 
 
 @pytest.mark.parametrize("axis", [-1, 0])
@@ -115,10 +114,10 @@ def test_softmax_where_mask_broadcasts_explicitly():
     assert np.all(np.isneginf(np.asarray(ls)[:, ~mask]))
 
 
-def test_log_softmax_gradient_matches_analytic_with_mask():
+def test_log_softmax_gradient_matches_analytic_with_mask(rng):
     # ∂/∂x_j Σ_i w_i·ℓ_i = w_j − s_j·Σ_i w_i over kept entries, 0 at dropped ones.
     mask = np.array([[True, True, False, True, True]] * 3)
-    w = RNG.normal(size=X.shape)
+    w = rng.normal(size=X.shape)
     with jax.enable_x64(True):
         g = jax.grad(
             lambda x: jnp.sum(jnp.where(mask, jnp.asarray(w) * act.log_softmax(x, where=mask), 0))
@@ -129,9 +128,9 @@ def test_log_softmax_gradient_matches_analytic_with_mask():
     np.testing.assert_allclose(g, expected, rtol=1e-10, atol=1e-14)
 
 
-def test_softmax_gradient_matches_analytic():
+def test_softmax_gradient_matches_analytic(rng):
     # ∂/∂x_j Σ_i w_i·s_i = s_j·(w_j − Σ_i w_i s_i)
-    w = RNG.normal(size=X.shape)
+    w = rng.normal(size=X.shape)
     with jax.enable_x64(True):
         g = jax.grad(lambda x: jnp.sum(jnp.asarray(w) * act.softmax(x)))(jnp.asarray(X))
     s = ref.softmax(X)

@@ -9,10 +9,10 @@ import pytest
 from funcnn import activations, losses, nn
 from funcnn.reference.numerical import max_relative_error, numerical_grad
 
-RNG = np.random.default_rng(0)
+_DATA = np.random.default_rng(0)  # drawn once, at import: constants, not per-test draws
 N, D, H = 5, 3, 4
-X = RNG.normal(size=(N, D))
-T = RNG.integers(0, 2, size=(N, 1)).astype(np.float64)  # binary targets
+X = _DATA.normal(size=(N, D))
+T = _DATA.integers(0, 2, size=(N, 1)).astype(np.float64)  # binary targets
 MODEL = nn.serial(nn.dense(H), nn.activation(activations.relu), nn.dense(1))
 PARAMS = jax.tree.map(
     lambda a: np.asarray(a, np.float64), MODEL.init(jax.random.key(0), (-1, D))[0]

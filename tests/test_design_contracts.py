@@ -1,4 +1,6 @@
-"""DESIGN.md contracts that other test files leave weak or unchecked (see notes/AUDIT.md).
+"""DESIGN.md contracts that other test files leave weak or unchecked.
+
+The audit table, contract by contract with the test that holds it: docs/design-contracts.md.
 
 Every expectation here is independent math: float64 NumPy transcriptions written from the
 DESIGN.md table (not from funcnn's code or funcnn.reference), closed forms, or exact
@@ -22,9 +24,10 @@ from funcnn.optim.wrappers import accumulate, skip_nonfinite
 from funcnn.params import decay_mask
 
 KEY = jax.random.key(0)
-RNG = np.random.default_rng(7)
-W0 = RNG.normal(size=(3, 2))
-B0 = RNG.normal(size=(2,))
+_DATA = np.random.default_rng(7)  # drawn once, at import: constants, not per-test draws
+W0 = _DATA.normal(size=(3, 2))
+B0 = _DATA.normal(size=(2,))
+del _DATA
 
 
 def params_like(dtype):
@@ -362,16 +365,16 @@ def _counters(state):
     ]
 
 
-def _grads(dtype):
-    return {"b": jnp.asarray([0.3, -2.0], dtype), "w": jnp.asarray(RNG.normal(size=(3, 2)), dtype)}
+def _grads(dtype, rng):
+    return {"b": jnp.asarray([0.3, -2.0], dtype), "w": jnp.asarray(rng.normal(size=(3, 2)), dtype)}
 
 
-def test_float32_params_and_state_stay_float32_and_counters_int32_with_x64_for_every_alias():
+def test_float32_params_and_state_stay_float32_and_counters_int32_with_x64_for_every_alias(rng):
     with jax.enable_x64(True):
         params = {name: params_like(jnp.float32) for name in EVERY_ALIAS}
         states = {name: opt.init(params[name]) for name, opt in EVERY_ALIAS.items()}
         step = jax.jit(_every_alias_step)
-        grads = _grads(jnp.float32)
+        grads = _grads(jnp.float32, rng)
         for _ in range(3):
             params, states = step(params, states, grads)
         for name in EVERY_ALIAS:
@@ -387,11 +390,11 @@ def test_float32_params_and_state_stay_float32_and_counters_int32_with_x64_for_e
             chex.assert_tree_all_finite(params[name])
 
 
-def test_bf16_params_give_bf16_moments_for_every_alias():
+def test_bf16_params_give_bf16_moments_for_every_alias(rng):
     """Per-parameter state keeps the param's dtype; only scalars (η, counts) may differ."""
     params = {name: params_like(jnp.bfloat16) for name in EVERY_ALIAS}
     states = {name: opt.init(params[name]) for name, opt in EVERY_ALIAS.items()}
-    params, states = jax.jit(_every_alias_step)(params, states, _grads(jnp.bfloat16))
+    params, states = jax.jit(_every_alias_step)(params, states, _grads(jnp.bfloat16, rng))
     for name in EVERY_ALIAS:
         for leaf in jax.tree.leaves(params[name]):
             assert leaf.dtype == jnp.bfloat16, name
@@ -401,11 +404,11 @@ def test_bf16_params_give_bf16_moments_for_every_alias():
             assert count.dtype == jnp.int32, (name, path)
 
 
-def test_donated_step_of_every_alias_runs_repeatedly_without_warnings():
+def test_donated_step_of_every_alias_runs_repeatedly_without_warnings(rng):
     step = jax.jit(_every_alias_step, donate_argnums=(0, 1))
     params = {name: params_like(jnp.float32) for name in EVERY_ALIAS}
     states = {name: opt.init(params[name]) for name, opt in EVERY_ALIAS.items()}
-    grads = _grads(jnp.float32)
+    grads = _grads(jnp.float32, rng)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "Some donated buffers were not usable" would raise
         for _ in range(3):
@@ -509,7 +512,7 @@ def test_make_step_does_not_shift_the_schedule_and_adam_first_step_is_lr():
 # --- Layers ------------------------------------------------------------------------------
 
 
-def test_mlp_is_a_serial_of_dense_and_activation_layers():
+def test_mlp_is_a_serial_of_dense_and_activation_layers(rng):
     sizes = [3, 5, 4, 2]
     built = nn.serial(
         nn.dense(5), nn.activation(relu), nn.dense(4), nn.activation(relu), nn.dense(2)
@@ -537,7 +540,7 @@ def test_mlp_is_a_serial_of_dense_and_activation_layers():
         )
 
     mlp_y, serial_y, mlp_dropped, serial_dropped = outputs(
-        jnp.asarray(RNG.normal(size=(2, 4, 3)), jnp.float32)
+        jnp.asarray(rng.normal(size=(2, 4, 3)), jnp.float32)
     )
     np.testing.assert_array_equal(mlp_y, serial_y)
     np.testing.assert_array_equal(mlp_dropped, serial_dropped)
@@ -578,13 +581,13 @@ def test_bce_with_logits_is_finite_for_minus_inf_masked_logits():
     np.testing.assert_allclose(grad, [0, 0, 0, *(sigmoid - yf), 0], rtol=1e-6, atol=1e-7)
 
 
-def test_every_loss_reduces_with_a_mean_by_default():
-    pred = RNG.normal(size=(3, 4))
-    target = RNG.normal(size=(3, 4))
-    logits = RNG.normal(size=(3, 4)) * 2
+def test_every_loss_reduces_with_a_mean_by_default(rng):
+    pred = rng.normal(size=(3, 4))
+    target = rng.normal(size=(3, 4))
+    logits = rng.normal(size=(3, 4)) * 2
     ids = np.array([0, 3, 1])
-    probs = RNG.uniform(0.05, 0.95, size=(3, 4))
-    bits = RNG.integers(0, 2, size=(3, 4)).astype(float)
+    probs = rng.uniform(0.05, 0.95, size=(3, 4))
+    bits = rng.integers(0, 2, size=(3, 4)).astype(float)
     log_softmax = logits - np.log(np.sum(np.exp(logits), -1, keepdims=True))
     expected = {
         "mse": np.mean((pred - target) ** 2),

@@ -12,13 +12,12 @@ from funcnn.lab import lm
 from funcnn.nn.sequence_models import KINDS, char_lm, sequence_regressor
 
 KEY = jax.random.key(0)
-RNG = np.random.default_rng(0)
 VOCAB = 7
 
 
-def test_bits_per_char_is_cross_entropy_in_bits():
-    logits = RNG.normal(size=(2, 3, VOCAB))
-    targets = RNG.integers(0, VOCAB, size=(2, 3))
+def test_bits_per_char_is_cross_entropy_in_bits(rng):
+    logits = rng.normal(size=(2, 3, VOCAB))
+    targets = rng.integers(0, VOCAB, size=(2, 3))
     log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     expected = -np.mean(np.take_along_axis(log_p, targets[..., None], -1)) / math.log(2)
     got = lm.bits_per_char(jnp.asarray(logits, jnp.float32), jnp.asarray(targets))
@@ -82,12 +81,12 @@ def test_generate_is_reproducible_and_validates(small_lm):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_char_lm_is_causal(kind):
+def test_every_char_lm_is_causal(kind, rng):
     model = char_lm(kind, VOCAB, dim=8, hidden=8, depth=2, heads=2, max_len=8)
     params, out_shape = model.init(KEY, (2, 8))
     assert out_shape == (2, 8, VOCAB)
     apply = jax.jit(model.apply)
-    ids = jnp.asarray(RNG.integers(0, VOCAB, size=(2, 8)), jnp.int32)
+    ids = jnp.asarray(rng.integers(0, VOCAB, size=(2, 8)), jnp.int32)
     base = np.asarray(apply(params, ids))
     assert base.shape == (2, 8, VOCAB)
     changed = np.asarray(apply(params, ids.at[:, 5].set((ids[:, 5] + 1) % VOCAB)))
@@ -96,12 +95,12 @@ def test_every_char_lm_is_causal(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_regressor_ignores_padding(kind):
+def test_regressor_ignores_padding(kind, rng):
     model = sequence_regressor(kind, 2, dim=8, depth=2, heads=2)
     params, out_shape = model.init(KEY, (2, 6, 2))
     assert out_shape == (2,)
     apply = jax.jit(model.apply)
-    x = jnp.asarray(RNG.normal(size=(2, 6, 2)), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(2, 6, 2)), jnp.float32)
     padded = jnp.concatenate([x, 50.0 * jnp.ones((2, 3, 2))], axis=1)
     mask = jnp.asarray([[True] * 6 + [False] * 3] * 2)
     np.testing.assert_allclose(

@@ -9,7 +9,6 @@ from funcnn import nn
 from funcnn.reference import attention_reference, multi_head_attention_reference
 
 KEY = jax.random.key(0)
-RNG = np.random.default_rng(0)
 
 
 def _f64(tree):
@@ -22,8 +21,8 @@ def test_causal_mask_layout():
     np.testing.assert_array_equal(nn.causal_mask(2, 4), [[1, 1, 1, 0], [1, 1, 1, 1]])
 
 
-def test_attention_matches_reference_with_padding_and_causal_masks():
-    q, k, v = RNG.normal(size=(2, 5, 3)), RNG.normal(size=(2, 6, 3)), RNG.normal(size=(2, 6, 4))
+def test_attention_matches_reference_with_padding_and_causal_masks(rng):
+    q, k, v = rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 6, 3)), rng.normal(size=(2, 6, 4))
     padding = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], bool)
     with jax.enable_x64(True):
         got = nn.dot_product_attention(
@@ -43,9 +42,9 @@ def test_attention_matches_reference_with_padding_and_causal_masks():
     assert np.all(np.asarray(weights)[:, 0, 2:] == 0.0)  # exactly zero, not just small
 
 
-def test_fully_masked_rows_give_zeros_and_finite_gradients():
-    q, k, v = (jnp.asarray(RNG.normal(size=(4, 3)), jnp.float32) for _ in range(3))
-    mask = jnp.asarray(RNG.random((4, 4)) < 0.5).at[1].set(False)
+def test_fully_masked_rows_give_zeros_and_finite_gradients(rng):
+    q, k, v = (jnp.asarray(rng.normal(size=(4, 3)), jnp.float32) for _ in range(3))
+    mask = jnp.asarray(rng.random((4, 4)) < 0.5).at[1].set(False)
 
     def loss(q, k, v):
         return jnp.sum(nn.dot_product_attention(q, k, v, mask=mask) ** 2)
@@ -57,8 +56,8 @@ def test_fully_masked_rows_give_zeros_and_finite_gradients():
     assert np.all(np.asarray(grads[0])[1] == 0.0)
 
 
-def test_causal_self_attention_ignores_the_future():
-    x = jnp.asarray(RNG.normal(size=(6, 4)), jnp.float32)
+def test_causal_self_attention_ignores_the_future(rng):
+    x = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
     jac = jax.jit(jax.jacrev(lambda x: nn.dot_product_attention(x, x, x, causal=True)))(x)
     influence = np.abs(np.asarray(jac)).sum(axis=(1, 3))  # (T_out, T_in)
     assert np.all(influence[np.triu_indices(6, k=1)] == 0)
@@ -66,13 +65,13 @@ def test_causal_self_attention_ignores_the_future():
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_multi_head_attention_matches_reference(causal):
+def test_multi_head_attention_matches_reference(causal, rng):
     layer = nn.multi_head_attention(6, num_heads=3, causal=causal)
     params, out_shape = layer.init(KEY, (2, 5, 4))
     params = jax.tree.map(
-        lambda a: a + 0.1 * jnp.asarray(RNG.normal(size=a.shape), a.dtype), params
+        lambda a: a + 0.1 * jnp.asarray(rng.normal(size=a.shape), a.dtype), params
     )
-    x = RNG.normal(size=(2, 5, 4))
+    x = rng.normal(size=(2, 5, 4))
     padding = np.array([[1, 1, 1, 0, 0], [1] * 5], bool)
     with jax.enable_x64(True):
         got = jax.jit(layer.apply)(_f64(params), jnp.asarray(x), mask=jnp.asarray(padding))
@@ -85,11 +84,11 @@ def test_multi_head_attention_matches_reference(causal):
         np.testing.assert_allclose(got[b], expected, rtol=1e-10, atol=1e-12)
 
 
-def test_cross_attention_matches_reference():
+def test_cross_attention_matches_reference(rng):
     layer = nn.multi_head_attention(4, num_heads=2, out_features=3)
     params, out_shape = layer.init(KEY, (1, 3, 5))
     assert out_shape == (1, 3, 3) and params["o"]["w"].shape == (4, 3)
-    x, context = RNG.normal(size=(3, 5)), RNG.normal(size=(7, 5))
+    x, context = rng.normal(size=(3, 5)), rng.normal(size=(7, 5))
     context_mask = np.array([1, 1, 1, 1, 1, 0, 0], bool)
     with jax.enable_x64(True):
         got = jax.jit(layer.apply)(
@@ -104,11 +103,11 @@ def test_cross_attention_matches_reference():
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
-def test_padding_invariance_and_batch_agreement():
+def test_padding_invariance_and_batch_agreement(rng):
     layer = nn.multi_head_attention(4, num_heads=2, causal=True)
     params, _ = layer.init(KEY, (2, 7, 4))
-    x = jnp.asarray(RNG.normal(size=(2, 7, 4)), jnp.float32)
-    junk = jnp.asarray(RNG.normal(size=(2, 3, 4)) * 100, jnp.float32)
+    x = jnp.asarray(rng.normal(size=(2, 7, 4)), jnp.float32)
+    junk = jnp.asarray(rng.normal(size=(2, 3, 4)) * 100, jnp.float32)
     lengths = jnp.asarray([7, 5])
     padded = jnp.concatenate([x, junk], axis=1)
     mask = nn.lengths_to_mask(lengths, 10)

@@ -8,7 +8,6 @@ import pytest
 from funcnn import nn
 
 KEY = jax.random.key(0)
-RNG = np.random.default_rng(0)
 
 
 def np_layer_norm(x, scale, bias, eps=1e-5):
@@ -32,30 +31,30 @@ def test_init_is_ones_and_zeros_and_keeps_shape():
 
 
 @pytest.mark.parametrize("lead", [(), (3,), (2, 3)])
-def test_matches_numpy_any_leading_dims(lead):
+def test_matches_numpy_any_leading_dims(lead, rng):
     params = {
-        "scale": jnp.asarray(RNG.normal(size=6), jnp.float32),
-        "bias": jnp.asarray(RNG.normal(size=6), jnp.float32),
+        "scale": jnp.asarray(rng.normal(size=6), jnp.float32),
+        "bias": jnp.asarray(rng.normal(size=6), jnp.float32),
     }
-    x = RNG.normal(size=(*lead, 6)).astype(np.float32) * 3 + 1
+    x = rng.normal(size=(*lead, 6)).astype(np.float32) * 3 + 1
     y = APPLY(params, jnp.asarray(x))
     assert y.shape == x.shape and y.dtype == jnp.float32
     np.testing.assert_allclose(y, np_layer_norm(x, params["scale"], params["bias"]), atol=2e-5)
 
 
-def test_large_offset_normalizes_correctly():
+def test_large_offset_normalizes_correctly(rng):
     # x ≈ 2000 ± 1: the one-pass E[x²] − μ² loses every digit in float32.
     params, _ = LAYER.init(KEY, (16,))
-    noise = RNG.normal(size=(4, 16))
+    noise = rng.normal(size=(4, 16))
     x = (2000.0 + noise).astype(np.float32)
     y = np.asarray(APPLY(params, jnp.asarray(x)))
     np.testing.assert_allclose(y, np_layer_norm(x, np.ones(16), np.zeros(16)), atol=1e-3)
     np.testing.assert_allclose(y.std(-1), 1.0, atol=1e-3)
 
 
-def test_bfloat16_input_normalizes_and_keeps_dtype():
+def test_bfloat16_input_normalizes_and_keeps_dtype(rng):
     params, _ = LAYER.init(KEY, (32,))
-    x = jnp.asarray(RNG.normal(size=(3, 32)) * 4 + 100, jnp.bfloat16)
+    x = jnp.asarray(rng.normal(size=(3, 32)) * 4 + 100, jnp.bfloat16)
     y = APPLY(params, x)
     assert y.dtype == jnp.bfloat16
     expected = np_layer_norm(np.asarray(x, np.float64), np.ones(32), np.zeros(32))
@@ -69,12 +68,12 @@ def test_constant_rows_give_bias_not_nan():
     np.testing.assert_array_equal(y, np.tile(np.arange(4.0), (2, 1)))
 
 
-def test_gradient_matches_finite_differences_in_float64():
+def test_gradient_matches_finite_differences_in_float64(rng):
     from funcnn.reference.numerical import max_relative_error, numerical_grad
 
-    x = RNG.normal(size=(2, 5))
-    c = RNG.normal(size=(2, 5))
-    params = {"scale": RNG.normal(size=5), "bias": RNG.normal(size=5)}
+    x = rng.normal(size=(2, 5))
+    c = rng.normal(size=(2, 5))
+    params = {"scale": rng.normal(size=5), "bias": rng.normal(size=5)}
     with jax.enable_x64(True):
         loss = jax.jit(lambda p, x: jnp.sum(jnp.asarray(c) * LAYER.apply(p, x)))
         p64 = jax.tree.map(jnp.asarray, params)

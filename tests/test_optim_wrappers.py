@@ -17,9 +17,10 @@ from funcnn.optim.wrappers import (
 )
 from funcnn.reference import optim as ref
 
-RNG = np.random.default_rng(0)
-W0 = RNG.normal(size=(3, 2))
-B0 = RNG.normal(size=(2,))
+_DATA = np.random.default_rng(0)  # drawn once, at import: constants, not per-test draws
+W0 = _DATA.normal(size=(3, 2))
+B0 = _DATA.normal(size=(2,))
+del _DATA
 
 
 def bitwise_equal(a, b) -> bool:
@@ -183,10 +184,10 @@ def batch_grad_reference(params, x, y):
         ),
     ],
 )
-def test_accumulate_equals_a_k_times_larger_batch(name, make, make_ref):
+def test_accumulate_equals_a_k_times_larger_batch(name, make, make_ref, rng):
     k, micro, big_steps = 3, 4, 4
-    x = RNG.normal(size=(big_steps * k * micro, 3))
-    y = RNG.normal(size=(big_steps * k * micro, 2))
+    x = rng.normal(size=(big_steps * k * micro, 3))
+    y = rng.normal(size=(big_steps * k * micro, 2))
     with jax.enable_x64(True):
         opt = accumulate(make(), every_k=k)
         params = params_like(jnp.float64)
