@@ -25,7 +25,7 @@ def test_markdown_table_layout():
 def test_scaling_profile_measures_each_length():
     points = arch.scaling_profile("lstm", [8, 32], batch_size=2, dim=4, repeats=1)
     assert [p.length for p in points] == [8, 32]
-    assert all(p.ms_per_step > 0 and p.peak_bytes > 0 for p in points)
+    assert all(p.peak_bytes > 0 for p in points)  # timings are reported, not asserted
     # The scan keeps every step's activations for the backward pass: memory grows with T.
     assert points[1].peak_bytes > points[0].peak_bytes
     assert np.isfinite(arch.growth_exponent([8, 32], [p.peak_bytes for p in points]))

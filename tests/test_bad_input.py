@@ -305,14 +305,8 @@ CASES = [
 ]
 
 
-def test_catalogue_is_large_and_distinct():
-    assert len(CASES) >= 30
-    assert len({case[0] for case in CASES}) == len(CASES)
-
-
 @pytest.mark.parametrize("call, error, pattern", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_a_clear_error(call, error, pattern, files):
     with pytest.raises(error, match=pattern) as info:
         call(files) if call.__code__.co_argcount else call()
-    assert type(info.value) is error or issubclass(type(info.value), error)
     assert "XlaRuntimeError" not in type(info.value).__name__

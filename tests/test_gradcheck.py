@@ -87,4 +87,3 @@ def test_backprop_is_a_constant_multiple_of_forward_while_finite_differences_gro
     # ... so their FLOPs relative to one backprop grow ~N (100× here, from N=10² to 10⁴).
     fd_over_bp = np.array([r.fd_evals * r.forward_flops / r.backprop_flops for r in rows])
     np.testing.assert_allclose(fd_over_bp / fd_over_bp[0], n / n[0], rtol=0.3)
-    assert all(r.fd_time > 0 and r.forward_time > 0 for r in rows)  # timings were measured

@@ -96,3 +96,30 @@ def test_errors_name_shapes_and_arguments():
         nn.layer_norm(eps=0.0)
     with pytest.raises(ValueError, match="feature size"):
         LAYER.init(KEY, (3, -1))
+
+
+def test_float64_values_and_gradients_match_the_reference_to_1e_10(rng):
+    # Values against funcnn.reference's transcription; gradients against the closed form of
+    # L = Σ c ⊙ y with x̂ = (x − μ)/σ, σ = √(var + ε), g = c ⊙ scale (per row of d entries):
+    #   ∂L/∂bias = Σ c,  ∂L/∂scale = Σ c ⊙ x̂,  ∂L/∂x = (g − mean(g) − x̂·mean(g ⊙ x̂))/σ.
+    from funcnn.reference.layers import layer_norm_reference
+
+    x = rng.normal(size=(3, 4, 6)) * 3 + 1
+    c = rng.normal(size=x.shape)
+    params = {"scale": rng.normal(size=6), "bias": rng.normal(size=6)}
+    with jax.enable_x64(True):
+        p64 = jax.tree.map(jnp.asarray, params)
+        y = np.asarray(LAYER.apply(p64, jnp.asarray(x)))
+        loss = lambda p, x: jnp.sum(jnp.asarray(c) * LAYER.apply(p, x))  # noqa: E731
+        gp, gx = jax.grad(loss, argnums=(0, 1))(p64, jnp.asarray(x))
+    assert y.dtype == np.float64
+    expected = layer_norm_reference(x, params["scale"], params["bias"])
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
+    mu = x.mean(-1, keepdims=True)
+    sigma = np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + 1e-5)
+    x_hat = (x - mu) / sigma
+    g = c * params["scale"]
+    dx = (g - g.mean(-1, keepdims=True) - x_hat * (g * x_hat).mean(-1, keepdims=True)) / sigma
+    np.testing.assert_allclose(gp["bias"], c.sum((0, 1)), rtol=1e-10)
+    np.testing.assert_allclose(gp["scale"], (c * x_hat).sum((0, 1)), rtol=1e-10)
+    np.testing.assert_allclose(gx, dx, rtol=1e-10, atol=1e-12)
