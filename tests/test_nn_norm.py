@@ -110,7 +110,7 @@ def test_float64_values_and_gradients_match_the_reference_to_1e_10(rng):
     with jax.enable_x64(True):
         p64 = jax.tree.map(jnp.asarray, params)
         y = np.asarray(LAYER.apply(p64, jnp.asarray(x)))
-        loss = lambda p, x: jnp.sum(jnp.asarray(c) * LAYER.apply(p, x))  # noqa: E731
+        loss = lambda p, x: jnp.sum(jnp.asarray(c) * LAYER.apply(p, x))
         gp, gx = jax.grad(loss, argnums=(0, 1))(p64, jnp.asarray(x))
     assert y.dtype == np.float64
     expected = layer_norm_reference(x, params["scale"], params["bias"])
