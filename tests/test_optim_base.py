@@ -158,3 +158,12 @@ def test_an_optimizer_built_inside_vmap_over_its_learning_rate_runs():
 
     rates = np.array([0.1, 0.5], np.float32)
     np.testing.assert_allclose(np.asarray(jax.vmap(one_sgd_step)(rates)), -2.0 * rates)
+
+
+def test_global_norm_of_bfloat16_leaves_is_accumulated_and_returned_in_float32():
+    # 2¹⁶ entries of 1 in bf16: a bf16 running sum stalls at 256 (8 significand bits), the
+    # float32 one reaches 65536 exactly, so ‖g‖ = 256.
+    grads = {"a": jnp.ones((256, 128), jnp.bfloat16), "b": jnp.ones((128, 256), jnp.bfloat16)}
+    norm = optim.global_norm(grads)
+    assert norm.dtype == jnp.float32
+    assert float(norm) == 256.0

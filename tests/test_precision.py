@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import optim, precision, train
+from funcnn import nn, optim, precision, train
 from funcnn.nn.core import Layer, activation, serial
 
 
@@ -96,3 +96,25 @@ def test_integer_inputs_pass_through_and_bad_arguments_are_named():
         precision.with_policy(lambda x: x)
     with pytest.raises(TypeError, match="Policy"):
         precision.with_policy(NET, "bf16")
+
+
+@pytest.mark.parametrize(
+    "policy, expected",
+    [
+        (precision.MIXED_BFLOAT16, jnp.float32),
+        (precision.Policy(jnp.float32, jnp.bfloat16, jnp.bfloat16), jnp.bfloat16),
+        (precision.Policy(jnp.float32, jnp.float32, jnp.bfloat16), jnp.bfloat16),
+    ],
+)
+def test_the_output_has_the_policys_output_dtype_and_the_dense_value(policy, expected):
+    layer = precision.with_policy(nn.dense(3), policy)
+    params, _ = layer.init(jax.random.key(0), (-1, 4))
+    x = jnp.asarray(np.linspace(-2.0, 2.0, 8).reshape(2, 4), jnp.float32)
+    y = layer.apply(params, x)
+    assert y.dtype == expected
+    # The value is x @ w + b computed from inputs rounded to the compute dtype.
+    rounded = [np.asarray(jnp.asarray(a, policy.compute_dtype), np.float64)
+               for a in (x, params["w"], params["b"])]  # fmt: skip
+    np.testing.assert_allclose(
+        np.asarray(y, np.float64), rounded[0] @ rounded[1] + rounded[2], rtol=2e-2, atol=2e-2
+    )

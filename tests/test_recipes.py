@@ -65,3 +65,58 @@ def test_spam_planted_words_rank_at_the_extremes():
 def test_bad_configuration_is_named(field, value, match):
     with pytest.raises(ValueError, match=match):
         recipes.resolve(recipes.TrainConfig(**{field: value}))
+
+
+def test_the_main_jobs_optimizer_clips_then_decays_only_matrices():
+    # Three AdamW steps of the main job's optimizer against the float64 transcription of
+    # clip_by_global_norm(c) → AdamW(warmup-cosine, λ, mask = ndim ≥ 2). The gradients' norms
+    # (≈ 300, 0.4, 60) make clipping visible despite Adam's scale invariance, and a decayed
+    # bias or norm scale would move by ηλθ ≈ 3e-7 relative, far above the 1e-10 tolerance.
+    import jax
+    import jax.numpy as jnp
+
+    from funcnn import optim
+    from funcnn.reference import optim as ref
+
+    config = recipes.resolve(recipes.TrainConfig(task="digits"))
+    assert config.optimizer == "adamw" and config.clip_norm == 1.0 and config.weight_decay > 0
+    total = 20
+    rng = np.random.default_rng(0)
+    start = {
+        "dense_0": {"w": rng.normal(size=(3, 2)), "b": rng.normal(size=2)},
+        "layer_norm_1": {"scale": 1 + rng.normal(size=2), "bias": rng.normal(size=2)},
+    }
+    scales = [300.0, 0.4, 60.0]
+    grads = [
+        {"dense_0": {"w": s * rng.normal(size=(3, 2)), "b": np.zeros(2)},
+         "layer_norm_1": {"scale": s * rng.normal(size=2), "bias": s * rng.normal(size=2)}}
+        for s in scales
+    ]  # fmt: skip
+    warmup = int(config.warmup_fraction * total)
+    reference = ref.Chain(
+        ref.ClipByGlobalNorm(config.clip_norm),
+        ref.AdamW(
+            ref.schedule_warmup_cosine_decay(config.learning_rate, max(warmup, 1), total),
+            weight_decay=config.weight_decay,
+            mask={
+                "dense_0/w": True,
+                "dense_0/b": False,
+                "layer_norm_1/bias": False,
+                "layer_norm_1/scale": False,
+            },
+        ),
+    )
+    expected = ref.flatten_params(start)
+    with jax.enable_x64(True):
+        opt = recipes.build_optimizer(config, total_steps=total)
+        params = jax.tree.map(jnp.asarray, start)
+        state = opt.init(params)
+        for g in grads:
+            updates, state = opt.update(jax.tree.map(jnp.asarray, g), state, params)
+            params = optim.apply_updates(params, updates)
+            expected = reference.step(expected, ref.flatten_params(g))
+        got = ref.flatten_params(jax.tree.map(np.asarray, params))
+    for name, value in expected.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-10, atol=1e-13, err_msg=name)
+    # An undecayed leaf with zero gradient is bitwise what it was.
+    np.testing.assert_array_equal(got["dense_0/b"], start["dense_0"]["b"])
