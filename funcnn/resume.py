@@ -2,17 +2,21 @@
 
     manager = CheckpointManager(out / "checkpoints", keep=3)
     found = resume_latest(manager, like=fresh_state, config=config_dict)  # None → start fresh
+    state, carry = (fresh_state, None) if found is None else (found[0], found[1]["carry"])
     with stop_on_signals() as stop:
         callback = checkpoint_callback(manager, every=500, stop=stop, config=config_dict)
-        state, history = fit(state, ..., steps_per_dispatch=500, callback=callback)
+        state, history = fit(state, ..., steps_per_dispatch=500, callback=callback, carry=carry)
     if stop.requested: ...                                             # checkpoint written
 
 What makes the resume exact: the checkpoint holds the whole `TrainState` (params, optimizer
-state, step, PRNG key), and `fit`'s data order is a pure function of `(data_key, epoch)`,
-with `data_key` derived from the config's seed — so the step counter fixes the position
-(epoch = ⌊step / steps_per_epoch⌋, index = step mod steps_per_epoch), which is stored in
-the metadata too and cross-checked. Checkpoints are only taken between fused chunks, so a
-resumed run replays the very same compiled chunks and reaches bit-identical parameters.
+state, step, PRNG key), and `fit`'s data order is a pure function of `(data_key, epoch)` —
+so the step counter fixes the position (epoch = ⌊step / steps_per_epoch⌋, index = step mod
+steps_per_epoch), which is stored in the metadata too and cross-checked. The metadata's
+"carry" is fit's `info["carry"]`: the history so far, the interrupted epoch's running
+metric sums and step count, and the data key's bits. Checkpoints are only taken between
+fused chunks, so a resumed run replays the very same compiled chunks and reaches
+bit-identical parameters, and — given the carry back — a bit-identical history, the
+interrupted epoch's means included.
 """
 
 from __future__ import annotations
@@ -116,8 +120,10 @@ def checkpoint_callback(
     After each fused chunk it saves when the step crossed a multiple of `every` (0: never
     periodically), when the run reached `total_steps`, or when `stop` was requested — and
     then returns `stop.requested`, which makes `fit` return. Metadata: the `config` (JSON),
-    the data position from `data_position`, and the per-epoch history so far (`history`,
-    the part from before a resume, followed by fit's). Give `fit`
+    the data position from `data_position`, the per-epoch history so far (`history`,
+    the part from before a resume that fit was not given as its carry, followed by fit's),
+    and fit's `info["carry"]` (history merged the same way) under "carry", which `fit(...,
+    carry=...)` takes back to resume exactly mid-epoch. Give `fit`
     `steps_per_dispatch=every` so chunks end exactly on checkpoint steps.
     """
     every = check_nonnegative_int(every, "every")
@@ -127,16 +133,19 @@ def checkpoint_callback(
 
     def callback(state: Any, info: dict[str, Any]) -> bool:
         step = info["step"]
-        latest_history[0] = info.get("history", latest_history[0])
+        latest_history[0] = info.get("carry", info).get("history", latest_history[0])
         stopping = stop is not None and stop.requested
         crossed = every > 0 and step // every > max(last_saved[0], 0) // every
         finished = total_steps is not None and step >= total_steps
         if (crossed or finished or stopping) and step != last_saved[0]:
+            merged = merge_histories(history or {}, latest_history[0])
             metadata = {
                 "config": config,
                 "position": data_position(step, info["steps_per_epoch"]),
-                "history": merge_histories(history or {}, latest_history[0]),
+                "history": merged,
             }
+            if "carry" in info:
+                metadata["carry"] = {**info["carry"], "history": merged}
             manager.save(step, state, metadata=metadata)
             last_saved[0] = step
         return stopping

@@ -289,24 +289,35 @@ def fit(
     eval_fn: Callable[[Params], Mapping[str, Any]] | None = None,
     progress: bool = True,
     callback: Callable[[TrainState, dict[str, Any]], bool | None] | None = None,
+    carry: Mapping[str, Any] | None = None,
 ) -> tuple[TrainState, dict[str, list[float]]]:
     """Train until `state.step == epochs · ⌊N / batch_size⌋`, fusing steps with `lax.scan`.
 
     data:        a pytree of arrays sharing a leading example axis N (e.g. `(x, y)`); it is
                  moved to device once and shuffled there each epoch.
     data_key:    key for the shuffles; epoch e uses `epoch_order(key_data(data_key), e, N)`.
-                 Defaults to a key derived from `state.key` at step 0 — pass it explicitly
-                 when resuming from a restored state.
+                 Defaults to a key derived from `state.key` at step 0; a state past step 0
+                 needs `data_key` or a `carry` (which records the key's bits), else the order
+                 could not be reproduced and fit raises ValueError.
     steps_per_dispatch: steps fused per compiled call; default: a whole epoch (one dispatch
                  per epoch). Progress and `callback` run between dispatches.
     progress:    a tqdm bar (when tqdm is installed) and one line of metrics per epoch.
     eval_fn:     `eval_fn(params) -> dict` of metrics, run after every epoch.
     callback:    `callback(state, info) -> stop?` after every dispatch; returning True stops
-                 cleanly (used for checkpoints and signal handling).
+                 cleanly (used for checkpoints and signal handling). `info["carry"]` is
+                 everything besides the state that an exact resume needs (below).
+    carry:       `info["carry"]` as a callback saw it with the state being resumed (e.g. from a
+                 checkpoint's metadata, see `funcnn.resume`): a JSON-able dict {"history",
+                 "epoch_sums", "epoch_steps", "data_key"} — the per-epoch history so far, the
+                 interrupted epoch's running metric sums and step count, and the data key's
+                 bits. With it the returned history is the whole run's and the interrupted
+                 epoch's means cover all its steps, as if the run had never stopped.
 
     Resuming: a state at step s continues at epoch ⌊s / steps_per_epoch⌋, batch s mod
     steps_per_epoch of the same deterministic order, so an interrupted run resumed with
-    the same `data_key` reaches bit-for-bit the same result.
+    the same `data_key` reaches bit-for-bit the same parameters; resumed with its `carry`
+    (and the same `steps_per_dispatch`, so the running sums add the same chunk sums in the
+    same order) it also reaches bit-for-bit the same history.
 
     Returns `(state, history)`; history maps "epoch", "step", "time", "train_<metric>" (mean
     over the epoch's steps) and every key of `eval_fn` to per-epoch lists. With an optimizer
@@ -320,8 +331,25 @@ def fit(
     )
     chunk = per_epoch if steps_per_dispatch is None else steps_per_dispatch
     check_positive_int(chunk, "steps_per_dispatch")
-    if data_key is None:
-        data_key = jax.random.fold_in(state.key, 0x5EED)
+    step = int(state.step)
+    carried = _check_carry(carry, step, per_epoch)
+    if data_key is None and carried["data_key"] is not None:
+        key_bits = carried["data_key"]
+    elif data_key is None:
+        if step != 0:
+            raise ValueError(
+                f"fit got a state at step {step} but neither data_key nor carry: the default "
+                "data order derives from the key at step 0, which this state no longer holds. "
+                "Pass the run's data_key, or carry=info['carry'] saved with the state."
+            )
+        key_bits = _key_bits(jax.random.fold_in(state.key, 0x5EED))
+    else:
+        key_bits = _key_bits(data_key)
+        if carried["data_key"] is not None and carried["data_key"] != key_bits:
+            raise ValueError(
+                f"data_key has bits {key_bits} but the carry was saved with data_key bits "
+                f"{carried['data_key']}: the resumed run would see another data order."
+            )
     data = jax.device_put(data)
     # The compiled chunk donates the state; copy once here so the caller's params and key
     # (often the very arrays passed to init_state) stay usable after fit returns.
@@ -336,7 +364,6 @@ def fit(
             )
         data, state = parallel.replicate(data, mesh), parallel.replicate(state, mesh)
     run = _compiled_chunk(loss_fn, optimizer, batch_size, *([mesh] if mesh else []))
-    key_bits = _key_bits(data_key)
     n = num_examples(data)
     orders: dict[int, Array] = {}  # epoch → (per_epoch, batch_size) index table on device
 
@@ -345,12 +372,14 @@ def fit(
         return jnp.asarray(order.reshape(per_epoch, batch_size))
 
     total = epochs * per_epoch
-    step = int(state.step)
-    history: dict[str, list[float]] = {"epoch": [], "step": [], "time": []}
+    history: dict[str, list[float]] = carried["history"]
     bar = _progress_bar(total - step, progress)
-    start_time = time.perf_counter()
-    epoch_sums: dict[str, float] = {}
-    epoch_steps = 0  # steps of the current epoch run by this call (a resume may start mid-epoch)
+    start_time = time.perf_counter() - (history["time"][-1] if history["time"] else 0.0)
+    epoch_sums: dict[str, float] = carried["epoch_sums"]
+    # Steps of the current epoch summed in epoch_sums: those run by this call, plus those
+    # before an interruption when `carry` brings their sums (else a resumed epoch's means
+    # cover only the steps after the resume).
+    epoch_steps: int = carried["epoch_steps"]
     stopped = False
     while step < total and not stopped:
         epoch, position = divmod(step, per_epoch)
@@ -366,7 +395,7 @@ def fit(
             epoch_sums[name] = epoch_sums.get(name, 0.0) + float(jnp.sum(values))
         step += length
         epoch_steps += length
-        info = {"epoch": epoch, "step": step, "steps_per_epoch": per_epoch}
+        info: dict[str, Any] = {"epoch": epoch, "step": step, "steps_per_epoch": per_epoch}
         # With optim.skip_nonfinite: report its counts; raise after max_consecutive bad steps.
         nonfinite = check_nonfinite(state.opt_state)
         if nonfinite is not None:
@@ -389,11 +418,50 @@ def fit(
             if progress:
                 (print if bar is None else bar.write)(_epoch_line(history))
             epoch_sums, epoch_steps = {}, 0
+        info["carry"] = {
+            "history": {k: list(v) for k, v in history.items()},
+            "epoch_sums": dict(epoch_sums),
+            "epoch_steps": epoch_steps,
+            "data_key": key_bits,
+        }
         if callback is not None and callback(state, info):
             stopped = True
     if bar is not None:
         bar.close()
     return state, history
+
+
+def _check_carry(carry: Mapping[str, Any] | None, step: int, per_epoch: int) -> dict[str, Any]:
+    """`fit`'s `carry`, copied and checked against the state's step; the empty carry if None."""
+    if carry is None:
+        empty: dict[str, list[float]] = {"epoch": [], "step": [], "time": []}
+        return {"history": empty, "epoch_sums": {}, "epoch_steps": 0, "data_key": None}
+    expected = "a dict {'history', 'epoch_sums', 'epoch_steps', 'data_key'} from info['carry']"
+    if not isinstance(carry, Mapping) or set(carry) != {
+        "history",
+        "epoch_sums",
+        "epoch_steps",
+        "data_key",
+    }:
+        raise ValueError(f"carry must be {expected}, got {carry!r}.")
+    history = {k: list(v) for k, v in carry["history"].items()}
+    for name in ("epoch", "step", "time"):
+        history.setdefault(name, [])
+    done = history["step"][-1] if history["step"] else 0
+    if carry["epoch_steps"] != step % per_epoch or step - carry["epoch_steps"] != done:
+        raise ValueError(
+            f"carry does not belong to a state at step {step}: it records "
+            f"{carry['epoch_steps']} steps into an epoch after {done} completed steps, but step "
+            f"{step} is {step % per_epoch} steps into epoch {step // per_epoch} "
+            f"({per_epoch} steps per epoch)."
+        )
+    key = carry["data_key"]
+    return {
+        "history": history,
+        "epoch_sums": {k: float(v) for k, v in carry["epoch_sums"].items()},
+        "epoch_steps": int(carry["epoch_steps"]),
+        "data_key": None if key is None else [int(w) for w in key],
+    }
 
 
 def _epoch_line(history: Mapping[str, list[float]]) -> str:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import checkpoint, resume
+from funcnn import checkpoint, optim, resume, train
 from funcnn.checkpoint import CheckpointManager
 
 REPO = Path(__file__).resolve().parents[1]
@@ -257,3 +257,76 @@ def test_checkpoints_carry_the_history_across_a_resume(tmp_path):
     callback({"w": jnp.ones(1)}, {"step": 21, "steps_per_epoch": 7})  # mid-epoch: no new entry
     saved = checkpoint.read_metadata(manager.path_for(21))["history"]
     assert saved == {"epoch": [1, 2], "train_loss": [0.5, 0.25]}
+
+
+# ------------------------------------------------- exact resume at any step, through the API
+
+
+def _noisy_loss(params, batch, key):
+    """Linear regression with a dropout-like random mask, so the RNG matters too."""
+    x, y = batch
+    keep = jax.random.bernoulli(key, 0.8, x.shape)
+    err = (x * keep) @ params["w"] + params["b"] - y
+    return jnp.mean(err**2), {"mae": jnp.mean(jnp.abs(err))}
+
+
+API_OPTIMIZER = optim.adam(optim.cosine_decay(0.05, 28))  # one object: fit compiles once
+
+
+def _api_setup():
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((37, 3)).astype(np.float32)  # batch 5: 7 steps per epoch
+    y = (x @ np.array([1.0, -2.0, 0.5]) + 0.3).astype(np.float32)
+    params = {"w": jnp.zeros((3,), jnp.float32), "b": jnp.zeros((), jnp.float32)}
+    state = train.init_state(params, API_OPTIMIZER, jax.random.key(3))
+    # no data_key: the default order must survive the resume through the carry
+    kwargs = dict(batch_size=5, epochs=4, steps_per_dispatch=2, progress=False)
+    return state, API_OPTIMIZER, (x, y), kwargs
+
+
+@pytest.fixture(scope="module")
+def straight_api_run(tmp_path_factory):
+    """The uninterrupted run, checkpointed after every 2-step chunk (keep all)."""
+    state, opt, data, kwargs = _api_setup()
+    manager = CheckpointManager(tmp_path_factory.mktemp("straight"), keep=1000)
+    callback = resume.checkpoint_callback(manager, every=2)
+    final, history = train.fit(state, _noisy_loss, opt, data, callback=callback, **kwargs)
+    return manager, final, history
+
+
+def _without_time(history):
+    return {k: v for k, v in history.items() if k != "time"}
+
+
+@pytest.mark.parametrize("resume_at", [2, 9, 11, 13, 20, 27])
+def test_fit_resumes_exactly_at_mid_epoch_steps_history_included(
+    tmp_path, straight_api_run, resume_at
+):
+    """Checkpointed after every 2-step chunk (chunks restart at each 7-step epoch): resumed
+    from step `resume_at` with the checkpoint's carry, fit returns the uninterrupted run's
+    params, optimizer state, key and whole history, the interrupted epoch's means included."""
+    state, opt, data, kwargs = _api_setup()
+    manager, straight, history = straight_api_run
+    assert resume_at in manager.steps() and resume_at % 7  # mid-epoch
+    # A fresh process would rebuild `state` as its template and read the newest checkpoint.
+    copy = CheckpointManager(tmp_path / "copy", keep=1000)
+    copy.path_for(resume_at).write_bytes(manager.path_for(resume_at).read_bytes())
+    restored, metadata = resume.resume_latest(copy, like=state, steps_per_epoch=7)
+    assert int(restored.step) == resume_at
+    resumed, resumed_history = train.fit(
+        restored, _noisy_loss, opt, data, carry=metadata["carry"], **kwargs
+    )
+    assert_bitwise_equal(resumed, straight)
+    assert _without_time(resumed_history) == _without_time(history)  # floats, bit for bit
+    assert len(resumed_history["time"]) == 4
+
+
+def test_fit_refuses_a_resumed_state_without_data_key_or_carry(tmp_path):
+    state, opt, data, kwargs = _api_setup()
+    part, _ = train.fit(state, _noisy_loss, opt, data, callback=lambda s, i: True, **kwargs)
+    assert int(part.step) == 2
+    with pytest.raises(ValueError, match="step 2 but neither data_key nor carry"):
+        train.fit(part, _noisy_loss, opt, data, **kwargs)
+    carry = {"history": {}, "epoch_sums": {}, "epoch_steps": 3, "data_key": None}
+    with pytest.raises(ValueError, match="carry does not belong to a state at step 2"):
+        train.fit(part, _noisy_loss, opt, data, carry=carry, **kwargs)

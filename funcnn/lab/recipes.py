@@ -194,11 +194,13 @@ def run(
     progress: bool = True,
     callback: Callable[[TrainState, dict[str, Any]], bool | None] | None = None,
     steps_per_dispatch: int | None = None,
+    carry: dict[str, Any] | None = None,
 ) -> RunResult:
     """Train `config` and evaluate on the held-out split.
 
     `state`, when given (e.g. restored from a checkpoint), replaces the fresh initial state;
-    the run continues from its step with the same data order.
+    the run continues from its step with the same data order. `carry` (fit's, saved with
+    that state) continues its history and the interrupted epoch's running metric sums.
     """
     ready = prepare(config)
     config, task = ready.config, ready.task
@@ -219,6 +221,7 @@ def run(
         progress=progress,
         callback=callback,
         steps_per_dispatch=steps_per_dispatch,
+        carry=carry,
     )
     return RunResult(config, task, ready.model, state, history, eval_fn(state.params))
 
@@ -305,11 +308,13 @@ def run_resumable(
     check_checkpoint_dir(manager.directory, resume=resume, overwrite=overwrite)
     ready = prepare(config)
     fresh, per_epoch = ready.state, steps_per_epoch(ready.data, config.batch_size)
-    state, history_before = None, {}
+    state, history_before, carry = None, {}, None
     if resume:
         found = resume_latest(manager, like=fresh, config=config_dict, steps_per_epoch=per_epoch)
         if found is not None:
-            state, history_before = found[0], found[1].get("history", {})
+            state, carry = found[0], found[1].get("carry")
+            if carry is None:  # written without fit's carry: at least keep its epoch rows
+                history_before = found[1].get("history", {})
         where = "no checkpoint found" if state is None else f"step {int(state.step)}"
         _say(f"resume: {where} in {manager.directory}")
     elif overwrite:  # check_checkpoint_dir refused a non-empty folder without it
@@ -334,6 +339,7 @@ def run_resumable(
         progress=progress,
         callback=callback,
         steps_per_dispatch=checkpoint_every or None,
+        carry=carry,
     )
     # The run's history spans its interruptions, so plots and epoch tables are complete.
     return result._replace(history=merge_histories(history_before, result.history))
