@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
+
+from funcnn._validation import check_nonnegative_int
 from funcnn.optim.accumulators import (
     average_params,
     check_rprop_bounds,
@@ -27,7 +30,21 @@ from funcnn.optim.base import (
     chain,
     check_hyperparameter,
 )
-from funcnn.optim.modern import scale_by_lion, scale_by_trust_ratio
+from funcnn.optim.factored import (
+    clip_by_block_rms,
+    scale_by_factored_rms,
+    scale_by_param_block_rms,
+    scale_by_relative_step,
+)
+from funcnn.optim.modern import (
+    MUON_NS_COEFFICIENTS,
+    ema_momentum,
+    orthogonalize_by_newton_schulz,
+    scale_by_lion,
+    scale_by_shape,
+    scale_by_trust_ratio,
+)
+from funcnn.optim.schedule_free import scale_by_adam_rms, schedule_free
 from funcnn.optim.transforms import (
     MaskOrFn,
     add_decayed_weights,
@@ -38,11 +55,14 @@ from funcnn.optim.transforms import (
 )
 
 __all__ = [
+    "adafactor",
     "adam",
     "adamw",
     "lamb",
     "lion",
+    "muon",
     "rmsprop",
+    "schedule_free_adamw",
     "sgd",
 ]
 
@@ -487,3 +507,155 @@ def lamb(
         scale_by_trust_ratio(),
         scale_by_learning_rate(lr),
     )
+
+
+# --- Adafactor, Muon, schedule-free AdamW (factored.py, modern.py, schedule_free.py) -------
+
+
+def _adafactor_eps(eps: Any) -> tuple[float | None, float]:
+    """eps = (ε₁, ε₂): ε₁ None or > 0, ε₂ ≥ 0; else a TypeError/ValueError naming eps."""
+    if not isinstance(eps, (tuple, list)):
+        raise TypeError(f"eps must be a pair (ε₁, ε₂) such as (None, 1e-3), got eps={eps!r}.")
+    if len(eps) != 2:
+        raise ValueError(
+            f"eps must be a pair (ε₁, ε₂) of two values, got {len(eps)} values: eps={tuple(eps)!r}."
+        )
+    eps1 = None if eps[0] is None else check_hyperparameter(eps[0], "eps[0]", low_inclusive=False)
+    return eps1, check_hyperparameter(eps[1], "eps[1]")
+
+
+def adafactor(
+    learning_rate: float | Schedule = 1e-2,
+    *,
+    beta2_decay: float = -0.8,
+    eps: tuple[float | None, float] = (None, 1e-3),
+    d: float = 1.0,
+    weight_decay: float = 0.0,
+    mask: MaskOrFn | None = None,
+) -> GradientTransformation:
+    """Adafactor (Shazeer & Stern 2018) with torch.optim.Adafactor's semantics, t from 1:
+
+        β̂₂ₜ = 1 − t^τ,   ρₜ = min(ηₜ, 1/√t),   αₜ = ρₜ·max(ε₂, RMS(θₜ₋₁))      per leaf
+        leaf G (…, n, m):  Rₜ = β̂₂ₜRₜ₋₁ + (1−β̂₂ₜ)·meanⱼG²  (…, n),
+                           Cₜ = β̂₂ₜCₜ₋₁ + (1−β̂₂ₜ)·meanᵢG²  (…, m),
+                           V̂ = Rₜ⊗Cₜ / max(meanᵢRₜ, ε₁)      (…, n, m)
+        leaf of rank < 2:  V̂ = Vₜ = β̂₂ₜVₜ₋₁ + (1−β̂₂ₜ)·G²
+        U = G/max(√V̂, ε₁),   Û = U/max(1, RMS(U)/d)
+        θ ← θ − ηₜ·λ·θ − αₜ·Û                             (weight_decay = λ, masked)
+
+    `beta2_decay` = τ ≤ 0, `eps` = (ε₁, ε₂) with ε₁ None (the machine epsilon of each
+    leaf's dtype, torch's default) or > 0 and ε₂ ≥ 0, `d` ≥ 1 the clipping threshold.
+    Steps are relative: η caps the relative step ρₜ (the paper's fixed 0.01), so the
+    default η = 1e-2 moves each leaf by about 1% of its RMS per step early on, and the decay
+    is decoupled and scaled by ηₜ (not ρₜ), both as torch. `mask` selects decayed leaves as
+    in `adamw`. Memory: a (…, n, m) leaf keeps (…, n + m) numbers.
+    optax's `adafactor` differs: its learning rate is an absolute step (no min(η, 1/√t)),
+    it adds ε = 1e-30 to G² inside the averages instead of torch's floors, it factors only
+    the two largest axes when both have ≥ 128 entries (smaller matrices get a full V), its
+    decay is not multiplied by η, and it has an optional momentum.
+    Chain: scale_by_factored_rms → clip_by_block_rms(d) → scale_by_param_block_rms(ε₂) →
+    scale_by_relative_step(η) → [add_decayed_weights(mask)] → scale_by_learning_rate(η).
+    """
+    lr = as_schedule(learning_rate, "learning_rate")
+    eps1, eps2 = _adafactor_eps(eps)
+    d = check_hyperparameter(d, "d", low=1.0)
+    return chain(
+        scale_by_factored_rms(beta2_decay, eps1),
+        clip_by_block_rms(d),
+        scale_by_param_block_rms(eps2),
+        scale_by_relative_step(lr),
+        *_decoupled_decay(weight_decay, mask),
+        scale_by_learning_rate(lr),
+    )
+
+
+def muon(
+    learning_rate: float | Schedule = 1e-3,
+    *,
+    weight_decay: float = 0.1,
+    momentum: float = 0.95,
+    nesterov: bool = True,
+    ns_coefficients: tuple[float, float, float] = MUON_NS_COEFFICIENTS,
+    eps: float = 1e-7,
+    ns_steps: int = 5,
+    adjust_lr_fn: str | None = None,
+    mu_dtype: Any = None,
+) -> GradientTransformation:
+    """Muon (Jordan et al. 2024) with torch.optim.Muon's semantics, for 2-D leaves W (A, B):
+
+        Bₜ = μ·Bₜ₋₁ + (1−μ)·g,   B₀ = 0                             (momentum = μ)
+        B̃ = (1−μ)·g + μ·Bₜ  if nesterov  else  Bₜ
+        O = NS_K(B̃ / max(‖B̃‖_F, ε))      K Newton–Schulz steps X ← aX + (bXXᵀ + c(XXᵀ)²)X
+        θ ← θ − ηₜ·λ·θ − ηₜ·r·O                                     (weight_decay = λ)
+        r = √max(1, A/B)  (adjust_lr_fn None or "original"),  0.2·√max(A, B) ("match_rms_adamw")
+
+    O ≈ U·Vᵀ for B̃ = U·S·Vᵀ: every direction of the matrix moves by about the same amount.
+    Muon is for the 2-D hidden-layer weights only: any other leaf is a ValueError naming it.
+    Give embeddings, biases, norms (and usually the output layer) another optimizer with
+    `partition`, e.g. `partition({"muon": muon(0.02), "adamw": adamw(3e-4)}, labels)` with
+    labels = lambda p: jax.tree.map(lambda x: "muon" if x.ndim == 2 else "adamw", p).
+    A and B are the stored axes: funcnn's dense `w` is (in, out), torch's Linear.weight
+    (out, in) — see `scale_by_shape`. torch runs Newton–Schulz in bfloat16, funcnn in the
+    leaf's compute dtype (≥ float32). The decay uses the unadjusted ηₜ, as torch.
+    optax's `contrib.muon` bias-corrects the momentum, divides by ‖B̃‖_F + ε, routes
+    non-2-D leaves to Adam itself and has no shape adjustment by default.
+    Chain: ema_momentum(μ, nesterov) → orthogonalize_by_newton_schulz → scale_by_shape →
+    [add_decayed_weights] → scale_by_learning_rate.
+    """
+    lr = as_schedule(learning_rate, "learning_rate")
+    return chain(
+        ema_momentum(momentum, nesterov=nesterov, mu_dtype=mu_dtype),
+        orthogonalize_by_newton_schulz(ns_coefficients, ns_steps, eps),
+        scale_by_shape(adjust_lr_fn),
+        *_decoupled_decay(weight_decay, None),
+        scale_by_learning_rate(lr),
+    )
+
+
+def schedule_free_adamw(
+    learning_rate: float | Schedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    weight_decay: float = 0.0,
+    warmup_steps: int = 0,
+    weight_lr_power: float = 2.0,
+) -> GradientTransformation:
+    """Schedule-free AdamW (Defazio et al. 2024) with optax's `contrib.schedule_free_adamw`
+    semantics. Params y hold the gradient point; per update t = 1, 2, …:
+
+        γ(s) = η(s)·min(s, W)/W  (W = warmup_steps > 0),  γ(s) = η(s)  (W = 0)
+        vₜ = β₂·vₜ₋₁ + (1−β₂)·g²,   v̂ = vₜ/(1−β₂ᵗ)
+        zₜ = zₜ₋₁ − γ(t−1)·(g/(√v̂ + ε) + λ·yₜ₋₁)                    z₀ = y₀
+        γ̄ₜ = max(γ̄ₜ₋₁, γ(t)),   cₜ = γ̄ₜ²/Σₖ≤ₜ γ̄ₖ²
+        xₜ = (1−cₜ)·xₜ₋₁ + cₜ·zₜ,   x₀ = y₀
+        yₜ = β₁·xₜ + (1−β₁)·zₜ
+
+    No momentum buffer and no decaying schedule: β₁ interpolates between the average x and
+    the iterate z instead. Evaluate the model at x = `schedule_free_eval_params(params,
+    state)`, not at y. `b1` ∈ (0, 1), `b2` ∈ [0, 1), `eps` > 0, `weight_decay` = λ ≥ 0
+    (applied at y, scaled by γ, as optax), `warmup_steps` = W ≥ 0 (a linear warmup from 0,
+    optax's `warmup_constant_schedule`). Note the averaging weight reads γ one step ahead of
+    the z step (optax's convention; see `schedule_free`). torch has no schedule-free
+    optimizer (Meta's `schedulefree` package is the paper's reference code).
+    Chain: schedule_free(scale_by_adam_rms → [add_decayed_weights] → scale_by_learning_rate).
+    """
+    warmup_steps = check_nonnegative_int(warmup_steps, "warmup_steps")
+    base_rate = as_schedule(learning_rate, "learning_rate")
+    if warmup_steps > 0:
+
+        def rate(step):
+            fraction = jnp.minimum(
+                jnp.asarray(step).astype(jnp.result_type(float)) / warmup_steps, 1
+            )
+            return base_rate(step) * fraction
+
+    else:
+        rate = base_rate
+    base = chain(
+        scale_by_adam_rms(b2, eps),
+        *_decoupled_decay(weight_decay, None),
+        scale_by_learning_rate(rate),
+    )
+    return schedule_free(base, rate, b1, weight_lr_power=weight_lr_power)
