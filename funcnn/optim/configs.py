@@ -547,6 +547,151 @@ CONFIGS.update(
 )
 
 
+# --- Adafactor, Muon, schedule-free AdamW (factored.py, modern.py, schedule_free.py) ------
+
+_ADAFACTOR_COSINE = dict(init_value=3e-2, decay_steps=400, end_value=1e-3)
+
+
+def _by_rank2(params: Any) -> Any:
+    return jax.tree.map(lambda x: "muon" if jnp.ndim(x) == 2 else "rest", params)
+
+
+def _by_rank2_reference(flat: ref.FlatParams) -> dict[str, str]:
+    return {k: "muon" if x.ndim == 2 else "rest" for k, x in flat.items()}
+
+
+CONFIGS.update(
+    {
+        # Adafactor (torch.optim.Adafactor). dense/w (3, 4) and conv/w (2, 3, 2) are
+        # factored (the latter over its last two axes, per leading index), dense/b is not.
+        # At η = 1e-2 the relative step is η throughout. In the third, ε₁ = 1 floors √V̂
+        # where |g| < 1, ε₂ = 2 exceeds RMS(θ) at the start, and d = 1 clips some steps.
+        "adafactor": OptimizerConfig(lambda: aliases.adafactor(), lambda: ref.Adafactor()),
+        "adafactor_relative_step_cap_strong_decay": OptimizerConfig(
+            # ρₜ = min(0.5, 1/√t) is capped from t = 5 on. A large relative step alone is
+            # chaotic on this problem (at η = 0.1 without decay two float64 codes drift from
+            # 1e-16 to 0.3 apart by step 100: steps of 0.1·RMS(θ) radians sample the sin
+            # term erratically once |θ| is large); λ = 1 holds θ near the ε₂ floor instead.
+            lambda: aliases.adafactor(0.5, weight_decay=1.0),
+            lambda: ref.Adafactor(0.5, weight_decay=1.0),
+        ),
+        "adafactor_floors_clip_mask_cosine": OptimizerConfig(
+            lambda: aliases.adafactor(
+                schedules.cosine_decay(**_ADAFACTOR_COSINE),
+                beta2_decay=-0.5,
+                eps=(1.0, 2.0),
+                d=1.0,
+                weight_decay=0.05,
+                mask=_TREE_MASK,
+            ),
+            lambda: ref.Adafactor(
+                ref.schedule_cosine_decay(**_ADAFACTOR_COSINE),
+                beta2_decay=-0.5,
+                eps=(1.0, 2.0),
+                d=1.0,
+                weight_decay=0.05,
+                mask=_TREE_MASK_REFERENCE,
+            ),
+        ),
+        # Muon (torch.optim.Muon) on the one 2-D leaf (dense/w, 3 × 4), another optimizer on
+        # the rest through partition, as Muon requires. "original" gives r = √max(1, 3/4) = 1
+        # here; "match_rms_adamw" r = 0.2·√4 = 0.4 (tests/test_optim_zoo_more.py checks a
+        # tall matrix where "original" is not 1).
+        "muon_partition_adamw": OptimizerConfig(
+            lambda: partition(
+                {"muon": aliases.muon(0.02), "rest": aliases.adamw(1e-2, weight_decay=0.1)},
+                _by_rank2,
+            ),
+            lambda: ref.Partition(
+                {"muon": ref.Muon(0.02), "rest": ref.AdamW(1e-2, weight_decay=0.1)},
+                _by_rank2_reference,
+            ),
+        ),
+        "muon_plain_momentum_match_rms_adamw_cosine": OptimizerConfig(
+            lambda: partition(
+                {
+                    "muon": aliases.muon(
+                        schedules.cosine_decay(5e-2, 500, 5e-3),
+                        weight_decay=0.05,
+                        momentum=0.9,
+                        nesterov=False,
+                        adjust_lr_fn="match_rms_adamw",
+                    ),
+                    "rest": aliases.sgd(0.02, 0.9),
+                },
+                _by_rank2,
+            ),
+            lambda: ref.Partition(
+                {
+                    "muon": ref.Muon(
+                        ref.schedule_cosine_decay(5e-2, 500, 5e-3),
+                        weight_decay=0.05,
+                        momentum=0.9,
+                        nesterov=False,
+                        adjust_lr_fn="match_rms_adamw",
+                    ),
+                    "rest": ref.SGD(0.02, momentum=0.9),
+                },
+                _by_rank2_reference,
+            ),
+        ),
+        "muon_cubic_newton_schulz_no_decay": OptimizerConfig(
+            # the classical cubic iteration X ← 1.5X − 0.5XXᵀX (converges to U·Vᵀ), 10 steps
+            lambda: partition(
+                {
+                    "muon": aliases.muon(
+                        0.02,
+                        weight_decay=0.0,
+                        ns_coefficients=(1.5, -0.5, 0.0),
+                        ns_steps=10,
+                        eps=1e-5,
+                        adjust_lr_fn="original",
+                    ),
+                    "rest": transforms.scale(-0.01),
+                },
+                _by_rank2,
+            ),
+            lambda: ref.Partition(
+                {
+                    "muon": ref.Muon(
+                        0.02,
+                        weight_decay=0.0,
+                        ns_coefficients=(1.5, -0.5, 0.0),
+                        ns_steps=10,
+                        eps=1e-5,
+                        adjust_lr_fn="original",
+                    ),
+                    "rest": ref.Scale(-0.01),
+                },
+                _by_rank2_reference,
+            ),
+        ),
+        # schedule-free AdamW (optax.contrib.schedule_free_adamw); the funcnn run is compared
+        # at y (the params the loop holds); x is checked in tests/test_optim_zoo_more.py.
+        "schedule_free_adamw": OptimizerConfig(
+            lambda: aliases.schedule_free_adamw(1e-2), lambda: ref.ScheduleFreeAdamW(1e-2)
+        ),
+        "schedule_free_adamw_warmup_weight_decay": OptimizerConfig(
+            lambda: aliases.schedule_free_adamw(
+                1e-2, 0.95, 0.99, 1e-6, weight_decay=0.1, warmup_steps=50
+            ),
+            lambda: ref.ScheduleFreeAdamW(
+                1e-2, 0.95, 0.99, 1e-6, weight_decay=0.1, warmup_steps=50
+            ),
+        ),
+        "schedule_free_adamw_warmup_cosine_power_1": OptimizerConfig(
+            # a schedule that rises then falls: γ̄ = max γ so far holds the peak
+            lambda: aliases.schedule_free_adamw(
+                schedules.warmup_cosine_decay(**_WARMUP_COSINE), weight_lr_power=1.0
+            ),
+            lambda: ref.ScheduleFreeAdamW(
+                ref.schedule_warmup_cosine_decay(**_WARMUP_COSINE), weight_lr_power=1.0
+            ),
+        ),
+    }
+)
+
+
 # --- runners ---------------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "ASGD",
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -43,6 +44,7 @@ __all__ = [
     "Identity",
     "Lamb",
     "Lion",
+    "Muon",
     "NAdam",
     "Partition",
     "RAdam",
@@ -53,9 +55,11 @@ __all__ = [
     "ScaleByLearningRate",
     "ScaleByRms",
     "ScaleByTrustRatio",
+    "ScheduleFreeAdamW",
     "Trace",
     "flatten_params",
     "global_norm_reference",
+    "newton_schulz_reference",
     "run_reference",
     "schedule_constant",
     "schedule_cosine_decay",
@@ -819,3 +823,184 @@ class Partition(_Stage):
             names = [k for k in grads if labels[k] == label]  # may be none: it still steps
             out.update(stage.update({k: grads[k] for k in names}, {k: params[k] for k in names}))
         return {k: out[k] for k in grads}
+
+
+# --- Adafactor, Muon (torch.optim's), schedule-free AdamW (optax.contrib's) ---------------
+
+
+def _rms_reference(x: np.ndarray) -> float:
+    """RMS(x) = √(Σx²/n) over every entry."""
+    return math.sqrt(float(np.sum(x * x)) / x.size)
+
+
+class Adafactor(_Stage):
+    """torch.optim.Adafactor, one loop per leaf: β̂ = 1 − t^τ; ρ = min(η, 1/√t);
+    α = ρ·max(ε₂, RMS(θ)); θ ← θ(1 − ηλ) (masked); rank ≥ 2: R, C running row/column means of
+    G² over the last two axes, V̂ = R⊗C/max(meanᵢR, ε₁); else V̂ = V running mean of G²;
+    U = G/max(√V̂, ε₁); θ ← θ − α·U/max(1, RMS(U)/d). ε₁ None → float64's machine epsilon
+    (funcnn uses each leaf's dtype's: only matters where the floor is reached)."""
+
+    def __init__(
+        self,
+        learning_rate=1e-2,
+        beta2_decay=-0.8,
+        eps=(None, 1e-3),
+        d=1.0,
+        weight_decay=0.0,
+        mask=None,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.beta2_decay, self.d, self.weight_decay, self.mask = beta2_decay, d, weight_decay, mask
+        self.eps1 = np.finfo(np.float64).eps if eps[0] is None else eps[0]
+        self.eps2 = eps[1]
+        self.t = 0
+        self.row: FlatParams = {}
+        self.col: FlatParams = {}
+        self.v: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        t = self.t
+        one_minus_beta = t**self.beta2_decay
+        rho = min(lr, 1 / math.sqrt(t))
+        chosen = _mask_dict(self.mask, params)
+        out = {}
+        for k, g in grads.items():
+            theta = params[k]
+            alpha = max(self.eps2, _rms_reference(theta)) * rho
+            decayed = theta * (1 - lr * self.weight_decay) if chosen[k] else theta.copy()
+            g2 = g * g
+            if g.ndim >= 2:
+                n, m = g.shape[-2], g.shape[-1]
+                row_mean = g2.sum(axis=-1) / m  # (…, n)
+                col_mean = g2.sum(axis=-2) / n  # (…, m)
+                r = self.row.get(k, np.zeros_like(row_mean))
+                c = self.col.get(k, np.zeros_like(col_mean))
+                r = r + one_minus_beta * (row_mean - r)  # torch's lerp
+                c = c + one_minus_beta * (col_mean - c)
+                self.row[k], self.col[k] = r, c
+                v_hat = np.einsum("...i,...j->...ij", r, c)
+                v_hat = v_hat / np.maximum(r.sum(axis=-1) / n, self.eps1)[..., None, None]
+            else:
+                v = self.v.get(k, np.zeros_like(g))
+                v = v + one_minus_beta * (g2 - v)
+                self.v[k] = v
+                v_hat = v
+            u = g / np.sqrt(np.maximum(v_hat, self.eps1**2))
+            denom = max(1.0, _rms_reference(u) / self.d)
+            out[k] = decayed - (alpha / denom) * u - theta
+        return out
+
+
+def newton_schulz_reference(
+    g: np.ndarray, coefficients=(3.4445, -4.775, 2.0315), steps: int = 5, eps: float = 1e-7
+) -> np.ndarray:
+    """Muon's orthogonalization, float64: X = G/max(‖G‖_F, ε) (on Gᵀ when G is tall);
+    k times X ← aX + (bA + cA²)X with A = XXᵀ."""
+    a, b, c = coefficients
+    tall = g.shape[0] > g.shape[1]
+    x = g.T.copy() if tall else g.copy()
+    x = x / max(math.sqrt(float(np.sum(x * x))), eps)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+class Muon(_Stage):
+    """torch.optim.Muon on 2-D leaves (A, B): buf ← buf + (1−μ)(g − buf);
+    update = g + μ(buf − g) (nesterov) or buf; O = NS(update); θ ← θ(1 − ηλ) − η·r·O with
+    r = √max(1, A/B) ("original"/None) or 0.2·√max(A, B) ("match_rms_adamw")."""
+
+    def __init__(
+        self,
+        learning_rate=1e-3,
+        weight_decay=0.1,
+        momentum=0.95,
+        nesterov=True,
+        ns_coefficients=(3.4445, -4.775, 2.0315),
+        eps=1e-7,
+        ns_steps=5,
+        adjust_lr_fn=None,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.weight_decay, self.momentum, self.nesterov = weight_decay, momentum, nesterov
+        self.coefficients, self.eps, self.ns_steps = ns_coefficients, eps, ns_steps
+        self.adjust_lr_fn = adjust_lr_fn
+        self.t = 0
+        self.buf: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        out = {}
+        for k, g in grads.items():
+            if g.ndim != 2:
+                raise ValueError(f"Muon needs 2-D leaves, {k} has shape {g.shape}")
+            buf = self.buf.get(k, np.zeros_like(g))
+            buf = self.buf[k] = buf + (1 - self.momentum) * (g - buf)
+            direction = g + self.momentum * (buf - g) if self.nesterov else buf
+            ortho = newton_schulz_reference(direction, self.coefficients, self.ns_steps, self.eps)
+            rows, cols = g.shape
+            if self.adjust_lr_fn == "match_rms_adamw":
+                ratio = 0.2 * math.sqrt(max(rows, cols))
+            else:
+                ratio = math.sqrt(max(1.0, rows / cols))
+            theta = params[k]
+            new = theta * (1 - lr * self.weight_decay) - lr * ratio * ortho
+            out[k] = new - theta
+        return out
+
+
+class ScheduleFreeAdamW(_Stage):
+    """optax.contrib.schedule_free_adamw: γ(s) = η(s)·min(s, W)/W (W > 0) or η(s);
+    z ← z − γ(t−1)·(g/(√(v/(1−β₂ᵗ)) + ε) + λy); γ̄ = max(γ̄, γ(t)); ω = γ̄^p; W_sum += ω;
+    c = ω/W_sum (0 if W_sum = 0); x = (y − (1−β₁)z_old)/β₁; x ← (1−c)x + c·z; y ← β₁x + (1−β₁)z.
+    `eval_params(params)` returns x = (y − (1−β₁)z)/β₁."""
+
+    def __init__(
+        self,
+        learning_rate,
+        b1=0.9,
+        b2=0.999,
+        eps=1e-8,
+        weight_decay=0.0,
+        warmup_steps=0,
+        weight_lr_power=2.0,
+    ):
+        base = _learning_rate(learning_rate)
+        if warmup_steps > 0:
+            self.schedule = lambda s: base(s) * min(s, warmup_steps) / warmup_steps
+        else:
+            self.schedule = base
+        self.b1, self.b2, self.eps, self.weight_decay = b1, b2, eps, weight_decay
+        self.power = weight_lr_power
+        self.t = 0
+        self.max_lr = 0.0
+        self.weight_sum = 0.0
+        self.v: FlatParams = {}
+        self.z: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()  # γ(t − 1), the z step's
+        t = self.t
+        self.max_lr = max(self.max_lr, self.schedule(t))  # γ(t): optax's one-ahead weight
+        weight = self.max_lr**self.power
+        self.weight_sum += weight
+        c = weight / self.weight_sum if self.weight_sum != 0 else 0.0
+        b1 = self.b1
+        out = {}
+        for k, g in grads.items():
+            y = params[k]
+            z_old = self.z.get(k, y.copy())
+            v = self.v.get(k, np.zeros_like(g))
+            v = self.v[k] = self.b2 * v + (1 - self.b2) * g * g
+            v_hat = v / (1 - self.b2**t)
+            z = z_old - lr * (g / (np.sqrt(v_hat) + self.eps) + self.weight_decay * y)
+            self.z[k] = z
+            x = (y - (1 - b1) * z_old) / b1
+            x = (1 - c) * x + c * z
+            out[k] = b1 * x + (1 - b1) * z - y
+        return out
+
+    def eval_params(self, params: FlatParams) -> FlatParams:
+        return {k: (y - (1 - self.b1) * self.z.get(k, y)) / self.b1 for k, y in params.items()}
