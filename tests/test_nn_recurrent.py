@@ -116,6 +116,56 @@ def test_lstm_gradient_matches_finite_differences():
             np.testing.assert_allclose(analytic[k], numeric[k], rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize(("masked", "reverse"), [(False, False), (True, True)])
+def test_lstm_hand_vjp_matches_autodiff_of_the_cell_scan(masked, reverse, rng):
+    """The layer's hand-written backward pass (nn.lstm_scan) against jax.grad of the plain
+    path — lstm_cell driven by scan_steps — in float64, for every input of the scan: params,
+    input sequence, initial carry and the final-carry output; with and without a mask."""
+    layer = nn.lstm(5, forget_bias=0.5, reverse=reverse)
+    params, _ = layer.init(KEY, (3, 7, 4))
+    params = _randomize_biases(params)
+    mask = jnp.asarray(MASK) if masked else None
+    carry0 = (rng.normal(size=(3, 5)), rng.normal(size=(3, 5)))
+    w_out = rng.normal(size=(5,))
+
+    def loss(fast, p, x, c0):
+        if fast:
+            (h, c), ys = layer.apply(p, x, mask=mask, initial_carry=c0, return_carry=True)
+        else:
+            step = lambda c, x_t: nn.lstm_cell(p, c, x_t, forget_bias=0.5)
+            (h, c), ys = nn.scan_steps(step, x, c0, mask=mask, reverse=reverse)
+        return jnp.sum(jnp.sin(ys) @ w_out) + jnp.sum(h * c) + jnp.sum(jnp.cos(c))
+
+    with jax.enable_x64(True):
+        args = (_f64(params), jnp.asarray(X), _f64(carry0))
+        grad = lambda fast: jax.value_and_grad(functools.partial(loss, fast), (0, 1, 2))(*args)
+        (fast_value, fast), (plain_value, plain) = jax.jit(lambda: (grad(True), grad(False)))()
+        np.testing.assert_allclose(fast_value, plain_value, rtol=1e-12)
+        for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(plain), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_lstm_hand_vjp_float32_matches_autodiff():
+    """The same comparison in float32 at the benchmark's sizes: the two backward passes sum
+    ∂W_h in different orders (one matmul vs T rank-N updates), so they agree to rounding."""
+    layer = nn.lstm(64)
+    params, _ = layer.init(KEY, (8, 12, 16))
+    x = jnp.asarray(RNG.normal(size=(8, 12, 16)), jnp.float32)
+
+    def loss(fast, p):
+        if fast:
+            return jnp.mean(jnp.tanh(layer.apply(p, x)))
+        step = lambda c, x_t: nn.lstm_cell(p, c, x_t)
+        _, ys = nn.scan_steps(step, x, nn.zero_carry("lstm", (8,), 64))
+        return jnp.mean(jnp.tanh(ys))
+
+    grad = lambda fast: jax.grad(functools.partial(loss, fast))(params)
+    fast, plain = jax.jit(lambda: (grad(True), grad(False)))()
+    for k in params:
+        scale = float(jnp.max(jnp.abs(plain[k])))
+        np.testing.assert_allclose(fast[k], plain[k], rtol=0, atol=2e-5 * scale)
+
+
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_forward_layer_is_causal_and_reverse_is_anticausal(kind):
     x = jnp.asarray(X[0], jnp.float32)  # (T, F): a single unbatched example

@@ -21,7 +21,10 @@ padded steps then come first and are skipped, so the final carry summarises the 
 read backwards.
 
 Every projection of the inputs, x·W_x + b, is computed for all steps in one matmul before
-the scan; only the recurrent h·W_h product runs step by step.
+the scan; only the recurrent h·W_h product runs step by step. The LSTM layer's scan has a
+hand-written backward pass (`lstm_scan`): the backward scan only carries (∂h, ∂c) and emits
+each step's gate gradient ∂z, and ∂W_h = Σₜ hₜ₋₁ᵀ·∂zₜ is one (H, T·N)·(T·N, 4H) matmul after
+it — instead of autodiff's per-step rank-N update of a (H, 4H) accumulator in the loop carry.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ __all__ = [
     "gru_cell",
     "lstm",
     "lstm_cell",
+    "lstm_scan",
     "rnn",
     "rnn_cell",
     "scan_steps",
@@ -162,6 +166,126 @@ def scan_steps(
         masked_step, carry, (xs_time_major, jnp.swapaxes(mask, 0, 1)), reverse=reverse
     )
     return carry, jnp.swapaxes(ys, 0, 1)
+
+
+# ---------------------------------------------------------- the LSTM scan, hand-differentiated
+def _lstm_gates(z: Array, forget_bias: float) -> Array:
+    """σ/tanh of the pre-activations z (..., 4H), blocks i, f, g, o, concatenated back."""
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    return jnp.concatenate(
+        [jax.nn.sigmoid(i), jax.nn.sigmoid(f + forget_bias), jnp.tanh(g), jax.nn.sigmoid(o)],
+        axis=-1,
+    )
+
+
+def _lstm_forward(
+    w_h: Array,
+    x_proj: Array,
+    carry: tuple[Array, Array],
+    mask: Array | None,
+    forget_bias: float,
+    reverse: bool,
+    save: bool,
+) -> tuple[tuple[Array, Array], Array, Any]:
+    """The forward scan over time-major x_proj (T, N, 4H); with `save` also the residuals
+    (hₜ₋₁, cₜ₋₁, activated gates, tanh cₜ) per step for `_lstm_scan_bwd`."""
+
+    def step(carry: tuple[Array, Array], inputs: Any) -> tuple[tuple[Array, Array], Any]:
+        h, c = carry  # (N, H) each
+        x_t, m_t = inputs
+        gates = _lstm_gates(x_t + h @ w_h, forget_bias)  # (N, 4H)
+        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        c_new = f * c + i * g  # (N, H)
+        tanh_c = jnp.tanh(c_new)
+        h_new = o * tanh_c  # (N, H)
+        y = h_new
+        if m_t is not None:
+            keep = m_t[:, None]  # (N, 1)
+            h_new, c_new = jnp.where(keep, h_new, h), jnp.where(keep, c_new, c)
+            y = jnp.where(keep, y, jnp.zeros_like(y))
+        return (h_new, c_new), ((y, (h, c, gates, tanh_c)) if save else (y, None))
+
+    carry, (ys, saved) = jax.lax.scan(step, carry, (x_proj, mask), reverse=reverse)
+    return carry, ys, saved
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def lstm_scan(
+    w_h: Array,
+    x_proj: Array,
+    carry: tuple[Array, Array],
+    mask: Array | None,
+    forget_bias: float = 0.0,
+    reverse: bool = False,
+) -> tuple[tuple[Array, Array], Array]:
+    """The LSTM recurrence over projected inputs, time-major, with a hand-written VJP.
+
+    x_proj (T, N, 4H) = x·W_x + b for every step; carry (h₀, c₀) each (N, H); mask (T, N)
+    bool or None. Returns ((h_T, c_T), hs (T, N, H)) — the same values as scanning
+    `lstm_cell`'s step (masked steps keep the carry and output 0). The backward pass, with
+    zₜ = x_projₜ + hₜ₋₁·W_h and gate derivatives σ' = s(1−s), tanh' = 1−t²:
+
+        ∂hₜ = ∂yₜ + ∂h_carry,   ∂cₜ = ∂c_carry + ∂hₜ⊙oₜ⊙(1 − tanh²cₜ)
+        ∂zₜ = [∂cₜ⊙gₜ⊙iₜ(1−iₜ),  ∂cₜ⊙cₜ₋₁⊙fₜ(1−fₜ),  ∂cₜ⊙iₜ⊙(1−gₜ²),  ∂hₜ⊙tanh cₜ⊙oₜ(1−oₜ)]
+        ∂hₜ₋₁ = ∂zₜ·W_hᵀ,   ∂cₜ₋₁ = ∂cₜ⊙fₜ
+        ∂x_projₜ = ∂zₜ,     ∂W_h = Σₜ hₜ₋₁ᵀ·∂zₜ  (one matmul over all T·N rows, after the scan)
+    """
+    carry, ys, _ = _lstm_forward(w_h, x_proj, carry, mask, forget_bias, reverse, save=False)
+    return carry, ys
+
+
+def _lstm_scan_fwd(
+    w_h: Array,
+    x_proj: Array,
+    carry: tuple[Array, Array],
+    mask: Array | None,
+    forget_bias: float,
+    reverse: bool,
+) -> tuple[tuple[tuple[Array, Array], Array], Any]:
+    carry, ys, saved = _lstm_forward(w_h, x_proj, carry, mask, forget_bias, reverse, save=True)
+    return (carry, ys), (w_h, mask, saved)
+
+
+def _lstm_scan_bwd(
+    forget_bias: float, reverse: bool, residuals: Any, cotangents: Any
+) -> tuple[Array, Array, tuple[Array, Array], None]:
+    del forget_bias
+    w_h, mask, (h_prev, c_prev, gates, tanh_c) = residuals
+    (dh_last, dc_last), dys = cotangents
+    w_h_t = w_h.T  # (4H, H)
+
+    def step(carry: tuple[Array, Array], inputs: Any) -> tuple[tuple[Array, Array], Array]:
+        dh_next, dc_next = carry  # gradients w.r.t. the carry leaving step t
+        dy, c_old, gate, tc, m_t = inputs
+        i, f, g, o = jnp.split(gate, 4, axis=-1)
+        dh = dy + dh_next
+        dc = dc_next + dh * o * (1 - tc * tc)
+        dz = jnp.concatenate(
+            [
+                dc * g * i * (1 - i),
+                dc * c_old * f * (1 - f),
+                dc * i * (1 - g * g),
+                dh * tc * o * (1 - o),
+            ],
+            axis=-1,
+        )  # (N, 4H)
+        if m_t is None:
+            return (dz @ w_h_t, dc * f), dz
+        keep = m_t[:, None]
+        dz = jnp.where(keep, dz, jnp.zeros_like(dz))
+        dh_prev = jnp.where(keep, dz @ w_h_t, dh_next)
+        dc_prev = jnp.where(keep, dc * f, dc_next)
+        return (dh_prev, dc_prev), dz
+
+    (dh0, dc0), dz = jax.lax.scan(
+        step, (dh_last, dc_last), (dys, c_prev, gates, tanh_c, mask), reverse=not reverse
+    )
+    steps, n, hidden = h_prev.shape
+    dw_h = jnp.reshape(h_prev, (steps * n, hidden)).T @ jnp.reshape(dz, (steps * n, -1))
+    return dw_h, dz, (dh0, dc0), None
+
+
+lstm_scan.defvjp(_lstm_scan_fwd, _lstm_scan_bwd)
 
 
 # ---------------------------------------------------------------- sequence layers
@@ -300,9 +424,10 @@ def lstm(
     forget_bias = check_real(forget_bias, "forget_bias")
 
     def run(params: Params, xs: Array, carry: tuple[Array, Array], mask: Array | None):
-        x_proj = _add_bias(xs @ params["w_x"], params["b"])  # (N, T, 4H)
-        step = functools.partial(_lstm_step, params["w_h"], forget_bias=forget_bias)
-        return scan_steps(lambda c, x: step(c, x), x_proj, carry, mask=mask, reverse=reverse)
+        x_proj = _add_bias(jnp.swapaxes(xs, 0, 1) @ params["w_x"], params["b"])  # (T, N, 4H)
+        time_mask = None if mask is None else jnp.swapaxes(mask, 0, 1)  # (T, N)
+        carry, ys = lstm_scan(params["w_h"], x_proj, carry, time_mask, forget_bias, reverse)
+        return carry, jnp.swapaxes(ys, 0, 1)  # (N, T, H)
 
     return _recurrent_layer("lstm", hidden, 4, run, name)
 
