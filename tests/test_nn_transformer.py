@@ -121,3 +121,25 @@ def test_lm_padding_mask_changes_nothing_at_real_steps(lm):
     np.testing.assert_allclose(masked[1, :6], alone[0], rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="mask must have shape"):
         apply(params, ids, mask=mask[:, :5])
+
+
+def test_block_draws_independent_dropout_masks_for_its_two_branches():
+    # y = x + D₁⊙a/(1−p) + D₂⊙m/(1−p). Masks depend on the key and shape only, so each can be
+    # read off on its own: zero the MLP's output layer (m = 0) to see D₁, zero the attention's
+    # output projection (a = 0) to see D₂. Independent masks agree on ≈ half the entries;
+    # masks drawn from one key would agree everywhere.
+    block = transformer_block(16, num_heads=2, dropout=0.5)
+    params, _ = block.init(KEY, (2, 8, 16))
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 8, 16)), jnp.float32)
+    zero = lambda tree: jax.tree.map(jnp.zeros_like, tree)
+    no_mlp = {**params, "mlp": {**params["mlp"], "dense_2": zero(params["mlp"]["dense_2"])}}
+    no_attention = {
+        **params,
+        "attention": {**params["attention"], "o": zero(params["attention"]["o"])},
+    }
+    key = jax.random.key(7)
+    kept_attention = np.asarray(block.apply(no_mlp, x, key=key, train=True) != x)
+    kept_mlp = np.asarray(block.apply(no_attention, x, key=key, train=True) != x)
+    for kept in (kept_attention, kept_mlp):
+        assert 0.35 < kept.mean() < 0.65  # rate 0.5 drops about half of each branch
+    assert np.mean(kept_attention == kept_mlp) < 0.65
