@@ -8,8 +8,10 @@ four inputs (θ, m, v, g). Written as three independent expressions of those inp
 XLA:GPU and XLA:TPU always fuse siblings. XLA:CPU (jaxlib 0.10.x) does so only when the
 backend option ``xla_cpu_use_multi_output_fusion`` is set, and that option can only be given
 through the ``XLA_FLAGS`` environment variable *before* JAX creates its CPU client (the first
-array or compilation). `enable_cpu_multi_output_fusion()` does that; `fuses_sibling_loops()`
-reports what the current backend actually does, by compiling a two-output probe.
+array or compilation). `enable_cpu_multi_output_fusion()` sets it;
+`sibling_fusion_expected()` is the documented rule `optim.scale_by_adam(fused=None)` follows
+(it reads the backend name and ``XLA_FLAGS``, compiles nothing); `fuses_sibling_loops()` is a
+diagnostic that compiles a probe and reports what the backend really does.
 
 Usage, first thing in a script (before any JAX computation)::
 
@@ -29,6 +31,7 @@ __all__ = [
     "MULTI_OUTPUT_FUSION_OPTION",
     "enable_cpu_multi_output_fusion",
     "fuses_sibling_loops",
+    "sibling_fusion_expected",
 ]
 
 MULTI_OUTPUT_FUSION_OPTION = "xla_cpu_use_multi_output_fusion"
@@ -40,44 +43,66 @@ def _with_option(xla_flags: str) -> str:
     words = xla_flags.split()
     for i, word in enumerate(words):
         if word.startswith(_EXTRA_OPTIONS):
-            options = word[len(_EXTRA_OPTIONS) :].split(",")
-            if MULTI_OUTPUT_FUSION_OPTION not in options:
+            if MULTI_OUTPUT_FUSION_OPTION not in _option_names(word):
                 words[i] = word + "," + MULTI_OUTPUT_FUSION_OPTION
             return " ".join(words)
     return " ".join([*words, _EXTRA_OPTIONS + MULTI_OUTPUT_FUSION_OPTION])
 
 
-def _backends_started() -> bool:
-    try:
-        from jax._src import xla_bridge
-
-        return bool(xla_bridge.backends_are_initialized())
-    except (ImportError, AttributeError):  # private API moved: assume the worst
-        return True
+def _option_names(word: str) -> list[str]:
+    """The option names in one ``--xla_backend_extra_options=a,b=v`` word: ["a", "b"]."""
+    return [item.split("=", 1)[0] for item in word[len(_EXTRA_OPTIONS) :].split(",")]
 
 
-def enable_cpu_multi_output_fusion() -> bool:
-    """Ask XLA:CPU to fuse sibling loops; returns `fuses_sibling_loops()` afterwards.
+def _flags_ask_for_fusion(xla_flags: str) -> bool:
+    """True if some ``--xla_backend_extra_options=`` word of `xla_flags` names the option."""
+    return any(
+        MULTI_OUTPUT_FUSION_OPTION in _option_names(word)
+        for word in xla_flags.split()
+        if word.startswith(_EXTRA_OPTIONS)
+    )
+
+
+def enable_cpu_multi_output_fusion() -> None:
+    """Ask XLA:CPU to fuse sibling loops: call it before the first JAX computation.
 
     Adds ``xla_cpu_use_multi_output_fusion`` to ``--xla_backend_extra_options`` in
-    ``XLA_FLAGS`` (keeping any flags already there). XLA reads the variable once, when JAX
-    creates its backend, so this must run before the first JAX computation; called later it
-    still edits the variable (for subprocesses) but returns whether *this* process fuses.
-    Harmless on GPU/TPU, which fuse siblings anyway.
+    ``XLA_FLAGS`` (keeping any flags already there; idempotent). XLA reads the variable once,
+    when JAX creates its backend (the first array, `jax.devices()` or compilation), and JAX
+    has no public way to tell whether that has happened, so this only edits the variable:
+    called too late it affects subprocesses but not this process, which keeps XLA:CPU's
+    default (`fuses_sibling_loops()` tells which, by compiling a probe). Harmless on GPU/TPU,
+    which fuse siblings anyway.
     """
-    if not _backends_started():
-        os.environ["XLA_FLAGS"] = _with_option(os.environ.get("XLA_FLAGS", ""))
-        fuses_sibling_loops.cache_clear()
-    return fuses_sibling_loops()
+    os.environ["XLA_FLAGS"] = _with_option(os.environ.get("XLA_FLAGS", ""))
+
+
+def sibling_fusion_expected() -> bool:
+    """The documented rule for `optim.scale_by_adam(fused=None)`: does the backend fuse siblings?
+
+    - ``jax.default_backend()`` is "gpu" or "tpu": True (XLA:GPU and XLA:TPU always do);
+    - it is "cpu": True exactly when the ``XLA_FLAGS`` environment variable has a
+      ``--xla_backend_extra_options=`` entry whose comma-separated option names include
+      ``xla_cpu_use_multi_output_fusion`` (what `enable_cpu_multi_output_fusion` adds);
+    - any other backend: False (the textbook form, which never forces copies).
+
+    Reads the variable *now*: it matches what XLA:CPU does as long as the variable was not
+    changed after JAX started its backend. Nothing is compiled.
+    """
+    backend = jax.default_backend()
+    if backend in ("gpu", "tpu"):
+        return True
+    return backend == "cpu" and _flags_ask_for_fusion(os.environ.get("XLA_FLAGS", ""))
 
 
 @functools.cache
 def fuses_sibling_loops() -> bool:
-    """True if the default backend compiles x ↦ (x + 1, 2·x) on a (64, 64) array into one loop.
+    """Diagnostic: True if the default backend compiles x ↦ (x + 1, 2·x) into one loop.
 
-    Compiles a tiny probe once per process (cached; ~10 ms). Optimizers use it to choose
-    between computing θ' from the old moments (one loop when this is True) and from the
-    new moments (three loops, but no extra copies, when it is False).
+    Compiles a tiny probe once per process (cached; ~10 ms) and reads its optimized HLO
+    through public `jax.jit(...).lower(...).compile().as_text()`. The library never consults
+    it (optimizers follow `sibling_fusion_expected()`); tests and benchmarks use it to check
+    that rule against what XLA really does.
     """
     probe = jax.jit(lambda x: (x + 1.0, 2.0 * x))
     spec = jax.ShapeDtypeStruct((64, 64), jnp.float32)

@@ -147,6 +147,7 @@ def adam(
     *,
     weight_decay: float = 0.0,
     amsgrad: bool = False,
+    fused: bool | None = None,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
@@ -164,6 +165,9 @@ def adam(
     params); by default each moment keeps its parameter's dtype.
     `amsgrad=True` is torch's `Adam(amsgrad=True)`: v_maxₜ = max(v_maxₜ₋₁, vₜ) and
     θ ← θ − ηₜ·m̂/(√v_maxₜ/√(1−β₂ᵗ) + ε) (see `scale_by_adam` for optax's other placement).
+    `fused=True` computes m̂, v̂ regrouped on the old moments, m̂ = β₁/(1−β₁ᵗ)·mₜ₋₁ +
+    (1−β₁)/(1−β₁ᵗ)·g (one loop per leaf where XLA fuses sibling loops); `fused=False` uses the
+    textbook m̂ = mₜ/(1−β₁ᵗ) above; None (default) picks by backend as `scale_by_adam` documents.
     Chain: [add_decayed_weights] → scale_by_adam → scale_by_learning_rate.
 
     >>> import jax.numpy as jnp
@@ -178,7 +182,9 @@ def adam(
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(
         *_weight_decay(weight_decay),
-        scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
+        scale_by_adam(
+            b1, b2, eps, amsgrad=amsgrad, fused=fused, mu_dtype=mu_dtype, nu_dtype=nu_dtype
+        ),
         scale_by_learning_rate(lr),
     )
 
@@ -192,6 +198,7 @@ def adamw(
     weight_decay: float = 0.01,
     mask: MaskOrFn | None = None,
     amsgrad: bool = False,
+    fused: bool | None = None,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
@@ -204,15 +211,18 @@ def adamw(
     The decay is multiplied by ηₜ (as in PyTorch's `AdamW` and optax's `adamw`); the paper
     scales it by the schedule multiplier ηₜ/η only. `mask` (a pytree of bools, or a function
     of the params such as `funcnn.params.decay_mask`, which selects ≥2-D weights as nanoGPT
-    does) chooses the decayed leaves; the others get plain Adam. `mu_dtype`/`nu_dtype` and
-    `amsgrad` (torch's `AdamW(amsgrad=True)`: √v̂ → √v_maxₜ/√(1−β₂ᵗ)) as in `adam`.
+    does) chooses the decayed leaves; the others get plain Adam. `mu_dtype`/`nu_dtype`,
+    `amsgrad` (torch's `AdamW(amsgrad=True)`: √v̂ → √v_maxₜ/√(1−β₂ᵗ)) and `fused` (the
+    regrouped one-pass m̂, v̂ or the textbook ones; None: by backend) as in `adam`.
     Chain: scale_by_adam → add_decayed_weights(mask) → scale_by_learning_rate.
     """
     lr = as_schedule(learning_rate, "learning_rate")
     weight_decay = check_hyperparameter(weight_decay, "weight_decay")
     decay_stage = [add_decayed_weights(weight_decay, mask)] if weight_decay > 0 else []
     return chain(
-        scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
+        scale_by_adam(
+            b1, b2, eps, amsgrad=amsgrad, fused=fused, mu_dtype=mu_dtype, nu_dtype=nu_dtype
+        ),
         *decay_stage,
         scale_by_learning_rate(lr),
     )

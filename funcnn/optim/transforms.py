@@ -321,6 +321,7 @@ def scale_by_adam(
     eps: float = 1e-8,
     *,
     amsgrad: bool = False,
+    fused: bool | None = None,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
@@ -345,16 +346,32 @@ def scale_by_adam(
     `scale_by_amsgrad` takes the maximum of the corrected v̂ instead, v̂_maxₜ =
     max(v̂_maxₜ₋₁, vₜ/(1−β₂ᵗ)), which differs while 1−β₂ᵗ still grows.
 
-    Speed: when the backend fuses sibling loops (`funcnn.fusion`), m̂ and v̂ are computed from
-    mₜ₋₁, vₜ₋₁ and g directly (same equations, regrouped) so a jitted, donated AdamW step
-    makes one pass over each leaf instead of two or three. AMSGrad keeps that path: its
-    max(v_maxₜ₋₁/(1−β₂ᵗ), v̂) is again an elementwise function of the old buffers and g.
+    `fused` picks one of two groupings of the same m̂ and v̂ (equal up to rounding, a few ulp):
+
+        fused=False (textbook): m̂ = mₜ/(1−β₁ᵗ),   v̂ = vₜ/(1−β₂ᵗ)
+        fused=True (regrouped on the old moments, g² = g·g):
+            m̂ = β₁/(1−β₁ᵗ)·mₜ₋₁ + (1−β₁)/(1−β₁ᵗ)·g,   v̂ = β₂/(1−β₂ᵗ)·vₜ₋₁ + (1−β₂)/(1−β₂ᵗ)·g²
+
+    (with amsgrad, fused=True uses max(v_maxₜ₋₁/(1−β₂ᵗ), v̂), again a function of the old
+    buffers and g; fused=False uses max(v_maxₜ₋₁, vₜ)/(1−β₂ᵗ).) Regrouped, d reads (g, mₜ₋₁,
+    vₜ₋₁) exactly as mₜ and vₜ do, so a compiler that fuses sibling loops emits θ', m', v' as
+    one loop per leaf: 7 memory accesses per parameter instead of 9–10 (`benchmarks/README.md`).
+    Without sibling fusion that form is much slower (XLA copies the donated m, v before
+    overwriting them) and the textbook form is the fast one. `fused=None` (default) chooses
+    `funcnn.fusion.sibling_fusion_expected()` when `update` is traced: True on GPU and TPU; on
+    CPU True only if ``XLA_FLAGS`` carries ``xla_cpu_use_multi_output_fusion`` in a
+    ``--xla_backend_extra_options=`` entry (what `funcnn.fusion.enable_cpu_multi_output_fusion`
+    sets before JAX starts); False on any other backend. No probe is compiled.
     """
     b1 = check_hyperparameter(b1, "b1", high=1.0, high_inclusive=False)
     b2 = check_hyperparameter(b2, "b2", high=1.0, high_inclusive=False)
     eps = check_hyperparameter(eps, "eps", low_inclusive=False)
     if not isinstance(amsgrad, bool):
         raise TypeError(f"amsgrad must be True or False, got amsgrad={amsgrad!r}.")
+    if fused is not None and not isinstance(fused, bool):
+        raise TypeError(
+            f"fused must be True, False or None (the backend's default), got fused={fused!r}."
+        )
 
     def init(params: Params) -> ScaleByAdamState | ScaleByAmsgradState:
         count = jnp.zeros([], jnp.int32)  # () int32
@@ -366,7 +383,7 @@ def scale_by_adam(
     def update(updates: Updates, state, params: Params | None = None):
         del params
         count = safe_increment(state.count)  # t, as int32
-        siblings = fusion.fuses_sibling_loops()  # once per trace; see funcnn/fusion.py
+        regrouped = fusion.sibling_fusion_expected() if fused is None else fused  # per trace
 
         def leaf(g: Array, m: Array, v: Array, v_max: Array | None = None):
             g32, m32, v32 = _upcast(g), _upcast(m), _upcast(v)
@@ -375,7 +392,7 @@ def scale_by_adam(
             c1, c2 = 1 - beta1**t, 1 - beta2**t  # bias corrections 1−β₁ᵗ, 1−β₂ᵗ
             m_new = beta1 * m32 + (1 - beta1) * g32
             v_new = beta2 * v32 + (1 - beta2) * g32 * g32
-            if siblings:
+            if regrouped:
                 # The same m̂ = mₜ/c₁, expanded on the OLD moment: (β₁/c₁)·mₜ₋₁ + ((1−β₁)/c₁)·g
                 # (v̂ likewise). d then reads (g, m, v) exactly as m_new and v_new do, so XLA
                 # emits θ', m', v' as sibling outputs of ONE loop per leaf: 7 memory accesses
@@ -385,8 +402,9 @@ def scale_by_adam(
                 if v_max is not None:  # max(v_maxₜ₋₁, vₜ)/c₂ = max(v_maxₜ₋₁/c₂, v̂): c₂ > 0
                     v_hat = jnp.maximum(_upcast(v_max) / c2, v_hat)
             else:
-                # No sibling fusion (XLA:CPU by default): reading the old moments after their
-                # in-place update would force copies of the donated buffers; read the new ones.
+                # Textbook form, for backends without sibling fusion (XLA:CPU by default):
+                # reading the old moments after their in-place update would force copies of
+                # the donated buffers; read the new ones.
                 m_hat = m_new / c1
                 v_hat = v_new / c2 if v_max is None else jnp.maximum(_upcast(v_max), v_new) / c2
             d = m_hat / (jnp.sqrt(v_hat) + _const(eps, g32))
