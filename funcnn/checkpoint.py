@@ -306,7 +306,9 @@ def restore(path: str | os.PathLike, like: Any = None) -> Any:
     With `like` (a pytree of arrays or `jax.ShapeDtypeStruct`s, e.g. a freshly initialised
     TrainState) the result has exactly `like`'s tree structure — NamedTuples, tuples and
     lists included — after checking that key paths, shapes and dtypes all agree; the first
-    mismatching key path is named in the error. Leaves land on `like`'s shardings.
+    mismatching key path is named in the error. Leaves land on `like`'s shardings; where
+    `like` has a NumPy leaf the result has the same NumPy array type (no device copy, so
+    float64/int64 leaves keep their width with jax's x64 mode off).
     Without `like` the result is nested dicts keyed by the path elements (as strings).
 
     Raises FileNotFoundError for a missing file, CheckpointError (a ValueError) for a
@@ -344,6 +346,11 @@ def _match_like(path: str | os.PathLike, leaves: list[_Leaf], like: Any) -> Any:
                 f"shape={tuple(got.shape)} dtype={got.dtype}, expected "
                 f"shape={tuple(want_shape)} dtype={want_dtype}."
             )
+        if isinstance(want.value, np.ndarray | np.generic):
+            # A host (NumPy) leaf comes back as one: a device copy would silently narrow
+            # float64/int64 to 32 bits when jax's x64 mode is off.
+            values.append(got)
+            continue
         sharding = getattr(want.value, "sharding", None)
         values.append(
             jax.device_put(got, sharding) if sharding is not None else jax.device_put(got)
