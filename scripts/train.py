@@ -157,6 +157,8 @@ def main(argv=None) -> int:
             overwrite=args.overwrite,
             stop=stop,
             progress=lead and not args.no_progress,
+            # without the bar (which prints its own lines), one line per epoch as it ends
+            report=print if lead and args.no_progress else None,
         )
     if stop.requested:
         say(
@@ -167,9 +169,6 @@ def main(argv=None) -> int:
     if not lead:  # the results below are process 0's to print and write
         return 0 if all_finite(result.state.params) else 1
     print(summary(result.state.params))
-    if args.no_progress:  # otherwise fit printed each epoch as it finished
-        for epoch, metrics in _epoch_rows(result.history):
-            print(f"epoch {epoch:>4}  " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     if not all_finite(result.state.params):
         print(
             f"error: the parameters are not finite after step {int(result.state.step)} "
@@ -198,12 +197,6 @@ def _quiet(*args: Any, **kwargs: Any) -> None:
 
 def all_finite(tree: Any) -> bool:
     return all(bool(np.isfinite(np.asarray(leaf)).all()) for leaf in jax.tree.leaves(tree))
-
-
-def _epoch_rows(history):
-    skip = ("epoch", "step", "time")
-    for i, epoch in enumerate(history["epoch"]):
-        yield epoch, {k: v[i] for k, v in history.items() if k not in skip}
 
 
 if __name__ == "__main__":

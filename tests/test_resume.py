@@ -7,6 +7,7 @@ itself at a chosen checkpoint, so the test is deterministic rather than a race:
 - SIGTERM arrives while the run continues: it must finish the chunk, checkpoint, exit 143.
 """
 
+import json
 import os
 import re
 import signal
@@ -177,6 +178,12 @@ def test_sigterm_checkpoints_and_exits_cleanly(runs):
     # the signal came after step 40's checkpoint; the next chunk (to 60) finished and was saved
     assert files["termed"] == ["ckpt_0000000040.npz", "ckpt_0000000060.npz"]
     assert "final test_accuracy" not in stdout  # an unfinished run reports no results
+    # --no-progress still prints one row per epoch as it ends, not only after a whole run
+    assert [row.split()[1] for row in stdout.splitlines() if row.startswith("epoch ")] == [
+        "1",
+        "2",
+        "3",
+    ]
 
 
 def test_resume_after_sigterm_is_bit_identical(runs):
@@ -330,3 +337,49 @@ def test_fit_refuses_a_resumed_state_without_data_key_or_carry(tmp_path):
     carry = {"history": {}, "epoch_sums": {}, "epoch_steps": 3, "data_key": None}
     with pytest.raises(ValueError, match="carry does not belong to a state at step 2"):
         train.fit(part, _noisy_loss, opt, data, carry=carry, **kwargs)
+
+
+# ----------------------------------------- exact resume mid-epoch, through scripts/train.py
+
+DIGITS = ["--task", "digits", "--epochs", "3", "--hidden", "32", "--checkpoint-every", "3"]
+DIGITS += ["--keep", "1000", "--no-progress"]  # 1437 examples / 64: 22 steps per epoch
+
+
+def test_script_resumed_from_mid_epoch_step_62_prints_and_ends_bit_identically(tmp_path):
+    """The issue's case: resumed from step 62 (18 steps into epoch 3), the printed epoch
+    rows — epoch 3's means included — metrics.json's history and the final params equal the
+    uninterrupted run's bit for bit."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "jax_cache")
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+
+    def train_script(out, *extra):
+        command = [sys.executable, str(REPO / "scripts" / "train.py"), *DIGITS, "--out", out]
+        done = subprocess.run(
+            [*command, *extra], env=env, capture_output=True, text=True, timeout=240
+        )
+        assert done.returncode == 0, done.stderr
+        return [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
+
+    straight_rows = train_script(str(tmp_path / "straight"))
+    assert len(straight_rows) == 3
+    # A fresh --out holding only the checkpoints up to step 62, as after a crash there.
+    resumed_dir = tmp_path / "resumed" / "checkpoints"
+    resumed_dir.mkdir(parents=True)
+    for path in (tmp_path / "straight" / "checkpoints").glob("ckpt_*.npz"):
+        if int(path.stem.split("_")[1]) <= 62:
+            (resumed_dir / path.name).write_bytes(path.read_bytes())
+    assert max(int(p.stem.split("_")[1]) for p in resumed_dir.iterdir()) == 62
+    resumed_rows = train_script(str(tmp_path / "resumed"), "--resume")
+    assert resumed_rows == straight_rows
+    for name in ("params.ckpt", "checkpoints/ckpt_0000000066.npz"):
+        assert_bitwise_equal(
+            checkpoint.restore(tmp_path / "resumed" / name),
+            checkpoint.restore(tmp_path / "straight" / name),
+        )
+    straight_json, resumed_json = (
+        json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("straight", "resumed")
+    )
+    assert resumed_json["test"] == straight_json["test"]
+    del straight_json["history"]["time"], resumed_json["history"]["time"]
+    assert resumed_json["history"] == straight_json["history"]

@@ -41,6 +41,7 @@ __all__ = [
     "TrainConfig",
     "build_model",
     "build_optimizer",
+    "epoch_row",
     "prepare",
     "readout",
     "resolve",
@@ -251,6 +252,16 @@ def readout(result: RunResult) -> list[str]:
     return []
 
 
+def epoch_row(history: dict[str, list], index: int) -> str:
+    """One printed line for epoch `history["epoch"][index]`: every per-epoch metric with four
+    significant digits (`.4g`, so a small loss reads 3.81e-05, not 0.0000)."""
+    skip = ("epoch", "step", "time")
+    values = "  ".join(
+        f"{k} {v[index]:.4g}" for k, v in history.items() if k not in skip and len(v)
+    )
+    return f"epoch {history['epoch'][index]:>4}  {values}"
+
+
 def check_checkpoint_dir(directory: str | os.PathLike, *, resume: bool, overwrite: bool) -> None:
     """Refuse to start a fresh run over an earlier run's checkpoints unless told to.
 
@@ -287,6 +298,7 @@ def run_resumable(
     overwrite: bool = False,
     stop: StopRequest | None = None,
     progress: bool = True,
+    report: Callable[[str], None] | None = None,
 ) -> RunResult:
     """`run` with its TrainState checkpointed in `checkpoint_dir` — every
     `checkpoint_every` steps (0: none periodically), at the end, and when `stop` is
@@ -297,6 +309,9 @@ def run_resumable(
     first (with a note) so a later resume can never mix two runs. Call `check_checkpoint_dir`
     first to fail before any work is done. The returned history covers the
     whole run, the epochs before a resume included (they travel in checkpoint metadata).
+    `report`, when given, receives one `epoch_row` per epoch as it finishes (and, on a
+    resume, the rows of the epochs before it first), so a run without a progress bar still
+    shows where it is.
     """
     check_nonnegative_int(checkpoint_every, "checkpoint_every")
     check_positive_int(keep, "keep")
@@ -325,7 +340,11 @@ def run_resumable(
                 f"starting fresh (overwrite): removed {removed} checkpoint(s) of an earlier "
                 f"run in {manager.directory}"
             )
-    callback = checkpoint_callback(
+    if report is not None:
+        earlier = history_before if carry is None else carry["history"]
+        for i in range(len(earlier.get("epoch", []))):
+            report(epoch_row(earlier, i))
+    saving = checkpoint_callback(
         manager,
         every=checkpoint_every,
         stop=stop,
@@ -333,6 +352,12 @@ def run_resumable(
         config=config_dict,
         history=history_before,
     )
+
+    def callback(state: TrainState, info: dict[str, Any]) -> bool:
+        if report is not None and "history" in info and info["step"] % per_epoch == 0:
+            report(epoch_row(info["history"], -1))  # fit sets "history" when an epoch ends
+        return saving(state, info)
+
     result = run(
         config,
         state=state,
