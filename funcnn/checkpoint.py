@@ -18,8 +18,12 @@ File format (a NumPy `.npz` archive, so `np.load(path)` can inspect it):
 
 `sha256` covers the manifest (without the digest itself) and every leaf's bytes, so a
 truncated or altered file is refused as a whole: nothing is returned until every leaf has
-been read and verified. Loading uses `allow_pickle=False` and a whitelist of dtypes, so a
-crafted file cannot run code; a file holding an object array is rejected.
+been read and verified. Loading never unpickles and trusts nothing the file declares before
+checking it: member names must be `manifest.npy` or `leaf_<i>.npy` (no path components),
+members must be stored uncompressed, each `.npy` header's dtype must be on a whitelist
+(object arrays are refused) and its shape × itemsize must equal the bytes the member holds,
+which cannot exceed the file's size on disk — so a crafted header declaring a huge array
+is refused before anything of that size is allocated.
 
 `CheckpointManager(directory, keep)` writes `ckpt_<step>.npz` files, keeps the newest
 `keep`, and restores the newest one that verifies (skipping a corrupt one with a warning).
@@ -29,11 +33,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
 import warnings
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -51,6 +57,7 @@ __all__ = [
     "read_metadata",
     "restore",
     "save",
+    "stage_hook",
 ]
 
 FORMAT = "funcnn-checkpoint"
@@ -73,6 +80,19 @@ _BIT_DTYPES = {
 }
 
 PathEntry = tuple[str, Any]  # ("dict", key) | ("seq", index) | ("attr", name)
+
+_MEMBER_NAME = re.compile(r"^(manifest|leaf_(0|[1-9][0-9]*))\.npy$")
+
+stage_hook: Callable[[str, Path], None] | None = None
+"""Fault-injection hook for tests: when set, `save` calls `stage_hook(stage, path)` at each
+stage of a write — "temp_written" (temporary file complete and fsync'ed, not yet renamed),
+"renamed" (renamed over `path`, folder not yet fsync'ed) and "dir_fsync" (folder opened, its
+fsync about to run) — so a test can kill the process exactly there. None in normal use."""
+
+
+def _stage(name: str, path: Path) -> None:
+    if stage_hook is not None:
+        stage_hook(name, path)
 
 
 class CheckpointError(ValueError):
@@ -200,17 +220,20 @@ def save(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) ->
             np.savez(f, **members)
             f.flush()
             os.fsync(f.fileno())
+        _stage("temp_written", path)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    _fsync_dir(folder)
+    _stage("renamed", path)
+    _fsync_dir(folder, path)
     return path
 
 
-def _fsync_dir(folder: Path) -> None:
+def _fsync_dir(folder: Path, path: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
+        _stage("dir_fsync", path)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -225,16 +248,15 @@ def _read(path: str | os.PathLike) -> tuple[list[_Leaf], dict]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: path={str(path)!r}.")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            members = {name: archive[name] for name in archive.files}
+        members = _read_members(path)
+    except CheckpointError:
+        raise
     except Exception as err:
         # A damaged zip fails in many ways (BadZipFile, EOFError, NotImplementedError for a
-        # flipped version byte, zlib/struct errors; a bare .npy is no context manager):
-        # every one means "unreadable".
-        hint = " (object arrays are refused)" if "pickle" in str(err) else ""
+        # flipped version byte, zlib/struct errors, a bad CRC): every one means "unreadable".
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is unreadable, truncated or not a funcnn checkpoint"
-            f"{hint}: {type(err).__name__}: {err}"
+            f"checkpoint {str(path)!r} is unreadable, truncated or not a funcnn checkpoint: "
+            f"{type(err).__name__}: {err}"
         ) from None
 
     manifest = _parse_manifest(path, members.pop("manifest", None))
@@ -252,6 +274,61 @@ def _read(path: str | os.PathLike) -> tuple[list[_Leaf], dict]:
         _decode_leaf(path, entry, array) for entry, array in zip(entries, arrays, strict=True)
     ]
     return leaves, manifest["metadata"]
+
+
+def _read_members(path: Path) -> dict[str, np.ndarray]:
+    """Every `.npy` member of the archive, each checked before it is allocated: its name,
+    that it is stored uncompressed, its header's dtype, and that shape × itemsize is exactly
+    the bytes it holds (so at most the file's size on disk is ever allocated)."""
+    on_disk = path.stat().st_size
+    members: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename
+            where = f"checkpoint {str(path)!r}, member {name!r}"
+            if not _MEMBER_NAME.match(name) or name[:-4] in members:
+                raise CheckpointError(
+                    f"checkpoint {str(path)!r} has a member named {name!r}; expected "
+                    "manifest.npy or leaf_<i>.npy, each once (no path components)."
+                )
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > on_disk:
+                raise CheckpointError(
+                    f"{where}: declares {info.file_size} bytes (compression "
+                    f"{info.compress_type}) in a file of {on_disk}; funcnn stores members "
+                    "uncompressed."
+                )
+            with archive.open(info) as f:
+                members[name[:-4]] = _read_npy(f, info.file_size, where)
+    return members
+
+
+def _read_npy(f: Any, size: int, where: str) -> np.ndarray:
+    """One `.npy` member: header checked (dtype on the whitelist, declared bytes = held
+    bytes) before its data is read; never unpickles."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise CheckpointError(f"{where}: unsupported .npy version {version}.")
+    if dtype.hasobject or dtype.name not in _PLAIN_DTYPES:
+        raise CheckpointError(
+            f"{where}: dtype {dtype} is refused (object arrays are refused: loading never "
+            f"unpickles); expected one of {sorted(_PLAIN_DTYPES)}."
+        )
+    declared = math.prod(shape) * dtype.itemsize
+    held = size - f.tell()
+    if declared != held:
+        raise CheckpointError(
+            f"{where}: its header declares shape {shape} of {dtype} ({declared} bytes) but "
+            f"the member holds {held} bytes; refused before allocating."
+        )
+    data = f.read(declared)
+    if len(data) != declared:
+        raise CheckpointError(f"{where}: truncated ({len(data)} of {declared} bytes).")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return np.array(array, order="C")  # writable, C-ordered, owns its memory
 
 
 def _parse_manifest(path: Path, raw: np.ndarray | None) -> dict:
@@ -398,7 +475,11 @@ class CheckpointManager:
         self.keep = check_positive_int(keep, "keep")
         self.directory.mkdir(parents=True, exist_ok=True)
         # A run killed mid-save leaves a temporary file; it was never a checkpoint.
-        for stale in self.directory.glob(".ckpt_*.tmp"):
+        for stale in sorted(self.directory.glob(".ckpt_*.tmp")):
+            warnings.warn(
+                f"removing {stale}: a partial checkpoint left by an interrupted save",
+                stacklevel=2,
+            )
             stale.unlink(missing_ok=True)
 
     def path_for(self, step: int) -> Path:

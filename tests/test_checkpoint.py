@@ -1,5 +1,6 @@
 """Checkpoints: exact round trips, atomic writes, and refusal of anything corrupt or crafted."""
 
+import io
 import json
 import os
 import pickle
@@ -233,8 +234,51 @@ def test_flipped_byte_anywhere_never_gives_a_different_tree(saved):
 def test_extra_member_is_refused(saved):
     path, _ = saved
     rewrite(path, lambda members: members.update(extra=np.zeros(1)))
-    with pytest.raises(CheckpointError, match=r"members .*extra"):
+    with pytest.raises(CheckpointError, match=r"member named 'extra.npy'; expected manifest"):
         checkpoint.restore(path)
+
+
+def _copy_members(path, rename=lambda name: name, replace=None):
+    """Copy a checkpoint's zip members byte for byte, renaming some or replacing one's bytes."""
+    with zipfile.ZipFile(path) as src:
+        members = {info.filename: src.read(info) for info in src.infolist()}
+    if replace is not None:
+        members.update(replace)
+    with zipfile.ZipFile(path, "w") as dst:
+        for name, data in members.items():
+            dst.writestr(rename(name), data)
+
+
+@pytest.mark.parametrize(
+    "bad_name", ["../leaf_0.npy", "/tmp/leaf_0.npy", "sub/leaf_0.npy", "leaf_00.npy", "leaf_0"]
+)
+def test_member_names_with_path_components_are_refused(saved, bad_name):
+    path, _ = saved
+    _copy_members(path, rename=lambda name: bad_name if name == "leaf_0.npy" else name)
+    with pytest.raises(CheckpointError, match=f"member named {bad_name!r}"):
+        checkpoint.restore(path)
+    assert not (path.parent.parent / "leaf_0.npy").exists()
+
+
+def test_absurd_sizes_in_a_header_are_refused_before_allocating(saved):
+    """A leaf whose .npy header declares 50 million float64s (400 MB) but holds 8 bytes is
+    refused by comparing the two, with nowhere near 400 MB allocated (numpy reports its
+    allocations to tracemalloc)."""
+    import tracemalloc
+
+    path, _ = saved
+    header = {"descr": "<f8", "fortran_order": False, "shape": (50_000_000,)}
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, header)
+    _copy_members(path, replace={"leaf_0.npy": member.getvalue() + bytes(8)})
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"declares shape \(50000000,\).*holds 8 bytes"):
+            checkpoint.restore(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000
 
 
 # ----------------------------------------------------------------------------- crafted files
@@ -293,6 +337,9 @@ def test_manifest_cannot_declare_arbitrary_dtypes(saved):
 def test_foreign_files_are_not_checkpoints(tmp_path):
     path = tmp_path / "plain.npz"
     np.savez(path, a=np.zeros(2))
+    with pytest.raises(CheckpointError, match="member named 'a.npy'"):
+        checkpoint.restore(path)
+    np.savez(path, leaf_0=np.zeros(2))
     with pytest.raises(CheckpointError, match="no valid manifest"):
         checkpoint.restore(path)
     path = tmp_path / "bare.npy"
@@ -361,7 +408,8 @@ def test_manager_raises_when_the_tree_changed(tmp_path):
 
 def test_manager_empty_and_stale_temp_files(tmp_path):
     (tmp_path / ".ckpt_0000000005.npz.abc.tmp").write_bytes(b"partial")
-    manager = CheckpointManager(tmp_path, keep=1)
+    with pytest.warns(UserWarning, match=r"removing .*ckpt_0000000005.npz.abc.tmp: a partial"):
+        manager = CheckpointManager(tmp_path, keep=1)
     assert manager.restore_latest() is None
     assert list(tmp_path.iterdir()) == []
 
