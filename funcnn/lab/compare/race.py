@@ -1,4 +1,4 @@
-"""The optimizer race: six optimizers, the same problems, the same initialization.
+"""The optimizer race: nine optimizers, the same problems, the same initialization.
 
 Every optimizer runs full-batch (deterministic) gradient descent on each problem,
 
@@ -8,6 +8,8 @@ for every learning rate of one shared grid, and reports its best run: the fewest
 to reach the problem's target loss (ties and misses broken by the final loss). All learning
 rates of one optimizer run in a single compiled program (`vmap` over η of a `lax.scan` over
 steps); η enters as a traced scalar through a schedule, so nothing recompiles per η.
+A schedule-free optimizer is scored at its averaged point x (`schedule_free_eval_params`),
+where its model is meant to be evaluated, not at the gradient point y.
 """
 
 from __future__ import annotations
@@ -48,7 +50,18 @@ OptimizerFactory = Callable[[optim.Schedule], GradientTransformation]
 # One shared grid, half a decade apart: the same budget of tuning for every optimizer.
 LEARNING_RATES: tuple[float, ...] = tuple(float(x) for x in np.logspace(-4, 0.5, 10))
 
-# Standard hyperparameters; only the learning rate is swept.
+
+def _muon_and_adamw(learning_rate: optim.Schedule) -> GradientTransformation:
+    """Muon (torch's defaults, λ = 0.1) on the 2-D leaves, AdamW (λ = 1e-3) on the others,
+    both at the swept η. On problems without a matrix (quadratic, rosenbrock) it is AdamW."""
+    return optim.partition(
+        {"muon": optim.muon(learning_rate), "adamw": optim.adamw(learning_rate, weight_decay=1e-3)},
+        lambda params: jax.tree.map(lambda x: "muon" if x.ndim == 2 else "adamw", params),
+    )
+
+
+# Standard hyperparameters; only the learning rate is swept (for Adafactor η is the cap of
+# the relative step ρₜ = min(η, 1/√t)).
 RACE_OPTIMIZERS: dict[str, OptimizerFactory] = {
     "sgd": lambda lr: optim.sgd(lr),
     "momentum": lambda lr: optim.sgd(lr, momentum=0.9),
@@ -56,6 +69,9 @@ RACE_OPTIMIZERS: dict[str, OptimizerFactory] = {
     "rmsprop": lambda lr: optim.rmsprop(lr),
     "adam": lambda lr: optim.adam(lr),
     "adamw": lambda lr: optim.adamw(lr, weight_decay=1e-3),
+    "adafactor": lambda lr: optim.adafactor(lr),
+    "muon": _muon_and_adamw,
+    "schedule_free_adamw": lambda lr: optim.schedule_free_adamw(lr),
 }
 
 
@@ -168,25 +184,44 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
 # ------------------------------------------------------------------------------- running
 
 
-def trajectory_fn(problem: Problem, make_optimizer: OptimizerFactory) -> Callable[[Array], Array]:
+def _is_schedule_free(state: Any) -> bool:
+    leaves = jax.tree.leaves(state, is_leaf=lambda s: isinstance(s, optim.ScheduleFreeState))
+    return any(isinstance(s, optim.ScheduleFreeState) for s in leaves)
+
+
+def trajectory_fn(
+    problem: Problem, make_optimizer: OptimizerFactory, *, evaluate_at_x: bool = True
+) -> Callable[[Array], Array]:
     """`run(η) -> (N + 1,)` losses f(θ₀) … f(θ_N) of N full-batch steps at learning rate η.
 
     η is a traced scalar fed through a schedule, so one compiled program serves every η.
+    For a schedule-free optimizer (its state holds a `ScheduleFreeState`) and
+    `evaluate_at_x=True` the losses are f(xₖ) at the averaged points (one extra forward
+    pass per step); otherwise f at the params the loop holds.
     """
 
     def run(learning_rate: Array) -> Array:
         optimizer = make_optimizer(lambda step: learning_rate)
         value_and_grad = jax.value_and_grad(problem.loss)
+        state0 = optimizer.init(problem.init)
+        at_x = evaluate_at_x and _is_schedule_free(state0)
+
+        def evaluate(params, state):
+            return problem.loss(optim.schedule_free_eval_params(params, state))
 
         def step(carry, _):
             params, state = carry
             loss, grads = value_and_grad(params)
+            if at_x:
+                loss = evaluate(params, state)
             updates, state = optimizer.update(grads, state, params)
             return (apply_updates(params, updates), state), loss
 
-        carry = (problem.init, optimizer.init(problem.init))
-        (params, _), losses = jax.lax.scan(step, carry, None, length=problem.steps)
-        return jnp.concatenate([losses, problem.loss(params)[None]])
+        (params, state), losses = jax.lax.scan(
+            step, (problem.init, state0), None, length=problem.steps
+        )
+        final = evaluate(params, state) if at_x else problem.loss(params)
+        return jnp.concatenate([losses, final[None]])
 
     return run
 
