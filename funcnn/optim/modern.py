@@ -147,8 +147,8 @@ def scale_by_trust_ratio(
 
 # --- Muon: EMA momentum, Newton–Schulz orthogonalization, shape scale -----------------------
 
-# Keller Jordan's quintic coefficients (a, b, c), torch.optim.Muon's default.
 MUON_NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)
+"""Keller Jordan's quintic Newton–Schulz coefficients (a, b, c), torch.optim.Muon's default."""
 
 _MUON_RANK_ERROR = (
     "{where}{path} has shape {shape} (rank {rank}); Muon orthogonalizes 2-D matrices only. "
@@ -295,6 +295,7 @@ class ScaleByShapeState(NamedTuple):
 
 
 MUON_ADJUST_LR = (None, "original", "match_rms_adamw")
+"""The values `scale_by_shape` (and `muon`) accept for `adjust_lr_fn`, torch's names."""
 
 
 def scale_by_shape(adjust_lr_fn: str | None = None) -> GradientTransformation:
