@@ -30,6 +30,7 @@ single process, unchanged.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,10 @@ ENV_PROCESS_ID = "FUNCNN_PROCESS_ID"
 """Environment variable holding this process's index, 0 … num_processes − 1."""
 
 
-def _env_int(name: str, environ: dict[str, str]) -> int:
+def _env_int(name: str, environ: Mapping[str, str]) -> int:
     raw = environ.get(name)
     try:
-        return int(raw)  # type: ignore[arg-type]
+        return int("" if raw is None else raw)  # a missing variable fails like an empty one
     except (TypeError, ValueError):
         raise ValueError(
             f"environment variable {name}={raw!r} must be an integer (set by funcnn.launch, "
@@ -78,7 +79,7 @@ def _env_int(name: str, environ: dict[str, str]) -> int:
         ) from None
 
 
-def initialize_from_env(*, timeout: int = 60, environ: dict[str, str] | None = None) -> bool:
+def initialize_from_env(*, timeout: int = 60, environ: Mapping[str, str] | None = None) -> bool:
     """Join the process group described by FUNCNN_* variables; False if they are absent.
 
     Calls `jax.distributed.initialize(coordinator, num_processes, process_id,
@@ -88,13 +89,13 @@ def initialize_from_env(*, timeout: int = 60, environ: dict[str, str] | None = N
     bounds the wait for every process to join: a peer that never starts is an error, not a
     hang.
     """
-    environ = os.environ if environ is None else environ
-    coordinator = environ.get(ENV_COORDINATOR)
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    coordinator = env.get(ENV_COORDINATOR)
     if not coordinator:
         return False
     check_positive_int(timeout, "timeout")
-    num_processes = _env_int(ENV_NUM_PROCESSES, environ)
-    process_id = _env_int(ENV_PROCESS_ID, environ)
+    num_processes = _env_int(ENV_NUM_PROCESSES, env)
+    process_id = _env_int(ENV_PROCESS_ID, env)
     if num_processes < 1 or not 0 <= process_id < num_processes:
         raise ValueError(
             f"{ENV_PROCESS_ID}={process_id} must lie in 0 … {ENV_NUM_PROCESSES}−1 = "
@@ -102,7 +103,9 @@ def initialize_from_env(*, timeout: int = 60, environ: dict[str, str] | None = N
         )
     # Read the platform from config/env, not jax.devices(): that would start the backend
     # before initialize, which JAX forbids.
-    platforms = (jax.config.jax_platforms or environ.get("JAX_PLATFORMS", "") or "").lower()
+    # jax.config creates its option attributes at run time, so its stub lacks jax_platforms.
+    configured: str | None = jax.config.jax_platforms  # type: ignore[attr-defined]
+    platforms = (configured or env.get("JAX_PLATFORMS", "") or "").lower()
     if platforms in ("", "cpu") or platforms.startswith("cpu"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(

@@ -107,5 +107,7 @@ def fuses_sibling_loops() -> bool:
     probe = jax.jit(lambda x: (x + 1.0, 2.0 * x))
     spec = jax.ShapeDtypeStruct((64, 64), jnp.float32)
     hlo = probe.lower(spec).compile().as_text()
+    if hlo is None:
+        raise RuntimeError("the backend gave no HLO text for the probe; cannot tell.")
     entry = hlo[hlo.index("\nENTRY") :]
     return entry.count(" fusion(") == 1

@@ -170,11 +170,11 @@ def batch_mesh(data: Any) -> Mesh | None:
 
     `train.fit` uses this to keep its fused minibatches sharded the same way.
     """
-    meshes = set()
+    meshes: set[Mesh] = set()
     for leaf in jax.tree.leaves(data):
         sharding = getattr(leaf, "sharding", None)
-        if not isinstance(sharding, NamedSharding):
-            return None
+        if not isinstance(sharding, NamedSharding) or not isinstance(sharding.mesh, Mesh):
+            return None  # unsharded, or an abstract mesh (no devices: nothing to place on)
         spec = tuple(sharding.spec)
         if not spec or spec[0] != DATA_AXIS:
             return None

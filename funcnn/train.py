@@ -124,7 +124,8 @@ def _jit_counting_traces(fn: Callable[..., Any], **jit_options: Any) -> Any:
         jitted.traces += 1  # runs only while tracing: a cached call never reaches Python
         return fn(*args, **kwargs)
 
-    jitted = jax.jit(functools.wraps(fn)(traced), **jit_options)
+    # Any: jax.jit's result takes attributes at run time, but its stub declares no `traces`.
+    jitted: Any = jax.jit(functools.wraps(fn)(traced), **jit_options)
     jitted.traces = 0
     return jitted
 
@@ -137,8 +138,8 @@ def num_examples(data: Any) -> int:
     leaves = jax.tree.leaves(data)
     if not leaves:
         raise ValueError("data must hold at least one array, got an empty pytree.")
-    sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in leaves}
-    if len(sizes) != 1 or None in sizes:
+    sizes = {jnp.shape(leaf)[0] for leaf in leaves if jnp.ndim(leaf)}
+    if len(sizes) != 1 or any(jnp.ndim(leaf) == 0 for leaf in leaves):
         shapes = [jnp.shape(leaf) for leaf in leaves]
         raise ValueError(
             f"every array in data must share its leading (example) axis, got shapes {shapes}."
@@ -355,8 +356,9 @@ def fit(
     # (often the very arrays passed to init_state) stay usable after fit returns.
     state = jax.tree.map(jnp.copy, state)
     mesh = parallel.batch_mesh(data)  # data sharded by parallel.shard_batch → sharded batches
-    if mesh is None and parallel.active_mesh() is not None:  # inside parallel.data_parallel
-        mesh = parallel.active_mesh()
+    active = parallel.active_mesh()
+    if mesh is None and active is not None:  # inside parallel.data_parallel
+        mesh = active
         if batch_size % mesh.size:
             raise ValueError(
                 f"batch_size={batch_size} must be divisible by the {mesh.size} devices of the "
@@ -555,7 +557,10 @@ def train_generated(
     history: dict[str, list[float]] = {"step": []}
     done = 0
     while done < steps:
-        run, length = (full, chunk) if steps - done >= chunk else (tail, remainder)
+        # tail is None only when remainder = 0, and then steps − done ≥ chunk until the end.
+        run, length = (
+            (tail, remainder) if tail is not None and steps - done < chunk else (full, chunk)
+        )
         state, metrics = run(state)
         done += length
         info = {k: float(v) for k, v in metrics.items()}

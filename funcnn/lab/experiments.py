@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from funcnn import activations, initializers, losses, nn, optim
 from funcnn import datasets as ds
@@ -238,7 +239,9 @@ def _split_means(metric_fn: Callable, params: Any, train: Any, test: Any) -> tup
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled_zero_fractions(layers: tuple[nn.Layer, ...]) -> Callable[[Any, Array], list[Array]]:
+def _compiled_zero_fractions(
+    layers: tuple[nn.Layer, ...],
+) -> Callable[[Any, ArrayLike], list[Array]]:
     """One jitted program per network, shared by the before/after measurements."""
 
     def fractions(params: Any, x: Array) -> list[Array]:
@@ -252,7 +255,7 @@ def _compiled_zero_fractions(layers: tuple[nn.Layer, ...]) -> Callable[[Any, Arr
     return jax.jit(fractions)
 
 
-def zero_fractions(layers: Sequence[nn.Layer], params: Any, x: Array) -> list[float]:
+def zero_fractions(layers: Sequence[nn.Layer], params: Any, x: ArrayLike) -> list[float]:
     """For each ReLU layer: the fraction of its outputs on x that are exactly 0,
     (1/(B·width))·Σ [relu(z) = 0]."""
     return [float(f) for f in _compiled_zero_fractions(tuple(layers))(params, x)]

@@ -28,7 +28,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -258,7 +260,8 @@ def case_loss(case: GradCase, seed: int = 0) -> tuple[Callable[[Any], Array], di
 
     def loss(tree: dict[str, Any]) -> Array:
         ys = jax.tree.leaves(forward(tree))
-        return sum(jnp.sum(r * y) for r, y in zip(weights, ys, strict=True))
+        terms = [jnp.sum(r * y) for r, y in zip(weights, ys, strict=True)]  # ≥ 1 output
+        return functools.reduce(operator.add, terms)
 
     return loss, tree
 
@@ -314,6 +317,8 @@ class CostRow(NamedTuple):
 def compiled_flops(fn: Callable[..., Any], *args: Any) -> float:
     """Floating-point operations XLA counts in the compiled `jax.jit(fn)` for `args`."""
     analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
+    if analysis is None:
+        raise RuntimeError("this backend gives no cost analysis, so FLOPs cannot be counted.")
     if isinstance(analysis, (list, tuple)):  # older jax returned one dict per device
         analysis = analysis[0]
     return float(analysis["flops"])

@@ -462,7 +462,7 @@ def multi_head_attention(
         if jnp.ndim(x) < 2:
             raise ValueError(f"{name}: expects x of shape (..., time, features), got {x.shape}.")
         self_attention = context is None
-        context = x if self_attention else context
+        context = x if context is None else context
         if context.shape[:-2] != x.shape[:-2]:
             raise ValueError(
                 f"{name}: x {x.shape} and context {context.shape} need the same leading dims."

@@ -182,7 +182,7 @@ class ScaleByAdamaxState(NamedTuple):
     """count: int32 scalar, updates done so far (t − 1). mu: first moment m; nu: the
     exponentially weighted infinity norm u (each shaped like the params)."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # the field shadows tuple.count, as optax's do
     mu: Params
     nu: Params
 
@@ -234,7 +234,7 @@ class ScaleByNadamState(NamedTuple):
     """count: int32 scalar, updates done so far (t − 1). mu_product: ∏ₛ₌₁..ₜ μₛ, a scalar of
     the widest param float dtype (1 before the first update). mu, nu: the moments m, v."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # the field shadows tuple.count, as optax's do
     mu_product: Array
     mu: Params
     nu: Params
@@ -302,7 +302,7 @@ def scale_by_nadam(
 class ScaleByRadamState(NamedTuple):
     """count: int32 scalar, updates done so far (t − 1). mu, nu: the moments m, v."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # the field shadows tuple.count, as optax's do
     mu: Params
     nu: Params
 
@@ -367,7 +367,7 @@ class ScaleByRpropState(NamedTuple):
     """count: int32 scalar, updates done so far. prev: the previous (masked) gradient g̃ₜ₋₁;
     step_size: the per-element step sizes Δ (each shaped like the params)."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # the field shadows tuple.count, as optax's do
     prev: Params
     step_size: Params
 
@@ -451,7 +451,7 @@ class AverageParamsState(NamedTuple):
     """count: int32 scalar, updates done so far. average: θ̄, the running average of the
     iterates (shaped and typed like the params). Read it with `averaged_params`."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # the field shadows tuple.count, as optax's do
     average: Params
 
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.tree_util import PyTreeDef
 
 from funcnn._validation import check_in_range
 
@@ -149,18 +150,26 @@ def check_floating_params(params: Params, where: str = "params") -> None:
 
 
 def check_same_structure(
-    updates: Updates, params: Params, name_a: str = "updates", name_b: str = "params"
+    updates: Updates,
+    params: Params,
+    name_a: str = "updates",
+    name_b: str = "params",
+    *,
+    where: str = "",
 ) -> None:
     """Raise ValueError naming the key paths that differ unless both trees share a structure
-    (a bare `tree_map` error would not say which argument is wrong). Trace-time only."""
-    if jax.tree.structure(updates) == jax.tree.structure(params):
+    (a bare `tree_map` error would not say which argument is wrong). Trace-time only.
+    `where` prefixes the message (e.g. "accumulate: ")."""
+    got: PyTreeDef = jax.tree.structure(updates)
+    want: PyTreeDef = jax.tree.structure(params)
+    if got == want:
         return
     paths_a = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(updates)}
     paths_b = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)}
     raise ValueError(
-        f"{name_a} and {name_b} must have the same tree structure; only in {name_a}: "
+        f"{where}{name_a} and {name_b} must have the same tree structure; only in {name_a}: "
         f"{sorted(paths_a - paths_b)[:5]}, only in {name_b}: {sorted(paths_b - paths_a)[:5]} "
-        f"(got {name_a} {jax.tree.structure(updates)} and {name_b} {jax.tree.structure(params)})."
+        f"(got {name_a} {got} and {name_b} {want})."
     )
 
 

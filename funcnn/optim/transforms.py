@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.tree_util import PyTreeDef
 
 from funcnn import fusion
 from funcnn.optim.base import (
@@ -108,7 +109,7 @@ class ScaleByLearningRateState(NamedTuple):
     learning_rate: scalar of the widest param float dtype — ηₜ used by the latest update
     (η₀ = schedule(0) before the first update). Read it with `current_learning_rate`."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # the field shadows tuple.count, as optax's do
     learning_rate: Array
 
 
@@ -215,12 +216,21 @@ def trace(
 
 def _unzip(pairs: Any, like: Any) -> tuple[Any, Any]:
     """Split a tree of (a, b) tuples (shaped like `like`) into a tree of a and a tree of b."""
-    treedef = jax.tree.structure(like)
-    flat = treedef.flatten_up_to(pairs)
-    return (
-        treedef.unflatten([p[0] for p in flat]),
-        treedef.unflatten([p[1] for p in flat]),
-    )
+    a, b = _unzip_n(pairs, like, 2)
+    return a, b
+
+
+def _unzip3(triples: Any, like: Any) -> tuple[Any, Any, Any]:
+    """Split a tree of (a, b, c) tuples (shaped like `like`) into three trees."""
+    a, b, c = _unzip_n(triples, like, 3)
+    return a, b, c
+
+
+def _unzip_n(tuples: Any, like: Any, n: int) -> tuple[Any, ...]:
+    """Split a tree of n-tuples (shaped like `like`) into n trees, the i-th of items i."""
+    treedef: PyTreeDef = jax.tree.structure(like)
+    flat = treedef.flatten_up_to(tuples)
+    return tuple(treedef.unflatten([item[i] for item in flat]) for i in range(n))
 
 
 # --- RMSProp ----------------------------------------------------------------------------
@@ -300,7 +310,7 @@ class ScaleByAdamState(NamedTuple):
     """count: int32 scalar, updates done so far (t − 1). mu: first moment m; nu: second
     moment v (each shaped like the params, dtype of the param unless mu_dtype/nu_dtype)."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # the field shadows tuple.count, as optax's do
     mu: Params
     nu: Params
 
@@ -309,7 +319,7 @@ class ScaleByAmsgradState(NamedTuple):
     """`scale_by_adam(amsgrad=True)`'s state: count, mu, nu as `ScaleByAdamState`, plus
     nu_max: the running maximum v_max of the *uncorrected* second moments (dtype of nu)."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # the field shadows tuple.count, as optax's do
     mu: Params
     nu: Params
     nu_max: Params
@@ -408,7 +418,7 @@ def scale_by_adam(
                 m_hat = m_new / c1
                 v_hat = v_new / c2 if v_max is None else jnp.maximum(_upcast(v_max), v_new) / c2
             d = m_hat / (jnp.sqrt(v_hat) + _const(eps, g32))
-            moments = (m_new.astype(m.dtype), v_new.astype(v.dtype))
+            moments: tuple[Array, ...] = (m_new.astype(m.dtype), v_new.astype(v.dtype))
             if v_max is not None:  # v_maxₜ = max(v_maxₜ₋₁, vₜ), uncorrected (torch's)
                 moments += (jnp.maximum(_upcast(v_max), v_new).astype(v_max.dtype),)
             return d.astype(g.dtype), moments
@@ -423,14 +433,6 @@ def scale_by_adam(
         return updates, ScaleByAdamState(count, mu, nu)
 
     return GradientTransformation(init, update)
-
-
-def _unzip3(triples: Any, like: Any) -> tuple[Any, Any, Any]:
-    """Split a tree of (a, b, c) tuples (shaped like `like`) into three trees."""
-    treedef = jax.tree.structure(like)
-    flat = treedef.flatten_up_to(triples)
-    a, b, c = (treedef.unflatten([p[i] for p in flat]) for i in range(3))
-    return a, b, c
 
 
 # --- weight decay, clipping, masking ------------------------------------------------------

@@ -22,6 +22,7 @@ from funcnn.optim.base import (
     OptState,
     Params,
     Updates,
+    check_same_structure,
     compute_dtype,
 )
 
@@ -42,14 +43,8 @@ def _noop_updates(shapes: Any) -> Updates:
 
 
 def _check_same_structure(updates: Updates, params: Params | None, wrapper: str) -> None:
-    if params is None:
-        return
-    got, want = jax.tree.structure(updates), jax.tree.structure(params)
-    if got != want:
-        raise ValueError(
-            f"{wrapper}: updates (the gradients) and params must have the same tree structure, "
-            f"got updates={got} and params={want}."
-        )
+    if params is not None:
+        check_same_structure(updates, params, "updates (the gradients)", where=f"{wrapper}: ")
 
 
 # --- skip non-finite gradients -------------------------------------------------------------

@@ -166,9 +166,11 @@ def run_decay(
     else:
         params = _trainer(setting, weight_decay)(setup.init, jnp.float32(0.0))
     measure = _measure(setting)
-    metrics = [float(m) for m in measure(params)]
+    loss, train_accuracy, test_accuracy, norm, idle_norm = (float(m) for m in measure(params))
     idle_init = float(np.linalg.norm(np.asarray(setup.init["dense_0"]["w"])[setup.idle]))
-    return DecayResult(method, weight_decay, *metrics, idle_init)
+    return DecayResult(
+        method, weight_decay, loss, train_accuracy, test_accuracy, norm, idle_norm, idle_init
+    )
 
 
 def decay_experiment(

@@ -139,6 +139,6 @@ def formula(name: str) -> str:
     parts = [f"configuration {name!r}, registered in funcnn.optim.configs as:\n\n{source}\n"]
     parts.append("which runs the update rules documented in:")
     for fn in documented_functions(build):
-        doc = inspect.cleandoc(fn.__doc__)
+        doc = inspect.cleandoc(fn.__doc__ or "")
         parts.append(f"\nfuncnn.optim.{fn.__name__}{inspect.signature(fn)}\n\n{doc}")
     return "\n".join(parts)
