@@ -29,6 +29,7 @@ from funcnn.optim.base import (
     Params,
     Updates,
     check_hyperparameter,
+    find_state,
     safe_increment,
     tree_widest_float,
     tree_zeros_like,
@@ -494,14 +495,6 @@ def averaged_params(opt_state: OptState) -> Params:
     Works inside jit and on host; raises ValueError if the state holds none or several.
     Evaluate the model at these (torch: `optimizer.state[p]["ax"]`); keep training θ.
     """
-    found = [
-        leaf
-        for leaf in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, AverageParamsState))
-        if isinstance(leaf, AverageParamsState)
-    ]
-    if len(found) != 1:
-        raise ValueError(
-            "averaged_params needs exactly one average_params stage in the optimizer state "
-            f"(asgd has one), found {len(found)}."
-        )
-    return found[0].average
+    needs = "averaged_params needs exactly one average_params stage in the optimizer state "
+    needs += "(asgd has one)"
+    return find_state(opt_state, AverageParamsState, needs).average

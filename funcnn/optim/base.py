@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +33,7 @@ __all__ = [
     "check_hyperparameter",
     "check_same_structure",
     "compute_dtype",
+    "find_state",
     "global_norm",
     "safe_increment",
     "tree_widest_float",
@@ -174,6 +175,23 @@ def check_same_structure(
 
 
 # --- tree helpers used by the transforms -------------------------------------------------
+
+StateT = TypeVar("StateT")
+
+
+def find_state(opt_state: OptState, state_type: type[StateT], needs: str) -> StateT:
+    """The one `state_type` node inside `opt_state` (searched through chains, masks,
+    partitions and wrappers). Anything but exactly one is a ValueError that starts with
+    `needs` (e.g. "current_learning_rate needs exactly one scale_by_learning_rate stage in
+    the optimizer state") and says how many were found."""
+    found = [
+        node
+        for node in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, state_type))
+        if isinstance(node, state_type)
+    ]
+    if len(found) != 1:
+        raise ValueError(f"{needs}, found {len(found)}.")
+    return found[0]
 
 
 def compute_dtype(dtype: Any) -> np.dtype:

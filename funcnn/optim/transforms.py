@@ -32,6 +32,7 @@ from funcnn.optim.base import (
     as_schedule,
     check_hyperparameter,
     compute_dtype,
+    find_state,
     global_norm,
     safe_increment,
     tree_widest_float,
@@ -158,19 +159,9 @@ def current_learning_rate(opt_state: OptState) -> Array:
     >>> round(float(current_learning_rate(state)), 8)  # schedule(0) before any update
     0.0001
     """
-    found = [
-        leaf
-        for leaf in jax.tree.leaves(
-            opt_state, is_leaf=lambda x: isinstance(x, ScaleByLearningRateState)
-        )
-        if isinstance(leaf, ScaleByLearningRateState)
-    ]
-    if len(found) != 1:
-        raise ValueError(
-            "current_learning_rate needs exactly one scale_by_learning_rate stage in the "
-            f"optimizer state, found {len(found)}."
-        )
-    return found[0].learning_rate
+    needs = "current_learning_rate needs exactly one scale_by_learning_rate stage in the "
+    needs += "optimizer state"
+    return find_state(opt_state, ScaleByLearningRateState, needs).learning_rate
 
 
 # --- momentum ---------------------------------------------------------------------------
