@@ -96,6 +96,27 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+class _TaskFields(NamedTuple):
+    """The `None`-by-default fields of a `resolve`d TrainConfig, typed as filled in."""
+
+    learning_rate: float
+    epochs: int
+    batch_size: int
+    hidden: tuple[int, ...]
+    activation: str
+
+
+def _filled(config: TrainConfig) -> _TaskFields:
+    """`config`'s task-default fields; a ValueError if `resolve` has not filled them."""
+    lr, epochs, batch_size = config.learning_rate, config.epochs, config.batch_size
+    hidden, activation = config.hidden, config.activation
+    if lr is None or epochs is None or batch_size is None or hidden is None or activation is None:
+        raise ValueError(
+            f"{config} has fields left at None: pass it through recipes.resolve(config) first."
+        )
+    return _TaskFields(lr, epochs, batch_size, hidden, activation)
+
+
 def resolve(config: TrainConfig) -> TrainConfig:
     """Fill `None` fields from the task's defaults and validate every field."""
     check_choice(config.task, "task", sorted(TASK_DEFAULTS))
@@ -105,7 +126,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     check_choice(config.activation, "activation", sorted(ACTIVATIONS))
     check_positive_int(config.epochs, "epochs")
     check_positive_int(config.batch_size, "batch_size")
-    for width in config.hidden:
+    for width in _filled(config).hidden:
         check_positive_int(width, "hidden")
     check_in_range(config.learning_rate, "learning_rate", 0.0, float("inf"), low_inclusive=False)
     check_in_range(config.dropout, "dropout", 0.0, 1.0, high_inclusive=True)
@@ -117,8 +138,9 @@ def resolve(config: TrainConfig) -> TrainConfig:
 
 def build_model(config: TrainConfig, task: ds.Task) -> nn.Layer:
     """MLP [features, *hidden, outputs] with the configured activation and dropout."""
-    sizes = [task.x_train.shape[1], *config.hidden, task.num_outputs]
-    return nn.mlp(sizes, activation=ACTIVATIONS[config.activation], dropout=config.dropout)
+    filled = _filled(config)
+    sizes = [task.x_train.shape[1], *filled.hidden, task.num_outputs]
+    return nn.mlp(sizes, activation=ACTIVATIONS[filled.activation], dropout=config.dropout)
 
 
 def build_optimizer(config: TrainConfig, total_steps: int) -> optim.GradientTransformation:
@@ -129,7 +151,7 @@ def build_optimizer(config: TrainConfig, total_steps: int) -> optim.GradientTran
     """
     warmup = int(config.warmup_fraction * total_steps)
     lr = optim.warmup_cosine_decay(
-        peak_value=config.learning_rate,
+        peak_value=_filled(config).learning_rate,
         warmup_steps=max(warmup, 1),
         decay_steps=max(total_steps, 2),
     )
@@ -178,7 +200,8 @@ def prepare(config: TrainConfig) -> Prepared:
     task = ds.load(config.task, seed=config.seed)
     model = build_model(config, task)
     data = (task.x_train, task.y_train)
-    total_steps = config.epochs * steps_per_epoch(data, config.batch_size)
+    filled = _filled(config)
+    total_steps = filled.epochs * steps_per_epoch(data, filled.batch_size)
     optimizer = build_optimizer(config, total_steps)
     init_key, state_key, data_key = jax.random.split(jax.random.key(config.seed), 3)
     params, _ = model.init(init_key, (-1, task.x_train.shape[1]))
@@ -215,8 +238,8 @@ def run(
         ready.loss_fn,
         ready.optimizer,
         ready.data,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
+        batch_size=_filled(config).batch_size,
+        epochs=_filled(config).epochs,
         data_key=ready.data_key,
         eval_fn=eval_fn,
         progress=progress,
@@ -322,7 +345,7 @@ def run_resumable(
     config_dict = dataclasses.asdict(config)
     check_checkpoint_dir(manager.directory, resume=resume, overwrite=overwrite)
     ready = prepare(config)
-    fresh, per_epoch = ready.state, steps_per_epoch(ready.data, config.batch_size)
+    fresh, per_epoch = ready.state, steps_per_epoch(ready.data, _filled(config).batch_size)
     state, history_before, carry = None, {}, None
     if resume:
         found = resume_latest(manager, like=fresh, config=config_dict, steps_per_epoch=per_epoch)
@@ -348,7 +371,7 @@ def run_resumable(
         manager,
         every=checkpoint_every,
         stop=stop,
-        total_steps=config.epochs * per_epoch,
+        total_steps=_filled(config).epochs * per_epoch,
         config=config_dict,
         history=history_before,
     )
