@@ -549,8 +549,6 @@ CONFIGS.update(
 
 # --- Adafactor, Muon, schedule-free AdamW (factored.py, modern.py, schedule_free.py) ------
 
-_ADAFACTOR_COSINE = dict(init_value=3e-2, decay_steps=400, end_value=1e-3)
-
 
 def _by_rank2(params: Any) -> Any:
     return jax.tree.map(lambda x: "muon" if jnp.ndim(x) == 2 else "rest", params)
@@ -564,8 +562,9 @@ CONFIGS.update(
     {
         # Adafactor (torch.optim.Adafactor). dense/w (3, 4) and conv/w (2, 3, 2) are
         # factored (the latter over its last two axes, per leading index), dense/b is not.
-        # At η = 1e-2 the relative step is η throughout. In the third, ε₁ = 1 floors √V̂
-        # where |g| < 1, ε₂ = 2 exceeds RMS(θ) at the start, and d = 1 clips some steps.
+        # At η = 1e-2 the relative step is η throughout. In the third, ε₁ = 0.8 floors √V̂
+        # where |g| < 0.8 (and ε₁² ≠ ε₁), ε₂ = 2 exceeds RMS(θ) at the start, and d = 1
+        # clips some steps.
         "adafactor": OptimizerConfig(lambda: aliases.adafactor(), lambda: ref.Adafactor()),
         "adafactor_relative_step_cap_strong_decay": OptimizerConfig(
             # ρₜ = min(0.5, 1/√t) is capped from t = 5 on. A large relative step alone is
@@ -577,17 +576,17 @@ CONFIGS.update(
         ),
         "adafactor_floors_clip_mask_cosine": OptimizerConfig(
             lambda: aliases.adafactor(
-                schedules.cosine_decay(**_ADAFACTOR_COSINE),
+                schedules.cosine_decay(3e-2, 400, 1e-3),
                 beta2_decay=-0.5,
-                eps=(1.0, 2.0),
+                eps=(0.8, 2.0),
                 d=1.0,
                 weight_decay=0.05,
                 mask=_TREE_MASK,
             ),
             lambda: ref.Adafactor(
-                ref.schedule_cosine_decay(**_ADAFACTOR_COSINE),
+                ref.schedule_cosine_decay(3e-2, 400, 1e-3),
                 beta2_decay=-0.5,
-                eps=(1.0, 2.0),
+                eps=(0.8, 2.0),
                 d=1.0,
                 weight_decay=0.05,
                 mask=_TREE_MASK_REFERENCE,
@@ -682,10 +681,10 @@ CONFIGS.update(
         "schedule_free_adamw_warmup_cosine_power_1": OptimizerConfig(
             # a schedule that rises then falls: γ̄ = max γ so far holds the peak
             lambda: aliases.schedule_free_adamw(
-                schedules.warmup_cosine_decay(**_WARMUP_COSINE), weight_lr_power=1.0
+                schedules.warmup_cosine_decay(3e-2, 50, 400, 1e-3), weight_lr_power=1.0
             ),
             lambda: ref.ScheduleFreeAdamW(
-                ref.schedule_warmup_cosine_decay(**_WARMUP_COSINE), weight_lr_power=1.0
+                ref.schedule_warmup_cosine_decay(3e-2, 50, 400, 1e-3), weight_lr_power=1.0
             ),
         ),
     }

@@ -23,6 +23,7 @@ from funcnn.optim.base import (
     Updates,
     as_schedule,
     check_hyperparameter,
+    find_state,
     safe_increment,
     state_dtype,
     tree_widest_float,
@@ -134,20 +135,14 @@ def schedule_free_eval_params(params: Params, opt_state: OptState) -> Params:
 
     `params` are the training params y; `opt_state` is, or contains (in a chain, a
     partition, a wrapper), exactly one `ScheduleFreeState`. Each leaf keeps its dtype.
-    Before the first update x = y.
+    Before the first update x = y (up to rounding).
     """
-    found = [
-        s
-        for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, ScheduleFreeState))
-        if isinstance(s, ScheduleFreeState)
-    ]
-    if len(found) != 1:
-        raise ValueError(
-            "schedule_free_eval_params needs an optimizer state holding exactly one "
-            f"ScheduleFreeState (from optim.schedule_free or schedule_free_adamw), found "
-            f"{len(found)}."
-        )
-    state = found[0]
+    state = find_state(
+        opt_state,
+        ScheduleFreeState,
+        "schedule_free_eval_params needs an optimizer state holding exactly one "
+        "ScheduleFreeState (from optim.schedule_free or schedule_free_adamw)",
+    )
 
     def leaf(y: Array, z: Array) -> Array:
         y32 = _upcast(y)
