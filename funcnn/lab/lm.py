@@ -33,6 +33,7 @@ __all__ = [
     "bits_per_char",
     "evaluate_bits_per_char",
     "lm_loss_fn",
+    "steady_seconds_per_step",
     "train_char_lm",
     "unigram_bits_per_char",
 ]
@@ -68,7 +69,7 @@ class CharLMResult(NamedTuple):
     val_bits_per_char: float
     unigram_bits_per_char: float
     num_params: int
-    seconds_per_step: float
+    seconds_per_step: float  # steady state: dispatches that compiled are not timed
     history: dict[str, list[float]]
 
 
@@ -148,7 +149,7 @@ def train_char_lm(
         data_key=key_data,
         callback=_timing_callback(times, callback),
     )
-    seconds_per_step = _steady_seconds_per_step(times, history["step"])
+    seconds_per_step = steady_seconds_per_step(times, history["step"])
     val_bpc = evaluate_bits_per_char(model, state.params, val_ids, seq_len)
     unigram = unigram_bits_per_char(train_ids, val_ids, tokenizer.vocab_size)
     return CharLMResult(
@@ -174,8 +175,26 @@ def _timing_callback(times: list[float], user: Callable | None) -> Callable:
     return callback
 
 
-def _steady_seconds_per_step(times: list[float], steps: list[float]) -> float:
-    """Seconds per step from the dispatches after the first (which includes compilation)."""
-    if len(times) < 3:
-        return (times[-1] - times[0]) / max(steps[-1], 1.0)
-    return (times[-1] - times[1]) / max(steps[-1] - steps[0], 1.0)
+def steady_seconds_per_step(times: list[float], steps: list[float]) -> float:
+    """Seconds per step of the dispatches that did not compile; NaN if every one did.
+
+    `times` are wall-clock readings before the first dispatch and after each one, `steps`
+    the cumulative step count after each. A fused program is compiled once per distinct
+    dispatch length, by the first dispatch of that length: the first chunk, and a shorter
+    tail when steps_per_dispatch does not divide the steps (42 steps in chunks of 10 compile
+    a 2-step tail on the last dispatch). Only dispatches of a length already run are timed.
+    """
+    lengths = np.diff([0.0, *steps])
+    durations = np.diff(times)
+    if len(durations) != len(lengths):
+        raise ValueError(
+            f"times must hold one reading more than steps, got {len(times)} and {len(steps)}."
+        )
+    seen: set[float] = set()
+    total_seconds, total_steps = 0.0, 0.0
+    for length, seconds in zip(lengths, durations, strict=True):
+        if length in seen:
+            total_seconds += seconds
+            total_steps += length
+        seen.add(length)
+    return total_seconds / total_steps if total_steps else float("nan")
