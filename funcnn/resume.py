@@ -25,8 +25,12 @@ import contextlib
 import json
 import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+
+import jax
+import numpy as np
 
 from funcnn._validation import check_nonnegative_int
 from funcnn.checkpoint import CheckpointManager
@@ -125,6 +129,10 @@ def checkpoint_callback(
     and fit's `info["carry"]` (history merged the same way) under "carry", which `fit(...,
     carry=...)` takes back to resume exactly mid-epoch. Give `fit`
     `steps_per_dispatch=every` so chunks end exactly on checkpoint steps.
+
+    A state with a non-finite floating-point leaf (a diverged run) is not saved — a warning
+    says so — so the newest checkpoint on disk stays the last finite one and `keep` never
+    pushes finite checkpoints out in favour of NaN ones.
     """
     every = check_nonnegative_int(every, "every")
     config = _as_json(config)
@@ -138,6 +146,15 @@ def checkpoint_callback(
         crossed = every > 0 and step // every > max(last_saved[0], 0) // every
         finished = total_steps is not None and step >= total_steps
         if (crossed or finished or stopping) and step != last_saved[0]:
+            if not _all_finite(state):
+                warnings.warn(
+                    f"not checkpointing step {step}: the state holds NaN or inf (the run "
+                    f"diverged); the newest checkpoint in {manager.directory} is the last "
+                    "finite one.",
+                    stacklevel=2,
+                )
+                last_saved[0] = step
+                return stopping
             merged = merge_histories(history or {}, latest_history[0])
             metadata = {
                 "config": config,
@@ -201,6 +218,16 @@ def resume_latest(
             f"{step} with {steps_per_epoch} steps per epoch is {expected}."
         )
     return state, metadata
+
+
+def _all_finite(tree: Any) -> bool:
+    """True when every floating-point leaf of `tree` is finite (PRNG keys and ints pass)."""
+    for leaf in jax.tree.leaves(tree):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is not None and jax.dtypes.issubdtype(dtype, np.inexact):
+            if not np.isfinite(np.asarray(leaf)).all():
+                return False
+    return True
 
 
 def merge_histories(before: Mapping[str, list], after: Mapping[str, list]) -> dict[str, list]:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
 from funcnn import checkpoint
@@ -92,7 +94,14 @@ def test_metrics_json_holds_test_metrics_and_the_per_epoch_history(tmp_path):
 
 def test_a_diverged_run_exits_1_and_writes_no_nan_params(tmp_path):
     out = tmp_path / "run"
-    result = train(*TINY, "--out", str(out), "--lr", "1e6")
+    result = train(*TINY, "--out", str(out), "--lr", "1e6", "--checkpoint-every", "1")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "not finite" in result.stderr and "params.ckpt was not written" in result.stderr
     assert not (out / "params.ckpt").exists()
+    # The checkpoints kept are the last finite ones, not the NaN states after the divergence.
+    assert "not checkpointing step" in result.stderr
+    kept = sorted((out / "checkpoints").glob("ckpt_*.npz"))
+    assert kept, result.stderr
+    for path in kept:
+        for leaf in jax.tree.leaves(checkpoint.restore(path)["params"]):
+            assert np.isfinite(np.asarray(leaf)).all(), path.name
