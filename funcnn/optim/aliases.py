@@ -558,7 +558,8 @@ def adafactor(
     Steps are relative: η caps the relative step ρₜ (the paper's fixed 0.01), so the
     default η = 1e-2 moves each leaf by about 1% of its RMS per step early on, and the decay
     is decoupled and scaled by ηₜ (not ρₜ), both as torch. `mask` selects decayed leaves as
-    in `adamw`. Memory: a (…, n, m) leaf keeps (…, n + m) numbers.
+    in `adamw` (torch decays every leaf). ε₁ = 0, which torch accepts, is a ValueError here:
+    a zero gradient row would give 0/0. Memory: a (…, n, m) leaf keeps (…, n + m) numbers.
     optax's `adafactor` differs: its learning rate is an absolute step (no min(η, 1/√t)),
     it adds ε = 1e-30 to G² inside the averages instead of torch's floors, it factors only
     the two largest axes when both have ≥ 128 entries (smaller matrices get a full V), its
