@@ -144,3 +144,13 @@ def test_the_step_counter_saturates_at_int32_max_instead_of_wrapping():
     _, state = opt.update({"w": jnp.ones(2)}, state, params)
     counts = [x for x in jax.tree.leaves(state) if x.dtype == jnp.int32]
     assert counts and all(int(c) == 2**31 - 1 for c in counts)
+
+
+def test_deliberate_differences_from_optax_are_stated_beside_optax_behaviour():
+    """Where funcnn differs from optax on purpose, the docstring says what optax does."""
+    from funcnn.optim import base, schedules, wrappers
+
+    assert "optax returns a constant schedule" in schedules.__doc__
+    assert "Strict where optax is lenient" in base.apply_updates.__doc__
+    doc = " ".join(wrappers.skip_nonfinite.__doc__.split())
+    assert "optax's `apply_if_finite`" in doc and "optax *applies* the non-finite update" in doc
