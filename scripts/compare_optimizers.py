@@ -63,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
 
     r = sub.add_parser(
-        "race", parents=[out_after], help="six optimizers on the same problems, best η each"
+        "race", parents=[out_after], help="any set of optimizers on the same problems, best η each"
     )
     r.add_argument("--problem", action="append", choices=list(race.PROBLEMS))
 

@@ -8,7 +8,9 @@
 
 `base` holds the protocol, `transforms` the small stages, `accumulators` the stages of the
 rest of torch.optim (Adagrad, Adadelta, Adamax, NAdam, RAdam, Rprop, ASGD's averaging),
-`aliases` the named optimizers (each a chain of stages), `schedules` the learning-rate
+`factored` Adafactor's stages, `modern` Lion, LAMB's trust ratio and Muon's stages,
+`schedule_free` the schedule-free wrapper, `partition` different optimizers per subtree,
+`wrappers` skip_nonfinite and accumulate, `aliases` the named optimizers (each a chain of stages), `schedules` the learning-rate
 schedules, and `configs` the registry of configurations checked against
 `funcnn.reference.optim`.
 """
