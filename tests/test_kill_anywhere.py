@@ -27,7 +27,7 @@ from funcnn import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = 20
-STEPS_PER_EPOCH, EPOCHS = 7, 15  # 105 steps, a checkpoint after each
+STEPS_PER_EPOCH, EPOCHS = 7, 20  # 140 steps, a checkpoint after each
 
 SUPERVISOR = r'''
 import hashlib, json, os, random, signal, sys, time
@@ -105,25 +105,29 @@ def trial(out, name, kill_stage=None, kill_at=0, kill_after=None):
     os.close(write_fd)
     os.read(read_fd, 1)  # after the first checkpoint (or b"" if it died before)
     os.close(read_fd)
+    ready = time.perf_counter()
     if kill_after is not None:
         time.sleep(kill_after)
         os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    rc = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    return rc, time.perf_counter() - ready
 
 def listing(out):
     """Every file in the checkpoint folder with a digest of its bytes."""
     folder = out / "checkpoints"
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
 
-report = {"reference": trial(root / "reference", "run"), "trials": []}
+rc, seconds = trial(root / "reference", "run")
+report = {"reference": rc, "trials": []}
+step_seconds = seconds / (7 * epochs - 1)  # this machine's pace: random kills within ~8 steps
 out = root / "chain"
 for i in range(trials):
     kind = ["random", "temp_written", "renamed", "dir_fsync"][i % 4]
     if kind == "random":
-        rc = trial(out, f"t{i}", kill_after=rng.uniform(0.0, 0.1))
+        rc, _ = trial(out, f"t{i}", kill_after=rng.uniform(0.0, 8 * step_seconds))
     else:
-        rc = trial(out, f"t{i}", kill_stage=kind, kill_at=rng.randint(1, 5))
+        rc, _ = trial(out, f"t{i}", kill_stage=kind, kill_at=rng.randint(1, 5))
     files = listing(out)
     torn = None
     if i % 5 == 2:  # tear the newest complete checkpoint, as a bad disk block would
@@ -132,7 +136,7 @@ for i in range(trials):
         (out / "checkpoints" / torn).write_bytes(data[: rng.randint(1, len(data) - 1)])
         files = listing(out)
     report["trials"].append({"kind": kind, "rc": rc, "files": files, "torn": torn})
-report["final"] = trial(out, f"t{trials}")
+report["final"], _ = trial(out, f"t{trials}")
 report["seconds"] = time.perf_counter() - started
 print(json.dumps(report))
 '''
