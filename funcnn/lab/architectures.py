@@ -83,6 +83,12 @@ def adding_run(
     sample = lambda key: sequences.adding_problem(key, batch_size, length)
     chunk = max(steps // 4, 1)
     times: list[float] = [time.perf_counter()]
+    done: list[float] = []  # cumulative steps after each dispatch
+
+    def record(s: Any, info: Any) -> None:
+        times.append(time.perf_counter())
+        done.append(float(s.step))
+
     state, _ = train_generated(
         state,
         _regression_loss(model),
@@ -91,16 +97,13 @@ def adding_run(
         steps=steps,
         steps_per_dispatch=chunk,
         data_key=k_data,
-        callback=lambda s, info: times.append(time.perf_counter()),
+        callback=record,
     )
-    # The first dispatch compiles; time the rest.
-    timed_steps = steps - chunk if len(times) > 2 else steps
-    seconds = (times[-1] - times[1]) if len(times) > 2 else (times[-1] - times[0])
+    # Dispatches that compiled (the first chunk, and a shorter tail) are left out.
+    seconds_per_step = lm.steady_seconds_per_step(times, done)
     x, y = sequences.adding_problem(k_test, 2000, length)
     mse = float(losses.mse(jax.jit(model.apply)(state.params, x), y))
-    return RunSummary(
-        kind, f"adding T={length}", count_params(params), mse, 1e3 * seconds / timed_steps
-    )
+    return RunSummary(kind, f"adding T={length}", count_params(params), mse, 1e3 * seconds_per_step)
 
 
 def lm_run(kind: str, text: str, *, steps: int = 300, seq_len: int = 64, **kwargs: Any):
