@@ -10,10 +10,10 @@ from funcnn import losses
 from funcnn.reference import functional as ref
 from funcnn.reference.numerical import max_relative_error, numerical_grad
 
-RNG = np.random.default_rng(1)
-LOGITS = RNG.normal(size=(4, 5)) * 2  # (B, K)
+_DATA = np.random.default_rng(1)  # drawn once, at import: constants, not per-test draws
+LOGITS = _DATA.normal(size=(4, 5)) * 2  # (B, K)
 IDS = np.array([0, 3, 4, 1])  # (B,)
-PROBS = RNG.dirichlet(np.ones(5), size=4)  # (B, K), rows sum to 1
+PROBS = _DATA.dirichlet(np.ones(5), size=4)  # (B, K), rows sum to 1
 MASK = np.array([True, False, True, True])
 REDUCTIONS = ["mean", "sum", "none"]
 
@@ -29,14 +29,14 @@ def x64(fn, *args, **kwargs):
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_mse_matches_reference(reduction):
-    pred, target = RNG.normal(size=(3, 2)), RNG.normal(size=(3, 2))
+def test_mse_matches_reference(reduction, rng):
+    pred, target = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
     got = x64(losses.mse, pred, target, reduction=reduction)
     np.testing.assert_allclose(got, ref.mse(pred, target, reduction), rtol=1e-12)
 
 
-def test_mse_gradient_is_2_error_over_n():
-    pred, target = RNG.normal(size=(3, 2)), RNG.normal(size=(3, 2))
+def test_mse_gradient_is_2_error_over_n(rng):
+    pred, target = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
     g = x64(jax.grad(lambda p: losses.mse(p, jnp.asarray(target))), pred)
     np.testing.assert_allclose(g, 2 * (pred - target) / pred.size, rtol=1e-12)
 
@@ -157,9 +157,9 @@ def test_cross_entropy_shape_and_dtype_errors():
         losses.cross_entropy(z, jnp.asarray(IDS), reduction="batchmean")
 
 
-def test_cross_entropy_language_model_shapes():
-    z = RNG.normal(size=(2, 3, 7))  # (B, T, V)
-    y = RNG.integers(0, 7, size=(2, 3))
+def test_cross_entropy_language_model_shapes(rng):
+    z = rng.normal(size=(2, 3, 7))  # (B, T, V)
+    y = rng.integers(0, 7, size=(2, 3))
     keep = np.array([[True, True, False], [True, False, False]])
     got = x64(losses.cross_entropy, z, y, where=keep, reduction="none")
     assert got.shape == (2, 3)
@@ -170,8 +170,8 @@ def test_cross_entropy_language_model_shapes():
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_bce_with_logits_matches_reference(reduction):
-    z, y = RNG.normal(size=(3, 4)) * 4, RNG.uniform(size=(3, 4))
+def test_bce_with_logits_matches_reference(reduction, rng):
+    z, y = rng.normal(size=(3, 4)) * 4, rng.uniform(size=(3, 4))
     got = x64(losses.binary_cross_entropy_with_logits, z, y, reduction=reduction)
     np.testing.assert_allclose(got, ref.binary_cross_entropy_with_logits(z, y, reduction), 1e-12)
 
@@ -198,8 +198,8 @@ def test_bce_with_logits_rejects_broadcast():
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_bce_on_probabilities_matches_reference(reduction):
-    p, y = RNG.uniform(0.01, 0.99, size=(5,)), RNG.integers(0, 2, size=(5,)).astype(float)
+def test_bce_on_probabilities_matches_reference(reduction, rng):
+    p, y = rng.uniform(0.01, 0.99, size=(5,)), rng.integers(0, 2, size=(5,)).astype(float)
     got = x64(losses.binary_cross_entropy, p, y, reduction=reduction)
     np.testing.assert_allclose(got, ref.binary_cross_entropy(p, y, reduction=reduction), 1e-12)
 
