@@ -44,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=15, help="timed rounds per section")
     p.add_argument("--steps", type=int, default=5, help="train steps per candidate per round")
     p.add_argument("--sections", default="transformer,lstm,adamw")
-    p.add_argument("--study", default="", choices=["", "lstm", "transformer", "flags", "profile"])
+    p.add_argument("--study", default="", choices=["", "lstm", "transformer", "flags"])
     p.add_argument("--opt-width", type=int, default=500, help="AdamW tree: 40 leaves ≈ 40w²")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--no-mof", action="store_true", help="do not enable multi-output fusion")

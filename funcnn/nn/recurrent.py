@@ -186,6 +186,7 @@ def _lstm_forward(
     forget_bias: float,
     reverse: bool,
     save: bool,
+    unroll: int = 1,
 ) -> tuple[tuple[Array, Array], Array, Any]:
     """The forward scan over time-major x_proj (T, N, 4H); with `save` also the residuals
     (hₜ₋₁, cₜ₋₁, activated gates, tanh cₜ) per step for `_lstm_scan_bwd`."""
@@ -205,11 +206,11 @@ def _lstm_forward(
             y = jnp.where(keep, y, jnp.zeros_like(y))
         return (h_new, c_new), ((y, (h, c, gates, tanh_c)) if save else (y, None))
 
-    carry, (ys, saved) = jax.lax.scan(step, carry, (x_proj, mask), reverse=reverse)
+    carry, (ys, saved) = jax.lax.scan(step, carry, (x_proj, mask), reverse=reverse, unroll=unroll)
     return carry, ys, saved
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
 def lstm_scan(
     w_h: Array,
     x_proj: Array,
@@ -217,6 +218,7 @@ def lstm_scan(
     mask: Array | None,
     forget_bias: float = 0.0,
     reverse: bool = False,
+    unroll: int = 1,
 ) -> tuple[tuple[Array, Array], Array]:
     """The LSTM recurrence over projected inputs, time-major, with a hand-written VJP.
 
@@ -229,8 +231,10 @@ def lstm_scan(
         ∂zₜ = [∂cₜ⊙gₜ⊙iₜ(1−iₜ),  ∂cₜ⊙cₜ₋₁⊙fₜ(1−fₜ),  ∂cₜ⊙iₜ⊙(1−gₜ²),  ∂hₜ⊙tanh cₜ⊙oₜ(1−oₜ)]
         ∂hₜ₋₁ = ∂zₜ·W_hᵀ,   ∂cₜ₋₁ = ∂cₜ⊙fₜ
         ∂x_projₜ = ∂zₜ,     ∂W_h = Σₜ hₜ₋₁ᵀ·∂zₜ  (one matmul over all T·N rows, after the scan)
+
+    `unroll` is lax.scan's (time steps per loop iteration, in both passes; same values).
     """
-    carry, ys, _ = _lstm_forward(w_h, x_proj, carry, mask, forget_bias, reverse, save=False)
+    carry, ys, _ = _lstm_forward(w_h, x_proj, carry, mask, forget_bias, reverse, False, unroll)
     return carry, ys
 
 
@@ -241,13 +245,14 @@ def _lstm_scan_fwd(
     mask: Array | None,
     forget_bias: float,
     reverse: bool,
+    unroll: int,
 ) -> tuple[tuple[tuple[Array, Array], Array], Any]:
-    carry, ys, saved = _lstm_forward(w_h, x_proj, carry, mask, forget_bias, reverse, save=True)
+    carry, ys, saved = _lstm_forward(w_h, x_proj, carry, mask, forget_bias, reverse, True, unroll)
     return (carry, ys), (w_h, mask, saved)
 
 
 def _lstm_scan_bwd(
-    forget_bias: float, reverse: bool, residuals: Any, cotangents: Any
+    forget_bias: float, reverse: bool, unroll: int, residuals: Any, cotangents: Any
 ) -> tuple[Array, Array, tuple[Array, Array], None]:
     del forget_bias
     w_h, mask, (h_prev, c_prev, gates, tanh_c) = residuals
@@ -278,7 +283,11 @@ def _lstm_scan_bwd(
         return (dh_prev, dc_prev), dz
 
     (dh0, dc0), dz = jax.lax.scan(
-        step, (dh_last, dc_last), (dys, c_prev, gates, tanh_c, mask), reverse=not reverse
+        step,
+        (dh_last, dc_last),
+        (dys, c_prev, gates, tanh_c, mask),
+        reverse=not reverse,
+        unroll=unroll,
     )
     steps, n, hidden = h_prev.shape
     dw_h = jnp.reshape(h_prev, (steps * n, hidden)).T @ jnp.reshape(dz, (steps * n, -1))

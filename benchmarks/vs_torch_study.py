@@ -1,0 +1,300 @@
+"""Levers behind benchmarks/vs_torch.py's table: `python benchmarks/vs_torch.py --study NAME`.
+
+    lstm         LSTM LM step variants, timed interleaved against torch in one process
+    transformer  transformer LM step variants, likewise
+    flags        XLA:CPU flag sets, one subprocess each (ratios to torch inside each)
+
+Every variant is checked to give the funcnn step-0 loss (or says how far it is) before timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import torch
+
+from funcnn import losses, optim
+from funcnn.nn.recurrent import lstm_scan
+
+
+def _report(title: str, res: dict, losses0: dict) -> None:
+    print(f"\n{title}")
+    print(f"  {'':34s} {'ms/step':>9s} {'÷ torch':>8s} {'loss0':>9s}")
+    for name, v in res.items():
+        l0 = losses0.get(name)
+        print(f"  {name:34s} {v['ms']:9.2f} {v['ratio']:8.3f} {'' if l0 is None else f'{l0:9.5f}'}")
+
+
+def _funcnn_like(loss, params):
+    """A donated step of `loss(params, x, y)` with funcnn's AdamW (isolates the model)."""
+    opt = optim.adamw(1e-3, weight_decay=0.01)
+
+    def step(state, batch):
+        p, s = state
+        g = jax.grad(loss)(p, *batch)
+        u, s = opt.update(g, s, p)
+        return optim.apply_updates(p, u), s
+
+    p = jax.tree.map(jnp.array, params)
+    return jax.jit(step, donate_argnums=0), (p, opt.init(p))
+
+
+# ----------------------------------------------------------------------------- LSTM
+
+
+def _lstm_scan_loss(unroll: int, hand_vjp: bool, matmul_only: bool = False):
+    def loss(params, x, y):
+        e = params["embedding_0"]["table"][x]  # (B, T, E)
+        p = params["lstm_1"]
+        xp = jnp.swapaxes(e, 0, 1) @ p["w_x"] + p["b"]  # (T, B, 4H)
+        hidden = p["w_h"].shape[0]
+        h0 = jnp.zeros((x.shape[0], hidden))
+        if hand_vjp:
+            _, hs = lstm_scan(p["w_h"], xp, (h0, h0), None, 0.0, False, unroll)
+        else:
+
+            def cell(carry, xt):
+                h, c = carry
+                z = xt + h @ p["w_h"]
+                if matmul_only:  # the recurrent matmul and nothing else: a lower bound
+                    return (z[:, :hidden], c), z[:, :hidden]
+                i, f, g, o = jnp.split(z, 4, -1)
+                c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+                h = jax.nn.sigmoid(o) * jnp.tanh(c)
+                return (h, c), h
+
+            _, hs = jax.lax.scan(cell, (h0, h0), xp, unroll=unroll)
+        logits = jnp.swapaxes(hs, 0, 1) @ params["head_2"]["w"] + params["head_2"]["b"]
+        return losses.cross_entropy(logits, y)
+
+    return loss
+
+
+def study_lstm(args, vt) -> None:
+    model, params, batch, (xn, yn) = vt.lstm_setup()
+    f_step, f_state, f_loss = vt.funcnn_step(model, params)
+    tm = vt.TorchLSTMLM(params)
+    xt, yt = torch.from_numpy(xn.astype(np.int64)), torch.from_numpy(yn.astype(np.int64))
+    t_step, _ = vt.torch_train_step(tm, xt, yt)
+    fns = {
+        "torch": vt.torch_runner(t_step, args.steps),
+        "funcnn (hand VJP)": vt.jax_runner(f_step, f_state, batch, args.steps, True),
+    }
+    losses0 = {"funcnn (hand VJP)": float(f_loss(params, batch, None)[0])}
+    variants = {
+        "autodiff scan, unroll 1": _lstm_scan_loss(1, False),
+        "autodiff scan, unroll 2": _lstm_scan_loss(2, False),
+        "autodiff scan, unroll 4": _lstm_scan_loss(4, False),
+        "autodiff scan, unroll 8": _lstm_scan_loss(8, False),
+        "hand VJP, unroll 1": _lstm_scan_loss(1, True),
+        "hand VJP, unroll 2": _lstm_scan_loss(2, True),
+        "hand VJP, unroll 4": _lstm_scan_loss(4, True),
+        "hand VJP, unroll 8": _lstm_scan_loss(8, True),
+        "recurrent matmul only (bound)": _lstm_scan_loss(1, False, matmul_only=True),
+    }
+    for name, loss in variants.items():
+        step, state = _funcnn_like(loss, params)
+        losses0[name] = float(loss(params, *batch))
+        fns[name] = vt.jax_runner(step, state, batch, args.steps, False)
+
+    # forward-only and loss+grad-only (no optimizer) of the funcnn model
+    def fwd(p, x, y):
+        return losses.cross_entropy(model.apply(p, x), y)
+
+    fwd_jit, grad_jit = jax.jit(fwd), jax.jit(jax.value_and_grad(fwd))
+
+    def run(fn):
+        def go():
+            for _ in range(args.steps):
+                out = fn(params, *batch)
+            jax.block_until_ready(out)
+
+        return go
+
+    fns["funcnn forward only"] = run(fwd_jit)
+    fns["funcnn loss+grad (no optimizer)"] = run(grad_jit)
+
+    def torch_fwd():
+        with torch.no_grad():
+            for _ in range(args.steps):
+                tm(xt)
+
+    fns["torch forward only (no_grad)"] = torch_fwd
+    res = vt.summarize(vt.interleaved_times(fns, args.repeats), "torch", args.steps)
+    _report("LSTM LM step: levers (same weights, same batch)", res, losses0)
+
+
+# ----------------------------------------------------------------------------- transformer
+
+
+def _hand_tf_loss(*, fused_qkv=False, attention="einsum", gelu_tanh=False, dtype=None):
+    """The hand-written GPT loss of vs_torch with one lever changed."""
+    from vs_torch import TF, layer_norm_jax
+
+    heads, depth = TF["heads"], TF["depth"]
+
+    def loss(params, x, y):
+        t = x.shape[1]
+        h = params["embedding"]["table"][x] + params["positions"]["table"][:t]
+        causal = jnp.tril(jnp.ones((t, t), bool))
+        cast = (lambda a: a.astype(dtype)) if dtype is not None else (lambda a: a)
+        for i in range(depth):
+            p = params[f"block_{i}"]
+            att = p["attention"]
+            a = layer_norm_jax(p["norm_attention"], h)
+            b_, d = a.shape[0], a.shape[2]
+            if fused_qkv:
+                w = jnp.concatenate([att[n]["w"] for n in "qkv"], axis=1)  # (D, 3D)
+                bias = jnp.concatenate([att[n]["b"] for n in "qkv"])
+                z = (cast(a) @ cast(w)).astype(a.dtype) + bias
+                q, k, v = (zz.reshape(b_, t, heads, d // heads) for zz in jnp.split(z, 3, axis=-1))
+            else:
+                q, k, v = (
+                    ((cast(a) @ cast(att[n]["w"])).astype(a.dtype) + att[n]["b"]).reshape(
+                        b_, t, heads, d // heads
+                    )
+                    for n in "qkv"
+                )  # (B, T, H, dh)
+            if attention == "jax.nn":
+                o = jax.nn.dot_product_attention(q, k, v, is_causal=True)  # (B, T, H, dh)
+            else:
+                s = jnp.einsum("bqhd,bkhd->bhqk", cast(q), cast(k)).astype(a.dtype)
+                s = jnp.where(causal, s / np.sqrt(d // heads), -jnp.inf)
+                o = jnp.einsum("bhqk,bkhd->bqhd", cast(jax.nn.softmax(s, -1)), cast(v))
+                o = o.astype(a.dtype)
+            o = o.reshape(b_, t, d)
+            h = h + (cast(o) @ cast(att["o"]["w"])).astype(a.dtype) + att["o"]["b"]
+            m = layer_norm_jax(p["norm_mlp"], h)
+            m = (cast(m) @ cast(p["mlp"]["dense_0"]["w"])).astype(a.dtype) + p["mlp"]["dense_0"][
+                "b"
+            ]
+            m = jax.nn.gelu(m, approximate=gelu_tanh)
+            m = (cast(m) @ cast(p["mlp"]["dense_2"]["w"])).astype(a.dtype)
+            h = h + m + p["mlp"]["dense_2"]["b"]
+        h = layer_norm_jax(params["norm"], h)
+        logits = h @ params["head"]["w"] + params["head"]["b"]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    return loss
+
+
+def study_transformer(args, vt) -> None:
+    model, params, batch, (xn, yn) = vt.transformer_setup()
+    f_step, f_state, f_loss = vt.funcnn_step(model, params)
+    tm = vt.TorchGPT(params)
+    xt, yt = torch.from_numpy(xn.astype(np.int64)), torch.from_numpy(yn.astype(np.int64))
+    t_step, _ = vt.torch_train_step(tm, xt, yt)
+    fns = {
+        "torch": vt.torch_runner(t_step, args.steps),
+        "funcnn (auto = plain)": vt.jax_runner(f_step, f_state, batch, args.steps, True),
+    }
+    losses0 = {"funcnn (auto = plain)": float(f_loss(params, batch, None)[0])}
+    chunked, _, _, _ = vt.transformer_setup("chunked")
+    c_step, c_state, c_loss = vt.funcnn_step(chunked, params)
+    fns["funcnn implementation=chunked"] = vt.jax_runner(c_step, c_state, batch, args.steps, True)
+    losses0["funcnn implementation=chunked"] = float(c_loss(params, batch, None)[0])
+    variants = {
+        "hand: einsum attention": _hand_tf_loss(),
+        "hand: fused QKV": _hand_tf_loss(fused_qkv=True),
+        "hand: jax.nn.dot_product_attention": _hand_tf_loss(attention="jax.nn"),
+        "hand: tanh GELU": _hand_tf_loss(gelu_tanh=True),
+        "hand: bf16 matmuls": _hand_tf_loss(dtype=jnp.bfloat16),
+    }
+    for name, loss in variants.items():
+        step, state = _funcnn_like(loss, params)
+        losses0[name] = float(loss(params, *batch))
+        fns[name] = vt.jax_runner(step, state, batch, args.steps, False)
+
+    def fwd(p, x, y):
+        return losses.cross_entropy(model.apply(p, x), y)
+
+    fwd_jit, grad_jit = jax.jit(fwd), jax.jit(jax.value_and_grad(fwd))
+
+    def run(fn):
+        def go():
+            for _ in range(args.steps):
+                out = fn(params, *batch)
+            jax.block_until_ready(out)
+
+        return go
+
+    fns["funcnn forward only"] = run(fwd_jit)
+    fns["funcnn loss+grad (no optimizer)"] = run(grad_jit)
+
+    def torch_fwd():
+        with torch.no_grad():
+            for _ in range(args.steps):
+                tm(xt)
+
+    fns["torch forward only (no_grad)"] = torch_fwd
+    res = vt.summarize(vt.interleaved_times(fns, args.repeats), "torch", args.steps)
+    _report("transformer LM step: levers (same weights, same batch)", res, losses0)
+
+
+# ----------------------------------------------------------------------------- flags
+
+FLAG_SETS = {
+    "defaults (+mof)": "",
+    "xla_cpu_use_xnnpack": "--xla_cpu_use_xnnpack=true",
+    "xla_cpu_use_onednn": "--xla_cpu_use_onednn=true",
+    "xla_cpu_enable_fast_math": "--xla_cpu_enable_fast_math=true",
+    "no multi_thread_eigen": "--xla_cpu_multi_thread_eigen=false",
+}
+
+
+def study_flags(args, vt) -> None:
+    script = Path(__file__).resolve().parent / "vs_torch.py"
+    rows = {}
+    for name, flags in FLAG_SETS.items():
+        env = os.environ.copy()
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flags).strip()
+        out = Path(f"/tmp/vs_torch_flags_{os.getpid()}.json")
+        cmd = [
+            sys.executable,
+            str(script),
+            "--sections",
+            "transformer,lstm",
+            "--repeats",
+            str(args.repeats),
+            "--steps",
+            str(args.steps),
+            "--json",
+            str(out),
+        ]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode:
+            rows[name] = done.stderr.strip().splitlines()[-1][:90]
+            print(f"  {name}: failed: {rows[name]}", flush=True)
+            continue
+        r = json.loads(out.read_text())
+        rows[name] = {
+            sec: {k: r[sec]["times"][k]["ratio"] for k in ("funcnn", "jax+optax")}
+            for sec in ("transformer", "lstm")
+        }
+        print(f"  {name}: {rows[name]}", flush=True)
+    print("\nXLA:CPU flags (each in its own process; time ÷ torch in that process)")
+    head = ("tf funcnn", 10), ("tf jax", 8), ("lstm funcnn", 12), ("lstm jax", 9)
+    print(f"  {'flags':34s} " + " ".join(f"{h:>{w}s}" for h, w in head))
+    for name, v in rows.items():
+        if isinstance(v, str):
+            print(f"  {name:34s} failed: {v}")
+            continue
+        t, s = v["transformer"], v["lstm"]
+        print(
+            f"  {name:34s} {t['funcnn']:10.3f} {t['jax+optax']:8.3f} {s['funcnn']:12.3f} "
+            f"{s['jax+optax']:9.3f}"
+        )
+
+
+def run(name: str, args, vt) -> None:
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    {"lstm": study_lstm, "transformer": study_transformer, "flags": study_flags}[name](args, vt)
+    print(f"load average {os.getloadavg()[0]:.2f} at end")
