@@ -5,6 +5,7 @@
     python benchmarks/vs_torch.py --study lstm     # levers on the LSTM step (see README)
     python benchmarks/vs_torch.py --study transformer
     python benchmarks/vs_torch.py --study flags    # XLA:CPU flags, one subprocess per set
+    python benchmarks/vs_torch.py --study parts    # the transformer step piece by piece
 
 Sections (each timed interleaved in one process: round-robin over the candidates, `--steps`
 steps per candidate per round, median over rounds of each per-round time ratio):
@@ -44,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=15, help="timed rounds per section")
     p.add_argument("--steps", type=int, default=5, help="train steps per candidate per round")
     p.add_argument("--sections", default="transformer,lstm,adamw")
-    p.add_argument("--study", default="", choices=["", "lstm", "transformer", "flags"])
+    p.add_argument("--study", default="", choices=["", "lstm", "transformer", "flags", "parts"])
     p.add_argument("--opt-width", type=int, default=500, help="AdamW tree: 40 leaves ≈ 40w²")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--no-mof", action="store_true", help="do not enable multi-output fusion")

@@ -3,6 +3,8 @@
     lstm         LSTM LM step variants, timed interleaved against torch in one process
     transformer  transformer LM step variants, likewise
     flags        XLA:CPU flag sets, one subprocess each (ratios to torch inside each)
+    parts        the transformer's pieces: a block's attention and MLP sublayers (loss + grad)
+                 and everything outside the blocks, funcnn vs torch
 
 Every variant is checked to give the funcnn step-0 loss (or says how far it is) before timing.
 """
@@ -294,7 +296,120 @@ def study_flags(args, vt) -> None:
         )
 
 
+# ----------------------------------------------------------------------------- parts
+
+
+def study_parts(args, vt) -> None:
+    """Time each piece of the transformer step, forward and forward + backward, in both."""
+    import torch.nn.functional as F
+
+    from funcnn import activations
+    from funcnn import nn as fnn
+
+    b, t, d = vt.TF["batch"], vt.TF["T"], vt.TF["dim"]
+    key = jax.random.PRNGKey(0)
+    x = jax.random.normal(key, (b, t, d))
+    r = jax.random.normal(jax.random.PRNGKey(1), (b, t, d))
+    attention = fnn.serial(
+        fnn.layer_norm(), fnn.multi_head_attention(d, num_heads=vt.TF["heads"], causal=True)
+    )
+    mlp = fnn.serial(fnn.layer_norm(), fnn.mlp([d, 4 * d, d], activation=activations.gelu))
+    xt = torch.from_numpy(np.array(x)).requires_grad_()
+    rt = torch.from_numpy(np.array(r))
+    ln1, ln2 = torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)
+    q, k, v, o = (torch.nn.Linear(d, d) for _ in range(4))
+    fc1, fc2 = torch.nn.Linear(d, 4 * d), torch.nn.Linear(4 * d, d)
+
+    def t_attention():
+        a = ln1(xt)
+        split = lambda z: z.view(b, t, vt.TF["heads"], -1).transpose(1, 2)
+        y = F.scaled_dot_product_attention(split(q(a)), split(k(a)), split(v(a)), is_causal=True)
+        return (o(y.transpose(1, 2).reshape(b, t, d)) * rt).sum()
+
+    def t_mlp():
+        return (fc2(F.gelu(fc1(ln2(xt)))) * rt).sum()
+
+    def jax_pair(layer):
+        p, _ = layer.init(key, (b, t, d))
+        f = lambda p, x: jnp.sum(layer.apply(p, x) * r)
+        fwd, grad = jax.jit(f), jax.jit(jax.grad(f, (0, 1)))
+        return (lambda: jax.block_until_ready(fwd(p, x))), (
+            lambda: jax.block_until_ready(grad(p, x))
+        )
+
+    def torch_pair(fn):
+        def fwd():
+            with torch.no_grad():
+                fn()
+
+        return fwd, lambda: fn().backward()
+
+    model, params, batch, (xn, yn) = vt.transformer_setup()
+    tm = vt.TorchGPT(params)
+    xi, yi = torch.from_numpy(xn.astype(np.int64)), torch.from_numpy(yn.astype(np.int64))
+    grad_full = jax.jit(jax.grad(lambda p, x, y: losses.cross_entropy(model.apply(p, x), y)))
+    norm = fnn.layer_norm()
+
+    def outer(ps, x, y):  # embedding + positions + final LN + head + cross-entropy
+        e, pos, n, head = ps
+        h = jnp.take(e, x, axis=0) + pos[: x.shape[1]]
+        return losses.cross_entropy(norm.apply(n, h) @ head["w"] + head["b"], y)
+
+    ps = (
+        params["embedding"]["table"],
+        params["positions"]["table"],
+        params["norm"],
+        params["head"],
+    )
+    grad_outer = jax.jit(jax.grad(outer))
+    emb = torch.nn.Parameter(torch.from_numpy(np.array(ps[0])))
+    pos = torch.nn.Parameter(torch.from_numpy(np.array(ps[1])))
+
+    def t_full():
+        tm.zero_grad(set_to_none=True)
+        F.cross_entropy(tm(xi).reshape(-1, vt.VOCAB), yi.reshape(-1)).backward()
+
+    def t_outer():
+        h = emb[xi] + pos[: xi.shape[1]]
+        F.cross_entropy(tm.head(tm.ln_f(h)).reshape(-1, vt.VOCAB), yi.reshape(-1)).backward()
+
+    pairs = {
+        "attention sublayer": (jax_pair(attention), torch_pair(t_attention)),
+        "MLP sublayer": (jax_pair(mlp), torch_pair(t_mlp)),
+    }
+    fns = {}
+    for name, ((jf, jg), (tf, tg)) in pairs.items():
+        fns |= {
+            f"{name} fwd: funcnn": jf,
+            f"{name} fwd: torch": tf,
+            f"{name} fwd+bwd: funcnn": jg,
+            f"{name} fwd+bwd: torch": tg,
+        }
+    fns["outside the blocks fwd+bwd: funcnn"] = lambda: jax.block_until_ready(
+        grad_outer(ps, *batch)
+    )
+    fns["outside the blocks fwd+bwd: torch"] = t_outer
+    fns["whole model loss+grad: funcnn"] = lambda: jax.block_until_ready(grad_full(params, *batch))
+    fns["whole model loss+grad: torch"] = t_full
+    t = vt.interleaved_times(fns, args.repeats)
+    print("\ntransformer pieces (ms per call; ratio = funcnn ÷ torch, median per round)")
+    for name in fns:
+        if name.endswith("funcnn"):
+            base = name[: -len("funcnn")]
+            ratio = float(np.median(t[name] / t[base + "torch"]))
+            print(
+                f"  {base[:-2]:36s} funcnn {1e3 * np.median(t[name]):7.2f}  torch "
+                f"{1e3 * np.median(t[base + 'torch']):7.2f}  ratio {ratio:5.2f}"
+            )
+
+
 def run(name: str, args, vt) -> None:
     print(f"load average {os.getloadavg()[0]:.2f}")
-    {"lstm": study_lstm, "transformer": study_transformer, "flags": study_flags}[name](args, vt)
+    studies = {
+        "lstm": study_lstm,
+        "transformer": study_transformer,
+        "flags": study_flags,
+        "parts": study_parts,
+    }
+    studies[name](args, vt)
     print(f"load average {os.getloadavg()[0]:.2f} at end")
