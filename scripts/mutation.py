@@ -9,15 +9,27 @@ A mutant is one edit of the syntax tree of one library file: an arithmetic opera
 (+ ↔ −, · ↔ /, ** → ·), a comparison flipped (< ↔ ≤, > ↔ ≥, == ↔ ≠), `and` ↔ `or`, a
 unary minus dropped, a numeric constant nudged (0 → 1, 1 → 2, c → 2c), `True` ↔ `False`,
 or `jnp.maximum` ↔ `jnp.minimum` (and a few such pairs). Each mutant runs in a *fresh*
-pytest process on a private copy of the repository (so JAX starts clean every time; a
-forking runner such as mutmut 3 forks after JAX has started its threads, which deadlocks
-and turns mutants into timeouts), first against the module's mirrored test files, then —
+pytest process on a private copy of the repository, first against the module's mirrored
+test files, then —
 if it survives those — against every other test file that imports the module (leaving out
 the slow learning-run files unless --thorough).
 
     killed    some test failed                          (the suite caught the bug)
     survived  every test passed                         (a gap — or an equivalent mutant)
     timeout   the tests ran past --timeout seconds      (NOT counted as killed)
+    stale     the file changed since the plan was made  (not counted; rerun)
+
+Why not mutmut: mutmut 3 imports the code and runs the tests once in its own process, then
+forks a child per mutant. By then JAX has started its thread pools (XLA's compiler and
+runtime threads), and a forked child inherits their locks but not the threads — it hangs,
+so nearly every mutant ends as a timeout. Here every mutant gets a fresh `python -m pytest`
+(JAX starts clean; the compile-cache cost is paid per mutant, the price of being right), on
+a private copy of the repository, so other work in the checkout is never touched.
+
+Ids are `path:function+offset:col:kind` (offset: lines below the enclosing `def`), so an
+edit elsewhere in the file leaves them — and `tests/mutation_equivalent.txt` — valid.
+--sample draws from all of a module's mutants *before* the equivalents are dropped, so the
+same --seed draws the same mutants after a survivor is listed; --only ID... reruns a few.
 
 score = killed / (killed + survived + timeout), per module, with mutants listed in
 `tests/mutation_equivalent.txt` (one `id  reason` per line: they change no observable
@@ -97,11 +109,18 @@ class Mutant:
     line: int
     col: int
     kind: str  # e.g. "Sub→Add"
-    index: int  # which candidate node, in walk order (makes the id unique)
+    index: int  # which candidate node, in walk order (locates the node when mutating)
+    scope: str = ""  # enclosing def/class, dotted ("Adam.update"); "" at module level
+    offset: int = 0  # line - the line of that def (so edits elsewhere in the file keep ids)
+    repeat: int = 0  # n-th earlier mutant with the same place and kind (nested a - b - c)
 
     @property
     def id(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}:{self.kind}"
+        """`path:scope+offset:col:kind`, e.g. `funcnn/activations.py:softplus+7:32:0→1`:
+        stable under edits outside the enclosing function (an absolute line number is not)."""
+        place = f"{self.scope}+{self.offset}" if self.scope else str(self.line)
+        suffix = f"#{self.repeat}" if self.repeat else ""
+        return f"{self.path}:{place}:{self.col}:{self.kind}{suffix}"
 
 
 def _is_docstring(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
@@ -131,6 +150,18 @@ class _Candidates:
         self.parents = {
             child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)
         }
+
+    def scope(self, node: ast.AST) -> tuple[str, int]:
+        """The dotted name of the defs/classes around `node`, and the line of the innermost
+        one's `def`/`class` keyword; ("", 0) at module level."""
+        names, start, cur = [], 0, node
+        while cur in self.parents:
+            cur = self.parents[cur]
+            if isinstance(cur, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.append(cur.name)
+                if not start:
+                    start = cur.lineno
+        return ".".join(reversed(names)), start
 
     def _in_annotation_or_skip(self, node: ast.AST) -> bool:
         cur = node
@@ -189,20 +220,41 @@ class _Candidates:
                     yield node, f".{node.attr}→.{new}", "attr", new
 
 
-def candidates(path: Path) -> list[Mutant]:
+def candidates(path: Path, source: str | None = None) -> list[Mutant]:
     rel = str(path.relative_to(REPO))
-    tree = ast.parse(path.read_text())
-    return [
-        Mutant(rel, node.lineno, node.col_offset, kind, i)
-        for i, (node, kind, _, _) in enumerate(_Candidates(tree))
-    ]
+    tree = ast.parse(path.read_text() if source is None else source)
+    walk = _Candidates(tree)
+    seen: dict[tuple[int, int, str], int] = {}
+    out = []
+    for i, (node, kind, _, _) in enumerate(walk):
+        key = (node.lineno, node.col_offset, kind)
+        scope, start = walk.scope(node)
+        out.append(
+            Mutant(
+                rel,
+                node.lineno,
+                node.col_offset,
+                kind,
+                i,
+                scope,
+                node.lineno - start,
+                seen.get(key, 0),
+            )
+        )
+        seen[key] = seen.get(key, 0) + 1
+    return out
 
 
-def mutated_source(mutant: Mutant) -> str:
-    tree = ast.parse((REPO / mutant.path).read_text())
-    for i, (node, _, how, new) in enumerate(_Candidates(tree)):
+def mutated_source(mutant: Mutant, source: str) -> str:
+    """`source` with `mutant` applied. `source` is the text the plan was made from (the
+    worker's private copy), so another edit to the repository mid-run cannot shift the
+    walk order; a mismatch raises LookupError all the same."""
+    tree = ast.parse(source)
+    for i, (node, kind, how, new) in enumerate(_Candidates(tree)):
         if i != mutant.index:
             continue
+        if (node.lineno, node.col_offset, kind) != (mutant.line, mutant.col, mutant.kind):
+            break
         if how == "op":
             node.op = new()  # type: ignore[attr-defined]
         elif how == "cmp":
@@ -307,14 +359,16 @@ def _run_tests(root: Path, tests: list[str], timeout: float) -> str:
         )
     except subprocess.TimeoutExpired:
         return "timeout"
-    if result.returncode == 0:
+    if result.returncode in (0, 5):  # 5: no test collected, so nothing caught it
         return "survived"
     if result.returncode in (1, 2):  # tests failed / collection error (e.g. a SyntaxError)
         return "killed"
     return "killed"  # a crash of the test process (segfault, abort) is a caught bug too
 
 
-def run_mutant(mutant: Mutant, timeout: float, thorough: bool) -> tuple[Mutant, str, float]:
+def run_mutant(
+    mutant: Mutant, source: str, timeout: float, thorough: bool
+) -> tuple[Mutant, str, float]:
     start = time.perf_counter()
     worker = os.getpid()
     root = _COPIES.get(worker)
@@ -322,9 +376,11 @@ def run_mutant(mutant: Mutant, timeout: float, thorough: bool) -> tuple[Mutant, 
         root = _COPIES[worker] = _worker_copy()
         atexit.register(shutil.rmtree, root, True)
     target = root / mutant.path
-    original = (REPO / mutant.path).read_text()
     try:
-        target.write_text(mutated_source(mutant))
+        try:
+            target.write_text(mutated_source(mutant, source))
+        except LookupError:
+            return mutant, "stale", time.perf_counter() - start
         status = "survived"
         first = mirrored_tests(mutant.path)
         rest = [t for t in importing_tests(mutant.path, thorough=thorough) if t not in first]
@@ -335,7 +391,7 @@ def run_mutant(mutant: Mutant, timeout: float, thorough: bool) -> tuple[Mutant, 
             if status != "survived":
                 break
     finally:
-        target.write_text(original)
+        target.write_text(source)
     return mutant, status, time.perf_counter() - start
 
 
@@ -375,6 +431,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per pytest run")
     p.add_argument("--thorough", action="store_true", help="second stage includes SLOW_TESTS")
     p.add_argument("--list", type=Path, metavar="FILE", help="print FILE's mutants and exit")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="ID",
+        help="run just these mutant ids (e.g. the survivors of an earlier run); "
+        "--modules/--sample still choose the modules, ids listed as equivalent are skipped",
+    )
     args = p.parse_args(argv)
 
     if args.list:
@@ -383,36 +446,56 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     equivalents = read_equivalents()
     plan: list[tuple[str, Mutant]] = []
+    sources: dict[str, str] = {}  # the text every mutant of a file is planted in
+    excluded: dict[str, int] = {}
     for module, files in core_files(args.modules).items():
-        mutants = [m for f in files for m in candidates(f)]
-        mutants = [m for m in mutants if m.id not in equivalents]
+        mutants = []
+        for f in files:
+            source = sources[str(f.relative_to(REPO))] = f.read_text()
+            mutants += candidates(f, source)
+        # Sample first, then drop the equivalents: listing a survivor as equivalent must not
+        # change which mutants the same --seed draws (so a rerun is comparable).
         if args.sample and len(mutants) > args.sample:
             mutants = random.Random(f"{args.seed}:{module}").sample(mutants, args.sample)
-        plan += [(module, m) for m in mutants]
+        if args.only:
+            mutants = [m for m in mutants if m.id in args.only]
+        excluded[module] = sum(m.id in equivalents for m in mutants)
+        plan += [(module, m) for m in mutants if m.id not in equivalents]
+    if args.only:
+        missing = set(args.only) - {m.id for _, m in plan} - set(equivalents)
+        for mutant_id in sorted(missing):
+            print(f"warning: no mutant {mutant_id} in the chosen modules/sample", file=sys.stderr)
     print(f"{len(plan)} mutants over {len(args.modules)} modules, {args.jobs} workers", flush=True)
 
     results: dict[str, dict[str, list[Mutant]]] = {m: {} for m in args.modules}
     owner = {m.id + f"#{m.index}": module for module, m in plan}
     with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_mutant, m, args.timeout, args.thorough) for _, m in plan]
+        futures = [
+            pool.submit(run_mutant, m, sources[m.path], args.timeout, args.thorough)
+            for _, m in plan
+        ]
         for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
             mutant, status, seconds = future.result()
             module = owner[mutant.id + f"#{mutant.index}"]
             results[module].setdefault(status, []).append(mutant)
             print(f"[{done}/{len(plan)}] {status:8s} {seconds:5.1f}s {mutant.id}", flush=True)
 
-    print("\nmodule        killed  survived  timeout  score")
+    print("\nmodule        killed  survived  timeout  stale  equivalent  score")
     worst = 1.0
     for module, by_status in results.items():
-        killed, survived, timeout = (
-            len(by_status.get(s, [])) for s in ("killed", "survived", "timeout")
+        killed, survived, timeout, stale = (
+            len(by_status.get(s, [])) for s in ("killed", "survived", "timeout", "stale")
         )
         total = killed + survived + timeout
         score = killed / total if total else 1.0
         worst = min(worst, score)
-        print(f"{module:12s} {killed:7d} {survived:9d} {timeout:8d}  {100 * score:5.1f}%")
+        shown = f"{100 * score:5.1f}%" if total else "  n/a"
+        print(
+            f"{module:12s} {killed:7d} {survived:9d} {timeout:8d} {stale:6d} "
+            f"{excluded[module]:11d}  {shown}"
+        )
     for by_status in results.values():
-        for status in ("survived", "timeout"):
+        for status in ("survived", "timeout", "stale"):
             for mutant in sorted(by_status.get(status, []), key=lambda m: (m.path, m.line)):
                 print(f"{status}: {mutant.id}")
     print(f"\n{len(equivalents)} mutants listed as equivalent in {EQUIVALENT_FILE.name} (excluded)")
