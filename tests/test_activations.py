@@ -204,3 +204,13 @@ def test_nan_in_a_row_makes_that_row_nan_and_leaves_other_rows_alone(name):
     expected = np.exp([0.0, 1.0, 2.0]) / np.exp([0.0, 1.0, 2.0]).sum()
     np.testing.assert_allclose(y[1], expected if name == "softmax" else np.log(expected), rtol=1e-6)
     assert not np.isnan(y[2]).any()  # an all −∞ row still gives zeros, not NaN
+
+
+def test_step_is_heaviside_with_zero_at_zero_and_zero_gradient():
+    # f(x) = 1 if x > 0 else 0 — so f(0) = 0 (and f(−0) = 0); f′ = 0 everywhere.
+    x = np.concatenate([GRID, [-0.0, 1e-30, -1e-30]])
+    expected = (x > 0).astype(np.float64)
+    y = act.step(jnp.asarray(x, jnp.float32))
+    assert y.dtype == jnp.float32
+    np.testing.assert_array_equal(y, expected)
+    np.testing.assert_array_equal(elementwise_grad(act.step)(jnp.asarray(x, jnp.float32)), 0.0)
