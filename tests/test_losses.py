@@ -345,3 +345,23 @@ def test_every_loss_names_its_second_argument_targets():
         losses.binary_cross_entropy,
     ):
         assert list(inspect.signature(fn).parameters)[1] == "targets", fn.__name__
+
+
+@pytest.mark.parametrize("kind", ["ids", "soft"])
+def test_cross_entropy_label_smoothing_on_sequence_logits(kind, rng):
+    # (B, T, K) logits with B ≠ T ≠ K and some −∞-masked classes: the smoothing mass α/K′
+    # counts the allowed classes along the class axis only (K′ differs from row to row).
+    z = rng.normal(size=(2, 3, 5))
+    z[0, 1, 2] = z[1, 2, 0] = z[1, 2, 4] = -np.inf
+    if kind == "ids":
+        targets = np.array([[0, 1, 3], [4, 2, 1]])
+    else:
+        q = rng.uniform(0.1, 1.0, size=z.shape) * np.isfinite(z)
+        targets = q / q.sum(axis=-1, keepdims=True)
+    with jax.enable_x64(True):
+        got = losses.cross_entropy(
+            jnp.asarray(z), jnp.asarray(targets), label_smoothing=0.2, reduction="none"
+        )
+    want = ref.cross_entropy(z, targets, label_smoothing=0.2, reduction="none")
+    assert got.shape == (2, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-12)

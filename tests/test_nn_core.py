@@ -207,3 +207,14 @@ def test_flatten_zeroes_padded_steps():
     np.testing.assert_array_equal(y[0, 6:], np.zeros(6))
     with pytest.raises(TypeError, match=r"mask.dtype=float32"):
         nn.flatten().apply({}, x, mask=jnp.ones((1, 4)))
+
+
+def test_flatten_accepts_rank_two_and_rejects_rank_one():
+    # rank 2 is the smallest valid input (B, d) → (B, d); rank 1 has no feature axis.
+    layer = nn.flatten()
+    params, out_shape = layer.init(jax.random.PRNGKey(0), (-1, 7))
+    assert params == {} and tuple(out_shape) == (-1, 7)
+    x = np.arange(14.0).reshape(2, 7)
+    np.testing.assert_array_equal(layer.apply(params, jnp.asarray(x)), x)
+    with pytest.raises(ValueError, match=r"rank ≥ 2"):
+        layer.init(jax.random.PRNGKey(0), (7,))
