@@ -265,3 +265,27 @@ def test_int_masks_are_converted_and_float_masks_refused_alike():
         params, _ = layer.init(KEY, X.shape)
         with pytest.raises(TypeError, match="mask must be boolean"):
             layer.apply(params, x, mask=jnp.asarray(MASK, jnp.float32))
+
+
+@pytest.mark.parametrize(("kind", "blocks"), [("rnn", 1), ("lstm", 4), ("gru", 3)])
+def test_init_input_weights_uniform_bound_and_orthogonal_gate_blocks(kind, blocks):
+    # PyTorch's init: W_x ~ U(±1/√H); W_h one orthogonal H×H block per gate; biases 0.
+    hidden, features = 16, 64
+    params, out_shape = getattr(nn, kind)(hidden).init(KEY, (-1, 5, features))
+    assert tuple(out_shape) == (-1, 5, hidden)
+    w_x = np.asarray(params["w_x"], np.float64)
+    assert w_x.shape == (features, blocks * hidden)
+    bound = 1 / np.sqrt(hidden)
+    assert np.abs(w_x).max() <= bound
+    # U(±b) has variance b²/3; ≥ 1024 draws put the max within 10% of b and the variance
+    # within 15% of b²/3 (both fail with probability < 1e-9).
+    assert np.abs(w_x).max() > 0.9 * bound
+    np.testing.assert_allclose(w_x.var(), bound**2 / 3, rtol=0.15)
+    w_h = np.asarray(params["w_h"], np.float64)
+    assert w_h.shape == (hidden, blocks * hidden)
+    for g in range(blocks):
+        block = w_h[:, g * hidden : (g + 1) * hidden]
+        np.testing.assert_allclose(block.T @ block, np.eye(hidden), atol=1e-5)
+    for name in ("b", "b_x", "b_h"):
+        if name in params:
+            np.testing.assert_array_equal(params[name], 0.0)
