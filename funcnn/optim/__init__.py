@@ -10,9 +10,9 @@
 rest of torch.optim (Adagrad, Adadelta, Adamax, NAdam, RAdam, Rprop, ASGD's averaging),
 `factored` Adafactor's stages, `modern` Lion, LAMB's trust ratio and Muon's stages,
 `schedule_free` the schedule-free wrapper, `partition` different optimizers per subtree,
-`wrappers` skip_nonfinite and accumulate, `aliases` the named optimizers (each a chain of stages), `schedules` the learning-rate
-schedules, and `configs` the registry of configurations checked against
-`funcnn.reference.optim`.
+`wrappers` skip_nonfinite and accumulate, `aliases` the named optimizers (each a chain
+of stages), `schedules` the learning-rate schedules, and `configs` the registry of
+configurations checked against `funcnn.reference.optim`.
 """
 
 from funcnn.optim.accumulators import (
