@@ -320,11 +320,17 @@ SLOW_TESTS = {
 
 
 def importing_tests(rel: str, *, thorough: bool = False) -> list[str]:
-    """Every test file that names the module (import statements or dotted references);
-    without `thorough`, not the SLOW_TESTS."""
+    """Every test file that names the module or a subpackage on its way down from `funcnn`
+    (import statements or dotted references: `funcnn.optim.accumulators`, `from funcnn.optim
+    import accumulators`, and — since the package re-exports it — `from funcnn import optim`
+    or `funcnn.optim`); without `thorough`, not the SLOW_TESTS."""
     module = module_name(rel)
-    package, _, leaf = module.rpartition(".")
-    patterns = [re.escape(module), rf"from {re.escape(package)} import [^\n]*\b{re.escape(leaf)}\b"]
+    names = module.split(".")
+    patterns = []
+    for depth in range(2, len(names) + 1):  # funcnn.optim, funcnn.optim.accumulators, …
+        package, leaf = ".".join(names[: depth - 1]), names[depth - 1]
+        dotted = re.escape(".".join(names[:depth]))
+        patterns += [rf"\b{dotted}\b", rf"from {re.escape(package)} import [^\n]*\b{leaf}\b"]
     found = []
     for test in sorted((REPO / "tests").glob("test_*.py")):
         text = test.read_text()
