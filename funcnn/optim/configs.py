@@ -48,7 +48,10 @@ __all__ = [
 
 # --- the test problem ------------------------------------------------------------------
 
-PROBLEM_SHAPES = {"dense": {"w": (3, 4), "b": (4,)}, "conv": {"w": (2, 3, 2)}}
+PROBLEM_SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
+    "dense": {"w": (3, 4), "b": (4,)},
+    "conv": {"w": (2, 3, 2)},
+}
 COUPLING = 0.005  # strength of the term coupling every parameter to every other
 DRIFT = 1.5  # a in problem_loss: keeps every gradient entry ≥ 0.2 (30 entries)
 
@@ -76,7 +79,7 @@ def problem_loss(params: Any) -> jax.Array:
     leaves = jax.tree.leaves(params)
     separable = sum(jnp.sum(DRIFT * x + jnp.sin(x)) for x in leaves)
     total_tanh = sum(jnp.sum(jnp.tanh(x)) for x in leaves)
-    return separable + COUPLING * total_tanh * total_tanh
+    return jnp.asarray(separable + COUPLING * total_tanh * total_tanh)
 
 
 def problem_grad_numpy(flat: ref.FlatParams) -> ref.FlatParams:
@@ -110,8 +113,10 @@ def _decay_ndim2_reference(flat: ref.FlatParams) -> dict[str, bool]:
 _TREE_MASK = {"conv": False, "dense": {"b": False, "w": True}}
 _TREE_MASK_REFERENCE = {"conv/w": False, "dense/b": False, "dense/w": True}
 
-_WARMUP_COSINE = dict(peak_value=3e-2, warmup_steps=50, decay_steps=400, end_value=1e-3)
-_PIECEWISE = dict(boundaries=[100, 300], values=[1e-2, 3e-3, 1e-3])
+_WARMUP_COSINE: dict[str, Any] = dict(
+    peak_value=3e-2, warmup_steps=50, decay_steps=400, end_value=1e-3
+)
+_PIECEWISE: dict[str, Any] = dict(boundaries=[100, 300], values=[1e-2, 3e-3, 1e-3])
 
 
 def _invert(mask: Any) -> Any:
@@ -385,7 +390,9 @@ CONFIGS: dict[str, OptimizerConfig] = {
 
 # --- AMSGrad, Lion, LAMB, the trust ratio, partition (funcnn/optim/modern.py, partition.py) --
 
-_LAMB_WARMUP_COSINE = dict(peak_value=5e-3, warmup_steps=50, decay_steps=400, end_value=1e-4)
+_LAMB_WARMUP_COSINE: dict[str, Any] = dict(
+    peak_value=5e-3, warmup_steps=50, decay_steps=400, end_value=1e-4
+)
 _PARTITION_TREE = {"conv": "sgd", "dense": {"b": "sgd", "w": "adamw"}}  # a prefix: conv → sgd
 _PARTITION_TREE_REFERENCE = {"conv/w": "sgd", "dense/b": "sgd", "dense/w": "adamw"}
 

@@ -171,6 +171,8 @@ class _Stage:
     """Base: `update(grads, params) -> updates` (advances the state); `step` adds them."""
 
     last_learning_rate: float | None = None
+    schedule: ScheduleFn  # set by the stages that take a learning rate (next_learning_rate)
+    t: int  # updates already applied, kept by the same stages
 
     def update(self, grads: FlatParams, params: FlatParams) -> FlatParams:
         raise NotImplementedError
@@ -324,7 +326,7 @@ class Chain(_Stage):
         self.stages = stages
 
     @property
-    def last_learning_rate(self) -> float | None:
+    def last_learning_rate(self) -> float | None:  # type: ignore[override]  # derived, read-only
         rates = [s.last_learning_rate for s in self.stages if hasattr(s, "last_learning_rate")]
         return rates[-1] if rates else None
 
@@ -811,7 +813,7 @@ class Partition(_Stage):
         self.stages, self.labels = dict(stages), labels
 
     @property
-    def last_learning_rate(self) -> float | None:
+    def last_learning_rate(self) -> float | None:  # type: ignore[override]  # derived, read-only
         rates = [s.last_learning_rate for s in self.stages.values()]
         rates = [r for r in rates if r is not None]
         return rates[0] if len(rates) == 1 else None
