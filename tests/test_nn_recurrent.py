@@ -13,8 +13,7 @@ from funcnn.reference import gru_reference, lstm_reference, rnn_reference
 from funcnn.reference.numerical import numerical_grad
 
 KEY = jax.random.key(0)
-RNG = np.random.default_rng(0)
-X = RNG.normal(size=(3, 7, 4))
+X = np.random.default_rng(0).normal(size=(3, 7, 4))  # a constant, drawn at import
 MASK = np.array([[1] * 7, [1] * 4 + [0] * 3, [0] * 7], bool)
 
 
@@ -24,8 +23,9 @@ def _f64(tree):
 
 def _randomize_biases(params):
     """Non-zero biases so that a dropped or mis-ordered bias shows up."""
+    rng = np.random.default_rng(1)  # the same biases at every call, whatever ran before
     return {
-        k: (jnp.asarray(RNG.normal(size=v.shape), jnp.float32) if k.startswith("b") else v)
+        k: (jnp.asarray(rng.normal(size=v.shape), jnp.float32) if k.startswith("b") else v)
         for k, v in params.items()
     }
 
@@ -73,12 +73,12 @@ def test_layer_matches_reference_with_mask(kind, reverse):
     )
 
 
-def test_lstm_cell_gates_match_reference_one_step():
+def test_lstm_cell_gates_match_reference_one_step(rng):
     layer = nn.lstm(3, forget_bias=0.5)
     params, _ = layer.init(KEY, (2, 1, 4))
     params = _randomize_biases(params)
-    h0, c0 = RNG.normal(size=(2, 3)), RNG.normal(size=(2, 3))
-    x = RNG.normal(size=(2, 4))
+    h0, c0 = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    x = rng.normal(size=(2, 4))
     with jax.enable_x64(True):
         (h, c), y = nn.lstm_cell(_f64(params), _f64((h0, c0)), jnp.asarray(x), forget_bias=0.5)
     # Hand transcription of i, f, g, o with the explicit initial state.
@@ -93,22 +93,22 @@ def test_lstm_cell_gates_match_reference_one_step():
 
 
 @pytest.mark.parametrize("kind", ["rnn", "gru"])
-def test_cells_match_one_reference_step(kind):
+def test_cells_match_one_reference_step(kind, rng):
     layer = _layer(kind, hidden=3)
     params, _ = layer.init(KEY, (2, 1, 4))
     params = _randomize_biases(params)
-    x = RNG.normal(size=(2, 1, 4))
+    x = rng.normal(size=(2, 1, 4))
     cell = nn.rnn_cell if kind == "rnn" else nn.gru_cell
     with jax.enable_x64(True):
         h, _ = cell(_f64(params), jnp.zeros((2, 3)), jnp.asarray(x[:, 0]))
         np.testing.assert_allclose(h, _reference(kind, params, x, None, False)[0], rtol=1e-12)
 
 
-def test_lstm_gradient_matches_finite_differences():
+def test_lstm_gradient_matches_finite_differences(rng):
     layer = nn.lstm(2, forget_bias=1.0)
     params, _ = layer.init(KEY, (1, 4, 2))
     params = _randomize_biases(params)
-    x = RNG.normal(size=(2, 4, 2))
+    x = rng.normal(size=(2, 4, 2))
     with jax.enable_x64(True):
         loss = jax.jit(lambda p: jnp.sum(jnp.sin(layer.apply(p, jnp.asarray(x)))))
         analytic = jax.grad(loss)(_f64(params))
@@ -146,12 +146,12 @@ def test_lstm_hand_vjp_matches_autodiff_of_the_cell_scan(masked, reverse, rng):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_lstm_hand_vjp_float32_matches_autodiff():
+def test_lstm_hand_vjp_float32_matches_autodiff(rng):
     """The same comparison in float32 at the benchmark's sizes: the two backward passes sum
     ∂W_h in different orders (one matmul vs T rank-N updates), so they agree to rounding."""
     layer = nn.lstm(64)
     params, _ = layer.init(KEY, (8, 12, 16))
-    x = jnp.asarray(RNG.normal(size=(8, 12, 16)), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(8, 12, 16)), jnp.float32)
 
     def loss(fast, p):
         if fast:
@@ -202,12 +202,12 @@ def test_forward_layer_is_causal_and_reverse_is_anticausal(kind):
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-def test_padding_invariance_and_batch_agreement(kind):
+def test_padding_invariance_and_batch_agreement(kind, rng):
     layer = _layer(kind)
     params, _ = layer.init(KEY, X.shape)
     lengths = [7, 4, 2]
     # Garbage (not zeros) in the padded steps: the mask alone must make them irrelevant.
-    padded = np.concatenate([X, RNG.normal(size=(3, 5, 4)) * 100], axis=1)
+    padded = np.concatenate([X, rng.normal(size=(3, 5, 4)) * 100], axis=1)
     mask = jnp.arange(12)[None, :] < jnp.asarray(lengths)[:, None]
     apply = jax.jit(functools.partial(layer.apply, return_carry=True))
     carry, ys = apply(params, jnp.asarray(padded, jnp.float32), mask=mask)
