@@ -30,7 +30,7 @@ import numpy as np
 
 from funcnn import parallel
 from funcnn._validation import check_positive_int
-from funcnn.optim.base import GradientTransformation, apply_updates
+from funcnn.optim.base import GradientTransformation, optimizer_step
 from funcnn.optim.wrappers import check_nonfinite
 
 __all__ = [
@@ -93,8 +93,7 @@ def train_step_fn(
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, batch, step_key
         )
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = apply_updates(state.params, updates)
+        params, opt_state = optimizer_step(optimizer, grads, state.opt_state, state.params)
         new_state = TrainState(params, opt_state, state.step + 1, key)
         return new_state, {"loss": loss, **aux}
 

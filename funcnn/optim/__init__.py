@@ -57,6 +57,7 @@ from funcnn.optim.base import (
     apply_updates,
     chain,
     global_norm,
+    optimizer_step,
 )
 from funcnn.optim.factored import (
     ClipByBlockRmsState,
@@ -196,6 +197,7 @@ __all__ = [
     "muon",
     "nadam",
     "nonfinite_counts",
+    "optimizer_step",
     "orthogonalize_by_newton_schulz",
     "partition",
     "piecewise_constant",

@@ -35,6 +35,7 @@ __all__ = [
     "compute_dtype",
     "find_state",
     "global_norm",
+    "optimizer_step",
     "safe_increment",
     "tree_widest_float",
     "tree_zeros_like",
@@ -122,6 +123,20 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     check_same_shapes(updates, params)
     check_floating_params(params)
     return jax.tree.map(lambda p, u: jnp.asarray(p + u).astype(jnp.result_type(p)), params, updates)
+
+
+def optimizer_step(
+    optimizer: GradientTransformation, grads: Updates, opt_state: OptState, params: Params
+) -> tuple[Params, OptState]:
+    """One optimizer step, the single place where a gradient becomes new parameters:
+
+        u, s ← optimizer.update(g, s, θ);   θ ← θ + u          (apply_updates)
+
+    Returns (θ, s). `funcnn.train`'s step, the configuration registry and the optimizer
+    studies all take their steps through it.
+    """
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return apply_updates(params, updates), opt_state
 
 
 def check_same_shapes(

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn.optim import accumulators, aliases, modern, schedules, transforms
-from funcnn.optim.base import GradientTransformation, apply_updates, chain
+from funcnn.optim.base import GradientTransformation, chain, optimizer_step
 from funcnn.optim.partition import partition  # the function (it shadows its module's name)
 from funcnn.reference import optim as ref
 
@@ -721,8 +721,8 @@ def run_funcnn(
         def body(carry, _):
             theta, state = carry
             grads = jax.grad(problem_loss)(theta)
-            updates, state = optimizer.update(grads, state, theta)
-            return (apply_updates(theta, updates), state), rate_of(state)
+            theta, state = optimizer_step(optimizer, grads, state, theta)
+            return (theta, state), rate_of(state)
 
         (theta, _), rates = jax.lax.scan(body, (theta, optimizer.init(theta)), length=num_steps)
         return theta, rates

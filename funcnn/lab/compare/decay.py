@@ -29,7 +29,7 @@ import numpy as np
 from funcnn import datasets, losses, nn, optim
 from funcnn import params as param_tools
 from funcnn._validation import check_positive_int
-from funcnn.optim.base import apply_updates
+from funcnn.optim.base import optimizer_step
 
 __all__ = [
     "DEFAULT_SETTING",
@@ -116,8 +116,7 @@ def _trainer(setting: DecaySetting, adamw_decay: float | None):
         def step(carry, _):
             params, state = carry
             grads = jax.grad(objective)(params, l2)
-            updates, state = optimizer.update(grads, state, params)
-            return (apply_updates(params, updates), state), None
+            return optimizer_step(optimizer, grads, state, params), None
 
         carry = (params, optimizer.init(params))
         (params, _), _ = jax.lax.scan(step, carry, None, length=setting.steps)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn import datasets, losses, nn, optim
-from funcnn.optim.base import GradientTransformation, apply_updates
+from funcnn.optim.base import GradientTransformation, optimizer_step
 
 __all__ = [
     "LEARNING_RATES",
@@ -214,8 +214,7 @@ def trajectory_fn(
             loss, grads = value_and_grad(params)
             if at_x:
                 loss = evaluate(params, state)
-            updates, state = optimizer.update(grads, state, params)
-            return (apply_updates(params, updates), state), loss
+            return optimizer_step(optimizer, grads, state, params), loss
 
         (params, state), losses = jax.lax.scan(
             step, (problem.init, state0), None, length=problem.steps
