@@ -180,3 +180,26 @@ def test_fit_rejects_a_quick_start_style_loss_with_a_clear_type_error():
             epochs=1,
             progress=False,
         )
+
+
+def test_fit_epoch_metrics_are_the_mean_over_the_epochs_steps_with_a_shorter_last_chunk():
+    # 5 steps per epoch dispatched as chunks of 3 + 2: the epoch's train_loss must be the
+    # mean of its 5 per-step losses (divisor 5), replayed one step at a time with make_step.
+    data, key, opt = make_data(n=26), jax.random.key(3), optim.sgd(0.05)
+    kwargs = dict(batch_size=5, epochs=2, data_key=key, progress=False)
+    _, history = train.fit(
+        fresh_state(optimizer=opt), linear_loss, opt, data, steps_per_dispatch=3, **kwargs
+    )
+    step, state = train.make_step(linear_loss, opt, donate=False), fresh_state(optimizer=opt)
+    expected = {"train_loss": [], "train_mae": []}
+    for epoch in range(2):
+        xs, ys = train.epoch_batches(data, key, epoch, 5)
+        per_step = []
+        for x, y in zip(xs, ys, strict=True):
+            state, metrics = step(state, (x, y))
+            per_step.append((float(metrics["loss"]), float(metrics["mae"])))
+        assert len(per_step) == 5
+        expected["train_loss"].append(np.mean([loss for loss, _ in per_step]))
+        expected["train_mae"].append(np.mean([mae for _, mae in per_step]))
+    for name, values in expected.items():
+        np.testing.assert_allclose(history[name], values, rtol=1e-5)
