@@ -203,3 +203,25 @@ def test_fit_epoch_metrics_are_the_mean_over_the_epochs_steps_with_a_shorter_las
         expected["train_mae"].append(np.mean([mae for _, mae in per_step]))
     for name, values in expected.items():
         np.testing.assert_allclose(history[name], values, rtol=1e-5)
+
+
+def test_train_generated_runs_exactly_steps_updates_with_a_short_last_dispatch():
+    # ℓ(w) = ½‖w − 1‖² under SGD(η): w_t = 1 − (1 − η)^t from w_0 = 0, and ℓ before step t
+    # is (3/2)(1 − η)^{2t}. steps = 5 in dispatches of 2 → chunks [0, 1], [2, 3], [4].
+    lr = 0.1
+
+    def loss_fn(params, batch, key):
+        del key
+        return 0.5 * jnp.sum((params["w"] - batch) ** 2), {}
+
+    sgd = optim.sgd(lr)
+    state = train.init_state({"w": jnp.zeros(3)}, sgd, jax.random.key(0))
+    state, history = train.train_generated(
+        state, loss_fn, sgd, lambda key: jnp.ones(3), steps=5, steps_per_dispatch=2
+    )
+    assert int(state.step) == 5
+    np.testing.assert_allclose(state.params["w"], 1 - (1 - lr) ** 5, rtol=1e-6)
+    assert history["step"] == [2.0, 4.0, 5.0]
+    per_step = 1.5 * (1 - lr) ** (2 * np.arange(5))
+    expected = [per_step[0:2].mean(), per_step[2:4].mean(), per_step[4]]
+    np.testing.assert_allclose(history["loss"], expected, rtol=1e-6)
