@@ -419,3 +419,16 @@ def test_manager_validates_keep(tmp_path):
     with pytest.raises(ValueError, match="keep=0"):
         CheckpointManager(tmp_path, keep=0)
     assert os.path.isdir(tmp_path)
+
+
+def test_manager_corrupt_file_warning_points_at_the_caller(tmp_path):
+    # The warning names the line that called restore_latest (stacklevel through the
+    # generator and the method), not a line inside funcnn or pytest.
+    manager = CheckpointManager(tmp_path, keep=3)
+    manager.save(1, {"x": jnp.ones(2)})
+    newest = manager.save(2, {"x": jnp.full(2, 2.0)})
+    newest.write_bytes(newest.read_bytes()[:-20])
+    with pytest.warns(UserWarning, match="skipping corrupt checkpoint") as caught:
+        manager.restore_latest(like={"x": jnp.zeros(2)})
+    [warning] = [w for w in caught if "skipping corrupt" in str(w.message)]
+    assert os.path.samefile(warning.filename, __file__)
