@@ -432,3 +432,20 @@ def test_manager_corrupt_file_warning_points_at_the_caller(tmp_path):
         manager.restore_latest(like={"x": jnp.zeros(2)})
     [warning] = [w for w in caught if "skipping corrupt" in str(w.message)]
     assert os.path.samefile(warning.filename, __file__)
+
+
+def test_save_failure_surfaces_its_own_error_when_the_temp_file_is_already_gone(
+    tmp_path, monkeypatch
+):
+    # A failed write whose temp file something else already removed (e.g. a manager's
+    # stale-temp cleanup in another process) re-raises the write's error, not a
+    # FileNotFoundError from the cleanup.
+    def fsync_fails(fd):
+        for tmp in tmp_path.glob(".*.tmp"):
+            tmp.unlink()
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", fsync_fails)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save(tmp_path / "ckpt.npz", {"x": jnp.ones(2)})
+    assert list(tmp_path.iterdir()) == []
