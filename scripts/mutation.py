@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import atexit
 import concurrent.futures
 import os
 import random
@@ -341,8 +340,8 @@ def importing_tests(rel: str, *, thorough: bool = False) -> list[str]:
 
 
 # ---------------------------------------------------------------- running one mutant
-def _worker_copy() -> Path:
-    root = Path(tempfile.mkdtemp(prefix="funcnn-mutant-"))
+def _worker_copy(base: Path) -> Path:
+    root = Path(tempfile.mkdtemp(prefix="worker-", dir=base))
     for name in ("funcnn", "tests", "scripts", "pyproject.toml", "README.md", "benchmarks"):
         src = REPO / name
         if src.is_dir():
@@ -373,14 +372,15 @@ def _run_tests(root: Path, tests: list[str], timeout: float) -> str:
 
 
 def run_mutant(
-    mutant: Mutant, source: str, timeout: float, thorough: bool
+    mutant: Mutant, source: str, timeout: float, thorough: bool, base: Path
 ) -> tuple[Mutant, str, float]:
     start = time.perf_counter()
     worker = os.getpid()
     root = _COPIES.get(worker)
     if root is None:
-        root = _COPIES[worker] = _worker_copy()
-        atexit.register(shutil.rmtree, root, True)
+        # Under `base`, which the main process removes: a pool worker ends with os._exit,
+        # so an atexit hook here would never run and leave its copy behind.
+        root = _COPIES[worker] = _worker_copy(base)
     target = root / mutant.path
     try:
         try:
@@ -475,16 +475,20 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, dict[str, list[Mutant]]] = {m: {} for m in args.modules}
     owner = {m.id + f"#{m.index}": module for module, m in plan}
-    with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
-        futures = [
-            pool.submit(run_mutant, m, sources[m.path], args.timeout, args.thorough)
-            for _, m in plan
-        ]
-        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            mutant, status, seconds = future.result()
-            module = owner[mutant.id + f"#{mutant.index}"]
-            results[module].setdefault(status, []).append(mutant)
-            print(f"[{done}/{len(plan)}] {status:8s} {seconds:5.1f}s {mutant.id}", flush=True)
+    base = Path(tempfile.mkdtemp(prefix="funcnn-mutant-"))
+    try:
+        with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+            futures = [
+                pool.submit(run_mutant, m, sources[m.path], args.timeout, args.thorough, base)
+                for _, m in plan
+            ]
+            for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+                mutant, status, seconds = future.result()
+                module = owner[mutant.id + f"#{mutant.index}"]
+                results[module].setdefault(status, []).append(mutant)
+                print(f"[{done}/{len(plan)}] {status:8s} {seconds:5.1f}s {mutant.id}", flush=True)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
     print("\nmodule        killed  survived  timeout  stale  equivalent  score")
     worst = 1.0
