@@ -333,37 +333,8 @@ def fit(
     check_positive_int(chunk, "steps_per_dispatch")
     step = int(state.step)
     carried = _check_carry(carry, step, per_epoch)
-    if data_key is None and carried["data_key"] is not None:
-        key_bits = carried["data_key"]
-    elif data_key is None:
-        if step != 0:
-            raise ValueError(
-                f"fit got a state at step {step} but neither data_key nor carry: the default "
-                "data order derives from the key at step 0, which this state no longer holds. "
-                "Pass the run's data_key, or carry=info['carry'] saved with the state."
-            )
-        key_bits = _key_bits(jax.random.fold_in(state.key, 0x5EED))
-    else:
-        key_bits = _key_bits(data_key)
-        if carried["data_key"] is not None and carried["data_key"] != key_bits:
-            raise ValueError(
-                f"data_key has bits {key_bits} but the carry was saved with data_key bits "
-                f"{carried['data_key']}: the resumed run would see another data order."
-            )
-    data = jax.device_put(data)
-    # The compiled chunk donates the state; copy once here so the caller's params and key
-    # (often the very arrays passed to init_state) stay usable after fit returns.
-    state = jax.tree.map(jnp.copy, state)
-    mesh = parallel.batch_mesh(data)  # data sharded by parallel.shard_batch → sharded batches
-    active = parallel.active_mesh()
-    if mesh is None and active is not None:  # inside parallel.data_parallel
-        mesh = active
-        if batch_size % mesh.size:
-            raise ValueError(
-                f"batch_size={batch_size} must be divisible by the {mesh.size} devices of the "
-                "data-parallel mesh."
-            )
-        data, state = parallel.replicate(data, mesh), parallel.replicate(state, mesh)
+    key_bits = _data_order_bits(state, step, data_key, carried["data_key"])
+    data, state, mesh = _place(data, state, batch_size)
     run = _compiled_chunk(loss_fn, optimizer, batch_size, *([mesh] if mesh else []))
     n = num_examples(data)
     orders: dict[int, Array] = {}  # epoch → (per_epoch, batch_size) index table on device
@@ -405,16 +376,13 @@ def fit(
             bar.update(length)
             bar.set_postfix(epoch=epoch + 1, loss=f"{float(metrics['loss'][-1]):.4f}")
         if step % per_epoch == 0:
-            history["epoch"].append(epoch + 1)
-            history["step"].append(step)
-            history["time"].append(time.perf_counter() - start_time)
-            for name, total_value in epoch_sums.items():
-                history.setdefault(f"train_{name}", []).append(total_value / epoch_steps)
+            row = {"epoch": epoch + 1, "step": step, "time": time.perf_counter() - start_time}
+            row |= {f"train_{name}": value / epoch_steps for name, value in epoch_sums.items()}
             if nonfinite is not None:
-                history.setdefault("skipped_steps", []).append(nonfinite["skipped"])
+                row["skipped_steps"] = nonfinite["skipped"]
             if eval_fn is not None:
-                for name, value in eval_fn(state.params).items():
-                    history.setdefault(name, []).append(float(value))
+                row |= {name: float(value) for name, value in eval_fn(state.params).items()}
+            _append_row(history, row)
             info["history"] = history
             if progress:
                 (print if bar is None else bar.write)(_epoch_line(history))
@@ -430,6 +398,56 @@ def fit(
     if bar is not None:
         bar.close()
     return state, history
+
+
+def _data_order_bits(
+    state: TrainState, step: int, data_key: Array | None, carried_bits: list[int] | None
+) -> list[int]:
+    """The bits of the key behind the data order: `data_key`'s, else the carry's, else (only
+    at step 0) a key folded from `state.key`; a conflict or an unreproducible order raises."""
+    if data_key is None and carried_bits is not None:
+        return carried_bits
+    if data_key is None:
+        if step != 0:
+            raise ValueError(
+                f"fit got a state at step {step} but neither data_key nor carry: the default "
+                "data order derives from the key at step 0, which this state no longer holds. "
+                "Pass the run's data_key, or carry=info['carry'] saved with the state."
+            )
+        return _key_bits(jax.random.fold_in(state.key, 0x5EED))
+    key_bits = _key_bits(data_key)
+    if carried_bits is not None and carried_bits != key_bits:
+        raise ValueError(
+            f"data_key has bits {key_bits} but the carry was saved with data_key bits "
+            f"{carried_bits}: the resumed run would see another data order."
+        )
+    return key_bits
+
+
+def _place(data: Any, state: TrainState, batch_size: int) -> tuple[Any, TrainState, Any]:
+    """Data on device and a private copy of the state, replicated over the data-parallel mesh
+    when there is one; returns (data, state, mesh or None)."""
+    data = jax.device_put(data)
+    # The compiled chunk donates the state; copy once here so the caller's params and key
+    # (often the very arrays passed to init_state) stay usable after fit returns.
+    state = jax.tree.map(jnp.copy, state)
+    mesh = parallel.batch_mesh(data)  # data sharded by parallel.shard_batch → sharded batches
+    active = parallel.active_mesh()
+    if mesh is None and active is not None:  # inside parallel.data_parallel
+        mesh = active
+        if batch_size % mesh.size:
+            raise ValueError(
+                f"batch_size={batch_size} must be divisible by the {mesh.size} devices of the "
+                "data-parallel mesh."
+            )
+        data, state = parallel.replicate(data, mesh), parallel.replicate(state, mesh)
+    return data, state, mesh
+
+
+def _append_row(history: dict[str, list[float]], row: Mapping[str, float]) -> None:
+    """Append one epoch's values to the per-epoch lists of `history` (new names start one)."""
+    for name, value in row.items():
+        history.setdefault(name, []).append(value)
 
 
 def _check_carry(carry: Mapping[str, Any] | None, step: int, per_epoch: int) -> dict[str, Any]:

@@ -10,5 +10,6 @@ python3 -m venv .venv
 .venv/bin/ruff format --check .
 # Type-check the public API (config in pyproject.toml: [tool.mypy]).
 .venv/bin/mypy
-# Two workers on a 2-core machine: compilation dominates, and XLA compiles single-threaded.
-.venv/bin/python -m pytest -q -n auto "$@"
+# Two workers on a 2-core machine (compilation dominates, and XLA compiles single-threaded);
+# --dist loadfile keeps each test file on one worker, so a module fixture is built once.
+.venv/bin/python -m pytest -q -n auto --dist loadfile "$@"
