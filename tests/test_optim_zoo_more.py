@@ -30,26 +30,16 @@ MORE_CONFIGS = [
     "schedule_free_adamw_warmup_weight_decay",
     "schedule_free_adamw_warmup_cosine_power_1",
 ]
-TOL = {"float64": 1e-10, "float32": 1e-5}
 
 
 # --- every configuration against its float64 transcription --------------------------------
 
 
-@pytest.fixture(scope="module", params=["float64", "float32"])
-def results(request):
-    dtype = request.param
-    selected = {name: configs.CONFIGS[name] for name in MORE_CONFIGS}
-    with jax.enable_x64(dtype == "float64"):
-        return dtype, configs.compare_all(selected, num_steps=500, dtype=dtype)
-
-
-@pytest.mark.parametrize("name", MORE_CONFIGS)
-def test_config_matches_float64_reference_over_500_steps(results, name):
-    dtype, comparisons = results
-    result = comparisons[name]
-    assert result.max_rel_error <= TOL[dtype], (name, dtype, result.max_rel_error)
-    assert result.max_lr_error <= TOL[dtype], (name, dtype, result.max_lr_error)
+def test_every_configuration_is_registered_so_the_reference_agreement_test_runs_it():
+    # tests/test_reference_agreement.py runs every configs.CONFIGS entry for 500 steps in both
+    # dtypes against its float64 transcription (≤ 1e-10 float64, ≤ 1e-5 float32); running the
+    # same registry entries again here would only repeat that computation.
+    assert set(MORE_CONFIGS) <= set(configs.CONFIGS)
 
 
 # --- helpers -----------------------------------------------------------------------------
