@@ -9,15 +9,25 @@ A mutant is one edit of the syntax tree of one library file: an arithmetic opera
 (+ ↔ −, · ↔ /, ** → ·), a comparison flipped (< ↔ ≤, > ↔ ≥, == ↔ ≠), `and` ↔ `or`, a
 unary minus dropped, a numeric constant nudged (0 → 1, 1 → 2, c → 2c), `True` ↔ `False`,
 or `jnp.maximum` ↔ `jnp.minimum` (and a few such pairs). Each mutant runs in a *fresh*
-pytest process on a private copy of the repository, first against the module's mirrored
-test files, then —
-if it survives those — against every other test file that imports the module (leaving out
-the slow learning-run files unless --thorough).
+pytest process on a private copy of the repository, in up to three stages, stopping at the
+first failure:
+
+    1. the tests that executed the mutated line, read from a coverage map (pytest-cov with
+       one context per test, built once into .mutation-coverage; --rebuild-coverage after
+       the tests change) — usually a few tests, so most kills take seconds, not minutes;
+    2. if it survives those: the module's mirrored test files (tests/test_<module>*.py);
+    3. then every other test file that imports the module (leaving out the slow
+       learning-run files unless --thorough).
+
+Stage 1 only makes kills faster: a survivor has passed stages 2 and 3 in full, so a stale
+or incomplete map (a test that reused a jit cache another test filled, a line run only at
+import time) can cost time but never turns a survivor into a kill or back.
 
     killed    some test failed                          (the suite caught the bug)
     survived  every test passed                         (a gap — or an equivalent mutant)
     timeout   the tests ran past --timeout seconds      (NOT counted as killed)
     stale     the file changed since the plan was made  (not counted; rerun)
+    error     pytest itself failed (usage/internal)     (not counted; printed)
 
 Why not mutmut: mutmut 3 imports the code and runs the tests once in its own process, then
 forks a child per mutant. By then JAX has started its thread pools (XLA's compiler and
@@ -112,6 +122,7 @@ class Mutant:
     scope: str = ""  # enclosing def/class, dotted ("Adam.update"); "" at module level
     offset: int = 0  # line - the line of that def (so edits elsewhere in the file keep ids)
     repeat: int = 0  # n-th earlier mutant with the same place and kind (nested a - b - c)
+    end_line: int = 0  # last line of the mutated node (the coverage lookup spans them all)
 
     @property
     def id(self) -> str:
@@ -238,6 +249,7 @@ def candidates(path: Path, source: str | None = None) -> list[Mutant]:
                 scope,
                 node.lineno - start,
                 seen.get(key, 0),
+                getattr(node, "end_lineno", None) or node.lineno,
             )
         )
         seen[key] = seen.get(key, 0) + 1
@@ -366,13 +378,20 @@ def _run_tests(root: Path, tests: list[str], timeout: float) -> str:
         return "timeout"
     if result.returncode in (0, 5):  # 5: no test collected, so nothing caught it
         return "survived"
-    if result.returncode in (1, 2):  # tests failed / collection error (e.g. a SyntaxError)
+    if result.returncode in (1, 2):  # tests failed / collection error (an import-time raise)
         return "killed"
+    if result.returncode in (3, 4):  # pytest's internal / usage error (e.g. an unknown test id)
+        return "error"
     return "killed"  # a crash of the test process (segfault, abort) is a caught bug too
 
 
 def run_mutant(
-    mutant: Mutant, source: str, timeout: float, thorough: bool, base: Path
+    mutant: Mutant,
+    source: str,
+    timeout: float,
+    thorough: bool,
+    base: Path,
+    covering: list[str] | None = None,
 ) -> tuple[Mutant, str, float]:
     start = time.perf_counter()
     worker = os.getpid()
@@ -390,15 +409,71 @@ def run_mutant(
         status = "survived"
         first = mirrored_tests(mutant.path)
         rest = [t for t in importing_tests(mutant.path, thorough=thorough) if t not in first]
-        for tests in (first, rest):
+        for stage, tests in enumerate((covering or [], first, rest)):
             if not tests:
                 continue
             status = _run_tests(root, tests, timeout)
+            if stage == 0 and status == "error":  # a test id the map knows has gone: go on
+                status = "survived"
             if status != "survived":
                 break
     finally:
         target.write_text(source)
     return mutant, status, time.perf_counter() - start
+
+
+# ---------------------------------------------------------------- which tests run a line
+COVERAGE_FILE = REPO / ".mutation-coverage"
+
+
+def build_coverage_map(path: Path, jobs: int, thorough: bool) -> None:
+    """Run the (non-slow) suite once under coverage with one context per test, into `path`.
+    The unmutated suite must pass: a test that already fails would "kill" every mutant."""
+    tests = sorted(
+        str(t.relative_to(REPO))
+        for t in (REPO / "tests").glob("test_*.py")
+        if thorough or str(t.relative_to(REPO)) not in SLOW_TESTS
+    )
+    path.unlink(missing_ok=True)
+    env = dict(os.environ, COVERAGE_FILE=str(path))
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(jobs)]
+    command += ["--dist", "loadfile", "--cov=funcnn", "--cov-context=test", "--cov-report="]
+    print(f"building the coverage map {path.name} over {len(tests)} test files …", flush=True)
+    result = subprocess.run([*command, *tests], cwd=REPO, env=env)
+    if result.returncode != 0:
+        path.unlink(missing_ok=True)
+        raise SystemExit(
+            f"the unmutated suite does not pass (pytest exit {result.returncode}); fix it first"
+        )
+
+
+def read_coverage_map(path: Path) -> dict[str, dict[int, set[str]]]:
+    """{repo-relative file: {line: ids of the tests that executed it}}. A line run only while
+    importing (no test context) maps to no test."""
+    from coverage import CoverageData
+
+    data = CoverageData(basename=str(path))
+    data.read()
+    out: dict[str, dict[int, set[str]]] = {}
+    for filename in data.measured_files():
+        try:
+            rel = str(Path(filename).resolve().relative_to(REPO))
+        except ValueError:
+            continue
+        out[rel] = {
+            line: {c.partition("|")[0] for c in contexts if c}
+            for line, contexts in data.contexts_by_lineno(filename).items()
+        }
+    return out
+
+
+def covering_tests(mutant: Mutant, coverage_map: dict[str, dict[int, set[str]]]) -> list[str]:
+    """The ids of the tests that executed any line of the mutated node, sorted."""
+    by_line = coverage_map.get(mutant.path, {})
+    found: set[str] = set()
+    for line in range(mutant.line, max(mutant.line, mutant.end_line) + 1):
+        found |= by_line.get(line, set())
+    return sorted(found)
 
 
 # ---------------------------------------------------------------- the command line
@@ -438,6 +513,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--thorough", action="store_true", help="second stage includes SLOW_TESTS")
     p.add_argument("--list", type=Path, metavar="FILE", help="print FILE's mutants and exit")
     p.add_argument(
+        "--rebuild-coverage",
+        action="store_true",
+        help=f"rebuild the coverage map ({COVERAGE_FILE.name}) first; it is built when absent",
+    )
+    p.add_argument("--no-coverage", action="store_true", help="skip stage 1 (no coverage map)")
+    p.add_argument(
         "--only",
         nargs="+",
         metavar="ID",
@@ -471,6 +552,11 @@ def main(argv: list[str] | None = None) -> int:
         missing = set(args.only) - {m.id for _, m in plan} - set(equivalents)
         for mutant_id in sorted(missing):
             print(f"warning: no mutant {mutant_id} in the chosen modules/sample", file=sys.stderr)
+    coverage_map: dict[str, dict[int, set[str]]] = {}
+    if plan and not args.no_coverage:
+        if args.rebuild_coverage or not COVERAGE_FILE.exists():
+            build_coverage_map(COVERAGE_FILE, args.jobs, args.thorough)
+        coverage_map = read_coverage_map(COVERAGE_FILE)
     print(f"{len(plan)} mutants over {len(args.modules)} modules, {args.jobs} workers", flush=True)
 
     results: dict[str, dict[str, list[Mutant]]] = {m: {} for m in args.modules}
@@ -479,7 +565,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
             futures = [
-                pool.submit(run_mutant, m, sources[m.path], args.timeout, args.thorough, base)
+                pool.submit(
+                    run_mutant,
+                    m,
+                    sources[m.path],
+                    args.timeout,
+                    args.thorough,
+                    base,
+                    covering_tests(m, coverage_map),
+                )
                 for _, m in plan
             ]
             for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
@@ -490,22 +584,22 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
-    print("\nmodule        killed  survived  timeout  stale  equivalent  score")
+    print("\nmodule        killed  survived  timeout  stale  equivalent  score  (stale: + error)")
     worst = 1.0
     for module, by_status in results.items():
-        killed, survived, timeout, stale = (
-            len(by_status.get(s, [])) for s in ("killed", "survived", "timeout", "stale")
+        killed, survived, timeout, stale, error = (
+            len(by_status.get(s, [])) for s in ("killed", "survived", "timeout", "stale", "error")
         )
         total = killed + survived + timeout
         score = killed / total if total else 1.0
         worst = min(worst, score)
         shown = f"{100 * score:5.1f}%" if total else "  n/a"
         print(
-            f"{module:12s} {killed:7d} {survived:9d} {timeout:8d} {stale:6d} "
+            f"{module:12s} {killed:7d} {survived:9d} {timeout:8d} {stale + error:6d} "
             f"{excluded[module]:11d}  {shown}"
         )
     for by_status in results.values():
-        for status in ("survived", "timeout", "stale"):
+        for status in ("survived", "timeout", "stale", "error"):
             for mutant in sorted(by_status.get(status, []), key=lambda m: (m.path, m.line)):
                 print(f"{status}: {mutant.id}")
     print(f"\n{len(equivalents)} mutants listed as equivalent in {EQUIVALENT_FILE.name} (excluded)")

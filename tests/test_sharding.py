@@ -73,6 +73,13 @@ FSDP_WORKER = COMMON + textwrap.dedent(
     state = train_on(step, state, batches, put)
     specs = {sharding.path_string(p): list(s.sharding.spec)
              for p, s in jax.tree_util.tree_leaves_with_path(state)}
+    # A checkpoint of the sharded state, restored onto it: every leaf lands on like's layout.
+    import os, tempfile
+    from funcnn import checkpoint
+    saved = checkpoint.save(os.path.join(tempfile.mkdtemp(), "state.npz"), state)
+    back = checkpoint.restore(saved, like=state)
+    restored_specs = {sharding.path_string(p): list(getattr(s.sharding, "spec", ["unsharded"]))
+                      for p, s in jax.tree_util.tree_leaves_with_path(back)}
     report = {
         "devices": jax.device_count(),
         "specs": specs,
@@ -83,6 +90,8 @@ FSDP_WORKER = COMMON + textwrap.dedent(
                             if x.ndim == 0),
         "max_diff": max_diff(single.params, state.params),
         "opt_diff": max_diff(single.opt_state, state.opt_state),
+        "restored_specs": restored_specs,
+        "restored_diff": max_diff(state.params, back.params),
         "moved": max_diff(single.params, fresh().params),
         "all_gather": len(re.findall(r"= [^=]*all-gather(-start)?\\(", hlo)),
         "reduce_scatter_or_all_reduce": len(
@@ -192,6 +201,11 @@ def test_fsdp_stores_a_quarter_of_params_and_state_per_device(fsdp):
     assert fsdp["per_device"] == [expected] * 4
     assert fsdp["after_per_device"] == [expected] * 4  # the step keeps the layout
     assert expected / total < 0.26  # ≈ 1/4 of the total
+
+
+def test_fsdp_checkpoint_restores_onto_the_sharded_layout(fsdp):
+    assert fsdp["restored_specs"] == fsdp["specs"]
+    assert fsdp["restored_diff"] == 0.0
 
 
 def test_fsdp_trajectory_equals_one_device(fsdp):
