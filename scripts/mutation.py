@@ -302,9 +302,11 @@ def module_name(rel: str) -> str:
 
 def mirrored_tests(rel: str) -> list[str]:
     """The test files that mirror a module: tests/test_<a>_<b>*.py for funcnn/<a>/<b>.py
-    (else tests/test_<a>*.py, else tests/test_<b>*.py); tests/test_<a>*.py for funcnn/<a>.py."""
+    (else tests/test_<b>*.py, else tests/test_<a>*.py); tests/test_<a>*.py for funcnn/<a>.py.
+    The module's own name before its package's: test_decoding.py for nn/decoding.py, not
+    every test_nn_*.py."""
     parts = tuple(p for p in Path(rel).with_suffix("").parts[1:] if p != "__init__")
-    for stem in ("_".join(parts), parts[0], parts[-1]):
+    for stem in ("_".join(parts), parts[-1], parts[0]):
         found = sorted(str(t.relative_to(REPO)) for t in (REPO / "tests").glob(f"test_{stem}*.py"))
         if found:
             return found
@@ -392,6 +394,7 @@ def run_mutant(
     thorough: bool,
     base: Path,
     covering: list[str] | None = None,
+    stages: int = 3,
 ) -> tuple[Mutant, str, float]:
     start = time.perf_counter()
     worker = os.getpid()
@@ -409,7 +412,9 @@ def run_mutant(
         status = "survived"
         first = mirrored_tests(mutant.path)
         rest = [t for t in importing_tests(mutant.path, thorough=thorough) if t not in first]
-        for stage, tests in enumerate((covering or [], first, rest)):
+        # Stage 1 runs the covering tests of the mirrored files first: they kill most often.
+        covering = sorted(covering or [], key=lambda t: t.partition("::")[0] not in first)
+        for stage, tests in enumerate((covering, first, rest)[:stages]):
             if not tests:
                 continue
             status = _run_tests(root, tests, timeout)
@@ -449,7 +454,9 @@ def build_coverage_map(path: Path, jobs: int, thorough: bool) -> None:
 
 def read_coverage_map(path: Path) -> dict[str, dict[int, set[str]]]:
     """{repo-relative file: {line: ids of the tests that executed it}}. A line run only while
-    importing (no test context) maps to no test."""
+    importing (no test context) maps to no test. A line run while a fixture was set up maps
+    to the test's whole file: a module-scoped fixture is built in the first test's setup, yet
+    what it computes is checked by every test of the file."""
     from coverage import CoverageData
 
     data = CoverageData(basename=str(path))
@@ -461,10 +468,16 @@ def read_coverage_map(path: Path) -> dict[str, dict[int, set[str]]]:
         except ValueError:
             continue
         out[rel] = {
-            line: {c.partition("|")[0] for c in contexts if c}
+            line: {_context_target(c) for c in contexts if c}
             for line, contexts in data.contexts_by_lineno(filename).items()
         }
     return out
+
+
+def _context_target(context: str) -> str:
+    """pytest-cov's `tests/test_x.py::test_y[p]|run` → the node id; `…|setup` → the file."""
+    node, _, phase = context.partition("|")
+    return node.partition("::")[0] if phase == "setup" else node
 
 
 def covering_tests(mutant: Mutant, coverage_map: dict[str, dict[int, set[str]]]) -> list[str]:
@@ -473,7 +486,8 @@ def covering_tests(mutant: Mutant, coverage_map: dict[str, dict[int, set[str]]])
     found: set[str] = set()
     for line in range(mutant.line, max(mutant.line, mutant.end_line) + 1):
         found |= by_line.get(line, set())
-    return sorted(found)
+    whole = {t for t in found if "::" not in t}  # files chosen whole: drop their single tests
+    return sorted(t for t in found if t in whole or t.partition("::")[0] not in whole)
 
 
 # ---------------------------------------------------------------- the command line
@@ -518,6 +532,15 @@ def main(argv: list[str] | None = None) -> int:
         help=f"rebuild the coverage map ({COVERAGE_FILE.name}) first; it is built when absent",
     )
     p.add_argument("--no-coverage", action="store_true", help="skip stage 1 (no coverage map)")
+    p.add_argument(
+        "--stages",
+        type=int,
+        choices=(1, 2, 3),
+        default=3,
+        help="run stages 1..N only (--stages 1: just the covering tests — a quick first pass "
+        "whose survivors are unconfirmed: stages 2-3 might still kill them, so its score "
+        "errs low)",
+    )
     p.add_argument(
         "--only",
         nargs="+",
@@ -573,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.thorough,
                     base,
                     covering_tests(m, coverage_map),
+                    args.stages,
                 )
                 for _, m in plan
             ]
