@@ -102,6 +102,16 @@ def test_softmax_and_log_softmax_match_reference(axis):
         np.testing.assert_allclose(np.exp(ref.log_softmax(X, axis)).sum(axis), 1.0, 1e-12)
 
 
+def test_softmax_and_log_softmax_default_to_the_last_axis_of_a_sequence_batch(rng):
+    # (B, T, V) logits: the default must normalise over V — axis 1 (T) would pass on 2-D.
+    x3 = rng.normal(size=(2, 3, 4)) * 3
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(act.softmax(jnp.asarray(x3)), ref.softmax(x3, axis=2), 1e-12)
+        np.testing.assert_allclose(
+            act.log_softmax(jnp.asarray(x3)), ref.log_softmax(x3, axis=2), 1e-12
+        )
+
+
 def test_softmax_where_mask_broadcasts_explicitly():
     mask = np.array([True, False, True, True, False])  # (5,) against x (3, 5)
     with jax.enable_x64(True):

@@ -32,6 +32,13 @@ def test_bad_inputs():
         prefill(params, jnp.zeros((3, 4), jnp.int32), cache)
     with pytest.raises(ValueError, match="tokens"):
         prefill(params, jnp.zeros((2, 4), jnp.float32), cache)
+    # max_len = 8 < dim = 16: the limit is the position table's length, not its width.
+    from funcnn.nn.decoding import generate_cached
+
+    with pytest.raises(ValueError, match="prompt \\+ length = 9 exceeds max_len"):
+        generate_cached(
+            params, jnp.array([1, 2, 3]), key=jax.random.PRNGKey(0), length=6, num_heads=4
+        )
 
 
 def test_generate_cached_matches_recompute():

@@ -78,6 +78,16 @@ def test_cross_entropy_where_mean_divides_by_kept_count():
     assert nothing == 0.0
 
 
+def test_cross_entropy_takes_a_traced_mask_beside_concrete_labels():
+    # Labels closed over (concrete) while the mask is a jit argument (traced): the eager
+    # range check must skip, not try to read the traced mask's values.
+    per_row = ref.cross_entropy(LOGITS, IDS, reduction="none")
+    with jax.enable_x64(True):
+        logits, ids = jnp.asarray(LOGITS), jnp.asarray(IDS)
+        got = jax.jit(lambda w: losses.cross_entropy(logits, ids, where=w))(jnp.asarray(MASK))
+    np.testing.assert_allclose(got, per_row[MASK].sum() / MASK.sum(), rtol=1e-12)
+
+
 @pytest.mark.parametrize(("labels", "kwargs"), CE_CASES)
 def test_cross_entropy_gradient_matches_finite_differences(labels, kwargs):
     with jax.enable_x64(True):
@@ -130,6 +140,9 @@ def test_cross_entropy_out_of_range_labels():
     padded = np.array([0, -100, 4, 1])
     got = losses.cross_entropy(jnp.asarray(LOGITS), padded, where=MASK)
     np.testing.assert_allclose(got, ref.cross_entropy(LOGITS, IDS, where=MASK), rtol=1e-6)
+    # …but an out-of-range id at a kept position is refused, mask or not.
+    with pytest.raises(ValueError, match=r"\[7\]"):
+        losses.cross_entropy(jnp.asarray(LOGITS), np.array([0, -100, 7, 1]), where=MASK)
     # Under jit labels cannot be checked: the loss is NaN rather than a silent wrong number.
     traced = jax.jit(losses.cross_entropy)(jnp.asarray(LOGITS), jnp.array([0, 5, 1, 2]))
     assert np.isnan(traced)
@@ -213,8 +226,9 @@ def test_bce_on_probabilities_clips_zero_and_one():
     g = jax.grad(lambda p: losses.binary_cross_entropy(p, y))(jnp.array([0.3, 0.6, 0.2, 0.9]))
     pn, yn = np.array([0.3, 0.6, 0.2, 0.9]), np.asarray(y)
     np.testing.assert_allclose(g, (pn - yn) / (pn * (1 - pn)) / 4, rtol=1e-5)
-    with pytest.raises(ValueError, match="eps"):
-        losses.binary_cross_entropy(p, y, eps=0.0)
+    for eps in (0.0, 0.5):  # ε ∈ (0, ½): at ½ the two clipped logs would meet
+        with pytest.raises(ValueError, match=rf"eps must be in \(0.0, 0.5\), got eps={eps}"):
+            losses.binary_cross_entropy(p, y, eps=eps)
 
 
 def test_bce_on_bf16_probabilities_is_computed_in_float32():

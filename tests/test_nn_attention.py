@@ -88,8 +88,9 @@ def test_cross_attention_matches_reference(rng):
     layer = nn.multi_head_attention(4, num_heads=2, out_features=3)
     params, out_shape = layer.init(KEY, (1, 3, 5))
     assert out_shape == (1, 3, 3) and params["o"]["w"].shape == (4, 3)
-    x, context = rng.normal(size=(3, 5)), rng.normal(size=(7, 5))
-    context_mask = np.array([1, 1, 1, 1, 1, 0, 0], bool)
+    # A batch of 2 whose context masks differ: (B, Tq, D) queries, (B, Tk, D) context.
+    x, context = rng.normal(size=(2, 3, 5)), rng.normal(size=(2, 7, 5))
+    context_mask = np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0, 0]], bool)
     with jax.enable_x64(True):
         got = jax.jit(layer.apply)(
             _f64(params),
@@ -97,10 +98,11 @@ def test_cross_attention_matches_reference(rng):
             context=jnp.asarray(context),
             context_mask=jnp.asarray(context_mask),
         )
-    expected = multi_head_attention_reference(
-        x, params, 2, context=context, mask=np.broadcast_to(context_mask, (3, 7))
-    )
-    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    for b in range(2):
+        expected = multi_head_attention_reference(
+            x[b], params, 2, context=context[b], mask=np.broadcast_to(context_mask[b], (3, 7))
+        )
+        np.testing.assert_allclose(got[b], expected, rtol=1e-10, atol=1e-12)
 
 
 def test_padding_invariance_and_batch_agreement(rng):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from funcnn import nn
+from funcnn.nn import conv
 from funcnn.reference import conv1d_reference, pool1d_reference
 
 KEY = jax.random.key(0)
@@ -79,6 +80,21 @@ def test_same_avg_pooling_does_not_count_padding():
     layer = nn.avg_pool1d(3, stride=1, padding="SAME")
     got = np.asarray(layer.apply({}, jnp.ones((1, 4, 1))))
     np.testing.assert_allclose(got, np.ones((1, 4, 1)), rtol=1e-6)
+
+
+def test_window_max_pool_never_picks_a_masked_step():
+    # Window of 2, stride 2: [3, 99] with 99 masked pools to 3; a fully masked window is 0.
+    x = jnp.asarray([[3.0, 99.0, -5.0, -7.0, 1.0, 2.0]])[..., None]  # (1, 6, 1)
+    mask = jnp.asarray([[True, False, True, True, False, False]])
+    got = np.asarray(nn.max_pool1d(2).apply({}, x, mask=mask))[0, :, 0]
+    np.testing.assert_array_equal(got, [3.0, -5.0, 0.0])
+
+
+def test_conv_output_length_defaults_to_stride_one_same_padding():
+    # T_out = ⌊(T + P − W)/s⌋ + 1 with SAME's P = W − 1 and s = 1: the length is kept.
+    assert conv.conv_output_length(10, 3) == 10
+    assert conv.conv_output_length(10, 3, padding="VALID") == 8
+    assert conv.conv_output_length(10, 3, stride=2) == 5
 
 
 def test_global_pools_honour_mask():

@@ -83,6 +83,8 @@ def test_lm_param_layout_and_shapes(lm):
     assert apply(params, ids).shape == (3, 10, 13)
     with pytest.raises(ValueError, match="exceeds max_len=12"):
         model.apply(params, jnp.zeros((1, 13), jnp.int32))
+    with pytest.raises(ValueError, match="time 13 exceeds max_len=12"):
+        model.init(KEY, (1, 13))
 
 
 def test_lm_is_causal(lm):

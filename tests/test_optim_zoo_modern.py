@@ -333,3 +333,28 @@ def test_state_checkpoint_round_trip_is_exact_and_resumes_identically(tmp_path, 
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     grads = _params(jnp.float32, seed=13)
     chex.assert_trees_all_equal(step(params, restored, grads), step(params, state, grads))
+
+
+def test_lion_defaults_are_lr_1e_4_betas_0_9_0_99_and_no_decay():
+    # Closed form from m₀ = 0: step 1 moves by −η·sign(g₁); step 2's direction is
+    # sign(β₁·m₁ + (1 − β₁)·g₂) with m₁ = (1 − β₂)·g₁, i.e. sign(0.009·g₁ + 0.1·g₂).
+    g1, g2 = np.array([1.0, 1.0]), np.array([-0.05, -0.2])  # 0.004 > 0, −0.011 < 0
+    theta0 = np.array([2.0, -3.0])
+    with jax.enable_x64(True):
+        optimizer = optim.lion()
+        theta = jnp.asarray(theta0)
+        state = optimizer.init(theta)
+        for g in (g1, g2):
+            theta, state = optim.optimizer_step(optimizer, jnp.asarray(g), state, theta)
+    expected = theta0 - 1e-4 * np.sign(g1) - 1e-4 * np.array([1.0, -1.0])
+    np.testing.assert_allclose(np.asarray(theta), expected, rtol=0, atol=1e-15)
+
+
+def test_trust_ratio_defaults_give_each_leaf_its_parameters_norm():
+    # n₀ = 0, c = 1, ε = 0: u = (‖θ‖/‖g‖)·g, so ‖u‖ = ‖θ‖ — here 5·[0.6, 0.8] = [3, 4].
+    params = {"w": jnp.array([3.0, 4.0]), "b": jnp.zeros(2)}
+    grads = {"w": jnp.array([0.6, 0.8]), "b": jnp.array([1.0, -2.0])}
+    transform = optim.scale_by_trust_ratio()
+    updates, _ = transform.update(grads, transform.init(params), params)
+    np.testing.assert_allclose(np.asarray(updates["w"]), [3.0, 4.0], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(updates["b"]), [1.0, -2.0])  # ‖θ‖ = 0: unchanged

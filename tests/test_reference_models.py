@@ -204,3 +204,16 @@ def test_complex_step_is_exact_on_a_closed_form():
     slope = complex_step(lambda p: np.sum(np.sin(p["t"]) * p["t"] ** 2), {"t": theta}, {"t": v})
     exact = np.sum((np.cos(theta) * theta**2 + 2 * theta * np.sin(theta)) * v)
     assert abs(slope - exact) <= 1e-14 * abs(exact)
+
+
+@pytest.mark.parametrize("kind", ["bow", "rnn", "lstm", "cnn"])
+def test_char_lm_tables_start_at_the_documented_scale(kind):
+    # E ~ N(0, 0.1²): 60·40 = 2400 draws put the sample std within ±5% of 0.1 (≈ 3.5 σ).
+    params, _ = char_lm(kind, 60, dim=40, hidden=8).init(jax.random.PRNGKey(0), (2, 8))
+    tables = [
+        leaf
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+        if jax.tree_util.keystr(path).endswith("['table']")
+    ]
+    assert len(tables) == 1 and tables[0].shape == (60, 40)
+    np.testing.assert_allclose(float(np.std(np.asarray(tables[0]))), 0.1, rtol=0.05)

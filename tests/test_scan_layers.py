@@ -74,3 +74,14 @@ def test_scanned_depth_12_compiles_one_body():
 def test_remat_without_scan_layers_is_refused():
     with pytest.raises(ValueError, match=r"remat=True needs scan_layers=True"):
         nn.transformer_lm(11, 8, num_heads=2, depth=2, max_len=4, remat=True)
+
+
+@pytest.mark.parametrize(("kwargs", "recomputes"), [({}, False), ({"remat": True}, True)])
+def test_repeat_recomputes_activations_only_when_asked(kwargs, recomputes):
+    # remat is off by default (memory for speed, like jax.checkpoint's absence); asked for,
+    # the backward pass holds a remat'd body.
+    layer = nn.repeat(nn.dense(4), 3, **kwargs)
+    params, _ = layer.init(jax.random.PRNGKey(0), (2, 4))
+    x = jnp.ones((2, 4))
+    jaxpr = str(jax.make_jaxpr(jax.grad(lambda p: layer.apply(p, x).sum()))(params))
+    assert ("remat" in jaxpr) == recomputes

@@ -99,6 +99,8 @@ def char_lm(
         rnn, lstm    E → rnn/lstm(hidden) → dense(vocab)
         cnn          E → `depth` causal dilated convs (dim channels, `width` taps) → dense(vocab)
         transformer  transformer_lm(vocab, dim, num_heads=heads, depth, max_len, dropout)
+    The bow, rnn, lstm and cnn kinds start their table E at N(0, 0.1²): small, so the first
+    logits are nearly uniform.
     apply(params, ids, *, mask=None, key=None, train=False).
     """
     check_choice(kind, "kind", KINDS)
