@@ -238,3 +238,26 @@ def test_each_alias_at_its_defaults_agrees_with_the_reference_at_its_defaults(na
         assert np.max(np.abs(moved)) > 0, f"{name}: {leaf} did not move"
         error = np.max(np.abs(result.params[leaf] - theirs)) / np.max(np.abs(moved))
         assert error <= 1e-9, f"{name}: {leaf} relative displacement error {error:.2e}"
+
+
+SCHEDULES_AT_DEFAULTS = {
+    "linear_warmup": (optim.linear_warmup(0.5, 10), ref.schedule_linear_warmup(0.5, 10)),
+    "cosine_decay": (optim.cosine_decay(0.5, 20), ref.schedule_cosine_decay(0.5, 20)),
+    "warmup_cosine_decay": (
+        optim.warmup_cosine_decay(0.5, 5, 20),
+        ref.schedule_warmup_cosine_decay(0.5, 5, 20),
+    ),
+    "exponential_decay": (
+        optim.exponential_decay(0.5, 0.5, 4),
+        ref.schedule_exponential_decay(0.5, 0.5, 4),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES_AT_DEFAULTS))
+def test_each_schedule_at_its_defaults_agrees_with_the_reference_at_its_defaults(name):
+    ours, theirs = SCHEDULES_AT_DEFAULTS[name]
+    steps = [0, 1, 3, 5, 6, 10, 15, 20, 25]
+    with jax.enable_x64(True):
+        got = [float(ours(np.int32(t))) for t in steps]
+    np.testing.assert_allclose(got, [theirs(t) for t in steps], rtol=1e-12, atol=0)
