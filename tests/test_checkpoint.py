@@ -449,3 +449,59 @@ def test_save_failure_surfaces_its_own_error_when_the_temp_file_is_already_gone(
     with pytest.raises(OSError, match="disk full"):
         checkpoint.save(tmp_path / "ckpt.npz", {"x": jnp.ones(2)})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_member_stored_twice_is_refused(saved):
+    path, _ = saved
+    with zipfile.ZipFile(path) as src:
+        leaf = src.read("leaf_0.npy")
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(path, "a") as dst:
+        dst.writestr("leaf_0.npy", leaf)
+    with pytest.raises(CheckpointError, match=r"member named 'leaf_0.npy'.*each once"):
+        checkpoint.restore(path)
+
+
+def test_members_in_npy_format_2_0_are_read(saved):
+    # NumPy writes format 2.0 when a header outgrows 64 KiB; the reader takes both versions.
+    path, state = saved
+    with zipfile.ZipFile(path) as src:
+        members = {info.filename: src.read(info) for info in src.infolist()}
+    for name, data in members.items():
+        array = np.lib.format.read_array(io.BytesIO(data))
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, array, version=(2, 0))
+        members[name] = buffer.getvalue()
+        assert members[name][6:8] == b"\x02\x00"  # the format version bytes
+    _copy_members(path, replace=members)
+    assert_bitwise_equal(checkpoint.restore(path, like=state), state)
+
+
+def test_checkpoints_get_ordinary_file_permissions(tmp_path):
+    # 0o666 less the umask (as open() gives), not mkstemp's private 0o600.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = checkpoint.save(tmp_path / "state.npz", {"w": np.zeros(3)})
+    assert os.stat(path).st_mode & 0o7777 == 0o666 & ~umask
+
+
+def test_like_may_hold_python_scalars(tmp_path):
+    # A Python float/int has no .shape: its shape is (), its dtype NumPy's float64/int64.
+    path = checkpoint.save(tmp_path / "s.npz", {"lr": np.float64(0.5), "n": np.int64(3)})
+    back = checkpoint.restore(path, like={"lr": 0.0, "n": 0})
+    assert float(back["lr"]) == 0.5 and int(back["n"]) == 3
+
+
+def test_files_declare_format_version_1_and_other_versions_are_refused(saved):
+    # The on-disk format is versioned: today's files say version 1, and a reader of version 1
+    # names a file of any other version instead of guessing at its layout.
+    path, _ = saved
+    with zipfile.ZipFile(path) as src:
+        raw = np.lib.format.read_array(io.BytesIO(src.read("manifest.npy")))
+    manifest = json.loads(raw.tobytes().decode())
+    assert (manifest["format"], manifest["version"]) == ("funcnn-checkpoint", 1)
+    manifest["version"] = 2
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.frombuffer(json.dumps(manifest).encode(), np.uint8))
+    _copy_members(path, replace={"manifest.npy": buffer.getvalue()})
+    with pytest.raises(CheckpointError, match="format version 2; this funcnn reads version 1"):
+        checkpoint.restore(path)
