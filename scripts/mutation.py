@@ -395,6 +395,7 @@ def run_mutant(
     base: Path,
     covering: list[str] | None = None,
     stages: int = 3,
+    tests_given: list[str] | None = None,
 ) -> tuple[Mutant, str, float]:
     start = time.perf_counter()
     worker = os.getpid()
@@ -414,11 +415,13 @@ def run_mutant(
         rest = [t for t in importing_tests(mutant.path, thorough=thorough) if t not in first]
         # Stage 1 runs the covering tests of the mirrored files first: they kill most often.
         covering = sorted(covering or [], key=lambda t: t.partition("::")[0] not in first)
-        for stage, tests in enumerate((covering, first, rest)[:stages]):
+        plan = [tests_given] if tests_given else (covering, first, rest)[:stages]
+        for stage, tests in enumerate(plan):
             if not tests:
                 continue
             status = _run_tests(root, tests, timeout)
-            if stage == 0 and status == "error":  # a test id the map knows has gone: go on
+            # A test id the map knows may have gone since it was built: go on to stage 2.
+            if stage == 0 and status == "error" and not tests_given:
                 status = "survived"
             if status != "survived":
                 break
@@ -533,6 +536,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--no-coverage", action="store_true", help="skip stage 1 (no coverage map)")
     p.add_argument(
+        "--tests",
+        nargs="+",
+        metavar="TEST",
+        help="run just these test files/ids instead of the stages (e.g. to check that a new "
+        "test kills a survivor: --only ID --tests tests/test_new.py); a pass is 'survived'",
+    )
+    p.add_argument(
         "--stages",
         type=int,
         choices=(1, 2, 3),
@@ -597,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
                     base,
                     covering_tests(m, coverage_map),
                     args.stages,
+                    args.tests,
                 )
                 for _, m in plan
             ]

@@ -505,3 +505,34 @@ def test_files_declare_format_version_1_and_other_versions_are_refused(saved):
     _copy_members(path, replace={"manifest.npy": buffer.getvalue()})
     with pytest.raises(CheckpointError, match="format version 2; this funcnn reads version 1"):
         checkpoint.restore(path)
+
+
+def _with_manifest(path, edit):
+    with zipfile.ZipFile(path) as src:
+        raw = np.lib.format.read_array(io.BytesIO(src.read("manifest.npy")))
+    buffer = io.BytesIO()
+    manifest = edit(json.loads(raw.tobytes().decode()))
+    np.lib.format.write_array(buffer, np.frombuffer(json.dumps(manifest).encode(), np.uint8))
+    _copy_members(path, replace={"manifest.npy": buffer.getvalue()})
+
+
+@pytest.mark.parametrize(
+    "edit", [lambda m: m | {"format": "other-format"}, lambda m: [m], lambda m: "text"]
+)
+def test_a_manifest_of_another_format_or_shape_is_not_a_checkpoint(saved, edit):
+    path, _ = saved
+    _with_manifest(path, edit)
+    with pytest.raises(CheckpointError, match="is not a funcnn-checkpoint file"):
+        checkpoint.restore(path)
+
+
+def test_a_member_of_a_non_numeric_dtype_is_refused_from_its_header(saved):
+    # Unicode text holds no pickles, yet it is not a parameter dtype: refused by its header.
+    path, _ = saved
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.array(["abc", "def"]))
+    _copy_members(path, replace={"leaf_0.npy": buffer.getvalue()})
+    with pytest.raises(
+        CheckpointError, match=re.escape("member 'leaf_0.npy': dtype <U3 is refused")
+    ):
+        checkpoint.restore(path)

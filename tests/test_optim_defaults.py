@@ -210,6 +210,27 @@ ALIASES_AT_DEFAULTS = {
         lambda: optim.schedule_free_adamw(1e-2),
         lambda: ref.ScheduleFreeAdamW(1e-2),
     ),
+    # stages at their defaults, given a learning rate by the stage after them
+    "scale_by_adam": (
+        lambda: optim.chain(optim.scale_by_adam(), optim.scale_by_learning_rate(1e-2)),
+        lambda: ref.Chain(ref.ScaleByAdam(), ref.ScaleByLearningRate(1e-2)),
+    ),
+    "scale_by_rms": (
+        lambda: optim.chain(optim.scale_by_rms(), optim.scale_by_learning_rate(1e-2)),
+        lambda: ref.Chain(ref.ScaleByRms(), ref.ScaleByLearningRate(1e-2)),
+    ),
+    "scale_by_trust_ratio": (
+        lambda: optim.chain(optim.scale_by_trust_ratio(), optim.scale_by_learning_rate(1e-2)),
+        lambda: ref.Chain(ref.ScaleByTrustRatio(), ref.ScaleByLearningRate(1e-2)),
+    ),
+    "trace": (
+        lambda: optim.chain(optim.trace(0.9), optim.scale_by_learning_rate(1e-2)),
+        lambda: ref.Chain(ref.Trace(0.9), ref.ScaleByLearningRate(1e-2)),
+    ),
+    "clip_by_global_norm": (
+        lambda: optim.chain(optim.clip_by_global_norm(0.5), optim.scale_by_learning_rate(1e-2)),
+        lambda: ref.Chain(ref.ClipByGlobalNorm(0.5), ref.ScaleByLearningRate(1e-2)),
+    ),
     "muon": (
         lambda: optim.partition({"muon": optim.muon(), "rest": optim.sgd()}, _by_rank2),
         lambda: ref.Partition({"muon": ref.Muon(), "rest": ref.SGD(1e-3)}, _by_rank2_reference),

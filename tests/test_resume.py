@@ -7,6 +7,7 @@ itself at a chosen checkpoint, so the test is deterministic rather than a race:
 - SIGTERM arrives while the run continues: it must finish the chunk, checkpoint, exit 143.
 """
 
+import itertools
 import json
 import os
 import re
@@ -325,7 +326,11 @@ def test_fit_resumes_exactly_at_mid_epoch_steps_history_included(
     )
     assert_bitwise_equal(resumed, straight)
     assert _without_time(resumed_history) == _without_time(history)  # floats, bit for bit
-    assert len(resumed_history["time"]) == 4
+    # Wall time goes on from the carried epochs' last time: never backwards across the resume.
+    times = resumed_history["time"]
+    assert len(times) == 4 and all(b >= a for a, b in itertools.pairwise(times))
+    carried = len(metadata["carry"]["history"].get("time", []))
+    assert times[:carried] == history["time"][:carried]
 
 
 def test_fit_refuses_a_resumed_state_without_data_key_or_carry(tmp_path):

@@ -225,3 +225,44 @@ def test_train_generated_runs_exactly_steps_updates_with_a_short_last_dispatch()
     per_step = 1.5 * (1 - lr) ** (2 * np.arange(5))
     expected = [per_step[0:2].mean(), per_step[2:4].mean(), per_step[4]]
     np.testing.assert_allclose(history["loss"], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("tqdm_installed", [True, False])
+def test_fit_shows_progress_by_default_a_bar_and_one_line_per_epoch(
+    tqdm_installed, capsys, monkeypatch
+):
+    # The default progress=True: a tqdm bar on stderr (when tqdm is installed) and, on stdout,
+    # a line per epoch "epoch   k  <metric> <mean>…" — step and time stay in the history.
+    if not tqdm_installed:
+        monkeypatch.setattr(train, "_progress_bar", lambda total, enabled: None)
+    opt = optim.sgd(0.1)
+    _, history = train.fit(
+        fresh_state(optimizer=opt), linear_loss, opt, make_data(), batch_size=8, epochs=2
+    )
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 2
+    assert set(history) == {"epoch", "step", "time", "train_loss", "train_mae"}
+    for epoch, line in enumerate(lines):
+        loss, mae = history["train_loss"][epoch], history["train_mae"][epoch]
+        assert line == f"epoch {epoch + 1:>3}  train_loss {loss:.4f}  train_mae {mae:.4f}"
+    assert ("step" in captured.err) == tqdm_installed  # the bar's unit
+
+
+def test_train_generated_draws_its_data_with_key_0_by_default():
+    # Documented default: data_key=None is jax.random.key(0) (and another key other data).
+    def loss_fn(params, batch, key):
+        del key
+        return 0.5 * jnp.sum((params["w"] - batch) ** 2), {}
+
+    sgd = optim.sgd(0.1)
+
+    def run(**kwargs):
+        state = train.init_state({"w": jnp.zeros(3)}, sgd, jax.random.key(5))
+        sample = lambda key: jax.random.normal(key, (3,))
+        state, _ = train.train_generated(state, loss_fn, sgd, sample, steps=3, **kwargs)
+        return np.asarray(state.params["w"])
+
+    default = run()
+    np.testing.assert_array_equal(default, run(data_key=jax.random.key(0)))
+    assert not np.array_equal(default, run(data_key=jax.random.key(1)))
