@@ -536,3 +536,40 @@ def test_a_member_of_a_non_numeric_dtype_is_refused_from_its_header(saved):
         CheckpointError, match=re.escape("member 'leaf_0.npy': dtype <U3 is refused")
     ):
         checkpoint.restore(path)
+
+
+@pytest.mark.parametrize("key", [True, 1.5, None])
+def test_dict_keys_other_than_str_or_int_are_refused(tmp_path, key):
+    with pytest.raises(TypeError, match="checkpoint dict keys must be str or int"):
+        checkpoint.save(tmp_path / "s.npz", {key: np.zeros(2)})
+
+
+def test_the_checksum_does_not_depend_on_the_manifests_key_order(saved):
+    # The digest covers the canonical (sorted-key) JSON: a manifest rewritten with its keys in
+    # another order holds the same content and still verifies.
+    path, state = saved
+    _with_manifest(path, lambda m: dict(reversed(list(m.items()))))
+    assert_bitwise_equal(checkpoint.restore(path, like=state), state)
+
+
+def test_a_member_whose_dtype_disagrees_with_the_manifest_is_refused(saved):
+    # Same bytes (so the checksum still holds), read as int32 instead of the declared float32.
+    path, _ = saved
+    with zipfile.ZipFile(path) as src:
+        members = {info.filename: src.read(info) for info in src.infolist()}
+    manifest = json.loads(
+        np.lib.format.read_array(io.BytesIO(members["manifest.npy"])).tobytes().decode()
+    )
+    index = next(i for i, e in enumerate(manifest["leaves"]) if e["dtype"] == "float32")
+    name = f"leaf_{index}.npy"
+    array = np.lib.format.read_array(io.BytesIO(members[name]))
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array.view(np.int32))
+    _copy_members(path, replace={name: buffer.getvalue()})
+    with pytest.raises(CheckpointError, match="unsupported or inconsistent dtype 'float32'"):
+        checkpoint.restore(path)
+
+
+def test_a_manager_makes_missing_parent_folders_and_opens_an_existing_one(tmp_path):
+    CheckpointManager(tmp_path / "runs" / "a").save(3, {"w": np.zeros(2)})
+    assert CheckpointManager(tmp_path / "runs" / "a").steps() == [3]  # resuming: it exists

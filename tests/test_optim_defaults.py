@@ -219,9 +219,12 @@ ALIASES_AT_DEFAULTS = {
         lambda: optim.chain(optim.scale_by_rms(), optim.scale_by_learning_rate(1e-2)),
         lambda: ref.Chain(ref.ScaleByRms(), ref.ScaleByLearningRate(1e-2)),
     ),
+    # gradients scaled to norms below 1 first, so a min_norm of 1 would show
     "scale_by_trust_ratio": (
-        lambda: optim.chain(optim.scale_by_trust_ratio(), optim.scale_by_learning_rate(1e-2)),
-        lambda: ref.Chain(ref.ScaleByTrustRatio(), ref.ScaleByLearningRate(1e-2)),
+        lambda: optim.chain(
+            optim.scale(1e-2), optim.scale_by_trust_ratio(), optim.scale_by_learning_rate(1e-2)
+        ),
+        lambda: ref.Chain(ref.Scale(1e-2), ref.ScaleByTrustRatio(), ref.ScaleByLearningRate(1e-2)),
     ),
     "trace": (
         lambda: optim.chain(optim.trace(0.9), optim.scale_by_learning_rate(1e-2)),

@@ -342,6 +342,11 @@ def test_fit_refuses_a_resumed_state_without_data_key_or_carry(tmp_path):
     carry = {"history": {}, "epoch_sums": {}, "epoch_steps": 3, "data_key": None}
     with pytest.raises(ValueError, match="carry does not belong to a state at step 2"):
         train.fit(part, _noisy_loss, opt, data, carry=carry, **kwargs)
+    # Either sign alone gives it away: the epoch position agrees (2 = 2 mod 7), but the
+    # carried history already ends at step 7.
+    carry = {"history": {"step": [7.0]}, "epoch_sums": {}, "epoch_steps": 2, "data_key": None}
+    with pytest.raises(ValueError, match="carry does not belong to a state at step 2"):
+        train.fit(part, _noisy_loss, opt, data, carry=carry, **kwargs)
 
 
 # ----------------------------------------- exact resume mid-epoch, through scripts/train.py

@@ -266,3 +266,45 @@ def test_train_generated_draws_its_data_with_key_0_by_default():
     default = run()
     np.testing.assert_array_equal(default, run(data_key=jax.random.key(0)))
     assert not np.array_equal(default, run(data_key=jax.random.key(1)))
+
+
+class _RecordingBar:
+    """Stands in for the tqdm bar: records what fit tells it."""
+
+    def __init__(self, total):
+        self.total, self.updates, self.postfixes, self.lines = total, [], [], []
+
+    def update(self, n):
+        self.updates.append(n)
+
+    def set_postfix(self, **fields):
+        self.postfixes.append(fields)
+
+    def write(self, line):
+        self.lines.append(line)
+
+    def close(self):
+        pass
+
+
+def test_the_bar_counts_the_steps_left_and_shows_the_epoch(monkeypatch):
+    # 24 examples / 8 = 3 steps per epoch; resumed at step 2 of 6 the bar has 4 steps to go.
+    bars = []
+    monkeypatch.setattr(
+        train, "_progress_bar", lambda total, enabled: bars.append(_RecordingBar(total)) or bars[-1]
+    )
+    opt = optim.sgd(0.1)
+    kwargs = dict(batch_size=8, epochs=2, data_key=jax.random.key(3), steps_per_dispatch=1)
+    part, _ = train.fit(
+        fresh_state(optimizer=opt),
+        linear_loss,
+        opt,
+        make_data(),
+        callback=lambda state, info: int(state.step) == 2,
+        **kwargs,
+    )
+    train.fit(part, linear_loss, opt, make_data(), **kwargs)
+    (first, resumed) = bars
+    assert (first.total, resumed.total) == (6, 4)
+    assert sum(resumed.updates) == 4
+    assert [p["epoch"] for p in resumed.postfixes] == [1, 2, 2, 2]
