@@ -2,7 +2,9 @@
 catches it.
 
     python scripts/mutation.py                          # every core module, 2 workers
-    python scripts/mutation.py --modules activations losses --sample 40 --jobs 2
+    python scripts/mutation.py --sample 60 --seed 1 --stages 1   # quick pass, 60 per module
+    python scripts/mutation.py --only ID... --thorough  # confirm survivors in full
+    python scripts/mutation.py --only ID --tests tests/test_new.py   # does it kill them?
     python scripts/mutation.py --list funcnn/losses.py  # show the mutants, run nothing
 
 A mutant is one edit of the syntax tree of one library file: an arithmetic operator swapped
