@@ -334,6 +334,13 @@ SLOW_TESTS = {
 }
 
 
+def test_files(*, thorough: bool = False) -> list[str]:
+    """Every tests/test_*.py, repository-relative and sorted; without `thorough`, not the
+    SLOW_TESTS."""
+    found = (str(t.relative_to(REPO)) for t in sorted((REPO / "tests").glob("test_*.py")))
+    return [name for name in found if thorough or name not in SLOW_TESTS]
+
+
 def importing_tests(rel: str, *, thorough: bool = False) -> list[str]:
     """Every test file that names the module or a subpackage on its way down from `funcnn`
     (import statements or dotted references: `funcnn.optim.accumulators`, `from funcnn.optim
@@ -346,13 +353,11 @@ def importing_tests(rel: str, *, thorough: bool = False) -> list[str]:
         package, leaf = ".".join(names[: depth - 1]), names[depth - 1]
         dotted = re.escape(".".join(names[:depth]))
         patterns += [rf"\b{dotted}\b", rf"from {re.escape(package)} import [^\n]*\b{leaf}\b"]
-    found = []
-    for test in sorted((REPO / "tests").glob("test_*.py")):
-        text = test.read_text()
-        name = str(test.relative_to(REPO))
-        if any(re.search(p, text) for p in patterns) and (thorough or name not in SLOW_TESTS):
-            found.append(name)
-    return found
+    return [
+        name
+        for name in test_files(thorough=thorough)
+        if any(re.search(p, (REPO / name).read_text()) for p in patterns)
+    ]
 
 
 # ---------------------------------------------------------------- running one mutant
@@ -413,23 +418,36 @@ def run_mutant(
         except LookupError:
             return mutant, "stale", time.perf_counter() - start
         status = "survived"
-        first = mirrored_tests(mutant.path)
-        rest = [t for t in importing_tests(mutant.path, thorough=thorough) if t not in first]
-        # Stage 1 runs the covering tests of the mirrored files first: they kill most often.
-        covering = sorted(covering or [], key=lambda t: t.partition("::")[0] not in first)
-        plan = [tests_given] if tests_given else (covering, first, rest)[:stages]
-        for stage, tests in enumerate(plan):
+        for stage, tests in _stages(mutant, covering, stages, thorough, tests_given):
             if not tests:
                 continue
             status = _run_tests(root, tests, timeout)
             # A test id the map knows may have gone since it was built: go on to stage 2.
-            if stage == 0 and status == "error" and not tests_given:
+            if stage == "covering" and status == "error":
                 status = "survived"
             if status != "survived":
                 break
     finally:
         target.write_text(source)
     return mutant, status, time.perf_counter() - start
+
+
+def _stages(
+    mutant: Mutant,
+    covering: list[str] | None,
+    stages: int,
+    thorough: bool,
+    tests_given: list[str] | None,
+) -> list[tuple[str, list[str]]]:
+    """The (name, tests) stages for one mutant: just `tests_given` when set, else the first
+    `stages` of covering → mirrored → importing."""
+    if tests_given:
+        return [("given", tests_given)]
+    first = mirrored_tests(mutant.path)
+    rest = [t for t in importing_tests(mutant.path, thorough=thorough) if t not in first]
+    # Stage 1 runs the covering tests of the mirrored files first: they kill most often.
+    covering = sorted(covering or [], key=lambda t: t.partition("::")[0] not in first)
+    return [("covering", covering), ("mirrored", first), ("importing", rest)][:stages]
 
 
 # ---------------------------------------------------------------- which tests run a line
@@ -439,11 +457,7 @@ COVERAGE_FILE = REPO / ".mutation-coverage"
 def build_coverage_map(path: Path, jobs: int, thorough: bool) -> None:
     """Run the (non-slow) suite once under coverage with one context per test, into `path`.
     The unmutated suite must pass: a test that already fails would "kill" every mutant."""
-    tests = sorted(
-        str(t.relative_to(REPO))
-        for t in (REPO / "tests").glob("test_*.py")
-        if thorough or str(t.relative_to(REPO)) not in SLOW_TESTS
-    )
+    tests = test_files(thorough=thorough)
     path.unlink(missing_ok=True)
     env = dict(os.environ, COVERAGE_FILE=str(path))
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(jobs)]
@@ -588,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         for mutant_id in sorted(missing):
             print(f"warning: no mutant {mutant_id} in the chosen modules/sample", file=sys.stderr)
     coverage_map: dict[str, dict[int, set[str]]] = {}
-    if plan and not args.no_coverage:
+    if plan and not (args.no_coverage or args.tests):  # --tests replaces the stages
         if args.rebuild_coverage or not COVERAGE_FILE.exists():
             build_coverage_map(COVERAGE_FILE, args.jobs, args.thorough)
         coverage_map = read_coverage_map(COVERAGE_FILE)

@@ -495,25 +495,20 @@ def test_files_declare_format_version_1_and_other_versions_are_refused(saved):
     # The on-disk format is versioned: today's files say version 1, and a reader of version 1
     # names a file of any other version instead of guessing at its layout.
     path, _ = saved
-    with zipfile.ZipFile(path) as src:
-        raw = np.lib.format.read_array(io.BytesIO(src.read("manifest.npy")))
-    manifest = json.loads(raw.tobytes().decode())
-    assert (manifest["format"], manifest["version"]) == ("funcnn-checkpoint", 1)
-    manifest["version"] = 2
-    buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, np.frombuffer(json.dumps(manifest).encode(), np.uint8))
-    _copy_members(path, replace={"manifest.npy": buffer.getvalue()})
+
+    def bump(members):
+        manifest = manifest_of(members)
+        assert (manifest["format"], manifest["version"]) == ("funcnn-checkpoint", 1)
+        set_manifest(members, manifest | {"version": 2})
+
+    rewrite(path, bump)
     with pytest.raises(CheckpointError, match="format version 2; this funcnn reads version 1"):
         checkpoint.restore(path)
 
 
-def _with_manifest(path, edit):
-    with zipfile.ZipFile(path) as src:
-        raw = np.lib.format.read_array(io.BytesIO(src.read("manifest.npy")))
-    buffer = io.BytesIO()
-    manifest = edit(json.loads(raw.tobytes().decode()))
-    np.lib.format.write_array(buffer, np.frombuffer(json.dumps(manifest).encode(), np.uint8))
-    _copy_members(path, replace={"manifest.npy": buffer.getvalue()})
+def edit_manifest(path, edit):
+    """Rewrite a checkpoint with its manifest replaced by `edit(manifest)`."""
+    rewrite(path, lambda members: set_manifest(members, edit(manifest_of(members))))
 
 
 @pytest.mark.parametrize(
@@ -521,7 +516,7 @@ def _with_manifest(path, edit):
 )
 def test_a_manifest_of_another_format_or_shape_is_not_a_checkpoint(saved, edit):
     path, _ = saved
-    _with_manifest(path, edit)
+    edit_manifest(path, edit)
     with pytest.raises(CheckpointError, match="is not a funcnn-checkpoint file"):
         checkpoint.restore(path)
 
@@ -529,9 +524,7 @@ def test_a_manifest_of_another_format_or_shape_is_not_a_checkpoint(saved, edit):
 def test_a_member_of_a_non_numeric_dtype_is_refused_from_its_header(saved):
     # Unicode text holds no pickles, yet it is not a parameter dtype: refused by its header.
     path, _ = saved
-    buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, np.array(["abc", "def"]))
-    _copy_members(path, replace={"leaf_0.npy": buffer.getvalue()})
+    rewrite(path, lambda members: members.update(leaf_0=np.array(["abc", "def"])))
     with pytest.raises(
         CheckpointError, match=re.escape("member 'leaf_0.npy': dtype <U3 is refused")
     ):
@@ -548,24 +541,20 @@ def test_the_checksum_does_not_depend_on_the_manifests_key_order(saved):
     # The digest covers the canonical (sorted-key) JSON: a manifest rewritten with its keys in
     # another order holds the same content and still verifies.
     path, state = saved
-    _with_manifest(path, lambda m: dict(reversed(list(m.items()))))
+    edit_manifest(path, lambda m: dict(reversed(list(m.items()))))
     assert_bitwise_equal(checkpoint.restore(path, like=state), state)
 
 
 def test_a_member_whose_dtype_disagrees_with_the_manifest_is_refused(saved):
     # Same bytes (so the checksum still holds), read as int32 instead of the declared float32.
     path, _ = saved
-    with zipfile.ZipFile(path) as src:
-        members = {info.filename: src.read(info) for info in src.infolist()}
-    manifest = json.loads(
-        np.lib.format.read_array(io.BytesIO(members["manifest.npy"])).tobytes().decode()
-    )
-    index = next(i for i, e in enumerate(manifest["leaves"]) if e["dtype"] == "float32")
-    name = f"leaf_{index}.npy"
-    array = np.lib.format.read_array(io.BytesIO(members[name]))
-    buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, array.view(np.int32))
-    _copy_members(path, replace={name: buffer.getvalue()})
+
+    def reinterpret(members):
+        leaves = manifest_of(members)["leaves"]
+        name = f"leaf_{next(i for i, e in enumerate(leaves) if e['dtype'] == 'float32')}"
+        members[name] = members[name].view(np.int32)
+
+    rewrite(path, reinterpret)
     with pytest.raises(CheckpointError, match="unsupported or inconsistent dtype 'float32'"):
         checkpoint.restore(path)
 

@@ -1,5 +1,6 @@
 """funcnn.train: one step against hand-derived SGD math, determinism, exact resume, evaluate."""
 
+import sys
 import warnings
 
 import chex
@@ -17,6 +18,12 @@ def linear_loss(params, batch, key):
     x, y = batch
     err = x @ params["w"] + params["b"] - y
     return jnp.mean(err**2), {"mae": jnp.mean(jnp.abs(err))}
+
+
+def pull_to_batch(params, batch, key):
+    """ℓ(w) = ½‖w − batch‖²: SGD moves w toward each batch by η·(batch − w)."""
+    del key
+    return 0.5 * jnp.sum((params["w"] - batch) ** 2), {}
 
 
 def make_data(n=24, d=3, seed=0):
@@ -209,15 +216,10 @@ def test_train_generated_runs_exactly_steps_updates_with_a_short_last_dispatch()
     # ℓ(w) = ½‖w − 1‖² under SGD(η): w_t = 1 − (1 − η)^t from w_0 = 0, and ℓ before step t
     # is (3/2)(1 − η)^{2t}. steps = 5 in dispatches of 2 → chunks [0, 1], [2, 3], [4].
     lr = 0.1
-
-    def loss_fn(params, batch, key):
-        del key
-        return 0.5 * jnp.sum((params["w"] - batch) ** 2), {}
-
     sgd = optim.sgd(lr)
     state = train.init_state({"w": jnp.zeros(3)}, sgd, jax.random.key(0))
     state, history = train.train_generated(
-        state, loss_fn, sgd, lambda key: jnp.ones(3), steps=5, steps_per_dispatch=2
+        state, pull_to_batch, sgd, lambda key: jnp.ones(3), steps=5, steps_per_dispatch=2
     )
     assert int(state.step) == 5
     np.testing.assert_allclose(state.params["w"], 1 - (1 - lr) ** 5, rtol=1e-6)
@@ -234,7 +236,7 @@ def test_fit_shows_progress_by_default_a_bar_and_one_line_per_epoch(
     # The default progress=True: a tqdm bar on stderr (when tqdm is installed) and, on stdout,
     # a line per epoch "epoch   k  <metric> <mean>…" — step and time stay in the history.
     if not tqdm_installed:
-        monkeypatch.setattr(train, "_progress_bar", lambda total, enabled: None)
+        monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # `import tqdm.auto` now fails
     opt = optim.sgd(0.1)
     _, history = train.fit(
         fresh_state(optimizer=opt), linear_loss, opt, make_data(), batch_size=8, epochs=2
@@ -251,16 +253,12 @@ def test_fit_shows_progress_by_default_a_bar_and_one_line_per_epoch(
 
 def test_train_generated_draws_its_data_with_key_0_by_default():
     # Documented default: data_key=None is jax.random.key(0) (and another key other data).
-    def loss_fn(params, batch, key):
-        del key
-        return 0.5 * jnp.sum((params["w"] - batch) ** 2), {}
-
     sgd = optim.sgd(0.1)
 
     def run(**kwargs):
         state = train.init_state({"w": jnp.zeros(3)}, sgd, jax.random.key(5))
         sample = lambda key: jax.random.normal(key, (3,))
-        state, _ = train.train_generated(state, loss_fn, sgd, sample, steps=3, **kwargs)
+        state, _ = train.train_generated(state, pull_to_batch, sgd, sample, steps=3, **kwargs)
         return np.asarray(state.params["w"])
 
     default = run()
@@ -269,9 +267,9 @@ def test_train_generated_draws_its_data_with_key_0_by_default():
 
 
 class _RecordingBar:
-    """Stands in for the tqdm bar: records what fit tells it."""
+    """Stands in for tqdm's bar class: records what fit tells it."""
 
-    def __init__(self, total):
+    def __init__(self, *, total, **options):
         self.total, self.updates, self.postfixes, self.lines = total, [], [], []
 
     def update(self, n):
@@ -291,7 +289,7 @@ def test_the_bar_counts_the_steps_left_and_shows_the_epoch(monkeypatch):
     # 24 examples / 8 = 3 steps per epoch; resumed at step 2 of 6 the bar has 4 steps to go.
     bars = []
     monkeypatch.setattr(
-        train, "_progress_bar", lambda total, enabled: bars.append(_RecordingBar(total)) or bars[-1]
+        "tqdm.auto.tqdm", lambda **options: bars.append(_RecordingBar(**options)) or bars[-1]
     )
     opt = optim.sgd(0.1)
     kwargs = dict(batch_size=8, epochs=2, data_key=jax.random.key(3), steps_per_dispatch=1)
