@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 from jax.tree_util import PyTreeDef
 
-from funcnn import fusion
 from funcnn.optim.base import (
     Array,
     EmptyState,
@@ -38,6 +37,7 @@ from funcnn.optim.base import (
     tree_widest_float,
     tree_zeros_like,
 )
+from funcnn.scale import xla as fusion
 
 __all__ = [
     "ClipByGlobalNormState",
