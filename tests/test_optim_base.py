@@ -167,3 +167,86 @@ def test_global_norm_of_bfloat16_leaves_is_accumulated_and_returned_in_float32()
     norm = optim.global_norm(grads)
     assert norm.dtype == jnp.float32
     assert float(norm) == 256.0
+
+
+# --- every transformation refuses what it cannot optimize (issue 24) --------------------------
+
+
+def _alias(name):
+    # schedule_free_adamw is the one alias without a default learning rate (as optax's)
+    return (
+        optim.schedule_free_adamw(1e-2) if name == "schedule_free_adamw" else getattr(optim, name)()
+    )
+
+
+# Every alias, a bare stage (no chain around it) and a wrapper: the check lives in
+# GradientTransformation itself, so each of them must refuse.
+TRANSFORMS = {
+    **{name: (lambda name=name: _alias(name)) for name in optim.aliases.__all__},
+    "scale_by_adam": lambda: optim.scale_by_adam(),
+    "accumulate(adam)": lambda: optim.accumulate(optim.adam(), 2),
+}
+MATRIX = {"w": jnp.ones((2, 3))}  # 2-D, so Muon accepts it too
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+def test_every_transformation_refuses_complex_int_and_bool_leaves(name):
+    opt = TRANSFORMS[name]()
+    with pytest.raises(TypeError, match=r"init: params\['w'\] has the complex dtype complex64"):
+        opt.init({"w": jnp.ones((2, 3), jnp.complex64)})
+    state = opt.init(MATRIX)
+    for dtype in (jnp.int32, jnp.bool_, jnp.complex64):
+        grads = {"w": jnp.ones((2, 3), dtype)}
+        with pytest.raises(TypeError, match=r"update: updates\['w'\] has .*dtype"):
+            opt.update(grads, state, MATRIX)
+        with pytest.raises(TypeError, match=r"update: updates\['w'\] has .*dtype"):
+            jax.jit(opt.update)(grads, state, MATRIX)  # refused at trace time as well
+
+
+def test_a_purely_imaginary_gradient_is_refused_not_half_applied():
+    # What the check prevents: Adam on complex leaves moved by the real part of g only.
+    opt = optim.adam(0.1)
+    state = opt.init({"w": jnp.ones(2)})
+    with pytest.raises(TypeError, match="complex"):
+        opt.update({"w": jnp.array([1j, -1j], jnp.complex64)}, state, {"w": jnp.ones(2)})
+
+
+def test_python_scalars_are_refused_at_init_with_the_fix():
+    # They used to pass init and fail at update with "'float' object has no attribute ...".
+    with pytest.raises(TypeError, match=r"params\['w'\] is a Python float \(1.0\).*asarray"):
+        optim.adam(0.1).init({"w": 1.0, "b": jnp.ones(2)})
+    opt = optim.sgd(0.1)
+    state = opt.init({"w": jnp.ones(())})
+    with pytest.raises(TypeError, match=r"updates\['w'\] is a Python float"):
+        opt.update({"w": 0.5}, state, {"w": jnp.ones(())})
+
+
+@pytest.mark.parametrize(
+    "build, name",
+    [
+        (lambda dtype: optim.adam(mu_dtype=dtype), "mu_dtype"),
+        (lambda dtype: optim.adamw(nu_dtype=dtype), "nu_dtype"),
+        (lambda dtype: optim.adam(amsgrad=True, nu_dtype=dtype), "nu_dtype"),
+        (lambda dtype: optim.lamb(mu_dtype=dtype), "mu_dtype"),
+        (lambda dtype: optim.lion(mu_dtype=dtype), "mu_dtype"),
+        (lambda dtype: optim.muon(mu_dtype=dtype), "mu_dtype"),
+        (lambda dtype: optim.trace(0.9, accumulator_dtype=dtype), "accumulator_dtype"),
+    ],
+)
+def test_non_float_state_dtypes_are_refused_when_the_optimizer_is_built(build, name):
+    for dtype in (jnp.int32, jnp.bool_, jnp.complex64):
+        with pytest.raises(TypeError, match=rf"{name} must be None or a real floating dtype"):
+            build(dtype)
+    with pytest.raises(TypeError, match=rf"{name} must be None or a floating dtype"):
+        build("not a dtype")
+    assert build(jnp.bfloat16) is not None and build(jnp.float32) is not None
+
+
+def test_a_float_mu_dtype_still_stores_the_moment_in_that_dtype():
+    opt = optim.adam(0.1, mu_dtype=jnp.bfloat16)
+    state = opt.init({"w": jnp.ones(3)})
+    updates, state = opt.update({"w": jnp.full(3, 0.3)}, state, {"w": jnp.ones(3)})
+    assert state[0].mu["w"].dtype == jnp.bfloat16 and state[0].nu["w"].dtype == jnp.float32
+    # t = 1: m = 0.1·g = 0.03 (bf16-rounded), |u| = η·m̂/(√v̂ + ε) ≈ η
+    np.testing.assert_allclose(np.asarray(state[0].mu["w"], np.float32), 0.03, rtol=1e-2)
+    np.testing.assert_allclose(np.asarray(updates["w"]), -0.1, rtol=1e-2)
