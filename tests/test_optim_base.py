@@ -211,6 +211,13 @@ def test_a_purely_imaginary_gradient_is_refused_not_half_applied():
         opt.update({"w": jnp.array([1j, -1j], jnp.complex64)}, state, {"w": jnp.ones(2)})
 
 
+def test_apply_updates_refuses_complex_and_int_updates():
+    params = {"w": jnp.ones(2)}
+    for dtype in (jnp.complex64, jnp.int32):
+        with pytest.raises(TypeError, match=r"apply_updates: updates\['w'\] has .*dtype"):
+            optim.apply_updates(params, {"w": jnp.ones(2, dtype)})
+
+
 def test_python_scalars_are_refused_at_init_with_the_fix():
     # They used to pass init and fail at update with "'float' object has no attribute ...".
     with pytest.raises(TypeError, match=r"params\['w'\] is a Python float \(1.0\).*asarray"):

@@ -120,9 +120,13 @@ def _checked_update(update: UpdateFn) -> UpdateFn:
     def checked(
         updates: Updates, state: OptState, params: Params | None = None, **extra: Any
     ) -> tuple[Updates, OptState]:
-        check_float_tree(updates, "updates", "optimizer update: ")
-        if params is not None:
-            check_float_tree(params, "params", "optimizer update: ")
+        # Trees of different structures: the stage's own structure check names the mismatch
+        # (a wrong tree is the likelier mistake than a wrong dtype); dtypes are checked once
+        # the trees agree.
+        if params is None or jax.tree.structure(updates) == jax.tree.structure(params):
+            check_float_tree(updates, "updates", "optimizer update: ")
+            if params is not None:
+                check_float_tree(params, "params", "optimizer update: ")
         return update(updates, state, params, **extra)
 
     checked._checks_dtypes = True  # type: ignore[attr-defined]
@@ -176,11 +180,13 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     Strict where optax is lenient, on purpose: the two trees must have the same structure
     and every update leaf its parameter's exact shape (a (2, 3) update on a (3,) parameter
     is a ValueError naming the leaf, not a silently broadcast (2, 3) parameter), and params
-    must be real floating-point arrays (an int32 parameter would never move).
+    and updates must be real floating-point arrays (an int32 parameter would never move; a
+    complex update would lose its imaginary part in the cast back).
     """
     check_same_structure(updates, params)
     check_same_shapes(updates, params)
     check_floating_params(params)
+    check_float_tree(updates, "updates", "apply_updates: ")
     return jax.tree.map(lambda p, u: jnp.asarray(p + u).astype(jnp.result_type(p)), params, updates)
 
 

@@ -56,10 +56,10 @@ def _broadcast_prefix(prefix: Any, tree: Params, what: str) -> Any:
         unknown = [k for k in prefix if k not in tree]
         if needed or unknown:
             raise ValueError(
-                f"{what} with the structure of the params (or a prefix of it); at this level "
-                f"the params have the keys {sorted(map(str, tree))} and {what.split()[0]} has "
-                f"{sorted(map(str, prefix))}: missing {needed} (they hold parameters), "
-                f"unknown {unknown}."
+                f"{what} with the structure of the params (or a prefix of it); got "
+                f"{what.split()[0]} structure {jax.tree.structure(prefix)} for params structure "
+                f"{jax.tree.structure(tree)}: missing {needed} (they hold parameters), unknown "
+                f"{unknown}. Keys whose subtree holds no arrays (relu_1: {{}}) may be left out."
             )
         return {
             k: _broadcast_prefix(prefix[k], sub, what) if k in prefix else sub
