@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from funcnn import optim
 from funcnn.optim.base import check_hyperparameter, tree_zeros_like
@@ -257,3 +259,38 @@ def test_a_float_mu_dtype_still_stores_the_moment_in_that_dtype():
     # t = 1: m = 0.1·g = 0.03 (bf16-rounded), |u| = η·m̂/(√v̂ + ε) ≈ η
     np.testing.assert_allclose(np.asarray(state[0].mu["w"], np.float32), 0.03, rtol=1e-2)
     np.testing.assert_allclose(np.asarray(updates["w"]), -0.1, rtol=1e-2)
+
+
+LEAF_DTYPES = [jnp.float16, jnp.bfloat16, jnp.float32, jnp.int8, jnp.int32, jnp.uint8]
+LEAF_DTYPES += [jnp.bool_, jnp.complex64]
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(
+    name=st.sampled_from(sorted(TRANSFORMS)),
+    param_dtype=st.sampled_from(LEAF_DTYPES),
+    grad_dtype=st.sampled_from(LEAF_DTYPES),
+)
+def test_dtype_sweep_real_floats_step_in_their_own_dtype_everything_else_is_refused(
+    name, param_dtype, grad_dtype
+):
+    # A sweep over every transformation and leaf dtype: real floats (float16, bfloat16,
+    # float32) take a finite step that keeps the parameter's dtype; any other dtype of the
+    # params or of the gradients is a TypeError naming the leaf — nothing is cast silently.
+    opt = TRANSFORMS[name]()
+    params = {"w": jnp.full((2, 3), 0.5).astype(param_dtype)}
+    grads = {"w": jnp.full((2, 3), 0.25).astype(grad_dtype)}
+    floats = (jnp.float16, jnp.bfloat16, jnp.float32)
+    if param_dtype not in floats:
+        with pytest.raises(TypeError, match=r"params\['w'\]"):
+            opt.init(params)
+        return
+    state = opt.init(params)
+    if grad_dtype not in floats:
+        with pytest.raises(TypeError, match=r"updates\['w'\]"):
+            opt.update(grads, state, params)
+        return
+    updates, _ = opt.update(grads, state, params)
+    new = optim.apply_updates(params, updates)
+    assert new["w"].dtype == param_dtype
+    assert np.all(np.isfinite(np.asarray(new["w"], np.float32)))
