@@ -46,7 +46,25 @@ class MaskedNode(NamedTuple):
 def _broadcast_prefix(prefix: Any, tree: Params, what: str) -> Any:
     """`prefix` (a pytree whose structure is a prefix of `tree`'s) with each of its leaves
     repeated over the matching subtree of `tree`: the result has `tree`'s structure.
-    `what` names the argument in the error ("mask must be a pytree of bools")."""
+
+    A dict prefix may leave out the keys whose subtree holds no arrays (a parameterless
+    layer, `"relu_1": {}`): there is nothing to label, so nothing is demanded. `what` names
+    the argument in the error ("mask must be a pytree of bools").
+    """
+    if isinstance(prefix, dict) and isinstance(tree, dict):
+        needed = [k for k in tree if k not in prefix and jax.tree.leaves(tree[k])]
+        unknown = [k for k in prefix if k not in tree]
+        if needed or unknown:
+            raise ValueError(
+                f"{what} with the structure of the params (or a prefix of it); got "
+                f"{what.split()[0]} structure {jax.tree.structure(prefix)} for params structure "
+                f"{jax.tree.structure(tree)}: missing {needed} (they hold parameters), unknown "
+                f"{unknown}. Keys whose subtree holds no arrays (relu_1: {{}}) may be left out."
+            )
+        return {
+            k: _broadcast_prefix(prefix[k], sub, what) if k in prefix else sub
+            for k, sub in tree.items()
+        }
     try:
         return jax.tree.map(lambda p, sub: jax.tree.map(lambda _: p, sub), prefix, tree)
     except (ValueError, TypeError) as error:
