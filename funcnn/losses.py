@@ -160,7 +160,9 @@ def cross_entropy(
     "mean" divides by the number of kept positions (e.g. padding in a language model).
 
     Stability: computed from `log_softmax`, finite with finite gradients for |z| up to 1e4 and
-    for non-target logits set to −∞. Out-of-range class ids raise a ValueError when the
+    for non-target logits set to −∞. A row whose every logit is −∞ gives ℓ = +∞ (the target
+    has probability 0), with zero gradient; mask such padding rows with `where`. Soft
+    targets with negative entries are a ValueError when concrete and a NaN row under `jit`. Out-of-range class ids raise a ValueError when the
     targets are concrete; under `jit` they cannot be checked and yield a NaN loss instead of a
     silently wrong number.
 
@@ -199,13 +201,39 @@ def cross_entropy(
                 f"{logits.shape}, got targets.shape={labels.shape}. For class ids pass an "
                 f"integer array of shape {label_shape}."
             )
+        _check_nonnegative(labels, where)
         losses = _soft_target_loss(logp, labels.astype(logp.dtype), allowed, alpha)
     else:
         raise TypeError(
             f"cross_entropy: targets must be integer class ids or float probabilities, got "
             f"dtype {labels.dtype}."
         )
+    # A row whose every logit is −∞ gives every class probability 0, so ℓ = +∞ (log_softmax
+    # returns zeros for such a row to keep gradients finite, which would read as ℓ = −0).
+    # The constant +∞ carries no gradient; a masked-out (padding) row still contributes 0.
+    nothing_allowed = ~jnp.any(allowed, axis=-1)
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        nothing_allowed = nothing_allowed & jnp.any(labels != 0, axis=-1)
+    losses = jnp.where(nothing_allowed, jnp.full_like(losses, jnp.inf), losses)
     return _reduce(losses, reduction, where, fn="cross_entropy")
+
+
+def _check_nonnegative(targets: Array, where: Array | None) -> None:
+    """Refuse concrete soft targets with negative mass (q = (1.2, −0.2) sums to 1 but is no
+    distribution: its loss rewards the model for *lowering* p₂). Traced targets cannot be
+    read here; `_soft_target_loss` turns such rows into NaN instead."""
+    if not (_is_concrete(targets) and (where is None or _is_concrete(where))):
+        return
+    q = np.asarray(targets)
+    if where is not None:
+        q = q[np.asarray(where)]
+    bad = q < 0
+    if bad.any():
+        raise ValueError(
+            f"cross_entropy: probability targets must be non-negative, got {q[bad][:5].tolist()} "
+            f"({int(bad.sum())} negative entries); each row must be a distribution over the "
+            f"last axis."
+        )
 
 
 def _smoothing_term(logp: Array, allowed: Array) -> Array:
@@ -234,9 +262,11 @@ def _soft_target_loss(logp: Array, q: Array, allowed: Array, alpha: float) -> Ar
     if alpha > 0:
         count = jnp.maximum(jnp.sum(allowed, axis=-1, keepdims=True), 1).astype(q.dtype)
         q = (1 - alpha) * q + alpha * allowed.astype(q.dtype) / count
+    negative = jnp.any(q < 0, axis=-1)  # no distribution: NaN, never a plausible number
     used = allowed | (q != 0)
     safe_logp = jnp.where(used, logp, jnp.zeros_like(logp))
-    return -jnp.sum(q * safe_logp, axis=-1)
+    loss = -jnp.sum(q * safe_logp, axis=-1)
+    return jnp.where(negative, jnp.full_like(loss, jnp.nan), loss)
 
 
 def binary_cross_entropy_with_logits(

@@ -284,7 +284,9 @@ def test_soft_target_gradient_is_minus_log_softmax_also_where_the_target_is_zero
 def test_soft_target_gradient_matches_finite_differences_with_smoothing():
     rng = np.random.default_rng(11)
     z, q = rng.standard_normal((3, 4)), rng.dirichlet(np.ones(4), size=3)
-    q[0, 2] = 0.0
+    # A small target (not 0: the central difference would step to a negative mass, which
+    # cross_entropy refuses; q_k = 0 itself is checked in closed form above).
+    q[0, 2] = 1e-4
     with jax.enable_x64(True):
         loss = lambda t: losses.cross_entropy(jnp.asarray(z), t, label_smoothing=0.2)
         grad = np.asarray(jax.grad(loss)(jnp.asarray(q)))
@@ -379,3 +381,33 @@ def test_cross_entropy_label_smoothing_on_sequence_logits(kind, rng):
     want = ref.cross_entropy(z, targets, label_smoothing=0.2, reduction="none")
     assert got.shape == (2, 3)
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# -------------------------------------------------- #24: the two cross-entropy cases
+
+
+@pytest.mark.parametrize("targets", [np.array([1]), np.array([[0.0, 1.0, 0.0]])], ids=["ids", "soft"])
+def test_cross_entropy_with_every_logit_minus_inf_is_plus_inf(targets):
+    # log p = −∞ for every class: the target has probability 0, so ℓ = +∞ (it was −0.0).
+    z = jnp.full((1, 3), -jnp.inf)
+    assert float(losses.cross_entropy(z, jnp.asarray(targets))) == np.inf
+    assert float(jax.jit(losses.cross_entropy)(z, jnp.asarray(targets))) == np.inf
+    # …and a padded (masked) row of −∞ logits still contributes nothing, gradient included.
+    both = jnp.concatenate([z, jnp.zeros((1, 3))])
+    kept = jnp.array([False, True])
+    targets2 = jnp.concatenate([jnp.asarray(targets)] * 2)
+    value, grad = jax.value_and_grad(lambda v: losses.cross_entropy(v, targets2, where=kept))(
+        both
+    )
+    assert float(value) == pytest.approx(np.log(3))
+    assert np.isfinite(np.asarray(grad)).all()
+
+
+def test_cross_entropy_refuses_soft_targets_with_negative_mass():
+    z = jnp.zeros((2, 3))
+    q = jnp.array([[1.2, -0.2, 0.0], [0.5, 0.5, 0.0]])  # row 0 sums to 1 with negative mass
+    with pytest.raises(ValueError, match=r"targets must be non-negative.*-0.2"):
+        losses.cross_entropy(z, q)
+    # Under jit the values cannot be seen: that row's loss is NaN, not a number.
+    per_row = jax.jit(lambda z, q: losses.cross_entropy(z, q, reduction="none"))(z, q)
+    assert np.isnan(per_row[0]) and float(per_row[1]) == pytest.approx(np.log(3))

@@ -212,7 +212,7 @@ def cross_entropy(
     if label_smoothing > 0:
         count = np.maximum(allowed.sum(axis=-1, keepdims=True), 1)
         q = (1 - label_smoothing) * q + label_smoothing * allowed / count
-    logp = log_softmax(z)
+    logp = np.where(allowed, log_softmax(z), -np.inf)  # an all −∞ row: every log p is −∞
     terms = np.where(q != 0, q * np.where(q != 0, logp, 0.0), 0.0)
     return reduce_losses(-terms.sum(axis=-1), reduction, where)
 
