@@ -15,17 +15,39 @@ import numpy as np
 __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "celu",
+    "celu_grad",
     "cross_entropy",
+    "elu",
+    "elu_grad",
+    "entmax15",
+    "entmax_bisect",
+    "entmax_vjp",
     "gelu",
     "gelu_grad",
+    "glu",
+    "hard_sigmoid",
+    "hard_sigmoid_grad",
+    "hard_swish",
+    "hard_swish_grad",
+    "hard_tanh",
+    "hard_tanh_grad",
     "l2_penalty",
     "leaky_relu",
     "leaky_relu_grad",
+    "log_sigmoid",
+    "log_sigmoid_grad",
     "log_softmax",
+    "mish",
+    "mish_grad",
     "mse",
     "reduce_losses",
     "relu",
+    "relu6",
+    "relu6_grad",
     "relu_grad",
+    "selu",
+    "selu_grad",
     "sigmoid",
     "sigmoid_grad",
     "silu",
@@ -33,6 +55,11 @@ __all__ = [
     "softmax",
     "softplus",
     "softplus_grad",
+    "softsign",
+    "softsign_grad",
+    "sparsemax",
+    "squareplus",
+    "squareplus_grad",
     "tanh",
     "tanh_grad",
 ]
@@ -132,6 +159,180 @@ def gelu_grad(x: Any, approximate: bool = False) -> np.ndarray:
     cdf = 0.5 * (1.0 + _erf(x / math.sqrt(2.0)))
     pdf = np.exp(-0.5 * x**2) / math.sqrt(2.0 * math.pi)
     return cdf + x * pdf
+
+
+def elu(x: Any, alpha: float = 1.0) -> np.ndarray:
+    """x if x > 0 else α(eˣ − 1)."""
+    x = _f64(x)
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+
+
+def elu_grad(x: Any, alpha: float = 1.0) -> np.ndarray:
+    """1 if x > 0 else α·eˣ."""
+    x = _f64(x)
+    return np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0.0)))
+
+
+def celu(x: Any, alpha: float = 1.0) -> np.ndarray:
+    """x if x > 0 else α(e^{x/α} − 1)."""
+    x = _f64(x)
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0) / alpha))
+
+
+def celu_grad(x: Any, alpha: float = 1.0) -> np.ndarray:
+    """1 if x > 0 else e^{x/α}."""
+    x = _f64(x)
+    return np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0) / alpha))
+
+
+SELU_SCALE = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+
+
+def selu(x: Any) -> np.ndarray:
+    """λ·elu(x, α) with Klambauer et al.'s constants."""
+    return SELU_SCALE * elu(x, SELU_ALPHA)
+
+
+def selu_grad(x: Any) -> np.ndarray:
+    """λ if x > 0 else λ·α·eˣ."""
+    return SELU_SCALE * elu_grad(x, SELU_ALPHA)
+
+
+def glu(x: Any, axis: int = -1) -> np.ndarray:
+    """a·σ(b) with (a, b) the halves of x along axis."""
+    a, b = np.split(_f64(x), 2, axis=axis)
+    return a * sigmoid(b)
+
+
+def softsign(x: Any) -> np.ndarray:
+    """x/(1 + |x|)."""
+    x = _f64(x)
+    return x / (1.0 + np.abs(x))
+
+
+def softsign_grad(x: Any) -> np.ndarray:
+    """1/(1 + |x|)²."""
+    return 1.0 / (1.0 + np.abs(_f64(x))) ** 2
+
+
+def log_sigmoid(x: Any) -> np.ndarray:
+    """log σ(x) = min(x, 0) − log1p(e^{−|x|})."""
+    x = _f64(x)
+    return np.minimum(x, 0.0) - np.log1p(np.exp(-np.abs(x)))
+
+
+def log_sigmoid_grad(x: Any) -> np.ndarray:
+    """σ(−x)."""
+    return sigmoid(-_f64(x))
+
+
+def relu6(x: Any) -> np.ndarray:
+    """min(max(x, 0), 6)."""
+    return np.clip(_f64(x), 0.0, 6.0)
+
+
+def relu6_grad(x: Any) -> np.ndarray:
+    """1 on (0, 6), else 0."""
+    x = _f64(x)
+    return ((x > 0) & (x < 6)).astype(np.float64)
+
+
+def hard_sigmoid(x: Any) -> np.ndarray:
+    """clip(x/6 + ½, 0, 1)."""
+    return np.clip(_f64(x) / 6.0 + 0.5, 0.0, 1.0)
+
+
+def hard_sigmoid_grad(x: Any) -> np.ndarray:
+    """1/6 on (−3, 3), else 0."""
+    x = _f64(x)
+    return np.where((x > -3) & (x < 3), 1.0 / 6.0, 0.0)
+
+
+def hard_swish(x: Any) -> np.ndarray:
+    """x·clip(x/6 + ½, 0, 1)."""
+    return _f64(x) * hard_sigmoid(x)
+
+
+def hard_swish_grad(x: Any) -> np.ndarray:
+    """0 for x ≤ −3, x/3 + ½ on (−3, 3), 1 for x ≥ 3."""
+    x = _f64(x)
+    return np.where(x <= -3, 0.0, np.where(x >= 3, 1.0, x / 3.0 + 0.5))
+
+
+def hard_tanh(x: Any, min_val: float = -1.0, max_val: float = 1.0) -> np.ndarray:
+    """clip(x, min_val, max_val)."""
+    return np.clip(_f64(x), min_val, max_val)
+
+
+def hard_tanh_grad(x: Any, min_val: float = -1.0, max_val: float = 1.0) -> np.ndarray:
+    """1 on (min_val, max_val), else 0."""
+    x = _f64(x)
+    return ((x > min_val) & (x < max_val)).astype(np.float64)
+
+
+def mish(x: Any) -> np.ndarray:
+    """x·tanh(softplus(x))."""
+    return _f64(x) * np.tanh(softplus(x))
+
+
+def mish_grad(x: Any) -> np.ndarray:
+    """tanh(sp) + x·(1 − tanh²(sp))·σ(x), sp = softplus(x)."""
+    x = _f64(x)
+    t = np.tanh(softplus(x))
+    return t + x * (1.0 - t**2) * sigmoid(x)
+
+
+def squareplus(x: Any, b: float = 4.0) -> np.ndarray:
+    """(x + √(x² + b))/2, as b/(2(√(x² + b) − x)) for x < 0."""
+    x = _f64(x)
+    h = np.hypot(x, math.sqrt(b))
+    return np.where(x < 0, b / (2.0 * (h - x)), (x + h) / 2.0)
+
+
+def squareplus_grad(x: Any, b: float = 4.0) -> np.ndarray:
+    """(1 + x/√(x² + b))/2, as b/(2h(h − x)) for x < 0 (h = √(x² + b))."""
+    x = _f64(x)
+    h = np.hypot(x, math.sqrt(b))
+    return np.where(x < 0, b / (2.0 * h * (h - x)), (1.0 + x / h) / 2.0)
+
+
+def entmax_bisect(x: Any, alpha: float, axis: int = -1, iterations: int = 200) -> np.ndarray:
+    """α-entmax by bisection on τ (independent of the sort-based JAX code):
+    p = [(α − 1)·x − τ]₊^{1/(α−1)} with Σ p = 1; α = 2 is sparsemax, α = 1.5 is 1.5-entmax.
+
+    Σ p is decreasing in τ, and τ ∈ [max − 1, max] with max = max((α − 1)·x): 200 halvings
+    leave an interval far below float64's resolution.
+    """
+    z = np.moveaxis(_f64(x), axis, -1) * (alpha - 1.0)
+    power = 1.0 / (alpha - 1.0)
+    high = z.max(axis=-1, keepdims=True)
+    low = high - 1.0
+    for _ in range(iterations):
+        tau = (low + high) / 2
+        mass = (np.maximum(z - tau, 0.0) ** power).sum(axis=-1, keepdims=True)
+        low = np.where(mass >= 1.0, tau, low)
+        high = np.where(mass >= 1.0, high, tau)
+    p = np.maximum(z - (low + high) / 2, 0.0) ** power
+    return np.moveaxis(p / p.sum(axis=-1, keepdims=True), -1, axis)
+
+
+def sparsemax(x: Any, axis: int = -1) -> np.ndarray:
+    """[x − τ]₊ with Σ = 1 (entmax_bisect with α = 2)."""
+    return entmax_bisect(x, 2.0, axis)
+
+
+def entmax15(x: Any, axis: int = -1) -> np.ndarray:
+    """[x/2 − τ]₊² with Σ = 1 (entmax_bisect with α = 1.5)."""
+    return entmax_bisect(x, 1.5, axis)
+
+
+def entmax_vjp(p: Any, cotangent: Any, alpha: float) -> np.ndarray:
+    """vᵀ·∂p/∂x for α-entmax, ∂p/∂x = diag(g) − g·gᵀ/Σg with g = p^{2−α} on the support
+    (g = indicator for sparsemax, √p for 1.5-entmax), along the last axis."""
+    p, v = _f64(p), _f64(cotangent)
+    g = np.where(p > 0, p ** (2.0 - alpha), 0.0)
+    return g * v - g * (g * v).sum(-1, keepdims=True) / g.sum(-1, keepdims=True)
 
 
 def _kept(x: np.ndarray, where: Any) -> np.ndarray:
