@@ -265,7 +265,6 @@ def test_step_is_heaviside_with_zero_at_zero_and_zero_gradient():
     np.testing.assert_array_equal(elementwise_grad(act.step)(jnp.asarray(x, jnp.float32)), 0.0)
 
 
-
 # ------------------------------------------ finite differences, glu, sparsemax, entmax
 # Away from the kinks (0, ±1, ±3, 6) every elementwise activation is smooth there.
 SMOOTH = np.array([-7.3, -2.2, -0.6, 0.35, 1.7, 4.4, 8.1])
@@ -295,7 +294,10 @@ def test_glu_halves_the_axis_and_matches_reference_and_finite_differences():
         act.glu(jnp.ones((2, 5)))
 
 
-SIMPLEX = [("sparsemax", act.sparsemax, ref.sparsemax, 2.0), ("entmax15", act.entmax15, ref.entmax15, 1.5)]
+SIMPLEX = [
+    ("sparsemax", act.sparsemax, ref.sparsemax, 2.0),
+    ("entmax15", act.entmax15, ref.entmax15, 1.5),
+]
 Z = np.array([[0.3, -1.2, 2.0, 1.9, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0], [5.0, 0.1, 0.2, -3.0, 4.6]])
 
 

@@ -84,12 +84,22 @@ CASES = {
         rs.schedule_linear_onecycle(110, 1.0),
     ),
     "sgdr": (
-        optim.sgdr_schedule([dict(init_value=0.1, peak_value=1.0, warmup_steps=5, decay_steps=30,
-                                  end_value=0.01), dict(init_value=0.0, peak_value=0.5,
-                                  warmup_steps=0, decay_steps=60, exponent=2.0)]),
-        rs.schedule_sgdr([dict(init_value=0.1, peak_value=1.0, warmup_steps=5, decay_steps=30,
-                               end_value=0.01), dict(init_value=0.0, peak_value=0.5,
-                               warmup_steps=0, decay_steps=60, exponent=2.0)]),
+        optim.sgdr_schedule(
+            [
+                dict(
+                    init_value=0.1, peak_value=1.0, warmup_steps=5, decay_steps=30, end_value=0.01
+                ),
+                dict(init_value=0.0, peak_value=0.5, warmup_steps=0, decay_steps=60, exponent=2.0),
+            ]
+        ),
+        rs.schedule_sgdr(
+            [
+                dict(
+                    init_value=0.1, peak_value=1.0, warmup_steps=5, decay_steps=30, end_value=0.01
+                ),
+                dict(init_value=0.0, peak_value=0.5, warmup_steps=0, decay_steps=60, exponent=2.0),
+            ]
+        ),
     ),
     "warmup_constant": (
         optim.warmup_constant_schedule(0.1, 1.0, 25),
@@ -294,9 +304,7 @@ TORCH_EQUIVALENTS = {
         100,
     ),
     "OneCycleLR_linear_three_phase": (
-        optim.piecewise_interpolate_schedule(
-            "linear", ETA / 10, {24: 10.0, 48: 0.1, 99: 1 / 100}
-        ),
+        optim.piecewise_interpolate_schedule("linear", ETA / 10, {24: 10.0, 48: 0.1, 99: 1 / 100}),
         rs.torch_one_cycle_lr(ETA, 100, 0.25, "linear", 10.0, 100.0, three_phase=True),
         100,
     ),
@@ -311,8 +319,13 @@ TORCH_EQUIVALENTS = {
     "CosineAnnealingWarmRestarts": (
         optim.sgdr_schedule(
             [
-                dict(init_value=ETA, peak_value=ETA, warmup_steps=0, decay_steps=10 * 2**i,
-                     end_value=0.001)
+                dict(
+                    init_value=ETA,
+                    peak_value=ETA,
+                    warmup_steps=0,
+                    decay_steps=10 * 2**i,
+                    end_value=0.001,
+                )
                 for i in range(4)
             ]
         ),
@@ -348,7 +361,7 @@ def test_the_documented_funcnn_schedule_equals_pytorchs(name):
 
 
 def test_reduce_on_plateau_is_named_in_the_table():
-    assert "`ReduceLROnPlateau` | not a schedule" in optim.schedules.__doc__
+    assert "`ReduceLROnPlateau` → not a schedule" in optim.schedules.__doc__
     assert "reduce_on_plateau" in optim.schedules.__doc__
 
 

@@ -231,7 +231,7 @@ __all__ = [
 ]
 
 # Every schedule in `schedules.__all__` (optax's names included), re-exported here.
-from funcnn.optim import schedules as _schedules  # noqa: E402
-from funcnn.optim.schedules import *  # noqa: E402, F403
+from funcnn.optim import schedules as _schedules
+from funcnn.optim.schedules import *  # noqa: F403
 
 __all__ += [name for name in _schedules.__all__ if name not in __all__]

@@ -35,19 +35,31 @@ row is tested for equal values against a float64 transcription of torch's formul
 `funcnn.reference.schedules`, and against torch itself in
 `benchmarks/oracles/losses_activations.py`):
 
-| PyTorch | funcnn |
-|---|---|
-| `OneCycleLR(max_lr=p, total_steps=N, pct_start=s, div_factor=d, final_div_factor=f)` | `piecewise_interpolate_schedule("cosine", p/d, {s·N − 1: d, N − 1: 1/(d·f)})`; `cosine_onecycle_schedule(N, p, s, d, f)` is optax's one-cycle, which peaks at step ⌊s·N⌋ and ends at N — one step later than torch |
-| `OneCycleLR(..., anneal_strategy="linear", three_phase=True)` | `piecewise_interpolate_schedule("linear", p/d, {s·N − 1: d, 2s·N − 2: 1/d, N − 1: 1/f})` (`linear_onecycle_schedule` is optax's, one step later) |
-| `CyclicLR(base_lr=a, max_lr=b, step_size_up=u, step_size_down=v)` (triangular) | `join_schedules([linear_schedule(a, b, u), linear_schedule(b, a, v)] * n, boundaries=[u, u + v, 2u + v, …])` for n cycles (torch also cycles momentum by default) |
-| `CosineAnnealingWarmRestarts(T_0, T_mult, eta_min)` | `sgdr_schedule([dict(init_value=η, peak_value=η, warmup_steps=0, decay_steps=T_0·T_multⁱ, end_value=eta_min) for i in range(n)])` |
-| `ReduceLROnPlateau` | not a schedule (it reads the loss): the optimizer wrapper `reduce_on_plateau` |
-| `SequentialLR(schedulers, milestones)` | `join_schedules(schedules, boundaries=milestones)` |
-| `PolynomialLR(total_iters=T, power=k)` | `polynomial_schedule(η, 0.0, k, T)` |
-| `LinearLR(start_factor=a, end_factor=b, total_iters=T)` | `linear_schedule(a·η, b·η, T)` |
-| `StepLR(step_size=k, gamma=γ)` / `ExponentialLR(γ)` | `exponential_decay(η, k, γ, staircase=True)` / `exponential_decay(η, 1, γ)` |
-| `MultiStepLR(milestones, gamma=γ)` | `piecewise_constant(milestones, [η·γⁱ …])` |
-| `CosineAnnealingLR(T_max=T, eta_min=e)` | `cosine_decay(η, T, e)` (torch rises again after T; funcnn stays at e) |
+PyTorch → funcnn:
+
+* `OneCycleLR(max_lr=p, total_steps=N, pct_start=s, div_factor=d, final_div_factor=f)`
+  → `piecewise_interpolate_schedule("cosine", p/d, {s·N − 1: d, N − 1: 1/(d·f)})`.
+  (`cosine_onecycle_schedule(N, p, s, d, f)` is optax's one-cycle: it peaks at ⌊s·N⌋ and
+  ends at N, one step later than torch.)
+* `OneCycleLR(..., anneal_strategy="linear", three_phase=True)`
+  → `piecewise_interpolate_schedule("linear", p/d, {s·N − 1: d, 2s·N − 2: 1/d, N − 1: 1/f})`
+  (`linear_onecycle_schedule` is optax's, again one step later).
+* `CyclicLR(base_lr=a, max_lr=b, step_size_up=u, step_size_down=v)` (triangular)
+  → `join_schedules([linear_schedule(a, b, u), linear_schedule(b, a, v)] * n,
+  [u, u + v, 2u + v, …])` for n cycles (torch also cycles momentum by default).
+* `CosineAnnealingWarmRestarts(T_0, T_mult, eta_min)` → `sgdr_schedule([dict(init_value=η,
+  peak_value=η, warmup_steps=0, decay_steps=T_0·T_multⁱ, end_value=eta_min) for i in
+  range(n)])`.
+* `ReduceLROnPlateau` → not a schedule (it reads the loss): the optimizer wrapper
+  `reduce_on_plateau`.
+* `SequentialLR(schedulers, milestones)` → `join_schedules(schedules, milestones)`.
+* `PolynomialLR(total_iters=T, power=k)` → `polynomial_schedule(η, 0.0, k, T)`.
+* `LinearLR(start_factor=a, end_factor=b, total_iters=T)` → `linear_schedule(a·η, b·η, T)`.
+* `StepLR(step_size=k, gamma=γ)` → `exponential_decay(η, k, γ, staircase=True)`;
+  `ExponentialLR(γ)` → `exponential_decay(η, 1, γ)`.
+* `MultiStepLR(milestones, gamma=γ)` → `piecewise_constant_schedule(η, {m: γ …})`.
+* `CosineAnnealingLR(T_max=T, eta_min=e)` → `cosine_decay(η, T, e)` (torch rises again
+  after T; funcnn stays at e).
 """
 
 from __future__ import annotations
@@ -231,7 +243,7 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
     def schedule(step):
         t = _time(step)
         value = jnp.asarray(schedules[0](t))
-        for boundary, later in zip(bounds, schedules[1:]):
+        for boundary, later in zip(bounds, schedules[1:], strict=True):
             value = jnp.where(t < boundary, value, jnp.asarray(later(t - float(boundary))))
         return value
 
@@ -399,9 +411,7 @@ def piecewise_interpolate_schedule(
     """
     check_choice(interpolate_type, "interpolate_type", ("linear", "cosine"))
     eta0 = _real(init_value, "init_value")
-    bounds, scales = _boundaries_and_scales(
-        boundaries_and_scales, "piecewise_interpolate_schedule"
-    )
+    bounds, scales = _boundaries_and_scales(boundaries_and_scales, "piecewise_interpolate_schedule")
     values = [eta0]
     for s in scales:
         values.append(values[-1] * s)
@@ -568,8 +578,10 @@ def warmup_stable_decay_schedule(
     C = cooldown_steps ≥ 1; here the three arguments are phase *lengths* (the run lasts
     W + S + C steps and stays at e after), unlike `warmup_cosine_decay`'s `decay_steps`.
     """
-    a, p, e = _real(init_value, "init_value"), _real(peak_value, "peak_value"), _real(
-        end_value, "end_value"
+    a, p, e = (
+        _real(init_value, "init_value"),
+        _real(peak_value, "peak_value"),
+        _real(end_value, "end_value"),
     )
     warmup = float(check_nonnegative_int(warmup_steps, "warmup_steps"))
     stable = float(check_nonnegative_int(stable_steps, "stable_steps"))

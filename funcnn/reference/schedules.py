@@ -41,18 +41,21 @@ def schedule_polynomial(
     init_value: float, end_value: float, power: float, transition_steps: int, begin: int = 0
 ) -> Fn:
     """(a − b)·(1 − τ)ᵏ + b with τ = clip(t − B, 0, T)/T."""
-    return lambda t: (init_value - end_value) * (
-        1 - min(max(t - begin, 0), transition_steps) / transition_steps
-    ) ** power + end_value
+    return lambda t: (
+        (init_value - end_value)
+        * (1 - min(max(t - begin, 0), transition_steps) / transition_steps) ** power
+        + end_value
+    )
 
 
 def schedule_linear_from(
     init_value: float, end_value: float, transition_steps: int, begin: int = 0
 ) -> Fn:
     """a + (b − a)·clip(t − B, 0, T)/T."""
-    return lambda t: init_value + (end_value - init_value) * min(
-        max(t - begin, 0), transition_steps
-    ) / transition_steps
+    return lambda t: (
+        init_value
+        + (end_value - init_value) * min(max(t - begin, 0), transition_steps) / transition_steps
+    )
 
 
 def schedule_exponential_decay_from(
@@ -155,7 +158,10 @@ def schedule_cosine_onecycle(
     return schedule_piecewise_interpolate(
         "cosine",
         peak_value / div_factor,
-        {int(pct_start * transition_steps): div_factor, transition_steps: 1 / (div_factor * final_div_factor)},
+        {
+            int(pct_start * transition_steps): div_factor,
+            transition_steps: 1 / (div_factor * final_div_factor),
+        },
     )
 
 
