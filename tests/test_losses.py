@@ -621,13 +621,17 @@ def test_ntxent_matches_the_transcription_and_finite_differences():
     e = _C.normal(size=(6, 3))
     labels = np.array([0, 0, 1, 1, 2, 2])
     with jax.enable_x64(True):
-        value, grad = jax.value_and_grad(losses.ntxent)(jnp.asarray(e), labels, 0.5)
-        pairs = losses.ntxent(jnp.asarray(e), labels, 0.5, reduction="none")
+        value, grad = jax.jit(jax.value_and_grad(losses.ntxent), static_argnums=2)(
+            jnp.asarray(e), labels, 0.5
+        )
+        pairs = jax.jit(lambda v: losses.ntxent(v, labels, 0.5, reduction="none"))(e)
     np.testing.assert_allclose(value, ref.ntxent(e, labels, 0.5), rtol=1e-10)
     assert pairs.shape == (6, 6) and np.count_nonzero(pairs) == 6
     fd = numerical_grad(lambda x: ref.ntxent(x, labels, 0.5), e)
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
-    big = jax.grad(losses.ntxent)(jnp.asarray(np.where(e > 0, 1e4, 0.0), jnp.float32), labels)
+    big = jax.jit(jax.grad(losses.ntxent))(
+        jnp.asarray(np.where(e > 0, 1e4, 0.0), jnp.float32), labels
+    )
     chex.assert_tree_all_finite(big)  # zero rows and 1e4 entries alike
 
 
@@ -639,9 +643,9 @@ def test_dice_loss_matches_the_transcription_and_finite_differences():
             got = losses.dice_loss(jnp.asarray(z), jnp.asarray(y), reduction=reduction)
             want = ref.reduce_losses(ref.dice_loss(z, y), reduction)
             np.testing.assert_allclose(got, want, rtol=1e-12)
-        grad = jax.grad(lambda v: losses.dice_loss(v, jnp.asarray(y), alpha=0.3, beta=0.7))(
-            jnp.asarray(z)
-        )
+        grad = jax.jit(
+            jax.grad(lambda v: losses.dice_loss(v, jnp.asarray(y), alpha=0.3, beta=0.7))
+        )(jnp.asarray(z))
     fd = numerical_grad(lambda v: float(ref.dice_loss(v, y, alpha=0.3, beta=0.7).mean()), z)
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
     sig = losses.dice_loss(jnp.asarray(z[..., :1]), jnp.asarray(y[..., :1]), reduction="none")
@@ -659,8 +663,8 @@ def test_ctc_loss_matches_the_forward_algorithm_with_padding_repeats_and_impossi
         loss = lambda v: losses.ctc_loss(
             v, jnp.asarray(targets), logit_where=keep_t, target_where=keep_s, reduction="none"
         )
-        got = loss(jnp.asarray(dirty))
-        grad = jax.grad(lambda v: jnp.sum(loss(v)[:2]))(jnp.asarray(dirty))
+        got = jax.jit(loss)(jnp.asarray(dirty))
+        grad = jax.jit(jax.grad(lambda v: jnp.sum(loss(v)[:2])))(jnp.asarray(dirty))
     want = ref.ctc_loss(z, targets, t_len, s_len)
     np.testing.assert_allclose(got, want, rtol=1e-10)
     assert np.isinf(got[2]) and np.isinf(want[2])
