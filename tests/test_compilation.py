@@ -41,7 +41,7 @@ def make_loss(traces: list):
 
 def test_fifty_steps_with_a_schedule_compile_exactly_once_without_donation_warnings():
     traces: list = []
-    schedule = optim.warmup_cosine_decay(1e-2, warmup_steps=10, decay_steps=50)
+    schedule = optim.warmup_cosine_decay(0.0, 1e-2, warmup_steps=10, decay_steps=50)
     opt = optim.adamw(schedule, weight_decay=1e-2)
     step = train.make_step(make_loss(traces), opt)
     state = train.init_state(make_params(), opt, jax.random.PRNGKey(0))

@@ -148,7 +148,7 @@ def test_a_schedule_giving_negative_rates_is_refused_when_the_optimizer_is_built
         optim.sgd(falling)
     with pytest.raises(ValueError, match=r"gave nan at step 0"):
         optim.adam(lambda step: jnp.float32(jnp.nan) + 0 * step)
-    optim.adamw(optim.warmup_cosine_decay(1e-3, 10, 100))  # a valid schedule is accepted
+    optim.adamw(optim.warmup_cosine_decay(0.0, 1e-3, 10, 100))  # a valid schedule is accepted
 
 
 def test_an_optimizer_built_inside_vmap_over_its_learning_rate_runs():

@@ -16,7 +16,7 @@ from funcnn.verify import registry
 
 NUM_STEPS = 500
 TOL = {"float64": 1e-10, "float32": 1e-5}
-_WARMUP_COSINE = dict(peak_value=3e-2, warmup_steps=50, decay_steps=400)
+_WARMUP_COSINE = dict(init_value=0.0, peak_value=3e-2, warmup_steps=50, decay_steps=400)
 
 
 def _shifted_by_one(schedule):

@@ -19,7 +19,7 @@ from funcnn.train import init_state, train_generated
 
 
 def _adamw(peak, steps):
-    schedule = optim.warmup_cosine_decay(peak, max(steps // 20, 1), steps)
+    schedule = optim.warmup_cosine_decay(0.0, peak, max(steps // 20, 1), steps)
     return optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(schedule, weight_decay=0.0))
 
 

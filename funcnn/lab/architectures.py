@@ -49,7 +49,7 @@ class RunSummary(NamedTuple):
 
 
 def _optimizer(peak: float, steps: int) -> optim.GradientTransformation:
-    schedule = optim.warmup_cosine_decay(peak, max(steps // 20, 1), max(steps, 2))
+    schedule = optim.warmup_cosine_decay(0.0, peak, max(steps // 20, 1), max(steps, 2))
     return optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(schedule, weight_decay=0.0))
 
 

@@ -129,7 +129,7 @@ def train_char_lm(
     # A warmup longer than the run is cut to steps − 1, so short runs still decay.
     warmup = min(max(warmup_steps, 1), max(steps - 1, 1))
     schedule = optim.warmup_cosine_decay(
-        peak_value=learning_rate, warmup_steps=warmup, decay_steps=max(steps, 2)
+        init_value=0.0, peak_value=learning_rate, warmup_steps=warmup, decay_steps=max(steps, 2)
     )
     optimizer = optim.chain(
         optim.clip_by_global_norm(clip_norm),

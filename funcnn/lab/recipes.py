@@ -152,6 +152,7 @@ def build_optimizer(config: TrainConfig, total_steps: int) -> optim.GradientTran
     """
     warmup = int(config.warmup_fraction * total_steps)
     lr = optim.warmup_cosine_decay(
+        init_value=0.0,
         peak_value=_filled(config).learning_rate,
         warmup_steps=max(warmup, 1),
         decay_steps=max(total_steps, 2),

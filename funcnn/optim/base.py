@@ -344,11 +344,17 @@ def as_schedule(value: float | Schedule, name: str = "learning_rate") -> Schedul
 def _probe(schedule: Schedule, name: str) -> None:
     for step in PROBE_STEPS:
         try:
-            rate = np.asarray(schedule(jnp.asarray(step, jnp.int32)))
+            value = schedule(jnp.asarray(step, jnp.int32))
+            rate = np.asarray(value)
         except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
             # A schedule that needs tracing, or one that closes over a traced value (a rate
             # swept under vmap): its values cannot be seen before it runs.
             return
+        if not (np.issubdtype(rate.dtype, np.floating) or np.issubdtype(rate.dtype, np.integer)):
+            raise TypeError(  # None, a string, a complex number: numpy would fail obscurely
+                f"{name} schedule must return a real number, got {value!r} "
+                f"({type(value).__name__}) at step {step}."
+            )
         if rate.shape != ():
             raise ValueError(f"{name} schedule must return a scalar, got shape {rate.shape}.")
         if not np.isfinite(rate) or rate < 0:

@@ -114,7 +114,7 @@ _TREE_MASK = {"conv": False, "dense": {"b": False, "w": True}}
 _TREE_MASK_REFERENCE = {"conv/w": False, "dense/b": False, "dense/w": True}
 
 _WARMUP_COSINE: dict[str, Any] = dict(
-    peak_value=3e-2, warmup_steps=50, decay_steps=400, end_value=1e-3
+    init_value=0.0, peak_value=3e-2, warmup_steps=50, decay_steps=400, end_value=1e-3
 )
 _PIECEWISE: dict[str, Any] = dict(boundaries=[100, 300], values=[1e-2, 3e-3, 1e-3])
 
@@ -149,7 +149,7 @@ CONFIGS: dict[str, OptimizerConfig] = {
         lambda: aliases.sgd(0.05, weight_decay=0.1), lambda: ref.SGD(0.05, weight_decay=0.1)
     ),
     "sgd_momentum_weight_decay_exponential": OptimizerConfig(
-        lambda: aliases.sgd(schedules.exponential_decay(0.03, 0.5, 100), 0.5, weight_decay=0.05),
+        lambda: aliases.sgd(schedules.exponential_decay(0.03, 100, 0.5), 0.5, weight_decay=0.05),
         lambda: ref.SGD(
             ref.schedule_exponential_decay(0.03, 0.5, 100), momentum=0.5, weight_decay=0.05
         ),
@@ -293,7 +293,7 @@ CONFIGS: dict[str, OptimizerConfig] = {
         lambda: ref.Adadelta(0.5, 0.95, 1e-4, weight_decay=0.1),
     ),
     "adadelta_exponential": OptimizerConfig(
-        lambda: aliases.adadelta(schedules.exponential_decay(2.0, 0.5, 100), rho=0.8),
+        lambda: aliases.adadelta(schedules.exponential_decay(2.0, 100, 0.5), rho=0.8),
         lambda: ref.Adadelta(ref.schedule_exponential_decay(2.0, 0.5, 100), rho=0.8),
     ),
     # Adamax (torch.optim.Adamax)
@@ -391,7 +391,7 @@ CONFIGS: dict[str, OptimizerConfig] = {
 # --- AMSGrad, Lion, LAMB, the trust ratio, partition (funcnn/optim/modern.py, partition.py) --
 
 _LAMB_WARMUP_COSINE: dict[str, Any] = dict(
-    peak_value=5e-3, warmup_steps=50, decay_steps=400, end_value=1e-4
+    init_value=0.0, peak_value=5e-3, warmup_steps=50, decay_steps=400, end_value=1e-4
 )
 _PARTITION_TREE = {"conv": "sgd", "dense": {"b": "sgd", "w": "adamw"}}  # a prefix: conv → sgd
 _PARTITION_TREE_REFERENCE = {"conv/w": "sgd", "dense/b": "sgd", "dense/w": "adamw"}
@@ -688,7 +688,7 @@ CONFIGS.update(
         "schedule_free_adamw_warmup_cosine_power_1": OptimizerConfig(
             # a schedule that rises then falls: γ̄ = max γ so far holds the peak
             lambda: aliases.schedule_free_adamw(
-                schedules.warmup_cosine_decay(3e-2, 50, 400, 1e-3), weight_lr_power=1.0
+                schedules.warmup_cosine_decay(0.0, 3e-2, 50, 400, 1e-3), weight_lr_power=1.0
             ),
             lambda: ref.ScheduleFreeAdamW(
                 ref.schedule_warmup_cosine_decay(3e-2, 50, 400, 1e-3), weight_lr_power=1.0
