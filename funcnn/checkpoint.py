@@ -534,9 +534,13 @@ class CheckpointManager:
 
     _PATTERN = re.compile(r"^ckpt_(\d+)\.npz$")
 
-    def __init__(self, directory: str | os.PathLike, keep: int = 3):
+    def __init__(self, directory: str | os.PathLike, keep: int = 3, *, create: bool = True):
+        """`create=False` opens the folder read-only — nothing is made or swept, and
+        `steps()` is empty while it does not exist — to check a run before it starts."""
         self.directory = Path(directory)
         self.keep = check_positive_int(keep, "keep")
+        if not create:
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
         # A run killed mid-save leaves a temporary file; it was never a checkpoint.
         for stale in sorted(self.directory.glob(".ckpt_*.tmp")):
@@ -552,6 +556,8 @@ class CheckpointManager:
 
     def steps(self) -> list[int]:
         """Steps with a checkpoint file on disk, newest first (validity not checked)."""
+        if not self.directory.is_dir():  # a read-only manager's folder may not exist yet
+            return []
         found = (self._PATTERN.match(p.name) for p in self.directory.iterdir())
         return sorted((int(m.group(1)) for m in found if m), reverse=True)
 
