@@ -677,3 +677,13 @@ def test_manager_refuses_steps_that_are_not_nonnegative_ints(tmp_path, step, err
         manager.save(step, {"x": np.ones(1)})
     assert list(tmp_path.iterdir()) == [] and manager.steps() == []
     assert manager.save(np.int64(4), {"x": np.ones(1)}).name == "ckpt_0000000004.npz"
+
+
+def test_a_read_only_manager_makes_and_sweeps_nothing(tmp_path):
+    missing = CheckpointManager(tmp_path / "absent", keep=1, create=False)
+    assert missing.steps() == [] and missing.restore_latest() is None
+    assert not (tmp_path / "absent").exists()
+    stale = tmp_path / ".ckpt_0000000005.npz.abc.tmp"
+    stale.write_bytes(b"partial")
+    reader = CheckpointManager(tmp_path, keep=1, create=False)
+    assert stale.exists() and reader.steps() == []

@@ -206,3 +206,25 @@ def test_json_outputs_are_strict_json_with_null_for_nan_and_inf():
         raise AssertionError(f"non-JSON token {token}")
 
     assert json.loads(text, parse_constant=refuse) == {"loss": [1.5, None], "t": None, "n": 3}
+
+
+@pytest.mark.parametrize(
+    "name, argv",
+    [
+        ("compare_architectures", []),
+        ("compare_optimizers", ["verify"]),
+        ("experiments", ["vanishing"]),
+        ("gradcheck", []),
+    ],
+)
+@pytest.mark.parametrize("out", ["", "file"])
+def test_every_scripts_out_must_be_a_folder(tmp_path, capsys, name, argv, out):
+    (tmp_path / "file").write_text("not a folder")
+    out = out and str(tmp_path / out)
+    spec = importlib.util.spec_from_file_location(f"{name}_script", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as exit:
+        module.parse_args([*argv, "--out", out])
+    assert exit.value.code == 2
+    assert "argument --out: " in capsys.readouterr().err
