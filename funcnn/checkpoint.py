@@ -526,10 +526,12 @@ class CheckpointManager:
     if found: state, metadata, step = found
 
     Rules. "Newest" means the highest step, so steps only go forward: a step must be an
-    int ≥ 0 (not a bool), and saving a step lower than one already in the folder is a
-    ValueError (a run restarted over a later run's checkpoints would otherwise be pruned
-    in favour of them, and `restore_latest` would pick the other run's file); saving the
-    newest step again replaces its file. Pruning never deletes the file just written.
+    int ≥ 0 (not a bool), and saving a step lower than a valid checkpoint already in the
+    folder is a ValueError (a run restarted over a later run's checkpoints would otherwise
+    be pruned in favour of them, and `restore_latest` would pick the other run's file); a
+    later file that fails verification — the one `restore_latest` skipped — is renamed to
+    `<name>.corrupt` with a warning instead. Saving the newest step again replaces its file.
+    Pruning never deletes the file just written.
     """
 
     _PATTERN = re.compile(r"^ckpt_(\d+)\.npz$")
@@ -566,18 +568,38 @@ class CheckpointManager:
 
         Refuses (ValueError, nothing written) a step below the newest one on disk."""
         step = _check_step(step)
-        newer = [s for s in self.steps() if s > step]
-        if newer:
-            raise ValueError(
-                f"cannot save step {step} in {self.directory}: it already holds a checkpoint "
-                f"of a later step ({self.path_for(newer[0]).name}), which would count as "
-                "newer; steps only go forward. Remove the later files or use another folder."
-            )
+        for later in (s for s in self.steps() if s > step):
+            self._refuse_or_set_aside(later, step)
         path = save(self.path_for(step), tree, metadata=metadata)
         for old in self.steps()[self.keep :]:
             if old != step:  # never the file just written, whatever else is in the folder
                 self.path_for(old).unlink(missing_ok=True)
         return path
+
+    def _refuse_or_set_aside(self, later: int, step: int) -> None:
+        """A checkpoint of a step after `step` is in the folder: refuse to save `step` if it
+        verifies; if it does not (torn by a crash or a bad disk, skipped by `restore_latest`
+        — the run resumed from an earlier one), rename it to `<name>.corrupt` with a warning,
+        so it neither blocks the resumed run nor is lost."""
+        path = self.path_for(later)
+        try:
+            _read(path)
+        except FileNotFoundError:
+            return  # removed meanwhile
+        except CheckpointError as err:
+            aside = path.with_name(path.name + ".corrupt")
+            os.replace(path, aside)
+            warnings.warn(
+                f"moved corrupt checkpoint {path} aside to {aside.name}: it fails verification "
+                f"and can never be restored ({err})",
+                stacklevel=3,
+            )
+            return
+        raise ValueError(
+            f"cannot save step {step} in {self.directory}: it already holds a valid checkpoint "
+            f"of a later step ({path.name}), which would count as newer; steps only go "
+            "forward. Remove the later files or use another folder."
+        )
 
     def _valid(self, like: Any) -> Iterator[tuple[Any, dict, int]]:
         for step in self.steps():

@@ -687,3 +687,18 @@ def test_a_read_only_manager_makes_and_sweeps_nothing(tmp_path):
     stale.write_bytes(b"partial")
     reader = CheckpointManager(tmp_path, keep=1, create=False)
     assert stale.exists() and reader.steps() == []
+
+
+def test_a_corrupt_later_file_is_set_aside_so_a_resumed_run_can_save(tmp_path):
+    manager = CheckpointManager(tmp_path, keep=3)
+    manager.save(10, {"x": np.ones(2)})
+    torn = manager.save(20, {"x": np.full(2, 2.0)})
+    data = torn.read_bytes()
+    torn.write_bytes(data[: len(data) // 2])  # a bad disk block: restore_latest skips it
+    with pytest.warns(UserWarning, match="skipping corrupt checkpoint"):
+        assert manager.restore_latest()[2] == 10
+    # The run resumed from step 10 goes on: step 15 is saved, the torn file kept aside.
+    with pytest.warns(UserWarning, match=r"moved corrupt checkpoint .*ckpt_0000000020.npz aside"):
+        manager.save(15, {"x": np.full(2, 1.5)})
+    assert manager.steps() == [15, 10]
+    assert (tmp_path / "ckpt_0000000020.npz.corrupt").read_bytes() == data[: len(data) // 2]

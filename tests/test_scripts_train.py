@@ -68,6 +68,10 @@ def test_an_earlier_run_is_kept_unless_resume_or_overwrite(tmp_path):
     again = train(*TINY, "--out", str(out))
     assert again.returncode == 2
     assert "pass --resume to continue it or --overwrite to replace it" in again.stderr
+    # Resuming under another learning rate: one argparse error before anything is written.
+    other = train(*TINY, "--out", str(out), "--resume", "--lr", "0.01")
+    assert other.returncode == 2 and "Traceback" not in other.stderr, other.stderr
+    assert "different config (learning_rate: 0.03 → 0.01)" in other.stderr
     after = {p.name: p.read_bytes() for p in (out / "checkpoints").iterdir()}
     assert after == before
 
