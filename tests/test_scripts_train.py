@@ -232,3 +232,10 @@ def test_every_scripts_out_must_be_a_folder(tmp_path, capsys, name, argv, out):
         module.parse_args([*argv, "--out", out])
     assert exit.value.code == 2
     assert "argument --out: " in capsys.readouterr().err
+
+
+def test_the_default_out_is_checked_too(script, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("a file where the default --out runs/train would go")
+    err = refusal(capsys, lambda: script.validated(script.build_parser(), TINY))
+    assert "--out: cannot make folder 'runs/train': 'runs' is a file" in err, err

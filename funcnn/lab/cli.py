@@ -111,24 +111,34 @@ def output_folder(text: str) -> Path:
             f"expected a folder path, got {text!r} (use --out . for the current folder)"
         )
     path = Path(text)
+    problem = _folder_problem(path)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return path
+
+
+def _folder_problem(path: Path) -> str | None:
+    """Why `path` cannot be (made into) a folder to write into, or None."""
     if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is an existing file, expected a folder")
+        return f"{str(path)!r} is an existing file, expected a folder"
     ancestor = path
     while not ancestor.exists():  # the nearest part of the path that exists must be a folder
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise argparse.ArgumentTypeError(
-            f"cannot make folder {text!r}: {str(ancestor)!r} is a file, not a folder"
-        )
+        return f"cannot make folder {str(path)!r}: {str(ancestor)!r} is a file, not a folder"
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"cannot write into {str(ancestor)!r} (permission)")
-    return path
+        return f"cannot write into {str(ancestor)!r} (permission)"
+    return None
 
 
 def check_output_files(folder: Path, files: Iterable[str], folders: Iterable[str] = ()) -> None:
     """Refuse, before the run starts, an output that could not be written at its end: each
     name in `files` must be absent or a regular file (it is replaced), each in `folders`
-    absent or a directory. Raises ValueError naming the path."""
+    absent or a directory — and `folder` itself must be one the run can write into (a
+    script's default --out is not checked by argparse). Raises ValueError naming the path."""
+    problem = _folder_problem(folder)
+    if problem:
+        raise ValueError(f"--out: {problem}")
     for name in files:
         path = folder / name
         if path.exists() and not path.is_file():
