@@ -16,6 +16,7 @@ from pathlib import Path
 import pdoc
 
 import funcnn
+from funcnn.lab import cli
 
 
 def public_modules() -> list[str]:
@@ -37,7 +38,7 @@ def build(out: Path) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("docs/api"))
+    parser.add_argument("--out", type=cli.output_folder, default=Path("docs/api"))
     args = parser.parse_args()
     pages = build(args.out)
     print(f"API reference: {len(pages)} pages in {args.out}/ (open {args.out}/index.html)")

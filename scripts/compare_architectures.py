@@ -30,7 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--scaling-lengths", type=cli.positive_int, nargs="+", default=[64, 128, 256, 512, 1024]
     )
-    p.add_argument("--out", type=Path, default=Path("runs/compare_architectures"))
+    p.add_argument("--out", type=cli.output_folder, default=Path("runs/compare_architectures"))
     return p.parse_args(argv)
 
 

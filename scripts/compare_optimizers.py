@@ -35,12 +35,16 @@ RACE_COLUMNS = ["optimizer", "learning_rate", "steps_to_target", "final_loss", "
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("runs/compare"), help="output directory")
+    p.add_argument(
+        "--out", type=cli.output_folder, default=Path("runs/compare"), help="output directory"
+    )
     sub = p.add_subparsers(dest="command", required=True)
     # --out is accepted after the subcommand too (`verify --out X`); SUPPRESS keeps the
     # top-level value unless the subcommand's flag is given.
     out_after = argparse.ArgumentParser(add_help=False)
-    out_after.add_argument("--out", type=Path, default=argparse.SUPPRESS, help="output directory")
+    out_after.add_argument(
+        "--out", type=cli.output_folder, default=argparse.SUPPRESS, help="output directory"
+    )
 
     v = sub.add_parser(
         "verify", parents=[out_after], help="funcnn vs funcnn.reference for every configuration"
@@ -71,7 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         "decay", parents=[out_after], help="Adam with L2 in the loss vs AdamW decoupled decay"
     )
     defaults = decay.DecaySetting()
-    d.add_argument("--weight-decays", type=float, nargs="+", default=list(decay.WEIGHT_DECAYS))
+    d.add_argument(
+        "--weight-decays", type=cli.nonnegative_float, nargs="+", default=list(decay.WEIGHT_DECAYS)
+    )
     d.add_argument("--n-train", type=cli.positive_int, default=defaults.n_train)
     d.add_argument("--hidden", type=cli.positive_int, default=defaults.hidden)
     d.add_argument("--steps", type=cli.positive_int, default=defaults.steps)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from funcnn import scale
+from funcnn import datasets, scale
 from funcnn.lab import cli, recipes
 from funcnn.lab.plotting import plot_history
 from funcnn.params import summary
 from funcnn.scale import distributed, xla
-from funcnn.train import checkpoint, resume
+from funcnn.train import checkpoint, resume, steps_per_epoch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,22 +101,61 @@ def config_from_args(args: argparse.Namespace) -> recipes.TrainConfig:
     )
 
 
+OUTPUT_FILES = ("params.ckpt", "metrics.json", "history.png")
+
+
 def validated(parser: argparse.ArgumentParser, argv=None) -> tuple[argparse.Namespace, Any]:
-    """Parse and check every flag before anything is computed or touches the disk."""
+    """Parse and check every flag, every combination of flags and every precondition that
+    depends on the data (batch size vs examples, the output folder and its files) before
+    anything is computed or touches the disk. Needs no JAX backend, so it runs before the
+    process group and simulated devices are set up."""
     args = parser.parse_args(argv)
+    given = cli.explicit_flags(build_parser, argv)
     try:
         config = recipes.resolve(config_from_args(args))
+        if not config.hidden and given & {"activation", "dropout"}:
+            flag = "--activation" if "activation" in given else "--dropout"
+            raise ValueError(
+                f"{flag} acts between hidden layers, and --task {config.task} with --hidden "
+                f"{' '.join(map(str, config.hidden or ())) or '(none)'} has none: add hidden "
+                f"layers (e.g. --hidden 32) or drop {flag}."
+            )
         if config.batch_size % args.devices:
             raise ValueError(
                 f"--batch-size {config.batch_size} must be divisible by --devices "
                 f"{args.devices} (each device takes an equal share of every batch)."
             )
+        task = datasets.load(config.task, seed=config.seed)  # NumPy only: no JAX backend yet
+        examples = task.x_train.shape[0]
+        if config.batch_size > examples:
+            raise ValueError(
+                f"--batch-size {config.batch_size} is larger than the {examples} training "
+                f"examples of --task {config.task}; use --batch-size ≤ {examples}."
+            )
+        cli.check_output_files(args.out, OUTPUT_FILES, folders=("checkpoints",))
         recipes.check_checkpoint_dir(
             args.out / "checkpoints", resume=args.resume, overwrite=args.overwrite
         )
     except (ValueError, TypeError, FileExistsError) as error:
         cli.usage_error(parser, error)
     return args, config
+
+
+def check_resume(parser: argparse.ArgumentParser, args: argparse.Namespace, config: Any) -> None:
+    """With --resume, refuse (argparse-style, nothing written) a checkpoint that the run could
+    not continue: written with other flags, or at a data position its step disagrees with.
+    The same checks `run_resumable` makes, done before it opens the folder for writing."""
+    if not args.resume:
+        return
+    manager = checkpoint.CheckpointManager(args.out / "checkpoints", args.keep, create=False)
+    task = datasets.load(config.task, seed=config.seed)
+    per_epoch = steps_per_epoch((task.x_train, task.y_train), config.batch_size)
+    try:
+        resume.resume_latest(
+            manager, like=None, config=dataclasses.asdict(config), steps_per_epoch=per_epoch
+        )
+    except ValueError as error:  # CheckpointError included
+        cli.usage_error(parser, error)
 
 
 def main(argv=None) -> int:
@@ -130,6 +168,7 @@ def main(argv=None) -> int:
     if args.devices > 1:
         scale.simulate_cpu_devices(args.devices)
     xla.enable_cpu_multi_output_fusion()
+    check_resume(parser, args, config)
     lead = distributed.is_coordinator()
     say = print if lead else _quiet  # one copy of every line, from process 0
     say(f"funcnn: training {config}")
@@ -149,6 +188,7 @@ def main(argv=None) -> int:
             f"{list(mesh.devices.flat)}"
         )
         placement = scale.data_parallel(mesh)
+    bar = cli.show_progress_bar(args.no_progress)  # no bar redrawn into a log file
     with placement, resume.stop_on_signals() as stop:
         result = recipes.run_resumable(
             config,
@@ -158,9 +198,9 @@ def main(argv=None) -> int:
             resume=args.resume,
             overwrite=args.overwrite,
             stop=stop,
-            progress=lead and not args.no_progress,
+            progress=lead and bar,
             # without the bar (which prints its own lines), one line per epoch as it ends
-            report=print if lead and args.no_progress else None,
+            report=print if lead and not bar else None,
         )
     if stop.requested:
         say(
@@ -186,7 +226,7 @@ def main(argv=None) -> int:
     ckpt = args.out / "params.ckpt"
     checkpoint.save(ckpt, result.state.params, metadata={"config": dataclasses.asdict(config)})
     metrics = {"test": result.test_metrics, "history": result.history}
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (args.out / "metrics.json").write_text(cli.json_text(metrics))  # NaN → null
     final = "  ".join(f"{k} {v:.4g}" for k, v in result.test_metrics.items())
     print(f"final {final}")
     print(f"wrote {plot}, {ckpt}, {args.out / 'metrics.json'}")

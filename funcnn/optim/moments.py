@@ -24,7 +24,6 @@ import jax
 import jax.numpy as jnp
 
 from funcnn.optim._tree import check_state_dtype, const, unzip, upcast
-from funcnn.scale import xla as fusion
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -35,6 +34,7 @@ from funcnn.optim.base import (
     tree_widest_float,
     tree_zeros_like,
 )
+from funcnn.scale import xla as fusion
 
 __all__ = [
     "RADAM_THRESHOLD",
