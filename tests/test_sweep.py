@@ -305,11 +305,6 @@ MASK_XFAILS = {
     "NaN, real queries included, and every gradient NaN",
     "multi_head_attention_chunked": f"{LLM}: NaN/inf (and 1e30: overflow) in a padded step "
     "makes outputs and gradients NaN",
-    "rnn": f"{RECURRENT}: NaN/inf at a padded step leaves the forward right but every "
-    "parameter gradient NaN (where(mask, new, old) differentiates through new)",
-    "rnn_reverse": f"{RECURRENT}: as rnn — NaN parameter gradients from padded NaN/inf",
-    "lstm": f"{RECURRENT}: NaN/inf at a padded step → NaN parameter gradients",
-    "gru": f"{RECURRENT}: NaN/inf at a padded step → NaN parameter and input gradients",
     "dense": UNOWNED.format("dense.py")
     + ": dense takes mask= but ignores it, so NaN/inf in a padded step of x (2, T, 4) makes "
     "∂L/∂w NaN even when the loss masks that step (0·NaN in xᵀ·δ); expected padded x zeroed",
@@ -399,8 +394,6 @@ def test_masks_of_the_wrong_dtype_or_shape_are_refused_naming_mask(name, mask):
 
 # ----------------------------------------------------------------------------- losses
 
-CATALOGUE = "owned by catalogue (funcnn/losses.py)"
-
 
 @st.composite
 def classification_batches(draw):
@@ -445,20 +438,10 @@ def test_cross_entropy_is_refused_clearly_or_matches_float64(batch):
     np.testing.assert_allclose(np.float64(got), want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=f"{CATALOGUE}: cross_entropy(full((2, 3), -inf), [0, 1]) returns 0.0 (-0.0 in the "
-    "issue); its docstring promises +inf (no class has any probability)",
-)
 def test_cross_entropy_of_all_minus_inf_logits_is_plus_inf():
     assert float(losses.cross_entropy(jnp.full((2, 3), -jnp.inf), jnp.asarray([0, 1]))) == np.inf
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=f"{CATALOGUE}: cross_entropy(zeros((2, 3)), [[1.5, -0.5, 0], [1, 0, 0]]) returns "
-    "1.0986 — soft targets with negative mass are accepted; expected a ValueError naming targets",
-)
 def test_soft_targets_with_negative_mass_are_refused():
     soft = jnp.asarray([[1.5, -0.5, 0.0], [1.0, 0.0, 0.0]])
     assert outcome(lambda: losses.cross_entropy(jnp.zeros((2, 3)), soft), "targets") is None
@@ -497,7 +480,6 @@ def test_elementwise_losses_are_refused_clearly_or_match_float64(name, dtype, sh
 
 # ----------------------------------------------------------------------------- optimizers
 
-OPTIMGROUP = "owned by optimgroup (funcnn/optim/)"
 OPTIMIZERS = {
     "sgd": lambda: optim.sgd(0.1),
     "momentum": lambda: optim.sgd(0.1, momentum=0.9),
@@ -532,30 +514,11 @@ NOT_FLOAT = {  # (params, grads): each must be a TypeError naming params or the 
     "complex grads": ({"w": jnp.ones(3)}, {"w": jnp.full(3, 1j, jnp.complex64)}),
     "Python floats": ({"w": 1.0}, {"w": 0.5}),
 }
-OBSERVED = {
-    "complex params": "accepted: Adam moves the real part of a purely imaginary gradient "
-    "(update −0.1 − 1e-9j for g = 1j)",
-    "int grads": "accepted: the update is cast to int32 and becomes 0",
-    "bool grads": "accepted: the update is a bool array (True), so a parameter rises by 1",
-    "complex grads": "accepted: a complex update for a float32 parameter",
-    "Python floats": "init accepts them, update fails with AttributeError 'float' object has "
-    "no attribute 'astype' (funcnn/optim/transforms.py)",
-}
 
 
 @pytest.mark.parametrize(
     "name, case",
-    [
-        pytest.param(
-            name,
-            case,
-            marks=pytest.mark.xfail(
-                strict=True, reason=f"{OPTIMGROUP}: {name} with {case} — {OBSERVED[case]}"
-            ),
-        )
-        for name in OPTIMIZERS
-        for case in NOT_FLOAT
-    ],
+    [pytest.param(name, case) for name in OPTIMIZERS for case in NOT_FLOAT],
 )
 def test_optimizers_refuse_parameters_and_gradients_that_are_not_real_floats(name, case):
     params, grads = NOT_FLOAT[case]
@@ -567,11 +530,6 @@ def test_optimizers_refuse_parameters_and_gradients_that_are_not_real_floats(nam
     assert outcome(step, "params", "grads", "updates", "gradient") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=f"{OPTIMGROUP}: adam(0.1, mu_dtype=jnp.int32).init(params) is accepted and the "
-    "first moment is truncated to an integer every step; expected a TypeError naming mu_dtype",
-)
 def test_adam_refuses_an_integer_moment_dtype():
     assert outcome(lambda: optim.adam(0.1, mu_dtype=jnp.int32), "mu_dtype") is None
 
