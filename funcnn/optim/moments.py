@@ -155,11 +155,11 @@ def scale_by_adam(
     sibling loops emits θ', m', v' as one loop per leaf: 7 memory accesses per parameter
     instead of 9–10 (`benchmarks/README.md`). Without sibling fusion that form is much slower
     (XLA copies the donated m, v before overwriting them) and the textbook form is the fast
-    one. `fused=None` (default) chooses `funcnn.fusion.sibling_fusion_expected()` when
-    `update` is traced: True on GPU and TPU; on CPU True only if ``XLA_FLAGS`` carries
-    ``xla_cpu_use_multi_output_fusion`` in a ``--xla_backend_extra_options=`` entry (what
-    `funcnn.fusion.enable_cpu_multi_output_fusion` sets before JAX starts); False on any
-    other backend. No probe is compiled.
+    one. `fused=None` (default) chooses `funcnn.scale.xla.sibling_fusion_expected()` when
+    `update` is traced: True on GPU and TPU; on CPU True when ``XLA_FLAGS`` carries
+    ``xla_cpu_use_multi_output_fusion`` (which `import funcnn` adds before JAX starts, unless
+    ``FUNCNN_CPU_FUSION=0``) and the backend honours it (checked once; if the backend started
+    before the option was set, a warning names the fix); False on any other backend.
     """
     if not isinstance(amsgrad, bool):
         raise TypeError(f"amsgrad must be True or False, got amsgrad={amsgrad!r}.")
