@@ -55,7 +55,9 @@ OPTIMIZERS = {
             optim.exponential_decay(0.003, 300, 0.5), momentum=0.5, centered=True
         ),
         "adam": optim.adam(optim.cosine_decay(0.05, NUM_STEPS)),
-        "adamw": optim.adamw(optim.warmup_cosine_decay(0.0, 0.05, 100, NUM_STEPS), weight_decay=1e-4),
+        "adamw": optim.adamw(
+            optim.warmup_cosine_decay(0.0, 0.05, 100, NUM_STEPS), weight_decay=1e-4
+        ),
     },
 }
 
