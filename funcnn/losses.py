@@ -422,6 +422,27 @@ def _pair(fn: str, pred: Any, targets: Any, pred_name: str = "pred") -> None:
     check_same_shape(pred, targets, pred_name, "targets")
 
 
+def _kept_values(x: Any, where: Any, row_mask: bool = False) -> np.ndarray | None:
+    """The concrete values of `x` at the entries `where` keeps (all of them without a mask),
+    or None when either is traced: the value checks below skip padding, which may hold
+    anything, and cannot look inside `jit`."""
+    if not (_is_concrete(x) and (where is None or _is_concrete(where))):
+        return None
+    values = np.asarray(x)
+    if where is None:
+        return values.ravel()
+    keep = np.asarray(where, bool)
+    if row_mask:
+        keep = np.broadcast_to(keep[..., None], values.shape)
+    return values[np.broadcast_to(keep, values.shape)] if keep.shape == values.shape else values
+
+
+def _refuse_negative(x: Any, where: Any, fn: str, what: str, row_mask: bool = False) -> None:
+    values = _kept_values(x, where, row_mask)
+    if values is not None and (values < 0).any():
+        raise ValueError(f"{fn}: {what}, got {values[values < 0][:5].tolist()}.")
+
+
 # ------------------------------------------------------------------------- regression
 
 
@@ -496,8 +517,7 @@ def gaussian_nll_loss(
     _pair("gaussian_nll_loss", pred, targets)
     check_same_shape(pred, var, "pred", "var")
     eps = check_in_range(eps, "eps", 0.0, math.inf, low_inclusive=False)
-    if _is_concrete(var) and bool(np.any(np.asarray(var) < 0)):
-        raise ValueError("gaussian_nll_loss: var must be non-negative, got a negative entry.")
+    _refuse_negative(var, where, "gaussian_nll_loss", "var must be non-negative")
     shape = jnp.shape(pred)
     mask, (p, y, v) = _prepare("gaussian_nll_loss", reduction, where, shape, pred, targets, var)
     v = jnp.maximum(_clean(v, mask, 1.0), eps)
@@ -525,8 +545,7 @@ def poisson_nll_loss(
     the loss itself is that large."""
     _pair("poisson_nll_loss", pred, targets)
     eps = check_in_range(eps, "eps", 0.0, math.inf, low_inclusive=False)
-    if _is_concrete(targets) and bool(np.any(np.asarray(targets) < 0)):
-        raise ValueError("poisson_nll_loss: targets are counts and must be ≥ 0.")
+    _refuse_negative(targets, where, "poisson_nll_loss", "targets are counts and must be ≥ 0")
     mask, (p, y) = _prepare("poisson_nll_loss", reduction, where, jnp.shape(pred), pred, targets)
     p, y = _clean(p, mask), _clean(y, mask)
     if log_input:
@@ -563,8 +582,7 @@ def kl_divergence(
     here (torch's own "mean" also divides by K)."""
     rows = _rows("kl_divergence", log_predictions, "log_predictions")
     check_same_shape(log_predictions, targets, "log_predictions", "targets")
-    if _is_concrete(targets) and bool(np.any(np.asarray(targets) < 0)):
-        raise ValueError("kl_divergence: targets must be probabilities (≥ 0).")
+    _refuse_negative(targets, where, "kl_divergence", "targets must be probabilities (≥ 0)", True)
     mask, (logp, q) = _prepare("kl_divergence", reduction, where, rows, log_predictions, targets)
     logp, q = _clean(logp, mask), _clean(q, mask)
     used = q > 0
@@ -653,9 +671,9 @@ def poly_loss_cross_entropy(
 # ------------------------------------------------------------------- margins and signs
 
 
-def _signs(fn: str, targets: Any) -> None:
-    if _is_concrete(targets):
-        y = np.asarray(targets)
+def _signs(fn: str, targets: Any, where: Any) -> None:
+    y = _kept_values(targets, where)
+    if y is not None:
         bad = ~np.isin(y, (-1, 1))
         if bad.any():
             raise ValueError(f"{fn}: targets must be ±1, got {y[bad][:5].tolist()}.")
@@ -668,7 +686,7 @@ def hinge_loss(
     ∂ℓ/∂s = −y where s·y < 1, else 0. Shapes equal. (torch's `hinge_embedding_loss` is a
     different loss, on distances.) Concrete targets other than ±1 are a ValueError."""
     _pair("hinge_loss", scores, targets, "scores")
-    _signs("hinge_loss", targets)
+    _signs("hinge_loss", targets, where)
     mask, (s, y) = _prepare("hinge_loss", reduction, where, jnp.shape(scores), scores, targets)
     return _reduce(relu(1 - _clean(s, mask) * _clean(y, mask)), reduction, mask, fn="hinge_loss")
 
@@ -679,7 +697,7 @@ def perceptron_loss(
     """Binary perceptron loss (optax's `perceptron_loss`): ℓ = max(0, −s·y), y ∈ {−1, +1};
     ∂ℓ/∂s = −y where s·y < 0. Shapes equal."""
     _pair("perceptron_loss", scores, targets, "scores")
-    _signs("perceptron_loss", targets)
+    _signs("perceptron_loss", targets, where)
     mask, (s, y) = _prepare("perceptron_loss", reduction, where, jnp.shape(scores), scores, targets)
     return _reduce(relu(-_clean(s, mask) * _clean(y, mask)), reduction, mask, fn="perceptron_loss")
 
@@ -732,7 +750,9 @@ def sigmoid_focal_loss(
     gamma = check_in_range(gamma, "gamma", 0.0, math.inf)
     if alpha is not None:
         alpha = check_in_range(alpha, "alpha", 0.0, 1.0, high_inclusive=True)
-    _check_unit_interval(targets, "sigmoid_focal_loss", "targets")
+    kept = _kept_values(targets, where)
+    if kept is not None:
+        _check_unit_interval(kept, "sigmoid_focal_loss", "targets")
     mask, (z, y) = _prepare(
         "sigmoid_focal_loss", reduction, where, jnp.shape(logits), logits, targets
     )
@@ -762,8 +782,9 @@ def sparsemax_loss(
     Shapes equal; targets y ∈ {0, 1} (concrete others are a ValueError). Its multiclass form
     is `multiclass_sparsemax_loss`."""
     _pair("sparsemax_loss", logits, targets, "logits")
-    if _is_concrete(targets) and not np.isin(np.asarray(targets), (0, 1)).all():
-        raise ValueError("sparsemax_loss: targets must be 0 or 1.")
+    kept = _kept_values(targets, where)
+    if kept is not None and not np.isin(kept, (0, 1)).all():
+        raise ValueError(f"sparsemax_loss: targets must be 0 or 1, got {np.unique(kept).tolist()}.")
     mask, (z, y) = _prepare("sparsemax_loss", reduction, where, jnp.shape(logits), logits, targets)
     z, y = _clean(z, mask), _clean(y, mask)
     return _reduce(_sparse_plus(jnp.where(y > 0, -z, z)), reduction, mask, fn="sparsemax_loss")

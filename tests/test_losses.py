@@ -735,3 +735,14 @@ def test_cross_entropy_garbage_in_masked_rows_reaches_neither_value_nor_gradient
         value, grad = jax.value_and_grad(loss)(jnp.asarray(dirty))
     np.testing.assert_allclose(value, ref.cross_entropy(LOGITS, labels, where=MASK), rtol=1e-12)
     assert np.isfinite(np.asarray(grad)).all() and (np.asarray(grad)[~MASK] == 0).all()
+
+
+def test_value_checks_skip_masked_padding():
+    # Padding may hold anything: the ±1 / counts / probability checks look only at kept entries.
+    keep = jnp.array([True, False])
+    assert float(losses.hinge_loss(jnp.zeros(2), jnp.array([1.0, 7.0]), where=keep)) == 1.0
+    assert np.isfinite(
+        float(losses.poisson_nll_loss(jnp.zeros(2), jnp.array([1.0, -5.0]), where=keep))
+    )
+    with pytest.raises(ValueError, match=r"±1, got \[7.0\]"):
+        losses.hinge_loss(jnp.zeros(2), jnp.array([1.0, 7.0]))
