@@ -97,6 +97,12 @@ class GradientTransformation(_Transformation):
         return super().__new__(cls, _checked_init(init), _checked_update(update))
 
 
+def _same_structure(a: Any, b: Any) -> bool:
+    got: PyTreeDef = jax.tree.structure(a)
+    want: PyTreeDef = jax.tree.structure(b)
+    return got == want
+
+
 def _checked_init(init: InitFn) -> InitFn:
     """`init`, refusing params that are not real floating-point arrays (idempotent)."""
     if getattr(init, "_checks_dtypes", False):
@@ -123,7 +129,8 @@ def _checked_update(update: UpdateFn) -> UpdateFn:
         # Trees of different structures: the stage's own structure check names the mismatch
         # (a wrong tree is the likelier mistake than a wrong dtype); dtypes are checked once
         # the trees agree.
-        if params is None or jax.tree.structure(updates) == jax.tree.structure(params):
+        same_trees = params is None or _same_structure(updates, params)
+        if same_trees:
             check_float_tree(updates, "updates", "optimizer update: ")
             if params is not None:
                 check_float_tree(params, "params", "optimizer update: ")
