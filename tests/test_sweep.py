@@ -163,14 +163,6 @@ INPUT_XFAILS = {
     "multi_head_attention": f"{LLM}: x (2, 0, 4) (T = 0) → bare ValueError 'zero-size array "
     "to reduction operation max which has no identity'; the chunked implementation → bare "
     "ZeroDivisionError at attention.py:237 (-(-tq // cq))",
-    "rnn": f"{RECURRENT}: float16/bfloat16 x (2, 3, 4) → bare lax.scan TypeError 'carry input "
-    "and carry output must have equal types' (carry made float32) instead of a result or a "
-    "TypeError naming x; x (2, 0, 4) → bare ZeroDivisionError from jnp.reshape(x, (-1, 0, 4)) "
-    "(recurrent.py:379)",
-    "lstm": f"{RECURRENT}: float16/bfloat16 x (2, 3, 4) → bare lax.scan TypeError (carry "
-    "dtype); x (2, 0, 4) → bare ZeroDivisionError (recurrent.py:379)",
-    "gru": f"{RECURRENT}: float16/bfloat16 x (2, 3, 4) → bare lax.scan TypeError (carry "
-    "dtype); x (2, 0, 4) → bare ZeroDivisionError (recurrent.py:379)",
 }
 
 
@@ -253,18 +245,6 @@ SCALAR_XFAILS = {
     "AttributeError 'float' object has no attribute 'shape'; expected a ValueError naming x",
     ("conv1d", "None"): UNOWNED.format("conv.py") + ": conv1d.apply(params, None) → "
     "AttributeError 'NoneType' object has no attribute 'shape'",
-    **{
-        (layer, kind): UNOWNED.format("dense.py, nn/norm.py, nn/conv.py, _validation.py")
-        + f": {layer}.apply(params, {NOT_ARRAYS[kind]!r}) → bare NumPy TypeError ("
-        + (
-            "'Cannot determine dtype of [[1.0, 2.0]]'"
-            if kind == "list"
-            else "'data type 'x' not understood'"
-        )
-        + " from jnp.result_type; expected a TypeError naming x"
-        for layer in ("dense", "layer_norm", "conv1d", "rnn")
-        for kind in ("list", "str")
-    },
 }
 
 
