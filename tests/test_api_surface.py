@@ -27,7 +27,7 @@ PENDING_DOCS = {
     "funcnn.lab.compare.race": {"LEARNING_RATES", "PROBLEMS", "RACE_OPTIMIZERS"},
     "funcnn.lab.compare.verify": {"DTYPES", "TOLERANCES"},
     "funcnn.lab.experiments": {
-        "ACTIVATIONS", "DEPTH_MODELS", "MATCHED_INIT", "STABILITY_OPTIMIZERS", "STABILITY_RUNS",
+        "DEPTH_MODELS", "MATCHED_INIT", "STABILITY_OPTIMIZERS", "STABILITY_RUNS",
     },
     "funcnn.lab.gradcheck": {"DEFAULT_EPS", "DEFAULT_TOLERANCE", "FLOOR_FRACTION"},
     "funcnn.lab.lm": {"CharLMResult", "LN2"},
@@ -35,8 +35,6 @@ PENDING_DOCS = {
     "funcnn.losses": {"REDUCTIONS"},
     "funcnn.scale.xla": {"MULTI_OUTPUT_FUSION_OPTION"},
     "funcnn.train.checkpoint": {"FORMAT", "VERSION"},
-    "funcnn.train.objectives": {"KINDS"},
-    "funcnn.verify.registry": {"CONFIGS", "COUPLING", "DRIFT", "PROBLEM_SHAPES"},
 }  # fmt: skip
 
 
