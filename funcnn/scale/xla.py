@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 MULTI_OUTPUT_FUSION_OPTION = _cpu_fusion.MULTI_OUTPUT_FUSION_OPTION
+"""The XLA:CPU backend option that turns on multi-output (sibling) loop fusion."""
 _flags_ask_for_fusion = _cpu_fusion.flags_ask_for_fusion
 
 
