@@ -204,7 +204,7 @@ def check_layer_input(name: str, shape: tuple[int, ...], dtype: str) -> None:
     # init refuses zero-size dims (there is nothing to infer from), so a zero-size x is
     # applied with the params of its size-1 twin (params depend on the feature width only).
     sized = tuple(max(d, 1) for d in shape[:-1]) + shape[-1:]
-    built = outcome(lambda: family.layer.init(KEY, sized), "shape", "x", name, "in_shape")
+    built = outcome(lambda: family.layer.init(KEY, sized), "shape", "x")
     if built is None:
         return
     params, out_shape = built
