@@ -23,6 +23,9 @@ Families and inputs (derandomized; each family is its own test so a failure name
     optimizers      sgd, momentum, adam, adamw, rmsprop, lion × float32/16/bfloat16 × shapes
                     (3,), (0,), () (dtype kept, finite, sgd's −η·g); × complex params, int,
                     bool, complex gradients, Python floats; adam(mu_dtype=int32)
+    token ids       embedding, bag_of_words (plain, causal) × id dtype ∈ int32, uint8, int64,
+                    bool, float32 × shapes incl. T = 0 and B = 0 × ids out of range at a real
+                    step × garbage ids at padded steps — against table rows in float64
     checkpoints     16 storable dtypes × arbitrary bit patterns (NaN payloads, extremes) ×
                     shapes with 0/1/3-sized dims × like = None / NumPy / ShapeDtypeStruct
 
@@ -622,3 +625,72 @@ def test_checkpoints_round_trip_every_dtype_bit_for_bit(array, like_kind):
         got = np.asarray(restored[key])
         assert got.dtype == tree[key].dtype and got.shape == tree[key].shape
         assert got.tobytes() == tree[key].tobytes()
+
+
+# ----------------------------------------------------------------------------- token ids
+
+ID_LAYERS = {
+    "embedding": nn.embedding(5, 3),
+    "bag_of_words": nn.bag_of_words(5, 3),
+    "bag_of_words_causal": nn.bag_of_words(5, 3, causal=True),
+}
+
+
+def ids_reference(name: str, table: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """float64: rows of the table; their (prefix) mean over the real steps for the bags."""
+    rows = table.astype(np.float64)[np.where(mask, ids, 0)]  # (B, T, d)
+    if name == "embedding":
+        return rows
+    weights = mask[..., None].astype(np.float64)
+    if name == "bag_of_words":
+        return (rows * weights).sum(-2) / np.maximum(weights.sum(-2), 1)
+    return np.cumsum(rows * weights, -2) / np.maximum(np.cumsum(weights, -2), 1)
+
+
+@st.composite
+def token_ids(draw):
+    batch, steps = draw(st.sampled_from([(2, 4), (1, 1), (2, 0), (0, 3)]))
+    dtype = draw(st.sampled_from(["int32", "uint8", "int64", "bool", "float32"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    ids = rng.integers(0, 5, size=(batch, steps))
+    if draw(st.booleans()) and ids.size:
+        ids.flat[0] = draw(st.sampled_from([5, -1, 1000]))  # out of range at a real step
+    lengths = rng.integers(0 if steps == 0 else 1, steps + 1, size=batch)
+    mask = np.arange(steps)[None, :] < lengths[:, None]
+    garbage = draw(st.sampled_from([0, 7, -3]))  # what the padded steps hold
+    return np.where(mask, ids, garbage).astype(dtype), mask, draw(st.booleans())
+
+
+ID_XFAILS = {
+    "bag_of_words": UNOWNED.format("embedding.py")
+    + ": bag_of_words(5, 3).apply(params, zeros((2, 0), int32)) without a mask (T = 0) "
+    "returns NaN (mean of nothing); with a mask an all-padding row gives zeros — expected "
+    "zeros (or a ValueError naming ids)",
+}
+
+
+@pytest.mark.parametrize("name", family_params(ID_XFAILS, ID_LAYERS))
+def test_token_ids_are_refused_clearly_or_looked_up_exactly(name):
+    layer = ID_LAYERS[name]
+    params, _ = layer.init(KEY, (2, 4))
+
+    @SWEEP
+    @given(token_ids())
+    def sweep(case):
+        ids, mask, with_mask = case
+        if not with_mask:
+            mask = np.ones(ids.shape, bool)
+        y = outcome(
+            lambda: layer.apply(params, ids, mask=jnp.asarray(mask) if with_mask else None),
+            "ids",
+        )
+        real = np.where(mask, ids.astype(np.int64), 0)
+        bad = ids.dtype.kind not in "iu" or ((real < 0) | (real >= 5)).any()
+        if y is None:
+            assert bad, f"{name} refused valid ids {ids.tolist()} (mask {mask.tolist()})"
+            return
+        assert not bad, f"{name} accepted ids {ids.tolist()} of dtype {ids.dtype}"
+        want = ids_reference(name, np.asarray(params["table"]), real, mask)
+        np.testing.assert_allclose(np.asarray(y), want, rtol=1e-6, atol=1e-7)
+
+    sweep()
