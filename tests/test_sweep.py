@@ -56,7 +56,7 @@ from funcnn import checkpoint, losses, nn, optim, reference
 FUNCNN_DIR = os.path.dirname(funcnn.__file__)
 KEY = jax.random.key(0)
 SWEEP = settings(
-    max_examples=6,
+    max_examples=5,
     deadline=None,
     derandomize=True,
     database=None,
