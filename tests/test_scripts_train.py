@@ -239,3 +239,27 @@ def test_the_default_out_is_checked_too(script, tmp_path, capsys, monkeypatch):
     (tmp_path / "runs").write_text("a file where the default --out runs/train would go")
     err = refusal(capsys, lambda: script.validated(script.build_parser(), TINY))
     assert "--out: cannot make folder 'runs/train': 'runs' is a file" in err, err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--jobs", "0"], "argument --jobs: expected a positive integer, got '0'"),
+        (["--timeout", "nan"], "argument --timeout: expected a finite number > 0, got 'nan'"),
+        (["--sample", "-1"], "argument --sample: expected an integer ≥ 0, got '-1'"),
+        (["--seed", "3"], "--seed draws the --sample"),
+        (["--tests", "tests/test_losses.py", "--stages", "1"], "--tests and --stages exclude"),
+        (["--rebuild-coverage", "--no-coverage"], "--rebuild-coverage and --no-coverage"),
+        (["--list", "funcnn/losses.py", "--jobs", "1"], "--list prints a file's mutants"),
+    ],
+)
+def test_mutation_flags_that_would_be_ignored_or_cannot_work_are_refused(
+    capsys, monkeypatch, argv, message
+):
+    path = REPO / "scripts" / "mutation.py"
+    spec = importlib.util.spec_from_file_location("mutation_script", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look themselves up
+    spec.loader.exec_module(module)
+    err = refusal(capsys, lambda: module.main(argv))
+    assert message in err, err
