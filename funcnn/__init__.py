@@ -11,6 +11,7 @@ imports them.
     floor 1  activations, reference                      (reference: float64 NumPy, no JAX)
     floor 2  initializers, losses, optim                 (optim: stages, aliases, schedules)
     floor 3  nn, params, precision, datasets, sampling   (layers and models over param dicts)
+    floor 4  models (the configured decoder, generation with a KV cache, HF weights in/out)
     floor 4  train, objectives, checkpoint, resume, parallel, distributed, sharding
                                                       (`python -m funcnn.launch` starts processes)
     floor 5  lab                                          (studies; scripts call into it)
@@ -23,6 +24,7 @@ from funcnn import (
     distributed,
     initializers,
     losses,
+    models,
     nn,
     objectives,
     optim,
@@ -45,6 +47,7 @@ __all__ = [
     "distributed",
     "initializers",
     "losses",
+    "models",
     "nn",
     "objectives",
     "optim",

@@ -2,13 +2,15 @@
 
 Tests and `scripts/compare_optimizers.py` hold the JAX code against these transcriptions.
 Submodules: `optim` (every transform, alias and schedule), `functional` (activations and
-losses), `layers` (sequence layers), `models` (whole models, composed from the layers), `numerical`
+losses), `layers` (sequence layers), `models` (whole models, composed from the layers),
+`llm` (RMSNorm, RoPE, grouped-query attention, gated MLPs, the configured decoder), `numerical`
 (central finite differences and the complex-step derivative).
 """
 
-from funcnn.reference import functional, layers, models, numerical, optim
+from funcnn.reference import functional, layers, llm, models, numerical, optim
 from funcnn.reference.functional import *  # noqa: F403
 from funcnn.reference.layers import *  # noqa: F403
+from funcnn.reference.llm import *  # noqa: F403
 from funcnn.reference.models import *  # noqa: F403
 from funcnn.reference.numerical import *  # noqa: F403
 from funcnn.reference.optim import *  # noqa: F403
@@ -17,6 +19,7 @@ __all__ = [
     *optim.__all__,
     *functional.__all__,
     *layers.__all__,
+    *llm.__all__,
     *models.__all__,
     *numerical.__all__,
 ]
