@@ -14,6 +14,7 @@ own absolute position, so cached logits equal the full recompute at every step.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -78,7 +79,7 @@ def generate(
     return run(params, prompt, key)
 
 
-def _check_prompt(prompt_ids: object, vocab: int) -> Array:
+def _check_prompt(prompt_ids: Any, vocab: int) -> Array:
     """(B, T) int32 prompt, refusing floats, bad ranks, empty prompts and ids outside [0, V)."""
     dtype = jnp.result_type(prompt_ids)
     if not jnp.issubdtype(dtype, jnp.integer):

@@ -253,9 +253,12 @@ def config_to_hf(config: DecoderConfig) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- the name map
-def _gpt2_table(layers: int) -> list[tuple[str, tuple[str, ...], bool]]:
+Row = tuple[str, tuple[str, ...], bool]  # (HF name, funcnn path, transposed?)
+
+
+def _gpt2_table(layers: int) -> list[Row]:
     """(HF name, funcnn path, transpose) for every GPT-2 tensor except the fused c_attn."""
-    rows = [
+    rows: list[Row] = [
         ("transformer.wte.weight", ("embedding", "table"), False),
         ("transformer.wpe.weight", ("positions", "table"), False),
         ("transformer.ln_f.weight", ("norm", "scale"), False),
@@ -279,8 +282,8 @@ def _gpt2_table(layers: int) -> list[tuple[str, tuple[str, ...], bool]]:
     return rows
 
 
-def _llama_table(layers: int) -> list[tuple[str, tuple[str, ...], bool]]:
-    rows = [
+def _llama_table(layers: int) -> list[Row]:
+    rows: list[Row] = [
         ("model.embed_tokens.weight", ("embedding", "table"), False),
         ("model.norm.weight", ("norm", "scale"), False),
         ("lm_head.weight", ("head", "w"), True),

@@ -172,10 +172,12 @@ def load_safetensors(
     path: str | os.PathLike[str], *, like: Any = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """(params, metadata) from a file written by `save_safetensors` (or any safetensors file
-    whose names are dotted paths). With `like` (a params tree or its `jax.eval_shape`), the
-    names, shapes and dtypes must match it exactly, and its empty subtrees are restored."""
+    whose names are dotted paths). Leaves are NumPy arrays exactly as stored (float64 and
+    int64 stay so; `jax.tree.map(jnp.asarray, params)` puts them on device). With `like` (a
+    params tree or its `jax.eval_shape`), the names, shapes and dtypes must match it exactly,
+    and its empty subtrees are restored."""
     flat, metadata = read_safetensors(path)
-    params = unflatten_params({k: jnp.asarray(v) for k, v in flat.items()})
+    params = unflatten_params(flat)
     if like is None:
         return params, metadata
     shapes = {k: (tuple(np.shape(a)), np.dtype(a.dtype)) for k, a in _leaf_map(like).items()}
@@ -188,7 +190,7 @@ def load_safetensors(
                 f"load_safetensors: {name!r} is {flat[name].dtype}{list(flat[name].shape)} in "
                 f"{path}, expected {dtype}{list(shape)}."
             )
-    return jax.tree.map(lambda a, name: jnp.asarray(flat[name]), like, _names(like)), metadata
+    return jax.tree.map(lambda a, name: flat[name], like, _names(like)), metadata
 
 
 def _leaf_map(tree: Any) -> dict[str, Any]:

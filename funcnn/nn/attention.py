@@ -649,7 +649,6 @@ def multi_head_attention(
         q = heads("q", params, x, num_heads, positions)  # (..., H, Tq, dh)
         k = heads("k", params, context, kv_heads, context_positions)  # (..., H_kv, Tk, dh)
         v = heads("v", params, context, kv_heads, context_positions)  # (..., H_kv, Tk, dh)
-        options = dict(implementation=implementation, chunk_size=chunk_size)
         if cache is None:
             full = None if context_mask is None else context_mask[..., None, None, :]
             y = dot_product_attention(
@@ -660,7 +659,8 @@ def multi_head_attention(
                 causal=causal,
                 window=window,
                 logit_soft_cap=logit_soft_cap,
-                **options,
+                implementation=implementation,
+                chunk_size=chunk_size,
             )  # (..., H, Tq, dh)
             return _output(params, y)
         if mask is not None:
@@ -682,7 +682,8 @@ def multi_head_attention(
             repeat_kv(new_cache["v"].astype(q.dtype), groups),
             mask=seen,
             logit_soft_cap=logit_soft_cap,
-            **options,
+            implementation=implementation,
+            chunk_size=chunk_size,
         )
         return _output(params, y), new_cache
 
