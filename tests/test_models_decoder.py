@@ -44,7 +44,12 @@ def perturbed(params, seed):
     )
 
 
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+# llama_mqa_tied and funcnn_sinusoidal are held against the reference elsewhere (the HF
+# fixture and test_reference_models' transformer_lm); these four cover every option.
+REFERENCE_CASES = ["every_option", "gpt2", "llama_gqa_untied", "nanogpt"]
+
+
+@pytest.mark.parametrize("layout", REFERENCE_CASES)
 def test_decoder_matches_reference_values_and_gradients(layout):
     config = LAYOUTS[layout]
     seed = sorted(LAYOUTS).index(layout)
@@ -84,7 +89,7 @@ def test_decoder_matches_reference_values_and_gradients(layout):
     assert abs(got_slope - slope) <= 1e-10 * abs(slope), (got_slope, slope)
 
 
-CACHE_CASES = [(layout, False) for layout in sorted(LAYOUTS)] + [("llama_gqa_untied", True)]
+CACHE_CASES = [(layout, False) for layout in REFERENCE_CASES] + [("llama_mqa_tied", True)]
 
 
 @pytest.mark.parametrize(("layout", "scan_layers"), CACHE_CASES)
@@ -109,33 +114,36 @@ def llama():
     return model, params
 
 
+PROMPT = jnp.asarray([[3, 1, 4], [1, 5, 9]], jnp.int32)
+NEW = 6
+
+
 def test_greedy_generate_is_argmax_of_the_full_recompute(llama):
     model, params = llama
-    prompt = jnp.asarray([[3, 1, 4], [1, 5, 9]], jnp.int32)
-    out = np.asarray(models.generate(model, params, prompt, 6))
-    assert out.shape == (2, 9) and np.array_equal(out[:, :3], np.asarray(prompt))
-    ids = np.asarray(prompt)
+    out = np.asarray(models.generate(model, params, PROMPT, NEW))
+    assert out.shape == (2, 3 + NEW) and np.array_equal(out[:, :3], np.asarray(PROMPT))
+    # The slow way: the whole sequence again at every step, in a fixed (B, T + n) buffer
+    # (causal: the zeros after position t cannot change its logits), one compiled program.
     full = jax.jit(model.apply)
-    for _ in range(6):  # the slow way: the whole sequence again at every step
-        nxt = np.argmax(np.asarray(full(params, jnp.asarray(ids)))[:, -1], axis=-1)
-        ids = np.concatenate([ids, nxt[:, None]], axis=1)
+    ids = np.zeros((2, 3 + NEW), np.int32)
+    ids[:, :3] = np.asarray(PROMPT)
+    for t in range(3, 3 + NEW):
+        ids[:, t] = np.argmax(np.asarray(full(params, jnp.asarray(ids)))[:, t - 1], axis=-1)
     np.testing.assert_array_equal(out, ids)
     # Stacked (scan_layers) params of the same weights give the same ids.
     stacked = models.decoder(LAYOUTS["llama_gqa_untied"], scan_layers=True)
-    out_scan = models.generate(stacked, nn.stack_layers(params, LAYERS), prompt, 6)
+    out_scan = models.generate(stacked, nn.stack_layers(params, LAYERS), PROMPT, NEW)
     np.testing.assert_array_equal(np.asarray(out_scan), out)
 
 
 def test_sampling_is_reproducible_and_top_k_one_is_greedy(llama):
     model, params = llama
-    prompt = jnp.asarray([[3, 1, 4]], jnp.int32)
     key = jax.random.key(9)
-    a = models.generate(model, params, prompt, 5, temperature=0.8, key=key)
-    b = models.generate(model, params, prompt, 5, temperature=0.8, key=key)
+    a = models.generate(model, params, PROMPT, NEW, temperature=0.8, top_k=1, key=key)
+    b = models.generate(model, params, PROMPT, NEW, temperature=0.8, top_k=1, key=key)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    greedy = models.generate(model, params, prompt, 5)
-    top1 = models.generate(model, params, prompt, 5, temperature=1.0, top_k=1, key=key)
-    np.testing.assert_array_equal(np.asarray(top1), np.asarray(greedy))
+    greedy = models.generate(model, params, PROMPT, NEW)  # compiled by the test above
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(greedy))
 
 
 def test_generate_refuses_bad_requests(llama):
@@ -162,11 +170,11 @@ def test_transformer_lm_is_the_decoder_preset():
     params, _ = lm.init(jax.random.key(0), (2, 6))
     assert sorted(params) == ["block_0", "block_1", "embedding", "head", "norm", "positions"]
     assert sorted(params["block_0"]["mlp"]) == ["dense_0", "dense_2", "gelu_1"]
+    # The decoder's own init with the same config and key gives the very same params.
     config = models.DecoderConfig(11, 8, 2, 2, 6, mlp_hidden=16)
-    ids = jnp.asarray([[1, 2, 3, 4, 5, 6]])
-    np.testing.assert_array_equal(
-        np.asarray(lm.apply(params, ids)), np.asarray(models.decoder(config).apply(params, ids))
-    )
+    same, _ = models.decoder(config).init(jax.random.key(0), (2, 6))
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(same), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_config_refuses_what_does_not_fit():
@@ -189,3 +197,23 @@ def test_readme_modern_architectures_example_runs():
     section = text[start : text.index("\n## ", start + 1)]
     (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
     exec(compile(code, "README modern architectures", "exec"), {})  # it asserts its own results
+
+
+def test_gpt2_init_is_normal_002_with_scaled_residual_projections():
+    # Radford et al. 2019: every weight N(0, 0.02²); the residual projections (attention out,
+    # MLP down) N(0, 0.02²/(2L)); biases 0, norm gains 1. Measured on a wider init-only model.
+    layers = 8
+    config = models.gpt2_config(64, 96, layers, 4, 16)
+    params, _ = jax.jit(lambda k: models.decoder(config).init(k, (1, 16)))(jax.random.key(5))
+    block = params["block_3"]
+    residual = 0.02 / np.sqrt(2 * layers)
+    for leaf, std in (
+        (block["attention"]["q"]["w"], 0.02),
+        (block["mlp"]["dense_0"]["w"], 0.02),
+        (params["embedding"]["table"], 0.02),
+        (block["attention"]["o"]["w"], residual),
+        (block["mlp"]["dense_2"]["w"], residual),
+    ):
+        assert abs(float(np.std(leaf)) / std - 1) < 0.05 and abs(float(np.mean(leaf))) < 0.1 * std
+    assert np.all(np.asarray(block["attention"]["o"]["b"]) == 0)
+    assert np.all(np.asarray(block["norm_mlp"]["scale"]) == 1)

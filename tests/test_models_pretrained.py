@@ -38,12 +38,12 @@ def test_logits_and_greedy_tokens_match_transformers(loaded):
 
 
 def test_save_pretrained_writes_what_from_pretrained_reads(loaded, tmp_path):
-    name, model, params, expected = loaded
+    name, model, params, _ = loaded
     models.save_pretrained(model, params, tmp_path / name)
     again, params2 = models.from_pretrained(tmp_path / name)
     assert again.config == model.config
-    logits = np.asarray(again.apply(params2, jnp.asarray(expected["ids"])))
-    assert relative(logits, expected["logits"]) <= 1e-4
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params2), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # bitwise: same weights
     written = json.loads((tmp_path / name / "config.json").read_text())
     original = json.loads((FIXTURES / name / "config.json").read_text())
     for field in ("model_type", "vocab_size", "tie_word_embeddings"):

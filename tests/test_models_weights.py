@@ -42,7 +42,7 @@ def test_every_dtype_and_the_metadata_round_trip_exactly(tmp_path):
         assert got.dtype == value.dtype, name
         np.testing.assert_array_equal(got, value)
     # With `like`, the empty subtree of a parameterless layer comes back too.
-    like = jax.eval_shape(lambda: jax.tree.map(jnp.asarray, TREE))
+    like = jax.tree.map(lambda a: np.zeros_like(np.asarray(a)), TREE)  # exact dtypes
     restored, _ = models.load_safetensors(path, like=like)
     assert restored["block_0"]["relu_1"] == {}
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
@@ -53,7 +53,7 @@ def test_mismatches_and_bad_metadata_are_refused(tmp_path):
     with pytest.raises(TypeError, match="strings to strings"):
         models.save_safetensors(path, TREE, metadata={"step": 12})
     models.save_safetensors(path, TREE)
-    like = jax.eval_shape(lambda: jax.tree.map(jnp.asarray, TREE))
+    like = jax.tree.map(lambda a: np.zeros_like(np.asarray(a)), TREE)  # exact dtypes
     wrong = dict(like, bf16=jax.ShapeDtypeStruct((3,), jnp.float32))
     with pytest.raises(ValueError, match="'bf16' is bfloat16"):
         models.load_safetensors(path, like=wrong)

@@ -34,6 +34,7 @@ def train_lm(*flags: str) -> subprocess.CompletedProcess:
         (["--prompt", ""], "--prompt must have at least one character"),
         (["--top-k", "-2"], "--top-k: expected a positive integer, got '-2'"),
         (["--clip-norm", "0"], "--clip-norm: expected a finite number > 0, got '0'"),
+        (["--arch", "llama", "--num-kv-heads", "3"], "num_kv_heads=3 must divide num_heads=4"),
     ],
 )
 def test_bad_flags_fail_before_training(flags, message):
@@ -70,3 +71,20 @@ def test_load_refuses_a_checkpoint_without_lm_config(tmp_path):
     path = checkpoint.save(tmp_path / "other.ckpt", {"w": np.zeros(3, np.float32)})
     result = train_lm(*TINY, "--load", str(path))
     assert result.returncode == 2 and "has no lm_config metadata" in result.stderr
+
+
+def test_arch_trains_a_decoder_and_writes_the_hugging_face_layout(tmp_path):
+    from funcnn import models
+
+    out = tmp_path / "llama"
+    flags = ["--arch", "llama", "--num-heads", "2", "--num-kv-heads", "1", "--depth", "1"]
+    trained = train_lm(*TINY, *flags, "--out", str(out), "--prompt", "de")
+    assert trained.returncode == 0, trained.stderr
+    assert sorted(p.name for p in (out / "hf").iterdir()) == [
+        "chars.json",
+        "config.json",
+        "model.safetensors",
+    ]
+    model, _ = models.from_pretrained(out / "hf")
+    assert (model.config.num_kv_heads, model.config.num_layers, model.config.dim) == (1, 1, 8)
+    assert json.loads((out / "metrics.json").read_text())["model"] == "llama"

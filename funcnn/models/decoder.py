@@ -66,6 +66,8 @@ Cache = dict[str, Any]
 (num_layers, B, H_kv, L, dh)}} for stacked (scan_layers) params."""
 
 POSITIONS = ("learned", "sinusoidal", "rope", "none")
+"""`DecoderConfig.positions`: a learned table (GPT-2), the fixed sinusoids, rotary (Llama),
+or none at all."""
 INITS = ("default", "gpt2")
 
 

@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 MODEL_TYPES = ("gpt2", "llama")
+"""The Hugging Face `model_type`s that `from_pretrained` reads and `save_pretrained` writes."""
 
 # Hugging Face activation names → funcnn's feed_forward activations (and back).
 _HF_ACTIVATIONS = {

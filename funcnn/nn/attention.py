@@ -6,6 +6,14 @@ Masks are boolean, True where a query may look at a key. A masked key gets weigh
 0; a query row whose every key is masked gets all-zero weights (so a zero output) rather
 than the 0/0 = NaN of a naive softmax, and its gradients are finite too.
 
+Options of the modern decoders, all in both implementations below:
+- sliding window (Mistral, Gemma 2): query i sees only keys j with i − j < window;
+- logit soft-cap (Gemma 2): each score s becomes c·tanh(s/c) before the softmax;
+- in `multi_head_attention`: grouped-query heads (`num_kv_heads`; query head j reads kv head
+  j // (H/H_kv)), QK-norm, rotary embeddings (`nn.rotary`), bias switches, and a KV cache
+  {"k", "v"} (B, H_kv, L, dh) written at absolute positions — the same layer for training
+  and for decoding.
+
 Mask shapes: `dot_product_attention` takes a full mask (..., Tq, Tk) with the same rank as
 the scores (size-1 axes broadcast). Layers take the sequence convention of `masking.py`: a
 padding mask (B, T), True for real tokens, turned into a key mask here.

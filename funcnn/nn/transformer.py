@@ -98,12 +98,15 @@ def transformer_block(
     check_positive_int(mlp_ratio, "mlp_ratio")
     check_positive_int(num_heads, "num_heads")
     rate = check_in_range(dropout, "dropout", 0.0, 1.0, high_inclusive=True)
-    head_dim = dim // num_heads if head_dim is None else check_positive_int(head_dim, "head_dim")
+    if head_dim is None:
+        if dim % num_heads:
+            raise ValueError(
+                f"{name}: dim={dim} must be divisible by num_heads={num_heads} (each head gets "
+                f"dim/num_heads columns), or give head_dim."
+            )
+        head_dim = dim // num_heads
+    head_dim = check_positive_int(head_dim, "head_dim")
     hidden = mlp_ratio * dim if mlp_hidden is None else check_positive_int(mlp_hidden, "mlp_hidden")
-    if head_dim * num_heads != dim and head_dim == dim // num_heads:
-        raise ValueError(
-            f"{name}: dim={dim} must be divisible by num_heads={num_heads}, or give head_dim."
-        )
     norm_attention = make_norm(norm, eps=norm_eps, use_bias=norm_bias, name="norm_attention")
     attention = multi_head_attention(
         num_heads * head_dim,
