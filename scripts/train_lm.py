@@ -76,7 +76,11 @@ ARCHS = {"gpt2": models.gpt2_config, "llama": models.llama_config, "nanogpt": mo
 
 def build_decoder(args: argparse.Namespace, tokenizer: text_data.CharTokenizer) -> tuple:
     """(Decoder, params or None, tokenizer) for --arch or --from-pretrained (ValueError if the
-    checkpoint cannot read the corpus or the windows)."""
+    flags conflict or the checkpoint cannot read the corpus or the windows)."""
+    if args.num_kv_heads is not None and args.arch != "llama":
+        raise ValueError("--num-kv-heads needs --arch llama (grouped-query attention).")
+    if args.model != "transformer" or (args.arch and args.from_pretrained):
+        raise ValueError("--arch, --from-pretrained and --model each choose the model: give one.")
     if args.from_pretrained is None:
         extra = {} if args.num_kv_heads is None else {"num_kv_heads": args.num_kv_heads}
         make = ARCHS[args.arch]
@@ -144,7 +148,7 @@ def main(argv=None) -> int:
         corpus = text_data.load_text(args.text) if args.text else text_data.stdlib_docstrings()
         tokenizer = text_data.CharTokenizer.from_text(corpus)
         decoder_model = init = None
-        if args.arch or args.from_pretrained:
+        if args.arch or args.from_pretrained or args.num_kv_heads:
             decoder_model, init, tokenizer = build_decoder(args, tokenizer)
         prompt = tokenizer.encode(args.prompt)
         if prompt.shape[0] == 0:

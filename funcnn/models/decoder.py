@@ -249,6 +249,7 @@ class Decoder(NamedTuple):
     name: str
     config: DecoderConfig
     scan_layers: bool
+    options: tuple[str, int, bool] = ("auto", 128, False)  # implementation, chunk_size, remat
 
     @property
     def layer(self) -> Layer:
@@ -434,7 +435,7 @@ def decoder(
             logits = head.apply(params["head"], x)  # (B, T, V)
         return logits if cache is None else (logits, new_cache)
 
-    return Decoder(init, apply, name, config, scan_layers)
+    return Decoder(init, apply, name, config, scan_layers, (implementation, chunk_size, remat))
 
 
 def _check_cache_tree(cache: Any, scan_layers: bool, block_keys: list[str], name: str) -> None:

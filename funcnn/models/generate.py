@@ -13,7 +13,6 @@ own absolute position, so cached logits equal the full recompute at every step.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
@@ -75,8 +74,14 @@ def generate(
     if max_new_tokens == 0:
         return prompt
     key = jax.random.key(0) if key is None else key  # unused when greedy
-    run = _compiled(model, steps, total, temperature, top_k)
-    return run(params, prompt, key)
+    # Two decoders built from the same config and options compute the same function, so
+    # they share one compiled program (from_pretrained twice does not compile twice).
+    static = (model.config, model.scan_layers, model.options, steps, total, temperature, top_k)
+    if static not in _PROGRAMS:
+        if len(_PROGRAMS) >= 32:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))  # forget the oldest
+        _PROGRAMS[static] = _compile(model, steps, total, temperature, top_k)
+    return _PROGRAMS[static](params, prompt, key)
 
 
 def _check_prompt(prompt_ids: Any, vocab: int) -> Array:
@@ -102,9 +107,11 @@ def _check_prompt(prompt_ids: Any, vocab: int) -> Array:
     return jnp.asarray(prompt_ids, jnp.int32)
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled(model: Decoder, steps: int, total: int, temperature: float, top_k: int | None):
-    """One jitted generation program per static configuration (reused across calls)."""
+_PROGRAMS: dict[tuple, Any] = {}  # a cache of compiled programs; never changes a result
+
+
+def _compile(model: Decoder, steps: int, total: int, temperature: float, top_k: int | None):
+    """The jitted generation program of one static configuration."""
 
     def pick(draw: Array, logits: Array) -> Array:
         if temperature == 0:
