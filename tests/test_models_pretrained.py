@@ -110,3 +110,13 @@ def test_save_pretrained_refuses_what_no_hf_layout_computes(tmp_path):
     with pytest.raises(UnsupportedConfigError, match="sliding_window"):
         models.save_pretrained(model, {}, tmp_path / "out")  # refused before any weight is read
     assert not (tmp_path / "out").exists()
+
+
+def test_bfloat16_weights_round_trip_as_stored(tmp_path):
+    model, params = models.from_pretrained(FIXTURES / "gpt2_tied")
+    models.save_pretrained(model, params, tmp_path / "bf16", dtype=jnp.bfloat16)
+    assert json.loads((tmp_path / "bf16" / "config.json").read_text())["torch_dtype"] == "bfloat16"
+    _, loaded = models.from_pretrained(tmp_path / "bf16", dtype=None)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded), strict=True):
+        assert b.dtype == jnp.bfloat16
+        np.testing.assert_array_equal(np.asarray(b), np.asarray(a).astype(jnp.bfloat16))
