@@ -1,4 +1,4 @@
-"""Tokens/s: sampling.generate (full recompute) vs nn.decoding.generate_cached (KV cache).
+"""Tokens/s: sampling.generate (full recompute of a window) vs models.generate (KV cache).
 
 PYTHONPATH=. python benchmarks/generation_speed.py --contexts 256 1024 --new 64
 """
@@ -9,8 +9,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from funcnn.nn.decoding import generate_cached
-from funcnn.nn.transformer import transformer_lm
+from funcnn import models
 from funcnn.sampling import generate
 
 
@@ -21,19 +20,18 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128)
     args = ap.parse_args()
     max_len = max(args.contexts)
-    lm = transformer_lm(65, args.dim, num_heads=4, depth=2, max_len=max_len)
-    params, _ = lm.init(jax.random.PRNGKey(0), (1, max_len))
-    key = jax.random.PRNGKey(1)
+    config = models.DecoderConfig(65, args.dim, 2, 4, max_len)  # transformer_lm's layout
+    model = models.decoder(config)
+    params, _ = model.init(jax.random.key(0), (1, max_len))
+    key = jax.random.key(1)
     for ctx in args.contexts:
         prompt = jnp.ones((ctx - args.new,), jnp.int32)
         rates = []
         for fn in (
             lambda prompt=prompt, ctx=ctx: generate(
-                lm, params, prompt, key=key, length=args.new, context=ctx
+                model.layer, params, prompt, key=key, length=args.new, context=ctx, top_k=1
             ),
-            lambda prompt=prompt: generate_cached(
-                params, prompt, key=key, length=args.new, num_heads=4
-            ),
+            lambda prompt=prompt: models.generate(model, params, prompt[None], args.new),
         ):
             fn().block_until_ready()  # compile
             t0 = time.perf_counter()

@@ -8,10 +8,12 @@ come from `jax.grad`, and the optimizers are hand-written state transformations.
 on their own (`from funcnn.lab import experiments`): nothing in the library imports them.
 
     the math      activations, initializers, losses, params, sampling
-                  nn/         layers, one family per module, and whole models
+                  nn/         layers, one family per module
                   optim/      stages, aliases (each optimizer a chain of stages), schedules
                   reference/  float64 NumPy transcriptions of all of it (no JAX)
                   datasets/   generated tasks and loaders for real data
+    models/       whole models built from nn: the configured decoder (GPT-2, Llama, nanoGPT),
+                  generation with a KV cache, Hugging Face weights in and out
     train/        TrainState and the step, data order, fit, evaluate, objectives,
                   checkpoint, resume
     scale/        mesh, placement, sharding rules, multi-process (`python -m
@@ -19,8 +21,8 @@ on their own (`from funcnn.lab import experiments`): nothing in the library impo
     verify/       the optimizer configurations held against funcnn.reference
     lab/          studies built on all of the above (scripts call into it)
 
-Arrows point one way: `lab` → `verify`, `train` → `scale` → the math; `optim` never
-imports `reference` (only `verify` pairs them); nothing in the library imports `lab`.
+Arrows point one way: `lab` → `verify`, `train` → `scale` → the math, `models` → `nn`; `optim`
+never imports `reference` (only `verify` pairs them); nothing in the library imports `lab`.
 
 Fast by default: importing funcnn adds XLA:CPU's multi-output fusion option to ``XLA_FLAGS``
 before anything starts JAX's backend, so AdamW's update runs as one loop per leaf on CPU with
@@ -38,6 +40,7 @@ from funcnn import (  # noqa: E402  (after the XLA_FLAGS edit above, on purpose)
     datasets,
     initializers,
     losses,
+    models,
     nn,
     optim,
     params,
@@ -55,6 +58,7 @@ __all__ = [
     "datasets",
     "initializers",
     "losses",
+    "models",
     "nn",
     "optim",
     "params",

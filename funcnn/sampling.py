@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from funcnn._validation import check_positive_int, check_real
 from funcnn.nn.core import Layer, Params
@@ -44,6 +45,12 @@ def generate(
 ) -> Array:
     """Continue `prompt` (P,) int ids by `length` sampled ids; returns (P + length,) ids.
 
+    For any causal layer (RNN, CNN, bag of words, transformer) — it recomputes a window at
+    every step. A `funcnn.models.Decoder` decodes with its KV cache in
+    `funcnn.models.generate` instead (batched, greedy at temperature 0).
+    Prompt ids must be integers in [0, vocab): floats and ids outside are refused, never
+    truncated or clamped.
+
     The whole loop is one compiled `lax.fori_loop`. At each step the model reads the last
     `context` ids of a fixed-size buffer (so shapes never change and nothing recompiles) and
     the logits at the newest position are sampled. This relies on the model being causal:
@@ -56,11 +63,25 @@ def generate(
         raise ValueError(f"temperature must be > 0, got temperature={temperature}.")
     if top_k is not None:
         check_positive_int(top_k, "top_k")
+    dtype = jnp.result_type(prompt)
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(
+            f"prompt must hold integer token ids, got dtype {dtype} (a float prompt is not "
+            f"truncated: convert it yourself if that is what you mean)."
+        )
     prompt = jnp.asarray(prompt, jnp.int32)
     if prompt.ndim != 1 or prompt.shape[0] < 1:
         raise ValueError(f"prompt must be a non-empty 1-D array of ids, got {prompt.shape}.")
     total = prompt.shape[0] + length
     window = min(context, total)
+    # The vocabulary is the logits' last axis; an id outside it would be clamped by the
+    # embedding under jit, so it is refused here, where the prompt is still concrete.
+    vocab = jax.eval_shape(model.apply, params, jnp.zeros((1, window), jnp.int32)).shape[-1]
+    if not isinstance(prompt, jax.core.Tracer):
+        ids = np.asarray(prompt)
+        bad = (ids < 0) | (ids >= vocab)
+        if bad.any():
+            raise ValueError(f"prompt ids must lie in [0, {vocab}), got {ids[bad][:5].tolist()}.")
     return _generate_compiled(model, window, length, temperature, top_k)(params, prompt, key)
 
 

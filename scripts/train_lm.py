@@ -5,23 +5,30 @@
     python scripts/train_lm.py --text my.txt --prompt "The " --temperature 0.8 --top-k 10
     python scripts/train_lm.py --out runs/lm          # then, without training again:
     python scripts/train_lm.py --load runs/lm/params.ckpt --prompt "def "
+    python scripts/train_lm.py --arch llama --num-kv-heads 2 --out runs/llama  # → runs/llama/hf
+    python scripts/train_lm.py --from-pretrained runs/llama/hf --steps 200     # fine-tune it
+    python scripts/train_lm.py --load runs/llama/hf --prompt "def "            # sample from it
 
 Reports validation bits per character against the unigram (character-frequency) baseline,
 then samples `--length` characters after `--prompt` with a jitted generation loop. With
 --out, writes metrics.json (with the history), sample.txt and params.ckpt there; the
 checkpoint's metadata holds the model config and the characters, so `--load` rebuilds both.
+--arch gpt2|llama|nanogpt trains a `funcnn.models` decoder of that layout instead of --model;
+with --out it is written in the Hugging Face layout (out/hf: config.json, model.safetensors,
+chars.json), which transformers, --from-pretrained and --load read.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import jax
 
-from funcnn import sampling
+from funcnn import models, sampling
 from funcnn.datasets import text as text_data
 from funcnn.lab import cli, lm
 from funcnn.nn.sequence_models import ARCHITECTURES, char_lm
@@ -47,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-heads", type=cli.positive_int, default=4)
     p.add_argument("--dropout", type=cli.probability, default=0.0, help="drop probability")
+    p.add_argument("--arch", choices=ARCHS, help="a funcnn.models decoder layout (not --model)")
+    p.add_argument("--num-kv-heads", type=cli.positive_int, help="--arch llama: kv heads (GQA)")
+    p.add_argument(
+        "--from-pretrained", type=Path, metavar="DIR", help="start from a Hugging Face directory"
+    )
     cli.add_run_flags(p, out=None)
     p.add_argument("--prompt", default="The ")
     p.add_argument("--length", type=cli.positive_int, default=300, help="characters to sample")
@@ -129,6 +141,36 @@ def check_top_k(args: argparse.Namespace, vocab: int) -> None:
         )
 
 
+ARCHS = {"gpt2": models.gpt2_config, "llama": models.llama_config, "nanogpt": models.nanogpt_config}
+
+
+def build_decoder(args: argparse.Namespace, tokenizer: text_data.CharTokenizer) -> tuple:
+    """(Decoder, params or None, tokenizer) for --arch or --from-pretrained (ValueError if the
+    flags conflict or the checkpoint cannot read the corpus or the windows)."""
+    if args.num_kv_heads is not None and args.arch != "llama":
+        raise ValueError("--num-kv-heads needs --arch llama (grouped-query attention).")
+    if args.model != "transformer" or (args.arch and args.from_pretrained):
+        raise ValueError("--arch, --from-pretrained and --model each choose the model: give one.")
+    if args.from_pretrained is None:
+        extra = {} if args.num_kv_heads is None else {"num_kv_heads": args.num_kv_heads}
+        make = ARCHS[args.arch]
+        config = make(
+            tokenizer.vocab_size, args.dim, args.depth, args.num_heads, args.seq_len, **extra
+        )
+        return models.decoder(config.replace(dropout=args.dropout)), None, tokenizer
+    model, params = models.from_pretrained(args.from_pretrained)
+    chars = args.from_pretrained / "chars.json"
+    if chars.exists():
+        tokenizer = text_data.CharTokenizer(json.loads(chars.read_text()))
+    if model.config.vocab_size < tokenizer.vocab_size or args.seq_len > model.config.max_len:
+        raise ValueError(
+            f"--from-pretrained {args.from_pretrained}: vocab {model.config.vocab_size} and "
+            f"max_len {model.config.max_len} must cover the {tokenizer.vocab_size} characters "
+            f"and --seq-len {args.seq_len}."
+        )
+    return model, params, tokenizer
+
+
 def model_config(args: argparse.Namespace, tokenizer: text_data.CharTokenizer) -> dict[str, Any]:
     """Everything needed to rebuild the model and its tokenizer; stored in params.ckpt."""
     kwargs = {"dim": args.dim, "hidden": args.hidden_size, "depth": args.depth}
@@ -145,6 +187,10 @@ def model_config(args: argparse.Namespace, tokenizer: text_data.CharTokenizer) -
 
 def load_model(path: Path) -> tuple[Any, Any, text_data.CharTokenizer, int]:
     """(model, params, tokenizer, context) rebuilt from a params.ckpt written by this script."""
+    if path.is_dir():  # a Hugging Face directory written with --arch … --out
+        model, params = models.from_pretrained(path)
+        chars = json.loads((path / "chars.json").read_text())
+        return model, params, text_data.CharTokenizer(chars), model.config.max_len
     metadata = checkpoint.read_metadata(path)
     if "lm_config" not in metadata:
         raise ValueError(f"{path} has no lm_config metadata: it was not written by train_lm.py.")
@@ -180,6 +226,9 @@ def main(argv=None) -> int:
     try:
         corpus = text_data.load_text(args.text) if args.text else text_data.stdlib_docstrings()
         tokenizer = text_data.CharTokenizer.from_text(corpus)
+        decoder_model = init = None
+        if args.arch or args.from_pretrained or args.num_kv_heads:
+            decoder_model, init, tokenizer = build_decoder(args, tokenizer)
         prompt = tokenizer.encode(args.prompt)
         if prompt.shape[0] == 0:
             raise ValueError("--prompt must have at least one character.")
@@ -200,7 +249,7 @@ def main(argv=None) -> int:
         print(f"  step {int(state.step):6d}  train {info['bits_per_char']:.4g} bits/char")
 
     result = lm.train_char_lm(
-        args.model,
+        args.arch or args.model,
         corpus,
         steps=args.steps,
         batch_size=args.batch_size,
@@ -213,21 +262,26 @@ def main(argv=None) -> int:
         seed=args.seed,
         steps_per_dispatch=min(100, args.steps),
         callback=report,
+        model=None if decoder_model is None else decoder_model.layer,
+        params=init,
+        tokenizer=tokenizer,
         **config["model_kwargs"],
     )
     gain = result.unigram_bits_per_char - result.val_bits_per_char
     print(
-        f"{args.model}: {result.num_params:,} params, {1e3 * result.seconds_per_step:.1f} ms/step\n"
+        f"{args.arch or args.model}: {result.num_params:,} params, "
+        f"{1e3 * result.seconds_per_step:.1f} ms/step\n"
         f"validation {result.val_bits_per_char:.3f} bits/char vs unigram "
         f"{result.unigram_bits_per_char:.3f} ({gain:+.3f} bits better)"
     )
-    sample = sample_text(args, result.model, result.state.params, tokenizer, prompt, args.seq_len)
+    trained = result.model if decoder_model is None else decoder_model
+    sample = sample_text(args, trained, result.state.params, tokenizer, prompt, args.seq_len)
     print(f"--- sample (temperature {args.temperature}, top-k {args.top_k}) ---\n{sample}\n---")
 
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         metrics = {
-            "model": args.model,
+            "model": args.arch or args.model,
             "params": result.num_params,
             "val_bits_per_char": result.val_bits_per_char,
             "unigram_bits_per_char": result.unigram_bits_per_char,
@@ -238,6 +292,11 @@ def main(argv=None) -> int:
         # ms_per_step is NaN when every dispatch compiled: strict JSON writes it as null
         (args.out / "metrics.json").write_text(cli.json_text(metrics))
         (args.out / "sample.txt").write_text(sample)
+        if decoder_model is not None:  # the Hugging Face layout, and the characters
+            models.save_pretrained(decoder_model, result.state.params, args.out / "hf")
+            (args.out / "hf" / "chars.json").write_text(json.dumps(tokenizer.chars))
+            print(f"wrote {args.out}/metrics.json, sample.txt, hf/")
+            return 0
         params_path = args.out / "params.ckpt"
         checkpoint.save(params_path, result.state.params, metadata={"lm_config": config})
         print(f"wrote {args.out}/metrics.json, sample.txt, params.ckpt")
@@ -245,11 +304,25 @@ def main(argv=None) -> int:
 
 
 def sample_text(args, model, params, tokenizer, prompt, context: int) -> str:
+    key = jax.random.key(args.seed + 1)
+    if isinstance(model, models.Decoder):
+        if prompt.shape[0] + args.length <= model.config.max_len:  # KV-cached, one program
+            ids = models.generate(
+                model,
+                params,
+                prompt[None],
+                args.length,
+                temperature=args.temperature,
+                top_k=args.top_k,
+                key=key,
+            )
+            return tokenizer.decode(ids[0])
+        model = model.layer  # longer than its positions: a sliding window of max_len
     ids = sampling.generate(
         model,
         params,
         prompt,
-        key=jax.random.key(args.seed + 1),
+        key=key,
         length=args.length,
         context=context,
         temperature=args.temperature,

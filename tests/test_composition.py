@@ -37,6 +37,10 @@ CASES = [
     Case("perceptron", nn.perceptron(), leaks=False),
     Case("mlp (layer_norm, dropout)", nn.mlp([F, 8, F], layer_norm=True, dropout=0.5), leaks=False),
     Case("layer_norm", nn.layer_norm(), leaks=False),
+    Case("rms_norm", nn.rms_norm(), leaks=False),
+    Case(
+        "feed_forward (SwiGLU)", nn.feed_forward(F, 8, activation="silu", gated=True), leaks=False
+    ),
     Case("dropout", nn.dropout(0.5), leaks=False),
     Case("activation", nn.activation(gelu), leaks=False),
     Case("flatten", nn.flatten(), real="all"),
@@ -58,6 +62,12 @@ CASES = [
     Case("lstm (reverse)", nn.lstm(3, reverse=True)),
     Case("gru (reverse)", nn.gru(3, reverse=True)),
     Case("multi_head_attention", nn.multi_head_attention(F, num_heads=2)),
+    Case(
+        "multi_head_attention (GQA, RoPE, QK-norm, window)",
+        nn.multi_head_attention(
+            F, num_heads=2, num_kv_heads=1, rope_theta=10.0, qk_norm=True, window=3
+        ),
+    ),
     Case("transformer_block", nn.transformer_block(F, num_heads=2, dropout=0.5)),
     Case(
         "transformer_lm",
@@ -141,6 +151,8 @@ def test_every_layer_constructor_has_a_row():
         "Layer", "attention_weights", "causal_mask", "dot_product_attention", "gru_cell",
         "key_padding_mask", "lengths_to_mask", "lstm_cell", "rnn_cell", "scan_steps",
         "sinusoidal_positions", "zero_carry",
+        "FEED_FORWARD_ACTIVATIONS", "apply_rotary", "init_kv_cache", "repeat_kv", "rotary_angles",
+        "soft_cap", "tied_logits", "window_mask",  # functions and constants of the LM layers
         "scan_apply", "stack_init", "stack_layers", "unstack_layers",  # helpers behind repeat
     }  # fmt: skip
     layer_kinds = set(nn.__all__) - not_layers

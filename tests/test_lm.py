@@ -78,6 +78,11 @@ def test_generate_is_reproducible_and_validates(small_lm):
         sampling.generate(model, params, prompt, key=KEY, length=2, context=4, temperature=0.0)
     with pytest.raises(ValueError, match="prompt"):
         sampling.generate(model, params, jnp.zeros((0,), jnp.int32), key=KEY, length=2, context=4)
+    # #24: an id outside the vocabulary was clamped, a float prompt truncated; both refused.
+    with pytest.raises(ValueError, match=rf"\[0, {VOCAB}\), got \[{VOCAB}\]"):
+        sampling.generate(model, params, jnp.asarray([1, VOCAB]), key=KEY, length=2, context=4)
+    with pytest.raises(TypeError, match="integer token ids"):
+        sampling.generate(model, params, jnp.asarray([1.7, 2.0]), key=KEY, length=2, context=4)
 
 
 @pytest.mark.parametrize("kind", ARCHITECTURES)

@@ -130,3 +130,61 @@ def test_mlp_validates_sizes_and_input_width():
         nn.mlp([4, 2]).init(KEY, (-1, 5))
     with pytest.raises(ValueError, match="dropout"):
         nn.mlp([4, 2, 1], dropout=1.5)
+
+
+# ---------------------------------------------------------------- transformer MLPs
+def _projected_gradient_check(apply, params, x, reference, rng):
+    """Values ≤ 1e-10 and ∇·v (params and x together) ≤ 1e-10 against the complex step."""
+    from funcnn.reference.numerical import complex_step
+
+    cotangent = rng.normal(size=np.shape(reference(params, x)))
+    with jax.enable_x64(True):
+        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        np.testing.assert_allclose(
+            np.asarray(apply(p64, jnp.asarray(x))), reference(params, x), rtol=1e-10, atol=1e-12
+        )
+        grads = jax.grad(lambda p, x: jnp.sum(apply(p, x) * cotangent), argnums=(0, 1))(
+            p64, jnp.asarray(x)
+        )
+    tree = {"p": params, "x": x}
+    direction = jax.tree.map(lambda a: rng.normal(size=np.shape(a)), tree)
+    slope = complex_step(lambda t: np.sum(reference(t["p"], t["x"]) * cotangent), tree, direction)
+    got = sum(
+        float(np.sum(np.asarray(g) * d))
+        for g, d in zip(jax.tree.leaves(list(grads)), jax.tree.leaves(direction), strict=True)
+    )
+    assert abs(got - slope) <= 1e-10 * abs(slope)
+
+
+@pytest.mark.parametrize(
+    ("activation", "gated", "use_bias"),
+    [
+        ("silu", True, False),  # SwiGLU (Llama)
+        ("gelu", True, True),  # GeGLU
+        ("relu2", False, False),  # ReLU² (Primer)
+        ("gelu_tanh", False, True),  # GPT-2's MLP
+    ],
+)
+def test_feed_forward_matches_reference(activation, gated, use_bias, rng):
+    from funcnn.reference import feed_forward_reference
+
+    layer = nn.feed_forward(5, 7, activation=activation, gated=gated, use_bias=use_bias)
+    params, shape = layer.init(KEY, (2, 3, 5))
+    assert shape == (2, 3, 5)
+    if gated:
+        assert params["gate"]["w"].shape == params["up"]["w"].shape == (5, 7)
+        assert params["down"]["w"].shape == (7, 5)
+    assert ("b" in params["gate" if gated else "dense_0"]) == use_bias
+    params = jax.tree.map(lambda a: np.asarray(a) + 0.3 * rng.normal(size=a.shape), params)
+    _projected_gradient_check(
+        layer.apply,
+        params,
+        rng.normal(size=(2, 3, 5)),
+        lambda p, x: feed_forward_reference(x, p, activation, gated),
+        rng,
+    )
+
+
+def test_feed_forward_refuses_an_unknown_activation():
+    with pytest.raises(ValueError, match="activation must be one of"):
+        nn.feed_forward(4, 8, activation="swish")

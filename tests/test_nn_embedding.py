@@ -130,3 +130,23 @@ def test_padded_steps_may_hold_any_id_and_jit_clamps():
     assert np.isfinite(np.asarray(lm.apply(lm_params, ids, mask=mask))).all()
     with pytest.raises(ValueError, match="must lie in"):
         lm.apply(lm_params, ids)
+
+
+def test_tied_head_gradient_sums_both_uses_of_the_table(rng):
+    # logits = E[ids]·Eᵀ: ∂L/∂E gets the lookup rows and the head's δᵀ·h, summed.
+    table, ids = rng.normal(size=(6, 3)), np.array([[1, 4, 4, 0]])
+    cotangent = rng.normal(size=(1, 4, 6))
+    with jax.enable_x64(True):
+
+        def loss(t):
+            h = nn.embedding(6, 3).apply({"table": t}, jnp.asarray(ids))
+            return jnp.sum(nn.tied_logits(t, h) * cotangent)
+
+        grad = np.asarray(jax.grad(loss)(jnp.asarray(table)))
+    h = table[ids[0]]  # (4, 3)
+    expected = cotangent[0].T @ h  # the head's use: Σₜ δₜ ⊗ hₜ
+    for t, i in enumerate(ids[0]):  # the lookup's use: row i gets δₜ·E
+        expected[i] += cotangent[0, t] @ table
+    np.testing.assert_allclose(grad, expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="tied_logits"):
+        nn.tied_logits(jnp.ones((6, 3)), jnp.ones((2, 4)))

@@ -123,3 +123,72 @@ def test_float64_values_and_gradients_match_the_reference_to_1e_10(rng):
     np.testing.assert_allclose(gp["bias"], c.sum((0, 1)), rtol=1e-10)
     np.testing.assert_allclose(gp["scale"], (c * x_hat).sum((0, 1)), rtol=1e-10)
     np.testing.assert_allclose(gx, dx, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------- RMSNorm and the switches
+def _values_and_gradient(layer, params, x, reference, rng):
+    from funcnn.reference.numerical import complex_step
+
+    cotangent = rng.normal(size=x.shape)
+    with jax.enable_x64(True):
+        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        got = np.asarray(layer.apply(p64, jnp.asarray(x)))
+        grads = jax.grad(lambda p, x: jnp.sum(layer.apply(p, x) * cotangent), argnums=(0, 1))(
+            p64, jnp.asarray(x)
+        )
+    np.testing.assert_allclose(got, reference(params, x), rtol=1e-10, atol=1e-12)
+    tree = {"p": jax.tree.map(np.asarray, params), "x": x}
+    direction = jax.tree.map(lambda a: rng.normal(size=np.shape(a)), tree)
+    slope = complex_step(lambda t: np.sum(reference(t["p"], t["x"]) * cotangent), tree, direction)
+    got_slope = sum(
+        float(np.sum(np.asarray(g) * d))
+        for g, d in zip(jax.tree.leaves(list(grads)), jax.tree.leaves(direction), strict=True)
+    )
+    assert abs(got_slope - slope) <= 1e-10 * abs(slope)
+
+
+@pytest.mark.parametrize("use_scale", [True, False])
+def test_rms_norm_matches_reference(use_scale, rng):
+    from funcnn.nn.norm import rms_norm
+    from funcnn.reference import rms_norm_reference
+
+    layer = rms_norm(eps=1e-3, use_scale=use_scale)
+    params, shape = layer.init(KEY, (2, 3, 5))
+    assert shape == (2, 3, 5) and list(params) == (["scale"] if use_scale else [])
+    params = jax.tree.map(lambda a: np.asarray(a) + rng.normal(size=a.shape), params)
+    _values_and_gradient(
+        layer,
+        params,
+        rng.normal(size=(2, 3, 5)),
+        lambda p, x: rms_norm_reference(x, p.get("scale"), 1e-3),
+        rng,
+    )
+
+
+@pytest.mark.parametrize(("use_scale", "use_bias"), [(True, False), (False, True), (False, False)])
+def test_layer_norm_switches_match_reference(use_scale, use_bias, rng):
+    from funcnn.reference import norm_reference
+
+    layer = nn.layer_norm(use_scale=use_scale, use_bias=use_bias)
+    params, _ = layer.init(KEY, (4, 6))
+    assert ("scale" in params, "bias" in params) == (use_scale, use_bias)
+    params = jax.tree.map(lambda a: np.asarray(a) + rng.normal(size=a.shape), params)
+    _values_and_gradient(
+        layer,
+        params,
+        rng.normal(size=(4, 6)),
+        lambda p, x: norm_reference(x, p, "layer", 1e-5),
+        rng,
+    )
+
+
+def test_rms_norm_is_finite_at_zero_and_refuses_bad_input():
+    from funcnn.nn.norm import rms_norm
+
+    layer = rms_norm()
+    params, _ = layer.init(KEY, (3,))
+    assert np.all(np.asarray(layer.apply(params, jnp.zeros((2, 3)))) == 0)
+    with pytest.raises(ValueError, match=r"x.shape=\(2, 4\).*scale.shape=\(3,\)"):
+        layer.apply(params, jnp.ones((2, 4)))
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        rms_norm(eps=0.0)

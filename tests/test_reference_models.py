@@ -139,6 +139,7 @@ def test_transformer_block_matches_reference(causal):
         params,
         x,
         seed,
+        keep=mask,  # padded steps are zeroed before attention: their outputs are not compared
     )
 
 
@@ -155,6 +156,7 @@ def test_transformer_lm_matches_reference(positions):
         params,
         ids_for(seed),
         seed,
+        keep=mask,  # padded steps are zeroed before attention: their outputs are not compared
     )
 
 

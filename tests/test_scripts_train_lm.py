@@ -35,6 +35,8 @@ def train_lm(*flags: str) -> subprocess.CompletedProcess:
         (["--prompt", ""], "--prompt must have at least one character"),
         (["--top-k", "-2"], "--top-k: expected a positive integer, got '-2'"),
         (["--clip-norm", "0"], "--clip-norm: expected a finite number > 0, got '0'"),
+        (["--num-kv-heads", "2"], "--num-kv-heads needs --arch llama"),
+        (["--arch", "gpt2"], "--arch, --from-pretrained and --model each choose the model"),
     ],
 )
 def test_bad_flags_fail_before_training(flags, message):
@@ -145,3 +147,21 @@ def test_flags_that_cannot_work_are_refused_before_training(
     assert message.format(tmp=tmp_path) in captured.err, captured.err
     assert "bits/char" not in captured.out  # no training step ran
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_arch_trains_a_decoder_and_writes_the_hugging_face_layout(tmp_path):
+    from funcnn import models
+
+    out = tmp_path / "llama"
+    flags = ["--arch", "llama", "--num-heads", "2", "--num-kv-heads", "1", "--depth", "1"]
+    tiny = ["--steps", "3", "--batch-size", "4", "--seq-len", "16", "--dim", "8", "--length", "12"]
+    trained = train_lm(*tiny, *flags, "--out", str(out), "--prompt", "de")  # no --model
+    assert trained.returncode == 0, trained.stderr
+    assert sorted(p.name for p in (out / "hf").iterdir()) == [
+        "chars.json",
+        "config.json",
+        "model.safetensors",
+    ]
+    model, _ = models.from_pretrained(out / "hf")
+    assert (model.config.num_kv_heads, model.config.num_layers, model.config.dim) == (1, 1, 8)
+    assert json.loads((out / "metrics.json").read_text())["model"] == "llama"

@@ -113,20 +113,29 @@ def train_char_lm(
     seed: int = 0,
     steps_per_dispatch: int = 100,
     callback: Callable[[TrainState, dict[str, float]], None] | None = None,
+    model: Layer | None = None,
+    params: Params | None = None,
+    tokenizer: text_data.CharTokenizer | None = None,
     **model_kwargs: Any,
 ) -> CharLMResult:
     """Train `char_lm(kind, …)` on `text` and score it on the held-out tail in bits/char.
+
+    A ready `model` (e.g. `funcnn.models.decoder(config).layer`) replaces `char_lm`, with
+    `params` to start from (pretrained weights; default: its init) and the `tokenizer`
+    whose ids it was trained on (default: the characters of `text`).
 
     Optimizer: clip_by_global_norm(clip_norm) → AdamW with a linear warmup over
     `warmup_steps` (at most steps − 1) then cosine decay to 0 at `steps`; weight decay only
     on ≥2-D weights.
     Batches are random windows of `seq_len` characters drawn on device.
     """
-    tokenizer = text_data.CharTokenizer.from_text(text)
+    tokenizer = tokenizer or text_data.CharTokenizer.from_text(text)
     train_ids, val_ids = text_data.train_val_split(tokenizer.encode(text), val_fraction)
-    model = char_lm(kind, tokenizer.vocab_size, max_len=seq_len, **model_kwargs)
+    if model is None:
+        model = char_lm(kind, tokenizer.vocab_size, max_len=seq_len, **model_kwargs)
     key_init, key_state, key_data = jax.random.split(jax.random.key(seed), 3)
-    params, _ = model.init(key_init, (batch_size, seq_len))
+    if params is None:
+        params, _ = model.init(key_init, (batch_size, seq_len))
     # A warmup longer than the run is cut to steps − 1, so short runs still decay.
     warmup = min(max(warmup_steps, 1), max(steps - 1, 1))
     optimizer = optimizers.clipped_warmup_cosine(

@@ -7,8 +7,12 @@ from funcnn.nn.attention import (
     attention_weights,
     causal_mask,
     dot_product_attention,
+    init_kv_cache,
     key_padding_mask,
     multi_head_attention,
+    repeat_kv,
+    soft_cap,
+    window_mask,
 )
 from funcnn.nn.conv import conv1d
 from funcnn.nn.core import (
@@ -19,11 +23,17 @@ from funcnn.nn.core import (
     residual,
     serial,
 )
-from funcnn.nn.dense import dense, mlp, perceptron
+from funcnn.nn.dense import FEED_FORWARD_ACTIVATIONS, dense, feed_forward, mlp, perceptron
 from funcnn.nn.dropout import dropout
-from funcnn.nn.embedding import bag_of_words, embedding, positional_encoding, sinusoidal_positions
+from funcnn.nn.embedding import (
+    bag_of_words,
+    embedding,
+    positional_encoding,
+    sinusoidal_positions,
+    tied_logits,
+)
 from funcnn.nn.masking import lengths_to_mask
-from funcnn.nn.norm import layer_norm
+from funcnn.nn.norm import layer_norm, rms_norm
 from funcnn.nn.pooling import avg_pool1d, global_avg_pool, global_max_pool, max_pool1d
 from funcnn.nn.recurrent import (
     gru,
@@ -35,12 +45,15 @@ from funcnn.nn.recurrent import (
     scan_steps,
     zero_carry,
 )
+from funcnn.nn.rotary import apply_rotary, rotary_angles
 from funcnn.nn.stack import repeat, scan_apply, stack_init, stack_layers, unstack_layers
 from funcnn.nn.transformer import transformer_block, transformer_lm
 
 __all__ = [
+    "FEED_FORWARD_ACTIVATIONS",
     "Layer",
     "activation",
+    "apply_rotary",
     "attention_weights",
     "avg_pool1d",
     "bag_of_words",
@@ -50,11 +63,13 @@ __all__ = [
     "dot_product_attention",
     "dropout",
     "embedding",
+    "feed_forward",
     "flatten",
     "global_avg_pool",
     "global_max_pool",
     "gru",
     "gru_cell",
+    "init_kv_cache",
     "key_padding_mask",
     "layer_norm",
     "lengths_to_mask",
@@ -67,17 +82,23 @@ __all__ = [
     "perceptron",
     "positional_encoding",
     "repeat",
+    "repeat_kv",
     "residual",
+    "rms_norm",
     "rnn",
     "rnn_cell",
+    "rotary_angles",
     "scan_apply",
     "scan_steps",
     "serial",
     "sinusoidal_positions",
+    "soft_cap",
     "stack_init",
     "stack_layers",
+    "tied_logits",
     "transformer_block",
     "transformer_lm",
     "unstack_layers",
+    "window_mask",
     "zero_carry",
 ]

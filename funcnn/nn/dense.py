@@ -3,6 +3,8 @@
     dense:       y = x @ w + b          w: (in, out), b: (out,), x: (..., in) → y: (..., out)
     perceptron:  y = f(x @ w + b)       a single neuron: w: (in, 1), b: (1,) → y: (..., 1)
     mlp:         serial(dense, f, dense, f, …, dense)  — no activation after the last dense
+    feed_forward the transformer MLP: down(f(x·up)), or gated down(f(x·gate) ⊙ x·up)
+                 (SwiGLU, GeGLU; Shazeer 2020), with f ∈ FEED_FORWARD_ACTIVATIONS (ReLU² too)
 
 Default initializers: w ~ lecun_normal (Var = 1/fan_in), b = 0; see `funcnn.initializers`
 for why.
@@ -18,7 +20,7 @@ import jax.numpy as jnp
 
 from funcnn import initializers
 from funcnn._validation import check_floating, check_in_range, check_positive_int
-from funcnn.activations import relu, sigmoid
+from funcnn.activations import gelu, relu, sigmoid, silu
 from funcnn.nn.core import Layer, Params, Shape, as_shape, get_child, serial
 from funcnn.nn.core import activation as activation_layer
 from funcnn.nn.dropout import dropout as dropout_layer
@@ -26,7 +28,7 @@ from funcnn.nn.norm import layer_norm as layer_norm_layer
 
 Array = jax.Array
 
-__all__ = ["dense", "mlp", "perceptron"]
+__all__ = ["FEED_FORWARD_ACTIVATIONS", "dense", "feed_forward", "mlp", "perceptron"]
 
 
 def _input_width(in_shape: Sequence[int], name: str) -> tuple[Shape, int]:
@@ -200,3 +202,95 @@ def mlp(
         return body.init(key, shape)
 
     return Layer(init, body.apply, name)
+
+
+def gelu_tanh(x: Array) -> Array:
+    """GELU's tanh form ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (GPT-2's "gelu_new")."""
+    return gelu(x, approximate=True)
+
+
+def relu2(x: Array) -> Array:
+    """Squared ReLU, max(x, 0)² (So et al. 2021, "Primer")."""
+    return jnp.square(relu(x))
+
+
+FEED_FORWARD_ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "gelu": gelu,
+    "gelu_tanh": gelu_tanh,
+    "silu": silu,
+    "relu": relu,
+    "relu2": relu2,
+}
+"""Activations of `feed_forward` by name: exact GELU, tanh-GELU, SiLU (swish), ReLU, ReLU²."""
+
+
+def feed_forward(
+    dim: int,
+    hidden: int,
+    *,
+    activation: str = "gelu",
+    gated: bool = False,
+    use_bias: bool = True,
+    w_init: initializers.Initializer | None = None,
+    out_init: initializers.Initializer | None = None,
+    name: str = "mlp",
+) -> Layer:
+    """The transformer's position-wise MLP on x (..., D) → (..., dim), hidden width F:
+
+        plain:  y = f(x·W_up + b_up)·W_down + b_down
+                params {"dense_0": (D, F), "<f>_1": {}, "dense_2": (F, dim)} — `mlp`'s layout
+        gated:  y = (f(x·W_gate) ⊙ (x·W_up))·W_down
+                params {"gate", "up": (D, F), "down": (F, dim)}
+
+    f = FEED_FORWARD_ACTIVATIONS[activation]: gated with "silu" is SwiGLU (Llama), with
+    "gelu" GeGLU; plain with "relu2" is ReLU² (Primer), with "gelu_tanh" GPT-2's MLP.
+    Biases only with `use_bias`. `w_init` initializes the input weights (default
+    lecun_normal), `out_init` the output weight (default `w_init`): GPT-2 scales the
+    residual projection down by 1/√(2L).
+    """
+    check_positive_int(dim, "dim")
+    check_positive_int(hidden, "hidden")
+    if activation not in FEED_FORWARD_ACTIVATIONS:
+        raise ValueError(
+            f"{name}: activation must be one of {sorted(FEED_FORWARD_ACTIVATIONS)}, got "
+            f"{activation!r}."
+        )
+    fn = FEED_FORWARD_ACTIVATIONS[activation]
+    out_init = out_init or w_init
+    if not gated:
+        return serial(
+            dense(hidden, use_bias=use_bias, w_init=w_init),
+            activation_layer(fn, name=activation),
+            dense(dim, use_bias=use_bias, w_init=out_init),
+            name=name,
+        )
+    parts = {
+        "gate": dense(hidden, use_bias=use_bias, w_init=w_init, name="gate"),
+        "up": dense(hidden, use_bias=use_bias, w_init=w_init, name="up"),
+        "down": dense(dim, use_bias=use_bias, w_init=out_init, name="down"),
+    }
+
+    def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
+        shape, _ = _input_width(in_shape, name)
+        keys = jax.random.split(key, 3)
+        params = {
+            "gate": parts["gate"].init(keys[0], shape)[0],
+            "up": parts["up"].init(keys[1], shape)[0],
+            "down": parts["down"].init(keys[2], (*shape[:-1], hidden))[0],
+        }
+        return params, (*shape[:-1], dim)
+
+    def apply(
+        params: Params,
+        x: Array,
+        *,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> Array:
+        del mask, key, train  # per-step and deterministic
+        gate = fn(parts["gate"].apply(get_child(params, "gate", name), x))  # (..., F)
+        up = parts["up"].apply(get_child(params, "up", name), x)  # (..., F)
+        return parts["down"].apply(get_child(params, "down", name), gate * up)  # (..., dim)
+
+    return Layer(init, apply, name)

@@ -4,6 +4,7 @@
     bag_of_words     ids (B, T)   → masked mean of table[ids] (B, d)  params {"table": (vocab, d)}
     sinusoidal_positions(max_len, d)  the fixed table of Vaswani et al. (2017)
     positional_encoding(max_len, kind="learned"|"sinusoidal")  adds P[:T] to x (B, T, d)
+    tied_logits(table, h)  the output head that reuses the embedding table: h·Eᵀ (..., vocab)
 
 Sequence layers in funcnn take an optional boolean `mask` keyword, shape (B, T), True for
 real steps and False for padding: `apply(params, x, *, mask=None, key=None, train=False)`.
@@ -17,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn._validation import check_choice, check_positive_int, check_real
+from funcnn._validation import check_choice, check_floating, check_positive_int, check_real
 from funcnn.nn.core import Layer, Params, Shape, as_shape
 from funcnn.nn.masking import check_mask, masked_mean, prefix_mean
 
@@ -28,6 +29,7 @@ __all__ = [
     "embedding",
     "positional_encoding",
     "sinusoidal_positions",
+    "tied_logits",
 ]
 
 Array = jax.Array
@@ -221,3 +223,18 @@ def positional_encoding(
         return x + jnp.broadcast_to(table[:steps].astype(x.dtype), jnp.shape(x))
 
     return Layer(init, apply, name)
+
+
+def tied_logits(table: Array, h: Array) -> Array:
+    """Output head tied to the input embedding (Press & Wolf 2017; GPT-2): logits = h·Eᵀ.
+
+    table E (vocab, d), h (..., d) → (..., vocab). The one table gets both gradients — the
+    rows looked up at the input and ∂L/∂E = δᵀ·h from the head — summed by `jax.grad`.
+    """
+    check_floating(h, "tied_logits: h")
+    if jnp.ndim(table) != 2 or jnp.ndim(h) < 1 or h.shape[-1] != table.shape[-1]:
+        raise ValueError(
+            f"tied_logits: expects table (vocab, d) and h (..., d), got table{jnp.shape(table)} "
+            f"and h{jnp.shape(h)}."
+        )
+    return jnp.einsum("...d,vd->...v", h, table.astype(h.dtype))  # (..., vocab)
