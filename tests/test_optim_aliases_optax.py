@@ -9,10 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import optim
 from funcnn.optim import aliases_optax as ox
-from funcnn.optim import configs
-from funcnn.optim import schedules
+from funcnn.optim import configs, schedules
 from funcnn.reference import optim as ref
 
 STEPS = 30

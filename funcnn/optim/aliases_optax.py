@@ -367,7 +367,7 @@ def fromage(learning_rate: float | Schedule, min_norm: float = 1e-6) -> Gradient
     Chain: scale_by_trust_ratio(min_norm) → scale_by_learning_rate(ηₜ·cₜ) → θ-shrink (cₜ − 1).
     """
     lr = as_schedule(learning_rate, "learning_rate")
-    shrink = lambda count: 1 / jnp.sqrt(1 + jnp.square(jnp.asarray(lr(count))))  # noqa: E731
+    shrink = lambda count: 1 / jnp.sqrt(1 + jnp.square(jnp.asarray(lr(count))))
     return chain(
         scale_by_trust_ratio(min_norm),
         scale_by_learning_rate(lambda count: lr(count) * shrink(count)),

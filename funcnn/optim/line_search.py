@@ -120,7 +120,7 @@ def scale_by_lbfgs(
         diff_updates = jax.tree.map(lambda g, h: g - h, updates, state.updates)
         sy = _vdot(diff_updates, diff_params)
         rho = jnp.where(sy == 0.0, 0.0, 1.0 / sy)
-        zero_before = lambda x: jnp.where(started, x, jnp.zeros_like(x))  # noqa: E731
+        zero_before = lambda x: jnp.where(started, x, jnp.zeros_like(x))
         diff_params, diff_updates = jax.tree.map(zero_before, (diff_params, diff_updates))
         rho = zero_before(rho)
         s_memory = jax.tree.map(
@@ -335,7 +335,7 @@ def scale_by_zoom_linesearch(
             safe = decrease <= tol
             high_is_new = (decrease > 0.0) | ((new_value >= s.value) & (s.count > 0))
             low_is_new = (new_slope >= 0.0) & ~high_is_new
-            pick = lambda a, b: jnp.where(low_is_new, a, b)  # noqa: E731
+            pick = lambda a, b: jnp.where(low_is_new, a, b)
             low, value_low, slope_low = (
                 pick(new, s.step),
                 pick(new_value, s.value),
@@ -462,7 +462,7 @@ def lbfgs(
     learning_rate: float | Schedule | None = None,
     memory_size: int = 10,
     scale_init_precond: bool = True,
-    linesearch: GradientTransformation | None | str = "zoom",
+    linesearch: GradientTransformation | str | None = "zoom",
 ) -> GradientTransformation:
     """L-BFGS (Liu & Nocedal 1989; Nocedal & Wright 2006, Algorithm 7.5), as optax's `lbfgs`:
 

@@ -7,7 +7,7 @@ distance to the solution lives in the state and only grows.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
