@@ -1,6 +1,8 @@
 """Prodigy (funcnn/optim/parameter_free.py) against its float64 transcription in
 `funcnn.reference.optim`, with defaults and with non-default flags, and its validation."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,7 +74,7 @@ def test_prodigy_distance_estimate_grows_from_d0():
         estimates.append(float(state.estim_lr))
     assert estimates[0] == pytest.approx(1e-6)  # the first step has θ = θ₀: no distance yet
     assert estimates[-1] > 100 * estimates[0]
-    assert all(b >= a for a, b in zip(estimates, estimates[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(estimates))
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,8 @@ def inject_hyperparams(
     Every numeric keyword argument (not in `static_args`) becomes a 0-d array in
     `state.hyperparams` (dtype `hyperparam_dtype`, else the params' widest float); a callable
     one (a schedule of the step) is evaluated each update and the value that update used is
-    stored there for logging; other arguments (strings, booleans, masks, `static_args`) are passed unchanged.
+    stored there for logging; other arguments (strings, booleans, masks, `static_args`) are
+    passed unchanged.
     Changing `state.hyperparams[k]` between steps changes the next step without
     recompiling. The initial values are validated once, here, by building the optimizer with
     them (so `learning_rate=-1` is a ValueError at once); values set later are used as given.
