@@ -70,7 +70,7 @@ def check_in_range(
     """Return `value` if it lies in the interval [low, high) (bounds configurable), else raise."""
     value = check_real(value, name)
     if isinstance(value, jax.core.Tracer):
-        return value  # traced (see check_real): checked when it was set
+        return value  # type: ignore[return-value]  # traced (see check_real)
     above = value >= low if low_inclusive else value > low
     below = value <= high if high_inclusive else value < high
     if not (above and below):

@@ -179,7 +179,7 @@ class ScaleByZoomLinesearchState(NamedTuple):
 class _Search(NamedTuple):
     """The line search's loop carry (one point per field group: trial, low, high, safe)."""
 
-    count: Array  # evaluations made
+    count: Array  # type: ignore[assignment]  # evaluations made (shadows tuple.count)
     step: Array
     value: Array
     grad: Any

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.tree_util import PyTreeDef
 
 from funcnn.optim.base import (
     Array,
@@ -55,7 +56,8 @@ def add_noise(eta: float, gamma: float, key: int | Array) -> GradientTransformat
         del params, extra
         count = safe_increment(state.count)
         next_key, sample_key = jax.random.split(state.rng_key)
-        leaves, treedef = jax.tree.flatten(updates)
+        leaves = jax.tree.leaves(updates)
+        treedef: PyTreeDef = jax.tree.structure(updates)
         keys = jax.random.split(sample_key, len(leaves))
         noisy = []
         for g, k in zip(leaves, keys, strict=True):

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.tree_util import PyTreeDef
 
 from funcnn.optim.base import (
     Array,
@@ -138,7 +139,7 @@ def prodigy(
                 s_new.astype(s.dtype),
             )
 
-        treedef = jax.tree.structure(updates)
+        treedef: PyTreeDef = jax.tree.structure(updates)
         flat = [
             leaf(*args)
             for args in zip(

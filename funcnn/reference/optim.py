@@ -1435,7 +1435,9 @@ class PolyakSGD(_Stage):
         self.max_lr, self.f_min, self.eps, self.variant = max_learning_rate, f_min, eps, variant
         self.t = 0
 
-    def update(self, grads, params, *, value, value_fn=None):
+    def update(self, grads, params, *, value=None, value_fn=None):
+        if value is None:
+            raise ValueError(f"{type(self).__name__} needs value=f(θ)")
         scaling = self.next_learning_rate()
         steps = {k: -scaling * g for k, g in grads.items()}
         norm_sq = _dot(steps, steps)
@@ -1474,7 +1476,9 @@ class ReduceOnPlateau(_Stage):
         self.scale, self.best, self.plateau, self.cooldown_count = 1.0, math.inf, 0, 0
         self.count, self.avg = 0, 0.0
 
-    def update(self, grads, params, *, value, value_fn=None):
+    def update(self, grads, params, *, value=None, value_fn=None):
+        if value is None:
+            raise ValueError(f"{type(self).__name__} needs value=f(θ)")
         self.count += 1
         self.avg = ((self.count - 1) * self.avg + value) / self.count
         if self.count == self.size:
