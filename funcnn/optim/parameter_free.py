@@ -24,7 +24,7 @@ from funcnn.optim.base import (
     safe_increment,
     tree_zeros_like,
 )
-from funcnn.optim.transforms import MaskOrFn, _mask_tree, _upcast
+from funcnn.optim.transforms import MaskOrFn, _mask_tree, _unzip3, _upcast
 
 __all__ = ["ProdigyState", "prodigy"]
 
@@ -66,8 +66,8 @@ def prodigy(
         m = β₁m + (1−β₁)·d·g,   v = β₂v + (1−β₂)·d²·g²
         s = β₃s + (η̂, or d with safeguard_warmup)·d·g/d₀
         r = β₃r + (d/d₀)·η̂·⟨g, θ₀ − θ⟩
-        θ ← θ − η̂·(m/(√v + d·ε) + λ·θ)      (λθ on the leaves `weight_decay_mask` selects)
-        d ← max(d, estim_lr_coef·r/‖s‖₁)     (used from the next step on)
+        d' = max(d, estim_lr_coef·r/‖s‖₁)     (η̂ uses it from the next step on)
+        θ ← θ − η̂·(m/(√v + d'·ε) + λ·θ)     (λθ on the leaves `weight_decay_mask` selects)
 
     `betas` = (β₁, β₂), `beta3` = β₃ (√β₂ if None). The step's scale comes from d, which
     grows from d₀ as the iterates move away from θ₀: no learning rate to tune. Needs the
@@ -124,38 +124,43 @@ def prodigy(
         )
         s_weight = d if safeguard_warmup else dlr
 
-        def leaf(g, p, m, v, s, chosen):
+        def leaf(g, m, v, s):
             dg = d * _upcast(g).astype(dtype)
             m_new = b1 * m.astype(dtype) + (1 - b1) * dg
             v_new = b2 * v.astype(dtype) + (1 - b2) * dg * dg
             s_new = b3 * s.astype(dtype) + s_weight * dg / d0
-            step = -dlr * m_new / (jnp.sqrt(v_new) + d * eps)
-            if chosen:
-                step = step - weight_decay * dlr * p.astype(dtype)
-            return (
-                step.astype(g.dtype),
-                m_new.astype(m.dtype),
-                v_new.astype(v.dtype),
-                s_new.astype(s.dtype),
-            )
+            return m_new, v_new, s_new
 
         treedef: PyTreeDef = jax.tree.structure(updates)
-        flat = [
-            leaf(*args)
-            for args in zip(
-                jax.tree.leaves(updates),
-                jax.tree.leaves(params),
-                jax.tree.leaves(state.exp_avg),
-                jax.tree.leaves(state.exp_avg_sq),
-                jax.tree.leaves(state.grad_sum),
-                treedef.flatten_up_to(decayed),
-                strict=True,
-            )
-        ]
-        steps, m, v, s = (treedef.unflatten([f[i] for f in flat]) for i in range(4))
+        m, v, s = _unzip3(
+            jax.tree.map(leaf, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum), updates
+        )
         numerator = b3 * state.numerator_weighted + (d / d0) * dlr * inner
-        l1 = _tree_sum([jnp.sum(jnp.abs(x.astype(dtype))) for x in jax.tree.leaves(s)])
+        l1 = _tree_sum([jnp.sum(jnp.abs(x)) for x in jax.tree.leaves(s)])
         new_d = jnp.maximum(d, coef * numerator / l1)
+
+        def step(g, p, m, v, chosen):
+            # η̂ uses the d before this update, the ε term the new one (optax's order).
+            u = -dlr * m / (jnp.sqrt(v) + new_d * eps)
+            if chosen:
+                u = u - weight_decay * dlr * p.astype(dtype)
+            return u.astype(g.dtype)
+
+        steps = treedef.unflatten(
+            [
+                step(*args)
+                for args in zip(
+                    jax.tree.leaves(updates),
+                    jax.tree.leaves(params),
+                    jax.tree.leaves(m),
+                    jax.tree.leaves(v),
+                    treedef.flatten_up_to(decayed),
+                    strict=True,
+                )
+            ]
+        )
+        cast = lambda tree, like: jax.tree.map(lambda x, y: x.astype(y.dtype), tree, like)
+        m, v, s = cast(m, state.exp_avg), cast(v, state.exp_avg_sq), cast(s, state.grad_sum)
         return steps, ProdigyState(m, v, s, state.params0, new_d, numerator, count)
 
     return GradientTransformation(init, update)

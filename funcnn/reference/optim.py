@@ -1705,7 +1705,8 @@ class Prodigy(_Stage):
     estim_lr0), t from 1: η̂ = d·η·√(1−β₂ᵗ)/(1−β₁ᵗ); m = β₁m + (1−β₁)d·g;
     v = β₂v + (1−β₂)d²g²; s = β₃s + (η̂ or d with safeguard_warmup)·d·g/d₀;
     r = β₃r + (d/d₀)·η̂·⟨g, θ₀ − θ⟩; d ← max(d, coef·r/Σ|s|) (for the next step);
-    θ −= η̂·(m/(√v + d·ε) + λθ) (λθ on masked leaves), with the d before the update."""
+    θ −= η̂·(m/(√v + d'·ε) + λθ) (λθ on masked leaves): η̂ uses the d before the update,
+    the ε term the updated d' (optax's order)."""
 
     def __init__(
         self,
@@ -1742,19 +1743,21 @@ class Prodigy(_Stage):
         self.last_learning_rate = dlr
         inner = _dot(grads, {k: self.theta0[k] - params[k] for k in params})
         chosen = _mask_dict(self.mask, params)
-        out = {}
         for k, g in grads.items():
             zero = np.zeros_like(g)
             dg = d * g
-            m = self.m[k] = b1 * self.m.get(k, zero) + (1 - b1) * dg
-            v = self.v[k] = b2 * self.v.get(k, zero) + (1 - b2) * dg * dg
+            self.m[k] = b1 * self.m.get(k, zero) + (1 - b1) * dg
+            self.v[k] = b2 * self.v.get(k, zero) + (1 - b2) * dg * dg
             self.s[k] = b3 * self.s.get(k, zero) + (d if self.safeguard else dlr) * dg / self.d0
-            out[k] = -dlr * m / (np.sqrt(v) + d * self.eps)
-            if chosen[k]:
-                out[k] = out[k] - self.weight_decay * dlr * params[k]
         self.numerator = b3 * self.numerator + (d / self.d0) * dlr * inner
         denominator = sum(float(np.sum(np.abs(s))) for s in self.s.values())
         self.d = max(d, self.coef * self.numerator / denominator)
+        out = {}
+        for k in grads:
+            # ε is scaled by the *new* estimate (optax's order); η̂ by the old one.
+            out[k] = -dlr * self.m[k] / (np.sqrt(self.v[k]) + self.d * self.eps)
+            if chosen[k]:
+                out[k] = out[k] - self.weight_decay * dlr * params[k]
         return out
 
 
