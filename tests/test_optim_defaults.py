@@ -119,6 +119,7 @@ DEFAULTS = {
     "schedule_free": {"b1": 0.9, "weight_lr_power": 2.0},
     # the stages: optax's scale_by_* defaults
     "scale_by_adam": {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "amsgrad": False, "fused": None},
+    "scale_by_amsgrad": {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "fused": None},
     "scale_by_adamax": {"b1": 0.9, "b2": 0.999, "eps": 1e-8},
     "scale_by_adam_rms": {"b2": 0.999, "eps": 1e-8},
     "scale_by_nadam": {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "momentum_decay": 4e-3},
@@ -214,6 +215,10 @@ ALIASES_AT_DEFAULTS = {
     "scale_by_adam": (
         lambda: optim.chain(optim.scale_by_adam(), optim.scale_by_learning_rate(1e-2)),
         lambda: ref.Chain(ref.ScaleByAdam(), ref.ScaleByLearningRate(1e-2)),
+    ),
+    "scale_by_amsgrad": (
+        lambda: optim.chain(optim.scale_by_amsgrad(), optim.scale_by_learning_rate(1e-2)),
+        lambda: ref.Adam(1e-2, amsgrad=True),
     ),
     "scale_by_rms": (
         lambda: optim.chain(optim.scale_by_rms(), optim.scale_by_learning_rate(1e-2)),
