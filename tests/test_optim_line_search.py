@@ -57,7 +57,7 @@ def _run(opt, loss, start, steps):
 def test_lbfgs_matches_the_float64_transcription_step_by_step():
     start = np.array([3.0, 1.0, -2.0, 0.0, 2.0, -1.0])
     with jax.enable_x64(True):
-        ours, _, _ = _run(optim.line_search.lbfgs(), quartic, {"x": jnp.asarray(start)}, 12)
+        ours, _, _ = _run(optim.lbfgs(), quartic, {"x": jnp.asarray(start)}, 12)
     reference = ref.LBFGS()
     params, expected = {"x": start.copy()}, []
     for _ in range(12):
@@ -95,6 +95,17 @@ def test_zoom_line_search_takes_the_references_step_and_evaluations():
     np.testing.assert_allclose(np.asarray(updates["x"]), step * direction["x"], rtol=1e-12)
 
 
+# f(x) = ½(x − 1)ᵀQΛQᵀ(x − 1), Λ = logspace(0, 4, 8): κ = 10⁴ along rotated axes (an
+# axis-aligned one would be easy for Adam, whose scaling is per coordinate).
+ROTATION, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((8, 8)))
+HESSIAN = ROTATION @ np.diag(np.logspace(0, 4, 8)) @ ROTATION.T
+
+
+def rotated_quadratic(params):
+    d = params["x"] - 1.0
+    return 0.5 * d @ jnp.asarray(HESSIAN) @ d
+
+
 def _steps_to_reach(values, target):
     below = np.nonzero(values <= target)[0]
     return int(below[0]) if below.size else None
@@ -103,30 +114,25 @@ def _steps_to_reach(values, target):
 @pytest.mark.parametrize(
     "loss, start, steps",
     [
-        (rosenbrock, np.array([-1.2, 1.0, -0.5, 0.8]), 200),
-        # f(x) = ½Σ κ^(i/(n−1))·xᵢ², condition number κ = 10⁴
-        (
-            lambda p: 0.5 * jnp.sum(jnp.logspace(0, 4, 8) * (p["x"] - 1.0) ** 2),
-            np.zeros(8),
-            200,
-        ),
+        (rosenbrock, np.array([-1.2, 1.0, -0.5, 0.8]), 300),
+        (rotated_quadratic, np.zeros(8), 300),
     ],
     ids=["rosenbrock", "ill_conditioned_quadratic"],
 )
 def test_lbfgs_reaches_the_minimum_in_far_fewer_steps_than_adam(loss, start, steps):
     with jax.enable_x64(True):
         params = {"x": jnp.asarray(start)}
-        _, lbfgs_values, _ = _run(optim.line_search.lbfgs(), loss, params, 60)
+        _, lbfgs_values, _ = _run(optim.lbfgs(), loss, params, 80)
         _, adam_values, _ = _run(optim.adam(1e-2), loss, params, steps)
     lbfgs_steps = _steps_to_reach(lbfgs_values, 1e-10)
-    assert lbfgs_steps is not None and lbfgs_steps < 60
-    assert np.min(adam_values) > 1e-6  # Adam with a tuned η = 1e-2 is still far after 200
+    assert lbfgs_steps is not None and lbfgs_steps < 80
+    assert np.min(adam_values) > 1e-6  # Adam (η = 1e-2) is still far after 300 steps
 
 
 def test_lbfgs_without_line_search_is_the_preconditioned_step():
     """First update, no line search: u = −min(1, 1/‖g‖)·g."""
     g = {"x": jnp.array([3.0, -4.0])}
-    opt = optim.line_search.lbfgs(linesearch=None)
+    opt = optim.lbfgs(linesearch=None)
     updates, _ = opt.update(g, opt.init(g), {"x": jnp.zeros(2)})
     np.testing.assert_allclose(np.asarray(updates["x"]), -np.array([3.0, -4.0]) / 5.0, rtol=1e-6)
 

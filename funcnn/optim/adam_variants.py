@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from funcnn.optim._tree import const, unzip, upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -26,7 +27,6 @@ from funcnn.optim.base import (
     safe_increment,
     tree_zeros_like,
 )
-from funcnn.optim.transforms import _const, _unzip, _unzip_n, _upcast
 
 __all__ = [
     "ScaleByAdanState",
@@ -61,7 +61,7 @@ def _bias(x: Array, beta: Array, t: Array) -> Array:
 
 def _at(value: FloatOrSchedule, count: Array, like: Array) -> Array:
     """A number, or a schedule evaluated at `count`, as a 0-d array of `like`'s dtype."""
-    return _const(value(count) if callable(value) else value, like)
+    return const(value(count) if callable(value) else value, like)
 
 
 # --- AdaBelief --------------------------------------------------------------------------
@@ -108,21 +108,21 @@ def scale_by_belief(
         count = safe_increment(state.count)  # t
 
         def leaf(g: Array, m: Array, s: Array) -> tuple[Array, Array, Array]:
-            g32 = _upcast(g)
-            beta1, beta2 = _const(b1, g32), _const(b2, g32)
+            g32 = upcast(g)
+            beta1, beta2 = const(b1, g32), const(b2, g32)
             t = count.astype(g32.dtype)
-            m_new = beta1 * _upcast(m) + (1 - beta1) * g32
-            s_new = beta2 * _upcast(s) + (1 - beta2) * jnp.square(g32 - m_new)
-            s_new = s_new + _const(eps_root, g32)
+            m_new = beta1 * upcast(m) + (1 - beta1) * g32
+            s_new = beta2 * upcast(s) + (1 - beta2) * jnp.square(g32 - m_new)
+            s_new = s_new + const(eps_root, g32)
             if nesterov:
                 m_hat = beta1 * _bias(m_new, beta1, t + 1) + (1 - beta1) * _bias(g32, beta1, t)
             else:
                 m_hat = _bias(m_new, beta1, t)
-            d = m_hat / (jnp.sqrt(_bias(s_new, beta2, t)) + _const(eps, g32))
+            d = m_hat / (jnp.sqrt(_bias(s_new, beta2, t)) + const(eps, g32))
             return d.astype(g.dtype), m_new.astype(m.dtype), s_new.astype(s.dtype)
 
         triples = jax.tree.map(leaf, updates, state.mu, state.nu)
-        updates, mu, nu = _unzip_n(triples, updates, 3)
+        updates, mu, nu = unzip(triples, updates, 3)
         return updates, ScaleByBeliefState(count, mu, nu)
 
     return GradientTransformation(init, update)
@@ -177,17 +177,17 @@ def scale_by_yogi(
         count = safe_increment(state.count)
 
         def leaf(g: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
-            g32, v32 = _upcast(g), _upcast(v)
-            beta1, beta2 = _const(b1, g32), _const(b2, g32)
+            g32, v32 = upcast(g), upcast(v)
+            beta1, beta2 = const(b1, g32), const(b2, g32)
             t = count.astype(g32.dtype)
             g2 = g32 * g32
-            m_new = beta1 * _upcast(m) + (1 - beta1) * g32
+            m_new = beta1 * upcast(m) + (1 - beta1) * g32
             v_new = v32 - (1 - beta2) * jnp.sign(v32 - g2) * g2
-            denom = jnp.sqrt(_bias(v_new, beta2, t) + _const(eps_root, g32)) + _const(eps, g32)
+            denom = jnp.sqrt(_bias(v_new, beta2, t) + const(eps_root, g32)) + const(eps, g32)
             d = _bias(m_new, beta1, t) / denom
             return d.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
 
-        updates, mu, nu = _unzip_n(jax.tree.map(leaf, updates, state.mu, state.nu), updates, 3)
+        updates, mu, nu = unzip(jax.tree.map(leaf, updates, state.mu, state.nu), updates, 3)
         return updates, ScaleByYogiState(count, mu, nu)
 
     return GradientTransformation(init, update)
@@ -243,15 +243,15 @@ def scale_by_adan(
         count = safe_increment(state.t)
 
         def leaf(g: Array, m: Array, v: Array, n: Array, prev: Array):
-            g32 = _upcast(g)
-            beta1, beta2, beta3 = _const(b1, g32), _const(b2, g32), _const(b3, g32)
+            g32 = upcast(g)
+            beta1, beta2, beta3 = const(b1, g32), const(b2, g32), const(b3, g32)
             t = count.astype(g32.dtype)
-            diff = jnp.where(state.t == 0, jnp.zeros_like(g32), g32 - _upcast(prev))
-            m_new = beta1 * _upcast(m) + (1 - beta1) * g32
-            v_new = beta2 * _upcast(v) + (1 - beta2) * diff
-            n_new = beta3 * _upcast(n) + (1 - beta3) * jnp.square(g32 + (1 - beta2) * diff)
+            diff = jnp.where(state.t == 0, jnp.zeros_like(g32), g32 - upcast(prev))
+            m_new = beta1 * upcast(m) + (1 - beta1) * g32
+            v_new = beta2 * upcast(v) + (1 - beta2) * diff
+            n_new = beta3 * upcast(n) + (1 - beta3) * jnp.square(g32 + (1 - beta2) * diff)
             numerator = _bias(m_new, beta1, t) + (1 - beta2) * _bias(v_new, beta2, t)
-            denom = jnp.sqrt(_bias(n_new, beta3, t) + _const(eps_root, g32)) + _const(eps, g32)
+            denom = jnp.sqrt(_bias(n_new, beta3, t) + const(eps_root, g32)) + const(eps, g32)
             return (
                 (numerator / denom).astype(g.dtype),
                 m_new.astype(m.dtype),
@@ -261,7 +261,7 @@ def scale_by_adan(
             )
 
         out = jax.tree.map(leaf, updates, state.m, state.v, state.n, state.g)
-        updates, m, v, n, prev = _unzip_n(out, updates, 5)
+        updates, m, v, n, prev = unzip(out, updates, 5)
         return updates, ScaleByAdanState(m, v, n, prev, count)
 
     return GradientTransformation(init, update)
@@ -317,17 +317,17 @@ def scale_by_novograd(
         first = state.count == 0
 
         def leaf(g: Array, p: Array, m: Array, nu: Array) -> tuple[Array, Array, Array]:
-            g32 = _upcast(g)
-            beta1, beta2 = _const(b1, g32), _const(b2, g32)
+            g32 = upcast(g)
+            beta1, beta2 = const(b1, g32), const(b2, g32)
             norm_sq = jnp.sum(g32 * g32)  # ()
-            nu_new = jnp.where(first, norm_sq, beta2 * _upcast(nu) + (1 - beta2) * norm_sq)
-            r = g32 / (jnp.sqrt(nu_new + _const(eps_root, g32)) + _const(eps, g32))
-            r = r + _const(weight_decay, g32) * _upcast(p).astype(g32.dtype)
-            m_new = jnp.where(first, r, beta1 * _upcast(m) + r)
+            nu_new = jnp.where(first, norm_sq, beta2 * upcast(nu) + (1 - beta2) * norm_sq)
+            r = g32 / (jnp.sqrt(nu_new + const(eps_root, g32)) + const(eps, g32))
+            r = r + const(weight_decay, g32) * upcast(p).astype(g32.dtype)
+            m_new = jnp.where(first, r, beta1 * upcast(m) + r)
             return m_new.astype(g.dtype), m_new.astype(m.dtype), nu_new.astype(nu.dtype)
 
         out = jax.tree.map(leaf, updates, params, state.mu, state.nu)
-        updates, mu, nu = _unzip_n(out, updates, 3)
+        updates, mu, nu = unzip(out, updates, 3)
         return updates, ScaleByNovogradState(safe_increment(state.count), mu, nu)
 
     return GradientTransformation(init, update)
@@ -380,19 +380,19 @@ def scale_by_adopt(
         first = state.count == 0
 
         def leaf(g: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
-            g32, v32 = _upcast(g), _upcast(v)
-            beta1 = jnp.where(first, jnp.ones([], g32.dtype), _const(b1, g32))
-            beta2 = jnp.where(first, jnp.zeros([], g32.dtype), _const(b2, g32))
-            c = g32 / jnp.maximum(jnp.sqrt(v32), _const(eps, g32))
+            g32, v32 = upcast(g), upcast(v)
+            beta1 = jnp.where(first, jnp.ones([], g32.dtype), const(b1, g32))
+            beta2 = jnp.where(first, jnp.zeros([], g32.dtype), const(b2, g32))
+            c = g32 / jnp.maximum(jnp.sqrt(v32), const(eps, g32))
             if use_clipping:
-                bound = _const(clip_value_fn(state.count.astype(g32.dtype)), g32)
+                bound = const(clip_value_fn(state.count.astype(g32.dtype)), g32)
                 c = jnp.clip(c, -bound, bound)
-            m_new = beta1 * _upcast(m) + (1 - beta1) * c
+            m_new = beta1 * upcast(m) + (1 - beta1) * c
             v_new = beta2 * v32 + (1 - beta2) * g32 * g32
             d = beta1 * m_new + (1 - beta1) * c if nesterov else m_new
             return d.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
 
-        updates, mu, nu = _unzip_n(jax.tree.map(leaf, updates, state.mu, state.nu), updates, 3)
+        updates, mu, nu = unzip(jax.tree.map(leaf, updates, state.mu, state.nu), updates, 3)
         return updates, ScaleByAdoptState(safe_increment(state.count), mu, nu)
 
     return GradientTransformation(init, update)
@@ -457,14 +457,14 @@ def scale_by_ademamix(
         count = safe_increment(state.count)
 
         def leaf(g: Array, m1: Array, m2: Array, nu: Array):
-            g32 = _upcast(g)
-            beta1, beta2 = _const(b1, g32), _const(b2, g32)
+            g32 = upcast(g)
+            beta1, beta2 = const(b1, g32), const(b2, g32)
             beta3, a = _at(b3, state.count_m2, g32), _at(alpha, state.count_m2, g32)
             t = count.astype(g32.dtype)
-            m1_new = beta1 * _upcast(m1) + (1 - beta1) * g32
-            m2_new = beta3 * _upcast(m2) + (1 - beta3) * g32
-            nu_new = beta2 * _upcast(nu) + (1 - beta2) * g32 * g32
-            denom = jnp.sqrt(_bias(nu_new, beta2, t) + _const(eps_root, g32)) + _const(eps, g32)
+            m1_new = beta1 * upcast(m1) + (1 - beta1) * g32
+            m2_new = beta3 * upcast(m2) + (1 - beta3) * g32
+            nu_new = beta2 * upcast(nu) + (1 - beta2) * g32 * g32
+            denom = jnp.sqrt(_bias(nu_new, beta2, t) + const(eps_root, g32)) + const(eps, g32)
             d = (_bias(m1_new, beta1, t) + a * m2_new) / denom
             return (
                 d.astype(g.dtype),
@@ -474,7 +474,7 @@ def scale_by_ademamix(
             )
 
         out = jax.tree.map(leaf, updates, state.m1, state.m2, state.nu)
-        updates, m1, m2, nu = _unzip_n(out, updates, 4)
+        updates, m1, m2, nu = unzip(out, updates, 4)
         return updates, ScaleByAdemamixState(count, safe_increment(state.count_m2), m1, m2, nu)
 
     return GradientTransformation(init, update)
@@ -525,16 +525,16 @@ def scale_by_simplified_ademamix(
         count = safe_increment(state.t)
 
         def leaf(g: Array, m: Array, n: Array) -> tuple[Array, Array, Array]:
-            g32 = _upcast(g)
-            beta1, beta2, a = _const(b1, g32), _const(b2, g32), _at(alpha, state.t, g32)
+            g32 = upcast(g)
+            beta1, beta2, a = const(b1, g32), const(b2, g32), _at(alpha, state.t, g32)
             t = count.astype(g32.dtype)
-            m_new = beta1 * _upcast(m) + g32
-            n_new = beta2 * _upcast(n) + (1 - beta2) * g32 * g32
-            denom = jnp.sqrt(_bias(n_new, beta2, t) + _const(eps_root, g32)) + _const(eps, g32)
+            m_new = beta1 * upcast(m) + g32
+            n_new = beta2 * upcast(n) + (1 - beta2) * g32 * g32
+            denom = jnp.sqrt(_bias(n_new, beta2, t) + const(eps_root, g32)) + const(eps, g32)
             d = (m_new + a * g32) / denom
             return d.astype(g.dtype), m_new.astype(m.dtype), n_new.astype(n.dtype)
 
-        updates, m, n = _unzip_n(jax.tree.map(leaf, updates, state.m, state.n), updates, 3)
+        updates, m, n = unzip(jax.tree.map(leaf, updates, state.m, state.n), updates, 3)
         return updates, ScaleBySimplifiedAdemamixState(count, m, n)
 
     return GradientTransformation(init, update)
@@ -573,12 +573,12 @@ def scale_by_optimistic_gradient(alpha: float = 1.0, beta: float = 1.0) -> Gradi
         del params, extra
 
         def leaf(g: Array, prev: Array) -> tuple[Array, Array]:
-            g32 = _upcast(g)
-            prev32 = jnp.where(state.is_initial_step, g32, _upcast(prev))
-            a, b = _const(alpha, g32), _const(beta, g32)
+            g32 = upcast(g)
+            prev32 = jnp.where(state.is_initial_step, g32, upcast(prev))
+            a, b = const(alpha, g32), const(beta, g32)
             return ((a + b) * g32 - b * prev32).astype(g.dtype), g.astype(prev.dtype)
 
-        updates, prev = _unzip(jax.tree.map(leaf, updates, state.previous_gradient), updates)
+        updates, prev = unzip(jax.tree.map(leaf, updates, state.previous_gradient), updates)
         return updates, ScaleByOptimisticGradientState(jnp.asarray(False), prev)
 
     return GradientTransformation(init, update)

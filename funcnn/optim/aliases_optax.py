@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from funcnn.optim.accumulators import scale_by_adamax
+from funcnn.optim._tree import const, upcast
 from funcnn.optim.adam_variants import (
     FloatOrSchedule,
     scale_by_adan,
@@ -39,17 +39,13 @@ from funcnn.optim.base import (
     check_hyperparameter,
     safe_increment,
 )
-from funcnn.optim.modern import ema_momentum, scale_by_trust_ratio
+from funcnn.optim.decay import add_decayed_weights
+from funcnn.optim.moments import scale_by_adamax
+from funcnn.optim.momentum import ema_momentum, trace
 from funcnn.optim.normalize import scale_by_sign
-from funcnn.optim.transforms import (
-    MaskOrFn,
-    _const,
-    _upcast,
-    add_decayed_weights,
-    masked,
-    scale_by_learning_rate,
-    trace,
-)
+from funcnn.optim.routing import MaskOrFn, masked
+from funcnn.optim.scaling import scale_by_learning_rate
+from funcnn.optim.trust_ratio import scale_by_trust_ratio
 
 __all__ = [
     "adabelief",
@@ -349,8 +345,8 @@ def _add_shrunk_params(shrink: Callable[[Array], Array]) -> GradientTransformati
         factor = shrink(state.count) - 1
 
         def leaf(u: Array, p: Array) -> Array:
-            u32 = _upcast(u)
-            return (u32 + _const(factor, u32) * _upcast(p).astype(u32.dtype)).astype(u.dtype)
+            u32 = upcast(u)
+            return (u32 + const(factor, u32) * upcast(p).astype(u32.dtype)).astype(u.dtype)
 
         return jax.tree.map(leaf, updates, params), _ShrinkState(safe_increment(state.count))
 

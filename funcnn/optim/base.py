@@ -12,6 +12,8 @@ feel at home; the math of each stage sits in its own docstring (the module map i
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, TypeVar
@@ -65,19 +67,49 @@ class InitFn(Protocol):
 
 class UpdateFn(Protocol):
     def __call__(
-        self, updates: Updates, state: OptState, params: Params | None = None
+        self, updates: Updates, state: OptState, params: Params | None = None, **extra: Any
     ) -> tuple[Updates, OptState]: ...
 
 
-class GradientTransformation(NamedTuple):
-    """A pure optimizer stage: `init(params) -> state`, `update(updates, state, params=None)`.
-
-    `update` returns `(new_updates, new_state)` and never touches `params`; transforms that
-    need the parameters (weight decay) raise if `params` is missing.
-    """
-
+class _Transformation(NamedTuple):
     init: InitFn
     update: UpdateFn
+
+
+def _accepts_extra(fn: Callable[..., Any]) -> bool:
+    """Whether `fn` takes **kwargs (a stage that reads or forwards optax's extra arguments)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # not introspectable: assume the plain signature
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+class GradientTransformation(_Transformation):
+    """A pure optimizer stage: `init(params) -> state`,
+    `update(updates, state, params=None, **extra) -> (new_updates, new_state)`.
+
+    `update` never touches `params`; transforms that need the parameters (weight decay)
+    raise if `params` is missing. `extra` holds optax's extra arguments — `value` (the loss
+    at `params`), `grad` (its gradient), `value_fn` (the loss function), or anything else a
+    stage documents: every transformation accepts them, `chain`, `masked`, `partition` and
+    the wrappers pass them on, and only the stages that say so read them (the L-BFGS line
+    search, Polyak's step, reduce-on-plateau). An `update` written without `**extra` is
+    wrapped here to accept and ignore them, so a stage only declares what it uses.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, init: InitFn, update: UpdateFn) -> GradientTransformation:
+        if callable(update) and not _accepts_extra(update):
+            plain = update
+
+            @functools.wraps(plain)
+            def update(updates, state, params=None, **extra):  # type: ignore[no-untyped-def]
+                del extra  # this stage reads none of the extra arguments
+                return plain(updates, state, params)
+
+        return super().__new__(cls, init, update)
 
 
 class EmptyState(NamedTuple):
@@ -86,6 +118,7 @@ class EmptyState(NamedTuple):
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """Compose transforms left to right: u ← fₖ(…f₂(f₁(g))…); the state is a tuple of theirs.
+    Extra `update` arguments (`value=…`) reach every transform.
 
     `chain(scale_by_adam(), scale_by_learning_rate(1e-3))` is Adam. The state is
     `(state₁, …, stateₖ)`, so `opt_state[i]` is the state of `transforms[i]`.
@@ -101,7 +134,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
         check_floating_params(params)
         return tuple(t.init(params) for t in transforms)
 
-    def update(updates: Updates, state: tuple, params: Params | None = None):
+    def update(updates: Updates, state: tuple, params: Params | None = None, **extra: Any):
         if params is not None:
             check_same_structure(updates, params)
             check_same_shapes(updates, params)
@@ -112,7 +145,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             )
         new_states = []
         for transform, inner_state in zip(transforms, state, strict=True):
-            updates, inner_state = transform.update(updates, inner_state, params)
+            updates, inner_state = transform.update(updates, inner_state, params, **extra)
             new_states.append(inner_state)
         return updates, tuple(new_states)
 
@@ -137,16 +170,21 @@ def apply_updates(params: Params, updates: Updates) -> Params:
 
 
 def optimizer_step(
-    optimizer: GradientTransformation, grads: Updates, opt_state: OptState, params: Params
+    optimizer: GradientTransformation,
+    grads: Updates,
+    opt_state: OptState,
+    params: Params,
+    **extra: Any,
 ) -> tuple[Params, OptState]:
     """One optimizer step, the single place where a gradient becomes new parameters:
 
-        u, s ← optimizer.update(g, s, θ);   θ ← θ + u          (apply_updates)
+        u, s ← optimizer.update(g, s, θ, **extra);   θ ← θ + u          (apply_updates)
 
-    Returns (θ, s). `funcnn.train`'s step, the configuration registry and the optimizer
-    studies all take their steps through it.
+    Returns (θ, s); `extra` (e.g. `value=loss`) goes to the optimizer's update.
+    `funcnn.train`'s step, the configuration registry and the optimizer studies all take
+    their steps through it.
     """
-    updates, opt_state = optimizer.update(grads, opt_state, params)
+    updates, opt_state = optimizer.update(grads, opt_state, params, **extra)
     return apply_updates(params, updates), opt_state
 
 

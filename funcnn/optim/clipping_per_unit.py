@@ -8,6 +8,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from funcnn.optim._tree import upcast
 from funcnn.optim.base import (
     Array,
     EmptyState,
@@ -16,7 +17,6 @@ from funcnn.optim.base import (
     Updates,
     check_hyperparameter,
 )
-from funcnn.optim.transforms import _upcast
 
 __all__ = ["adaptive_grad_clip", "per_example_global_norm_clip", "unitwise_norm"]
 
@@ -26,7 +26,7 @@ def unitwise_norm(x: Array) -> Array:
     rank ≤ 1 (after squeezing): the whole leaf; rank 2 or 3 ((in, out) dense, multi-head):
     over axis 0, one norm per output unit; rank 4 (HWIO conv): over axes 0–2; rank 5
     (DHWIO): over axes 0–3. Other ranks are a ValueError."""
-    x32 = _upcast(x)
+    x32 = upcast(x)
     squared = jnp.square(x32)
     if jnp.squeeze(x32).ndim <= 1:
         norm_sq = jnp.sum(squared, keepdims=True)
@@ -67,8 +67,8 @@ def adaptive_grad_clip(clipping: float, eps: float = 1e-3) -> GradientTransforma
         def leaf(g: Array, p: Array) -> Array:
             g_norm = unitwise_norm(g)
             max_norm = clipping * jnp.maximum(unitwise_norm(p).astype(g_norm.dtype), eps)
-            clipped = _upcast(g) * (max_norm / jnp.maximum(g_norm, 1e-6))
-            return jnp.where(g_norm < max_norm, _upcast(g), clipped).astype(g.dtype)
+            clipped = upcast(g) * (max_norm / jnp.maximum(g_norm, 1e-6))
+            return jnp.where(g_norm < max_norm, upcast(g), clipped).astype(g.dtype)
 
         return jax.tree.map(leaf, updates, params), state
 
@@ -96,13 +96,11 @@ def per_example_global_norm_clip(grads: Updates, l2_norm_clip: float) -> tuple[U
             "per_example_global_norm_clip needs every leaf to have the same leading (example) "
             f"axis, got leading sizes {sorted(str(b) for b in batch)}."
         )
-    norms_sq = [jnp.sum(jnp.square(_upcast(x)).reshape(x.shape[0], -1), axis=1) for x in leaves]
+    norms_sq = [jnp.sum(jnp.square(upcast(x)).reshape(x.shape[0], -1), axis=1) for x in leaves]
     norms = jnp.sqrt(sum(norms_sq[1:], norms_sq[0]))  # (B,)
     factors = jnp.minimum(1.0, l2_norm_clip / jnp.maximum(norms, 1e-30))  # (B,)
     summed = jax.tree.map(
-        lambda x: jnp.tensordot(factors.astype(_upcast(x).dtype), _upcast(x), axes=1).astype(
-            x.dtype
-        ),
+        lambda x: jnp.tensordot(factors.astype(upcast(x).dtype), upcast(x), axes=1).astype(x.dtype),
         grads,
     )
     return summed, jnp.sum(norms > l2_norm_clip).astype(jnp.int32)

@@ -13,8 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from funcnn.optim.base import EmptyState, GradientTransformation, Params, Updates
-from funcnn.optim.partition import partition
-from funcnn.optim.transforms import MaskOrFn, _mask_tree, masked
+from funcnn.optim.routing import MaskOrFn, _mask_tree, masked, partition
 
 __all__ = ["freeze", "selective_transform", "set_to_zero"]
 

@@ -34,7 +34,7 @@ from funcnn.optim.base import (
     safe_increment,
     tree_zeros_like,
 )
-from funcnn.optim.transforms import scale, scale_by_learning_rate
+from funcnn.optim.scaling import scale, scale_by_learning_rate
 
 __all__ = [
     "ScaleByLbfgsState",

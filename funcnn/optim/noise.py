@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.tree_util import PyTreeDef
 
+from funcnn.optim._tree import upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -20,7 +21,7 @@ from funcnn.optim.base import (
     check_hyperparameter,
     safe_increment,
 )
-from funcnn.optim.transforms import _upcast, scale_by_learning_rate
+from funcnn.optim.scaling import scale_by_learning_rate
 
 __all__ = ["AddNoiseState", "add_noise", "noisy_sgd"]
 
@@ -61,7 +62,7 @@ def add_noise(eta: float, gamma: float, key: int | Array) -> GradientTransformat
         keys = jax.random.split(sample_key, len(leaves))
         noisy = []
         for g, k in zip(leaves, keys, strict=True):
-            g32 = _upcast(g)
+            g32 = upcast(g)
             std = jnp.sqrt(eta / count.astype(g32.dtype) ** gamma)
             noisy.append((g32 + std * jax.random.normal(k, g32.shape, g32.dtype)).astype(g.dtype))
         return treedef.unflatten(noisy), AddNoiseState(count, next_key)

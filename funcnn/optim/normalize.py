@@ -13,6 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from funcnn.optim._tree import const, upcast
 from funcnn.optim.base import (
     Array,
     EmptyState,
@@ -22,7 +23,6 @@ from funcnn.optim.base import (
     check_hyperparameter,
     global_norm,
 )
-from funcnn.optim.transforms import _const, _upcast
 
 __all__ = [
     "ZeroNansState",
@@ -58,7 +58,7 @@ def centralize() -> GradientTransformation:
     def leaf(g: Array) -> Array:
         if jnp.ndim(g) < 2:
             return g
-        g32 = _upcast(g)
+        g32 = upcast(g)
         axes = tuple(range(1, g32.ndim))
         return (g32 - jnp.mean(g32, axis=axes, keepdims=True)).astype(g.dtype)
 
@@ -82,7 +82,7 @@ def normalize_by_update_norm(
         norm = global_norm(updates)  # ()
         factor = scale_factor / (norm + eps)
         return jax.tree.map(
-            lambda g: (_upcast(g) * _const(factor, _upcast(g))).astype(g.dtype), updates
+            lambda g: (upcast(g) * const(factor, upcast(g))).astype(g.dtype), updates
         ), state
 
     return GradientTransformation(_init_empty, update)

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.tree_util import PyTreeDef
 
+from funcnn.optim._tree import unzip, upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -24,7 +25,7 @@ from funcnn.optim.base import (
     safe_increment,
     tree_zeros_like,
 )
-from funcnn.optim.transforms import MaskOrFn, _mask_tree, _unzip3, _upcast
+from funcnn.optim.routing import MaskOrFn, _mask_tree
 
 __all__ = ["ProdigyState", "prodigy"]
 
@@ -108,7 +109,7 @@ def prodigy(
         dlr = d * lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)
         inner = _tree_sum(
             [
-                jnp.sum(_upcast(g).astype(dtype) * (p0 - p).astype(dtype))
+                jnp.sum(upcast(g).astype(dtype) * (p0 - p).astype(dtype))
                 for g, p0, p in zip(
                     jax.tree.leaves(updates),
                     jax.tree.leaves(state.params0),
@@ -125,14 +126,14 @@ def prodigy(
         s_weight = d if safeguard_warmup else dlr
 
         def leaf(g, m, v, s):
-            dg = d * _upcast(g).astype(dtype)
+            dg = d * upcast(g).astype(dtype)
             m_new = b1 * m.astype(dtype) + (1 - b1) * dg
             v_new = b2 * v.astype(dtype) + (1 - b2) * dg * dg
             s_new = b3 * s.astype(dtype) + s_weight * dg / d0
             return m_new, v_new, s_new
 
         treedef: PyTreeDef = jax.tree.structure(updates)
-        m, v, s = _unzip3(
+        m, v, s = unzip(
             jax.tree.map(leaf, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum), updates
         )
         numerator = b3 * state.numerator_weighted + (d / d0) * dlr * inner

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from funcnn._validation import check_nonnegative_int
+from funcnn.optim._tree import upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -22,7 +23,6 @@ from funcnn.optim.base import (
     safe_increment,
     tree_widest_float,
 )
-from funcnn.optim.transforms import _upcast
 
 __all__ = ["ReduceLROnPlateauState", "reduce_on_plateau"]
 
@@ -132,7 +132,7 @@ def reduce_on_plateau(
         state = state._replace(count=count, avg_value=avg)
         state = jax.lax.cond(count == accumulation_size, evaluate, lambda s: s, state)
         scaled = jax.tree.map(
-            lambda g: (_upcast(g) * state.scale.astype(_upcast(g).dtype)).astype(g.dtype), updates
+            lambda g: (upcast(g) * state.scale.astype(upcast(g).dtype)).astype(g.dtype), updates
         )
         return scaled, state
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn.optim._tree import upcast
 from funcnn.optim.base import (
     EmptyState,
     GradientTransformation,
@@ -24,7 +25,7 @@ from funcnn.optim.base import (
     check_hyperparameter,
     global_norm,
 )
-from funcnn.optim.transforms import _upcast, scale_by_learning_rate
+from funcnn.optim.scaling import scale_by_learning_rate
 
 __all__ = ["polyak_sgd", "scale_by_polyak"]
 
@@ -83,7 +84,7 @@ def scale_by_polyak(
             jnp.minimum(gap / (norm_sq + eps), max_learning_rate),
         )
         return jax.tree.map(
-            lambda g: (_upcast(g) * step.astype(_upcast(g).dtype)).astype(g.dtype), updates
+            lambda g: (upcast(g) * step.astype(upcast(g).dtype)).astype(g.dtype), updates
         ), state
 
     return GradientTransformation(init, update)

@@ -100,11 +100,11 @@ def masked(inner: GradientTransformation, mask: MaskOrFn) -> GradientTransformat
         mask_tree = _mask_tree(mask, params)
         return MaskedState(inner.init(_select_mask(mask_tree, params)))
 
-    def update(updates: Updates, state: MaskedState, params: Params | None = None):
+    def update(updates: Updates, state: MaskedState, params: Params | None = None, **extra: Any):
         mask_tree = _mask_tree(mask, params if params is not None else updates)
         selected_params = None if params is None else _select_mask(mask_tree, params)
         new, inner_state = inner.update(
-            _select_mask(mask_tree, updates), state.inner_state, selected_params
+            _select_mask(mask_tree, updates), state.inner_state, selected_params, **extra
         )
         updates = jax.tree.map(lambda m, n, g: n if m else g, mask_tree, new, updates)
         return updates, MaskedState(inner_state)
@@ -190,7 +190,7 @@ def partition(
             }
         )
 
-    def update(updates: Updates, state: PartitionState, params: Params | None = None):
+    def update(updates: Updates, state: PartitionState, params: Params | None = None, **extra: Any):
         label_tree = _label_tree(labels, params if params is not None else updates, transforms)
         if set(state.inner_states) != set(transforms):
             raise ValueError(
@@ -202,7 +202,10 @@ def partition(
         for label, transform in transforms.items():
             selected_params = None if params is None else _select(label_tree, params, label)
             new, new_states[label] = transform.update(
-                _select(label_tree, updates, label), state.inner_states[label], selected_params
+                _select(label_tree, updates, label),
+                state.inner_states[label],
+                selected_params,
+                **extra,
             )
             merged = jax.tree.map(
                 lambda lab, n, u, label=label: n if lab == label else u, label_tree, new, merged

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from funcnn._validation import check_nonnegative_int
+from funcnn.optim._tree import const, unzip, upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -26,7 +27,6 @@ from funcnn.optim.base import (
     safe_increment,
     tree_zeros_like,
 )
-from funcnn.optim.transforms import _const, _unzip, _upcast
 
 __all__ = [
     "EmaState",
@@ -64,13 +64,13 @@ def ema(decay: float, debias: bool = True, accumulator_dtype: Any = None) -> Gra
         count = safe_increment(state.count)
 
         def leaf(g: Array, m: Array) -> tuple[Array, Array]:
-            g32 = _upcast(g)
-            beta = _const(decay, g32)
-            m_new = beta * _upcast(m) + (1 - beta) * g32
+            g32 = upcast(g)
+            beta = const(decay, g32)
+            m_new = beta * upcast(m) + (1 - beta) * g32
             d = m_new / (1 - beta ** count.astype(g32.dtype)) if debias else m_new
             return d.astype(g.dtype), m_new.astype(m.dtype)
 
-        updates, averages = _unzip(jax.tree.map(leaf, updates, state.ema), updates)
+        updates, averages = unzip(jax.tree.map(leaf, updates, state.ema), updates)
         return updates, EmaState(count, averages)
 
     return GradientTransformation(init, update)
@@ -171,7 +171,7 @@ def lookahead(
             fast_update = jnp.where(sync, new_slow - fast, u)
             return fast_update.astype(u.dtype), slow_update.astype(slow.dtype)
 
-        fast_step, slow_step = _unzip(
+        fast_step, slow_step = unzip(
             jax.tree.map(leaf, fast_updates, params.fast, params.slow), fast_updates
         )
         if reset_state:
