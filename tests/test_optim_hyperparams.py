@@ -66,3 +66,23 @@ def test_bad_initial_values_and_names_are_refused():
     state = inject_hyperparams(optim.adam)(learning_rate=1e-3).init(PARAMS)
     with pytest.raises(KeyError, match="b2"):
         set_hyperparam(state, "b2", 0.9)
+
+
+def test_weight_decay_injected_at_zero_can_be_switched_on():
+    """adamw with λ = 0 keeps its decay stage under inject_hyperparams, so λ = 0.1 set at
+    step 2 takes effect (the reference switches at the same step)."""
+    opt = inject_hyperparams(optim.adamw)(learning_rate=0.1, weight_decay=0.0)
+    step = jax.jit(opt.update)
+    with jax.enable_x64(True):
+        params = jax.tree.map(lambda x: x.astype(jnp.float64), PARAMS)
+        state = opt.init(params)
+        reference = ref.AdamW(0.1, weight_decay=0.0)
+        flat = {"w": np.asarray(params["w"])}
+        for k in range(4):
+            if k == 2:
+                state = set_hyperparam(state, "weight_decay", 0.1)
+                reference.weight_decay = 0.1
+            updates, state = step(_grad(params), state, params)
+            params = optim.apply_updates(params, updates)
+            flat = reference.step(flat, {"w": 2.0 * flat["w"] + 1.0})
+            np.testing.assert_allclose(np.asarray(params["w"]), flat["w"], rtol=1e-12)

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from funcnn.optim._tree import const, upcast
+from funcnn.optim._tree import const, is_off, upcast
 from funcnn.optim.adam_variants import (
     FloatOrSchedule,
     scale_by_adan,
@@ -67,7 +67,7 @@ __all__ = [
 def _decay(weight_decay: float, mask: MaskOrFn | None) -> list[GradientTransformation]:
     """d ← d + λ·θ (masked) before the learning rate, i.e. θ ← θ − ηₜ·λ·θ; nothing at λ = 0."""
     weight_decay = check_hyperparameter(weight_decay, "weight_decay")
-    return [add_decayed_weights(weight_decay, mask)] if weight_decay > 0 else []
+    return [] if is_off(weight_decay) else [add_decayed_weights(weight_decay, mask)]
 
 
 def adabelief(
@@ -286,7 +286,7 @@ def lars(
     ratio = scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps)
     if trust_ratio_mask is not True:
         ratio = masked(ratio, trust_ratio_mask)
-    decay = [add_decayed_weights(weight_decay, decay_mask)] if weight_decay > 0 else []
+    decay = [] if is_off(weight_decay) else [add_decayed_weights(weight_decay, decay_mask)]
     return chain(*decay, ratio, scale_by_learning_rate(lr), trace(momentum, nesterov=nesterov))
 
 
