@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn.optim import configs, schedules
+from funcnn.optim import schedules
+from funcnn.verify import registry as configs
 from funcnn.optim.parameter_free import prodigy
 from funcnn.reference import optim as ref
 

@@ -7,7 +7,7 @@
    a quartic bowl and an ill-conditioned quadratic (κ = 10⁴): the largest relative
    difference of the iterates over the run, and the number of line-search evaluations.
 2. Every other optax-named optimizer and stage against its optax namesake on the registry's
-   nonconvex problem (`funcnn.optim.configs.problem_loss`): max ‖θ_funcnn − θ_optax‖∞/‖θ_optax‖∞
+   nonconvex problem (`funcnn.verify.registry.problem_loss`): max ‖θ_funcnn − θ_optax‖∞/‖θ_optax‖∞
    over the steps. Polyak SGD and reduce-on-plateau get the loss value as `value`.
 3. The race: steps for L-BFGS and for Adam (η ∈ {1e-3, 1e-2, 1e-1}) to bring f below 1e-10.
 
@@ -26,7 +26,8 @@ import optax.contrib
 
 from funcnn import optim
 from funcnn.optim import aliases_optax as ox
-from funcnn.optim import configs, line_search
+from funcnn.optim import line_search
+from funcnn.verify import registry as configs
 from funcnn.optim.clipping_per_unit import adaptive_grad_clip
 from funcnn.optim.normalize import centralize, normalize_by_update_norm
 from funcnn.optim.parameter_free import prodigy

@@ -331,8 +331,9 @@ class _ShrinkState(NamedTuple):
     count: Array  # type: ignore[assignment]
 
 
-def _add_shrunk_params(shrink: Callable[[Array], Array]) -> GradientTransformation:
-    """u ← u + (c(t) − 1)·θ with c = `shrink` at the step count (0 first): pulls θ towards 0."""
+def _add_shrunk_params(shrink_minus_one: Callable[[Array], Array]) -> GradientTransformation:
+    """u ← u + (c(t) − 1)·θ, `shrink_minus_one(t)` = c(t) − 1 at the step count (0 first):
+    pulls θ towards 0."""
 
     def init(params: Params) -> _ShrinkState:
         del params
@@ -342,7 +343,7 @@ def _add_shrunk_params(shrink: Callable[[Array], Array]) -> GradientTransformati
         del extra
         if params is None:
             raise ValueError("fromage needs the params: call update(grads, state, params).")
-        factor = shrink(state.count) - 1
+        factor = shrink_minus_one(state.count)
 
         def leaf(u: Array, p: Array) -> Array:
             u32 = upcast(u)
@@ -363,9 +364,18 @@ def fromage(learning_rate: float | Schedule, min_norm: float = 1e-6) -> Gradient
     Chain: scale_by_trust_ratio(min_norm) → scale_by_learning_rate(ηₜ·cₜ) → θ-shrink (cₜ − 1).
     """
     lr = as_schedule(learning_rate, "learning_rate")
-    shrink = lambda count: 1 / jnp.sqrt(1 + jnp.square(jnp.asarray(lr(count))))
+
+    def root(count: Array) -> Array:  # s = √(1 + η²)
+        return jnp.sqrt(1 + jnp.square(jnp.asarray(lr(count))))
+
+    def shrink_minus_one(count: Array) -> Array:
+        # c − 1 = 1/s − 1 = −η²/(s·(1 + s)): no cancellation (1/s − 1 loses every digit of
+        # η² ≈ 1e-5 in float32; optax computes it that way).
+        s = root(count)
+        return -jnp.square(jnp.asarray(lr(count))) / (s * (1 + s))
+
     return chain(
         scale_by_trust_ratio(min_norm),
-        scale_by_learning_rate(lambda count: lr(count) * shrink(count)),
-        _add_shrunk_params(shrink),
+        scale_by_learning_rate(lambda count: lr(count) / root(count)),
+        _add_shrunk_params(shrink_minus_one),
     )

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from funcnn import fusion
+from funcnn.scale import xla as fusion
 from funcnn.optim._tree import const, unzip, upcast
 from funcnn.optim.base import (
     Array,

@@ -134,7 +134,9 @@ def prodigy(
 
         treedef: PyTreeDef = jax.tree.structure(updates)
         m, v, s = unzip(
-            jax.tree.map(leaf, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum), updates
+            jax.tree.map(leaf, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum),
+            updates,
+            3,
         )
         numerator = b3 * state.numerator_weighted + (d / d0) * dlr * inner
         l1 = _tree_sum([jnp.sum(jnp.abs(x)) for x in jax.tree.leaves(s)])

@@ -1406,6 +1406,7 @@ class Fromage(_Stage):
     def update(self, grads, params):
         lr = self.next_learning_rate()
         mult = 1 / math.sqrt(1 + lr * lr)
+        self.last_learning_rate = lr * mult  # the rate the trust-ratio direction gets
         return {
             k: -lr * mult * _trust_ratio(params[k], g, self.min_norm) * g + (mult - 1) * params[k]
             for k, g in grads.items()

@@ -30,6 +30,7 @@ from funcnn.optim import accumulators, aliases, modern, schedules, transforms
 from funcnn.optim.base import GradientTransformation, chain, optimizer_step
 from funcnn.optim.routing import partition
 from funcnn.reference import optim as ref
+from funcnn.verify.optax_only import OPTAX_PAIRS
 
 __all__ = [
     "CONFIGS",
@@ -696,6 +697,9 @@ CONFIGS.update(
         ),
     }
 )
+
+# The optimizers only optax has (issue 22), defaults and non-default flags: optax_only.py.
+CONFIGS.update({name: OptimizerConfig(*pair) for name, pair in OPTAX_PAIRS.items()})
 
 
 # --- runners ---------------------------------------------------------------------------
