@@ -56,6 +56,24 @@ def test_make_step_matches_closed_form_sgd_in_float64():
         assert int(new_state.step) == 1
 
 
+def test_make_step_gives_the_optimizer_the_loss_value_and_function():
+    """polyak_sgd reads value = ℓ: on ℓ = ½‖w − c‖² one step is w ← w − ½(w − c) (γ = ℓ/‖g‖²
+    = ½); lbfgs's line search calls value_fn on the batch: its first direction is g/‖g‖
+    and the trial step η = 1 meets the strong Wolfe conditions (φ'(1) = 1 − ‖g‖ with
+    ‖g‖ ≈ 2.87), so w ← w − g/‖g‖."""
+    with jax.enable_x64(True):
+        target = jnp.asarray([1.0, -2.0, 0.5])
+        params = {"w": jnp.asarray([3.0, 0.0, 0.0])}
+        g = np.array([3.0, 0.0, 0.0]) - np.asarray(target)
+        for opt, expected in (
+            (optim.polyak_sgd(max_learning_rate=10.0), np.array([2.0, -1.0, 0.25])),
+            (optim.lbfgs(), np.array([3.0, 0.0, 0.0]) - g / np.linalg.norm(g)),
+        ):
+            state = train.init_state(params, opt, jax.random.key(0))
+            new_state, _ = train.make_step(pull_to_batch, opt, donate=False)(state, target)
+            np.testing.assert_allclose(np.asarray(new_state.params["w"]), expected, rtol=1e-10)
+
+
 def test_make_step_donates_and_runs_repeatedly_without_warnings():
     step = train.make_step(linear_loss, optim.adam(1e-2))
     state = fresh_state(optimizer=optim.adam(1e-2))
