@@ -74,6 +74,34 @@ def test_make_step_gives_the_optimizer_the_loss_value_and_function():
             np.testing.assert_allclose(np.asarray(new_state.params["w"]), expected, rtol=1e-10)
 
 
+def test_a_callback_changes_an_injected_learning_rate_between_dispatches():
+    """inject_hyperparams(sgd) at η = 0.1; after the first dispatch (4 steps) the callback
+    sets η = 0: the params stop moving, and the step was compiled once."""
+    opt = optim.inject_hyperparams(optim.sgd)(learning_rate=0.1)
+    seen = []
+
+    def freeze_after_first(state, info):
+        seen.append(np.asarray(state.params["w"]))
+        return state._replace(opt_state=optim.set_hyperparam(state.opt_state, "learning_rate", 0.0))
+
+    data = make_data()
+    state, _ = train.fit(
+        fresh_state(optimizer=opt),
+        linear_loss,
+        opt,
+        data,
+        batch_size=6,
+        epochs=2,
+        steps_per_dispatch=4,
+        progress=False,
+        callback=freeze_after_first,
+    )
+    assert len(seen) == 2 and not np.allclose(seen[0], 0.0)
+    np.testing.assert_array_equal(seen[1], seen[0])
+    np.testing.assert_array_equal(np.asarray(state.params["w"]), seen[0])
+    assert float(state.opt_state.hyperparams["learning_rate"]) == 0.0
+
+
 def test_make_step_donates_and_runs_repeatedly_without_warnings():
     step = train.make_step(linear_loss, optim.adam(1e-2))
     state = fresh_state(optimizer=optim.adam(1e-2))

@@ -323,7 +323,7 @@ def fit(
     steps_per_dispatch: int | None = None,
     eval_fn: Callable[[Params], Mapping[str, Any]] | None = None,
     progress: bool = True,
-    callback: Callable[[TrainState, dict[str, Any]], bool | None] | None = None,
+    callback: Callable[[TrainState, dict[str, Any]], bool | TrainState | None] | None = None,
     carry: Mapping[str, Any] | None = None,
 ) -> tuple[TrainState, dict[str, list[float]]]:
     """Train until `state.step == epochs · ⌊N / batch_size⌋`, fusing steps with `lax.scan`.
@@ -340,7 +340,11 @@ def fit(
     eval_fn:     `eval_fn(params) -> dict` of metrics, run after every epoch.
     callback:    `callback(state, info) -> stop?` after every dispatch; returning True stops
                  cleanly (used for checkpoints and signal handling). `info["carry"]` is
-                 everything besides the state that an exact resume needs (below).
+                 everything besides the state that an exact resume needs (below). Returning
+                 a TrainState instead continues from it: e.g. a hyperparameter held by
+                 `optim.inject_hyperparams`, changed without recompiling:
+                 `return state._replace(opt_state=optim.set_hyperparam(state.opt_state,
+                 "learning_rate", 1e-4))`.
     carry:       `info["carry"]` as a callback saw it with the state being resumed (e.g. from a
                  checkpoint's metadata, see `funcnn.train.resume`): a JSON-able dict {"history",
                  "epoch_sums", "epoch_steps", "data_key"} — the per-epoch history so far, the
@@ -428,7 +432,10 @@ def fit(
             "epoch_steps": epoch_steps,
             "data_key": key_bits,
         }
-        if callback is not None and callback(state, info):
+        answer = None if callback is None else callback(state, info)
+        if isinstance(answer, TrainState):
+            state = answer  # the callback changed the state (e.g. set_hyperparam)
+        elif answer:
             stopped = True
     if bar is not None:
         bar.close()
