@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from funcnn.optim import schedules
-from funcnn.verify import registry as configs
 from funcnn.optim.parameter_free import prodigy
 from funcnn.reference import optim as ref
+from funcnn.verify import registry as configs
 
 
 def _decay_ndim2(params):

@@ -27,13 +27,13 @@ import optax.contrib
 from funcnn import optim
 from funcnn.optim import aliases_optax as ox
 from funcnn.optim import line_search
-from funcnn.verify import registry as configs
 from funcnn.optim.clipping_per_unit import adaptive_grad_clip
 from funcnn.optim.normalize import centralize, normalize_by_update_norm
 from funcnn.optim.parameter_free import prodigy
 from funcnn.optim.plateau import reduce_on_plateau
 from funcnn.optim.polyak import polyak_sgd
 from funcnn.optim.slow_weights import ema
+from funcnn.verify import registry as configs
 
 jax.config.update("jax_enable_x64", True)
 

@@ -100,12 +100,16 @@ class GradientTransformation(_Transformation):
 
     __slots__ = ()
 
-    def __new__(cls, init: InitFn, update: UpdateFn) -> GradientTransformation:
+    def __new__(
+        cls, init: InitFn, update: Callable[..., tuple[Updates, OptState]]
+    ) -> GradientTransformation:
         if callable(update) and not _accepts_extra(update):
             plain = update
 
             @functools.wraps(plain)
-            def update(updates, state, params=None, **extra):  # type: ignore[no-untyped-def]
+            def update(
+                updates: Updates, state: OptState, params: Params | None = None, **extra: Any
+            ) -> tuple[Updates, OptState]:
                 del extra  # this stage reads none of the extra arguments
                 return plain(updates, state, params)
 

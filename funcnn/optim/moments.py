@@ -23,7 +23,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from funcnn.scale import xla as fusion
 from funcnn.optim._tree import const, unzip, upcast
 from funcnn.optim.base import (
     Array,
@@ -35,6 +34,7 @@ from funcnn.optim.base import (
     tree_widest_float,
     tree_zeros_like,
 )
+from funcnn.scale import xla as fusion
 
 __all__ = [
     "RADAM_THRESHOLD",
