@@ -25,6 +25,7 @@ from jax.tree_util import PyTreeDef
 
 from funcnn._validation import check_in_range
 from funcnn.optim._tree import (
+    check_float_tree,
     compute_dtype,
     safe_increment,
     state_dtype,
@@ -76,10 +77,53 @@ class _Transformation(NamedTuple):
     update: UpdateFn
 
 
+def _same_structure(a: Any, b: Any) -> bool:
+    got: PyTreeDef = jax.tree.structure(a)
+    want: PyTreeDef = jax.tree.structure(b)
+    return got == want
+
+
+def _checked_init(init: InitFn) -> InitFn:
+    """`init`, refusing params that are not real floating-point arrays (idempotent)."""
+    if getattr(init, "_checks_dtypes", False):
+        return init
+
+    @functools.wraps(init)
+    def checked(params: Params) -> OptState:
+        check_float_tree(params, "params", "optimizer init: ")
+        return init(params)
+
+    checked._checks_dtypes = True  # type: ignore[attr-defined]
+    return checked
+
+
+def _checked_update(update: UpdateFn) -> UpdateFn:
+    """`update`, refusing updates and params that are not real floating-point arrays."""
+    if getattr(update, "_checks_dtypes", False):
+        return update
+
+    @functools.wraps(update)
+    def checked(
+        updates: Updates, state: OptState, params: Params | None = None, **extra: Any
+    ) -> tuple[Updates, OptState]:
+        # Trees of different structures: the stage's own structure check names the mismatch
+        # (a wrong tree is the likelier mistake than a wrong dtype); dtypes are checked once
+        # the trees agree.
+        same_trees = params is None or _same_structure(updates, params)
+        if same_trees:
+            check_float_tree(updates, "updates", "optimizer update: ")
+            if params is not None:
+                check_float_tree(params, "params", "optimizer update: ")
+        return update(updates, state, params, **extra)
+
+    checked._checks_dtypes = True  # type: ignore[attr-defined]
+    return checked
+
+
 def _accepts_extra(fn: Callable[..., Any]) -> bool:
     """Whether `fn` takes **kwargs (a stage that reads or forwards optax's extra arguments)."""
     try:
-        parameters = inspect.signature(fn).parameters.values()
+        parameters = inspect.signature(fn, follow_wrapped=False).parameters.values()
     except (TypeError, ValueError):  # not introspectable: assume the plain signature
         return False
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
@@ -96,6 +140,13 @@ class GradientTransformation(_Transformation):
     the wrappers pass them on, and only the stages that say so read them (the L-BFGS line
     search, Polyak's step, reduce-on-plateau). An `update` written without `**extra` is
     wrapped here to accept and ignore them, so a stage only declares what it uses.
+
+    Every transformation checks its inputs here, once for all stages, aliases and wrappers:
+    building one wraps `init` and `update` so that params and gradients (`updates`) must be
+    real floating-point arrays. A complex leaf (Adam would move only the real part of a
+    purely imaginary gradient), an int or bool leaf (a step rounded to 0, or a rise by 1)
+    or a Python scalar (no dtype to keep) is a TypeError naming the leaf, at init or at the
+    first update's trace — never a silent wrong step.
     """
 
     __slots__ = ()
@@ -103,17 +154,23 @@ class GradientTransformation(_Transformation):
     def __new__(
         cls, init: InitFn, update: Callable[..., tuple[Updates, OptState]]
     ) -> GradientTransformation:
-        if callable(update) and not _accepts_extra(update):
-            plain = update
+        return super().__new__(cls, _checked_init(init), _checked_update(_with_extra(update)))
 
-            @functools.wraps(plain)
-            def update(
-                updates: Updates, state: OptState, params: Params | None = None, **extra: Any
-            ) -> tuple[Updates, OptState]:
-                del extra  # this stage reads none of the extra arguments
-                return plain(updates, state, params)
 
-        return super().__new__(cls, init, update)
+def _with_extra(update: Callable[..., tuple[Updates, OptState]]) -> UpdateFn:
+    """`update` itself if it takes **extra, else a wrapper that accepts and ignores them."""
+    if _accepts_extra(update):
+        return update  # type: ignore[return-value]
+    plain = update
+
+    @functools.wraps(plain)
+    def ignoring_extra(
+        updates: Updates, state: OptState, params: Params | None = None, **extra: Any
+    ) -> tuple[Updates, OptState]:
+        del extra  # this stage reads none of the extra arguments
+        return plain(updates, state, params)
+
+    return ignoring_extra
 
 
 class EmptyState(NamedTuple):
@@ -135,7 +192,6 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             )
 
     def init(params: Params) -> tuple:
-        check_floating_params(params)
         return tuple(t.init(params) for t in transforms)
 
     def update(updates: Updates, state: tuple, params: Params | None = None, **extra: Any):
@@ -165,11 +221,13 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     Strict where optax is lenient, on purpose: the two trees must have the same structure
     and every update leaf its parameter's exact shape (a (2, 3) update on a (3,) parameter
     is a ValueError naming the leaf, not a silently broadcast (2, 3) parameter), and params
-    must be floating point (an int32 parameter would never move).
+    and updates must be real floating-point arrays (an int32 parameter would never move; a
+    complex update would lose its imaginary part in the cast back).
     """
     check_same_structure(updates, params)
     check_same_shapes(updates, params)
     check_floating_params(params)
+    check_float_tree(updates, "updates", "apply_updates: ")
     return jax.tree.map(lambda p, u: jnp.asarray(p + u).astype(jnp.result_type(p)), params, updates)
 
 
@@ -207,15 +265,9 @@ def check_same_shapes(
 
 
 def check_floating_params(params: Params, where: str = "params") -> None:
-    """Raise TypeError naming the first parameter leaf that is not floating point."""
-    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        dtype = jnp.result_type(leaf)
-        if not jnp.issubdtype(dtype, jnp.inexact):
-            raise TypeError(
-                f"{where}{jax.tree_util.keystr(path)} has dtype {dtype}: optimizers update "
-                "floating-point parameters only (gradients of integer arrays do not exist); "
-                "cast it with .astype(jnp.float32) or keep it out of the optimized tree."
-            )
+    """Raise TypeError naming the first parameter leaf that is not a real floating-point
+    array (int, bool, complex or a Python scalar); see `GradientTransformation`."""
+    check_float_tree(params, where)
 
 
 def check_same_structure(
