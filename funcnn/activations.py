@@ -13,6 +13,7 @@ harmless input, so its (unused) derivative cannot turn into 0·∞ = NaN in the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -175,3 +176,21 @@ def log_softmax(x: Array, axis: int = -1, where: Any = None) -> Array:
     empty = total == 0
     out = shifted - jnp.log(jnp.where(empty, jnp.ones_like(total), total))
     return jnp.where(empty, jnp.zeros_like(out), out)
+
+
+# ------------------------------------------------------------------------------ by name
+# Kept at the end of the file: every activation above is listed by `__all__`, so the
+# registry below picks new ones up without an edit here.
+
+BY_NAME: dict[str, Callable[..., Array]] = {name: globals()[name] for name in __all__}
+"""Every activation of this module by its name: the one activation-by-name table."""
+
+
+def get(name: str) -> Callable[..., Array]:
+    """The activation called `name` (a key of `BY_NAME`); ValueError listing them otherwise."""
+    if name not in BY_NAME:
+        raise ValueError(f"unknown activation {name!r}; choose from {sorted(BY_NAME)}.")
+    return BY_NAME[name]
+
+
+__all__ += ["BY_NAME", "get"]

@@ -3,7 +3,7 @@
     python scripts/compare_optimizers.py verify                 # every config, f64 + f32
     python scripts/compare_optimizers.py verify --only adamw --steps 100
     python scripts/compare_optimizers.py verify --formula clip_adamw_warmup_cosine
-    python scripts/compare_optimizers.py race                   # 6 optimizers × 4 problems
+    python scripts/compare_optimizers.py race                   # 9 optimizers × 4 problems
     python scripts/compare_optimizers.py decay                  # Adam+L2 vs AdamW
 
 Each subcommand prints a table and writes JSON (and PNGs for race/decay) into --out.
@@ -30,6 +30,14 @@ VERIFY_COLUMNS = [
     "tolerance",
     "result",
 ]
+# The columns that decide PASS, marked with * in the printed table (verify.json keeps the
+# plain names).
+DECIDING = ("max_rel_error", "max_lr_error")
+VERIFY_LEGEND = (
+    "result: PASS when every column marked * is ≤ tolerance (max_rel_error: the parameters, "
+    "max_lr_error: the learning rate used at each step, both relative to the float64 "
+    "reference); max_abs_error is shown for scale and does not decide."
+)
 RACE_COLUMNS = ["optimizer", "learning_rate", "steps_to_target", "final_loss", "wall_time"]
 
 
@@ -94,7 +102,10 @@ def run_verify(args: argparse.Namespace) -> int:
         args.only, dtypes=args.dtype or verify.DTYPES, steps=args.steps, seed=args.seed
     )
     table = [row.as_dict() for row in rows]
-    print(report.format_table(table, VERIFY_COLUMNS))
+    mark = {name: f"{name}*" for name in DECIDING}
+    shown = [{mark.get(k, k): v for k, v in row.items()} for row in table]
+    print(VERIFY_LEGEND + "\n")
+    print(report.format_table(shown, [mark.get(c, c) for c in VERIFY_COLUMNS]))
     path = report.write_json(args.out / "verify.json", table)
     failed = [f"{r.configuration}/{r.dtype}" for r in rows if not r.passed]
     print(f"\n{len(rows) - len(failed)}/{len(rows)} PASS; results in {path}")

@@ -24,7 +24,6 @@ SIGINT/SIGTERM finish the current fused chunk, write a checkpoint and exit with 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import sys
@@ -32,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 
 from funcnn import scale
 from funcnn.lab import cli, recipes
 from funcnn.lab.plotting import plot_history
-from funcnn.params import summary
+from funcnn.params import all_finite, summary
 from funcnn.scale import distributed, xla
 from funcnn.train import checkpoint, resume
 
@@ -133,7 +131,7 @@ def main(argv=None) -> int:
     lead = distributed.is_coordinator()
     say = print if lead else _quiet  # one copy of every line, from process 0
     say(f"funcnn: training {config}")
-    placement = contextlib.nullcontext()  # one device: the plain, unsharded path
+    mesh = None  # one device: the plain, unsharded path
     if multi_process or args.devices > 1:
         mesh = scale.make_mesh()  # every device of every process (--devices per process)
         if config.batch_size % mesh.size:
@@ -148,8 +146,7 @@ def main(argv=None) -> int:
             f"data-parallel over {mesh.size} devices in {jax.process_count()} process(es): "
             f"{list(mesh.devices.flat)}"
         )
-        placement = scale.data_parallel(mesh)
-    with placement, resume.stop_on_signals() as stop:
+    with resume.stop_on_signals() as stop:
         result = recipes.run_resumable(
             config,
             args.out / "checkpoints",
@@ -161,6 +158,7 @@ def main(argv=None) -> int:
             progress=lead and not args.no_progress,
             # without the bar (which prints its own lines), one line per epoch as it ends
             report=print if lead and args.no_progress else None,
+            mesh=mesh,  # fit replicates the state and splits every batch over its devices
         )
     if stop.requested:
         say(
@@ -169,9 +167,9 @@ def main(argv=None) -> int:
         )
         return 128 + stop.signum
     if not lead:  # the results below are process 0's to print and write
-        return 0 if all_finite(result.state.params) else 1
+        return 0 if bool(all_finite(result.state.params)) else 1
     print(summary(result.state.params))
-    if not all_finite(result.state.params):
+    if not bool(all_finite(result.state.params)):
         print(
             f"error: the parameters are not finite after step {int(result.state.step)} "
             f"(train_loss per epoch: {result.history.get('train_loss')}); {args.out}/params.ckpt "
@@ -195,10 +193,6 @@ def main(argv=None) -> int:
 
 def _quiet(*args: Any, **kwargs: Any) -> None:
     """`print` for processes other than 0."""
-
-
-def all_finite(tree: Any) -> bool:
-    return all(bool(np.isfinite(np.asarray(leaf)).all()) for leaf in jax.tree.leaves(tree))
 
 
 if __name__ == "__main__":

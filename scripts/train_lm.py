@@ -25,14 +25,14 @@ import jax
 from funcnn import sampling
 from funcnn.datasets import text as text_data
 from funcnn.lab import cli, lm
-from funcnn.nn.sequence_models import KINDS, char_lm
+from funcnn.nn.sequence_models import ARCHITECTURES, char_lm
 from funcnn.scale import xla
 from funcnn.train import checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--model", default="transformer", choices=KINDS)
+    p.add_argument("--model", default="transformer", choices=ARCHITECTURES)
     p.add_argument("--text", type=Path, help="UTF-8 training text (default: stdlib docstrings)")
     p.add_argument("--steps", type=cli.positive_int, default=1500)
     p.add_argument("--batch-size", type=cli.positive_int, default=32)
@@ -66,7 +66,7 @@ def model_config(args: argparse.Namespace, tokenizer: text_data.CharTokenizer) -
     """Everything needed to rebuild the model and its tokenizer; stored in params.ckpt."""
     kwargs = {"dim": args.dim, "hidden": args.hidden_size, "depth": args.depth}
     if args.model == "transformer":
-        kwargs.update(heads=args.num_heads, dropout=args.dropout)
+        kwargs.update(num_heads=args.num_heads, dropout=args.dropout)
     return {
         "kind": args.model,
         "vocab": tokenizer.vocab_size,

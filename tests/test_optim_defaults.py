@@ -15,7 +15,7 @@ import pytest
 
 from funcnn import optim
 from funcnn.reference import optim as ref
-from funcnn.verify import registry
+from funcnn.verify import registry, runner
 
 # name → defaults. torch: torch.optim's class of that name; optax: optax's function of that
 # name; ours: a choice documented in the function's docstring (no peer default exists).
@@ -409,7 +409,7 @@ def at_defaults():
         for name, (build, build_reference) in ALIASES_AT_DEFAULTS.items()
     }
     with jax.enable_x64(True):
-        return registry.compare_all(pairs, num_steps=30, dtype="float64")
+        return runner.compare_all(pairs, num_steps=30, dtype="float64")
 
 
 @pytest.mark.parametrize("name", sorted(ALIASES_AT_DEFAULTS))

@@ -12,6 +12,7 @@ from funcnn.optim import schedules
 from funcnn.optim.parameter_free import prodigy
 from funcnn.reference import optim as ref
 from funcnn.verify import registry as configs
+from funcnn.verify import runner
 
 
 def _decay_ndim2(params):
@@ -51,7 +52,7 @@ def test_prodigy_matches_its_float64_transcription():
     start = configs.problem_params(0)
     with jax.enable_x64(True):
         theta = jax.tree.map(jnp.asarray, start)
-        results = configs.run_funcnn({n: b() for n, (b, _) in CASES.items()}, theta, 40)
+        results = runner.run_funcnn({n: b() for n, (b, _) in CASES.items()}, theta, 40)
     for name, (_, build_reference) in CASES.items():
         expected, _ = ref.run_reference(
             build_reference(), ref.flatten_params(start), configs.problem_grad_numpy, 40

@@ -59,7 +59,7 @@ def test_two_layer_transformer_beats_unigram_by_a_bit_per_char():
         warmup_steps=30,
         dim=32,
         depth=2,
-        heads=4,
+        num_heads=4,
         steps_per_dispatch=150,
     )
     gain = result.unigram_bits_per_char - result.val_bits_per_char

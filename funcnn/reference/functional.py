@@ -46,9 +46,10 @@ def _f64(x: Any) -> np.ndarray:
 
 
 def relu(x: Any) -> np.ndarray:
-    """max(x, 0)."""
-    x = _f64(x)
-    return np.where(x > 0, x, 0.0)
+    """max(x, 0), deciding by the real part: a complex-step input a + ib keeps its ib where
+    a > 0, so `numerical.complex_step` differentiates it (the models use this one relu)."""
+    x = np.asarray(x) if np.iscomplexobj(x) else _f64(x)
+    return np.where(np.real(x) > 0, x, 0.0)
 
 
 def relu_grad(x: Any) -> np.ndarray:

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 MULTI_OUTPUT_FUSION_OPTION = "xla_cpu_use_multi_output_fusion"
+"""The XLA:CPU backend option that turns on multi-output (sibling) loop fusion."""
 _EXTRA_OPTIONS = "--xla_backend_extra_options="
 
 

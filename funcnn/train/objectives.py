@@ -21,19 +21,20 @@ from funcnn import losses
 from funcnn._validation import check_choice
 
 __all__ = [
-    "KINDS",
+    "TASK_KINDS",
     "per_example",
     "supervised_loss",
     "supervised_metrics",
 ]
 
 Array = jax.Array
-KINDS = ("classification", "binary", "regression")
+TASK_KINDS = ("classification", "binary", "regression")
+"""What a supervised `kind` may be: softmax classes, one logit, or real targets."""
 
 
 def per_example(kind: str, outputs: Array, targets: Array) -> dict[str, Array]:
     """Per-example loss (and accuracy for classifiers), each of shape (batch,)."""
-    check_choice(kind, "kind", KINDS)
+    check_choice(kind, "kind", TASK_KINDS)
     if kind == "classification":
         loss = losses.cross_entropy(outputs, targets, reduction="none")
         correct = jnp.argmax(outputs, axis=-1) == targets
@@ -48,7 +49,7 @@ def per_example(kind: str, outputs: Array, targets: Array) -> dict[str, Array]:
 
 def supervised_loss(apply: Callable[..., Array], kind: str) -> Callable:
     """`loss_fn(params, (x, y), key) -> (mean loss, {"accuracy": …})`, with dropout on."""
-    check_choice(kind, "kind", KINDS)
+    check_choice(kind, "kind", TASK_KINDS)
 
     def loss_fn(params, batch, key):
         x, y = batch
@@ -61,7 +62,7 @@ def supervised_loss(apply: Callable[..., Array], kind: str) -> Callable:
 
 def supervised_metrics(apply: Callable[..., Array], kind: str) -> Callable:
     """`metric_fn(params, (x, y)) -> {"loss": (b,), "accuracy": (b,)}` in eval mode."""
-    check_choice(kind, "kind", KINDS)
+    check_choice(kind, "kind", TASK_KINDS)
 
     def metric_fn(params, batch):
         x, y = batch
