@@ -281,6 +281,7 @@ DEFAULTS = {
         "initial_guess_strategy": "keep",
     },
     "adaptive_grad_clip": {"eps": 1e-3},
+    "sam": {"sync_period": 2, "reset_state": True},
     "ema": {"debias": True},
     "lookahead": {"reset_state": False},
     "normalize_by_update_norm": {"scale_factor": 1.0, "eps": 1e-6},

@@ -151,6 +151,12 @@ PAIRS = {
     ),
     "prodigy": (lambda: prodigy(), lambda: optax.contrib.prodigy()),
     "ema": (lambda: ema(0.9), lambda: optax.ema(0.9)),
+    "sam": (
+        lambda: optim.sam(optim.sgd(1e-2), optim.chain(optim.normalize(), optim.scale(-0.05))),
+        lambda: optax.contrib.sam(
+            optax.sgd(1e-2), optax.chain(optax.contrib.normalize(), optax.scale(-0.05))
+        ),
+    ),
     "adaptive_grad_clip": (lambda: adaptive_grad_clip(0.1), lambda: optax.adaptive_grad_clip(0.1)),
     "centralize": (lambda: centralize(), lambda: optax.centralize()),
     "normalize_by_update_norm": (

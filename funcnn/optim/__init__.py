@@ -43,6 +43,7 @@ Every public name below is also exported here (`optim.scale_by_adam`, `optim.ada
 | `freezing`      | `set_to_zero`, `freeze`, `selective_transform`                             |
 | `noise`         | `add_noise`, `noisy_sgd`                                                   |
 | `multi_steps`   | `MultiSteps`: gradient accumulation with a schedule of k                   |
+| `sharpness`     | `sam` (sharpness-aware minimization) and its `normalize`                   |
 | `hyperparams`   | `inject_hyperparams`, `set_hyperparam`: hyperparameters in the state       |
 | `aliases_optax` | the optimizers only optax has, under optax's names and defaults            |
 | `aliases`       | the named optimizers (`sgd` … `schedule_free_adamw`), each a chain         |
@@ -233,6 +234,7 @@ from funcnn.optim.schedules import (
     piecewise_constant,
     warmup_cosine_decay,
 )
+from funcnn.optim.sharpness import SAMState, normalize, sam
 from funcnn.optim.sign import ScaleByLionState, ScaleByRpropState, scale_by_lion, scale_by_rprop
 from funcnn.optim.slow_weights import (
     EmaState,
@@ -276,6 +278,7 @@ __all__ = [
     "PartitionState",
     "ProdigyState",
     "ReduceLROnPlateauState",
+    "SAMState",
     "ScaleByAdadeltaState",
     "ScaleByAdagradState",
     "ScaleByAdamRmsState",
@@ -358,6 +361,7 @@ __all__ = [
     "nadam",
     "noisy_sgd",
     "nonfinite_counts",
+    "normalize",
     "normalize_by_update_norm",
     "novograd",
     "optimistic_gradient_descent",
@@ -373,6 +377,7 @@ __all__ = [
     "reduce_on_plateau",
     "rmsprop",
     "rprop",
+    "sam",
     "scale",
     "scale_by_adadelta",
     "scale_by_adagrad",

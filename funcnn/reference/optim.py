@@ -18,6 +18,7 @@ Conventions:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -1779,3 +1780,42 @@ def run_reference_with_value(
         updates = optimizer.update(grads, params, value=value, value_fn=value_and_grad_fn)
         params = {name: params[name] + updates[name] for name in params}
     return params, values
+
+
+class Normalize(_Stage):
+    """u = g/‖g‖ (global norm; optax.contrib's normalize)."""
+
+    def update(self, grads, params):
+        norm = math.sqrt(_dot(grads, grads))
+        return {k: g / norm for k, g in grads.items()}
+
+
+class SAM(_Stage):
+    """optax.contrib's sam, transparent mode, k = sync_period; `optimizer` and `adv_optimizer`
+    are fresh reference stages. Cycle from θ₀: calls 1…k−1 return −adv(g) (θ₀ cached at
+    call 1); call k returns (θ₀ − θ) + optimizer(g, θ₀). With reset_state the adversarial
+    stage restarts (a copy of its fresh state) after call k."""
+
+    def __init__(self, optimizer, adv_optimizer, sync_period=2, reset_state=True):
+        self.opt, self.fresh_adv = optimizer, copy.deepcopy(adv_optimizer)
+        self.adv = adv_optimizer
+        self.k, self.reset = sync_period, reset_state
+        self.steps = 0
+        self.cache: FlatParams | None = None
+
+    def update(self, grads, params):
+        if self.cache is None:
+            self.cache = {k: v.copy() for k, v in params.items()}
+        first, last = self.steps == 0, self.steps == self.k - 1
+        cache = self.cache
+        if last:
+            inner = self.opt.update(grads, cache)
+            out = {k: cache[k] - params[k] + inner[k] for k in grads}
+            if self.reset:
+                self.adv = copy.deepcopy(self.fresh_adv)
+        else:
+            out = {k: -u for k, u in self.adv.update(grads, params).items()}
+        if first:
+            self.cache = {k: v.copy() for k, v in params.items()}
+        self.steps = (self.steps + 1) % self.k
+        return out

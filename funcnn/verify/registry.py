@@ -709,6 +709,8 @@ STAGES.update(
             optim.optimistic_gradient_descent, ref.OptimisticGradientDescent
         ),
         "fromage": Stage(optim.fromage, ref.Fromage),
+        "normalize": Stage(optim.normalize, ref.Normalize),
+        "sam": Stage(optim.sam, ref.SAM),
     }
 )
 
@@ -823,6 +825,18 @@ CONFIGS.update(
             "optimistic_gradient_descent", learning_rate=1e-2, alpha=0.5, beta=2.0
         ),
         "fromage": spec("fromage", learning_rate=3e-3),
+        "sam": spec(
+            "sam",
+            spec("sgd", learning_rate=1e-2),
+            spec("chain", spec("normalize"), spec("scale", -0.05)),
+        ),
+        "sam_3_no_reset_adam_momentum": spec(
+            "sam",
+            spec("adam", learning_rate=1e-2),
+            spec("chain", spec("normalize"), spec("trace", 0.5), spec("scale", -0.02)),
+            sync_period=3,
+            reset_state=False,
+        ),
         "fromage_schedule_min_norm": spec(
             "fromage",
             learning_rate=spec(
