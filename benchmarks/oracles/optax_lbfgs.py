@@ -150,6 +150,9 @@ PAIRS = {
         lambda: optax.contrib.simplified_ademamix(1e-3, alpha=2.0),
     ),
     "prodigy": (lambda: prodigy(), lambda: optax.contrib.prodigy()),
+    "dog": (lambda: optim.dog(weight_decay=0.1), lambda: optax.contrib.dog(weight_decay=0.1)),
+    "dowg": (lambda: optim.dowg(weight_decay=0.1), lambda: optax.contrib.dowg(weight_decay=0.1)),
+    "madgrad": (lambda: optim.madgrad(1e-2), lambda: optax.contrib.madgrad(1e-2)),
     "ema": (lambda: ema(0.9), lambda: optax.ema(0.9)),
     "sam": (
         lambda: optim.sam(optim.sgd(1e-2), optim.chain(optim.normalize(), optim.scale(-0.05))),

@@ -31,13 +31,13 @@ Every public name below is also exported here (`optim.scale_by_adam`, `optim.ada
 | `schedule_free` | the schedule-free wrapper and `schedule_free_eval_params`                  |
 | `wrappers`      | around a whole optimizer: `skip_nonfinite`, `accumulate`                   |
 | `adam_variants` | Adam's relatives only optax ships: AdaBelief, Yogi, Adan, NovoGrad, ADOPT,  |
-|                 | AdEMAMix (and simplified), optimistic gradients                           |
+|                 | AdEMAMix (and simplified), MADGRAD, optimistic gradients                  |
 | `normalize`     | stateless reshaping: `scale_by_sign`, `centralize`,                        |
 |                 | `normalize_by_update_norm`, `zero_nans`                                    |
 | `line_search`   | L-BFGS's direction and the zoom (strong-Wolfe) line search, `lbfgs`        |
 | `polyak`        | Polyak's step size from the loss value, `polyak_sgd`                       |
 | `plateau`       | `reduce_on_plateau` (reads the loss value)                                 |
-| `parameter_free`| `prodigy`: the step from a distance estimate                               |
+| `parameter_free`| `prodigy`, `dog`, `dowg`: the step from a distance estimate              |
 | `slow_weights`  | `ema` of updates, `incremental_update`/`periodic_update`, `lookahead`      |
 | `clipping_per_unit` | `adaptive_grad_clip` (per unit), `per_example_global_norm_clip` (DP-SGD) |
 | `freezing`      | `set_to_zero`, `freeze`, `selective_transform`                             |
@@ -56,6 +56,7 @@ a new clip into `clipping`), a new optimizer into `aliases` as a chain. `transfo
 """
 
 from funcnn.optim.adam_variants import (
+    MadgradState,
     ScaleByAdanState,
     ScaleByAdemamixState,
     ScaleByAdoptState,
@@ -68,6 +69,7 @@ from funcnn.optim.adam_variants import (
     scale_by_ademamix,
     scale_by_adopt,
     scale_by_belief,
+    scale_by_madgrad,
     scale_by_novograd,
     scale_by_optimistic_gradient,
     scale_by_simplified_ademamix,
@@ -99,6 +101,7 @@ from funcnn.optim.aliases_optax import (
     adopt,
     fromage,
     lars,
+    madgrad,
     novograd,
     optimistic_gradient_descent,
     sign_sgd,
@@ -190,8 +193,14 @@ from funcnn.optim.orthogonal import (
     scale_by_shape,
 )
 from funcnn.optim.parameter_free import (
+    DoGState,
+    DoWGState,
     ProdigyState,
+    dog,
+    dowg,
     prodigy,
+    scale_by_dog,
+    scale_by_dowg,
 )
 from funcnn.optim.plateau import (
     ReduceLROnPlateauState,
@@ -262,6 +271,8 @@ __all__ = [
     "AverageParamsState",
     "ClipByBlockRmsState",
     "ClipByGlobalNormState",
+    "DoGState",
+    "DoWGState",
     "EmaMomentumState",
     "EmaState",
     "EmptyState",
@@ -269,6 +280,7 @@ __all__ = [
     "InjectHyperparamsState",
     "LookaheadParams",
     "LookaheadState",
+    "MadgradState",
     "MaskedNode",
     "MaskedState",
     "MultiSteps",
@@ -340,6 +352,8 @@ __all__ = [
     "constant",
     "cosine_decay",
     "current_learning_rate",
+    "dog",
+    "dowg",
     "ema",
     "ema_momentum",
     "exponential_decay",
@@ -356,6 +370,7 @@ __all__ = [
     "linear_warmup",
     "lion",
     "lookahead",
+    "madgrad",
     "masked",
     "muon",
     "nadam",
@@ -389,10 +404,13 @@ __all__ = [
     "scale_by_adopt",
     "scale_by_amsgrad",
     "scale_by_belief",
+    "scale_by_dog",
+    "scale_by_dowg",
     "scale_by_factored_rms",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_madgrad",
     "scale_by_nadam",
     "scale_by_novograd",
     "scale_by_optimistic_gradient",

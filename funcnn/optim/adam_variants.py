@@ -29,6 +29,7 @@ from funcnn.optim.base import (
 )
 
 __all__ = [
+    "MadgradState",
     "ScaleByAdanState",
     "ScaleByAdemamixState",
     "ScaleByAdoptState",
@@ -41,6 +42,7 @@ __all__ = [
     "scale_by_ademamix",
     "scale_by_adopt",
     "scale_by_belief",
+    "scale_by_madgrad",
     "scale_by_novograd",
     "scale_by_optimistic_gradient",
     "scale_by_simplified_ademamix",
@@ -580,5 +582,72 @@ def scale_by_optimistic_gradient(alpha: float = 1.0, beta: float = 1.0) -> Gradi
 
         updates, prev = unzip(jax.tree.map(leaf, updates, state.previous_gradient), updates)
         return updates, ScaleByOptimisticGradientState(jnp.asarray(False), prev)
+
+    return GradientTransformation(init, update)
+
+
+# --- MADGRAD --------------------------------------------------------------------------------
+
+
+class MadgradState(NamedTuple):
+    """count: int32 scalar, updates done. grad_sum_sq: S, the weighted sum of g². s: the
+    weighted sum of g. x0: θ₀. (optax.contrib's fields.)"""
+
+    count: Array  # type: ignore[assignment]
+    grad_sum_sq: Params
+    s: Params
+    x0: Params
+
+
+def scale_by_madgrad(
+    learning_rate: FloatOrSchedule, momentum: float = 0.9, eps: float = 1e-6
+) -> GradientTransformation:
+    """MADGRAD (Defazio & Jelassi 2021, "Adaptivity without Compromise: A Momentumized,
+    Adaptive, Dual Averaged Gradient Method for Stochastic Optimization", Algorithm 1), as
+    optax.contrib's `scale_by_madgrad`, at update k = 0, 1, … with η = learning_rate(k):
+
+        λₖ = (η + ε)·√(k + 1)
+        S ← S + λₖ·g²,   s ← s + λₖ·g
+        z = θ₀ − s/(∛S + ε)                     (dual averaging from the initial point)
+        θ ← (1 − μ)·z + μ·θ,   i.e. d = (1 − μ)·(z − θ)     (momentum = μ)
+
+    The stage carries the learning rate itself (d is the whole step: no
+    `scale_by_learning_rate` after it). Needs the params.
+    """
+    momentum = check_hyperparameter(momentum, "momentum", high=1.0, high_inclusive=False)
+    eps = check_hyperparameter(eps, "eps")
+    if not callable(learning_rate):
+        learning_rate = check_hyperparameter(learning_rate, "learning_rate")
+
+    def init(params: Params) -> MadgradState:
+        return MadgradState(
+            jnp.zeros([], jnp.int32),
+            tree_zeros_like(params),
+            tree_zeros_like(params),
+            jax.tree.map(jnp.copy, params),
+        )
+
+    def update(updates: Updates, state: MadgradState, params: Params | None = None, **extra):
+        del extra
+        if params is None:
+            raise ValueError(
+                "scale_by_madgrad needs the params: call update(grads, state, params)."
+            )
+
+        def leaf(g: Array, p: Array, big_s: Array, s: Array, x0: Array):
+            g32 = upcast(g)
+            lr = _at(learning_rate, state.count, g32)
+            weight = (lr + const(eps, g32)) * jnp.sqrt((state.count + 1).astype(g32.dtype))
+            big_s_new = upcast(big_s) + weight * g32 * g32
+            s_new = upcast(s) + weight * g32
+            z = upcast(x0) - s_new / (jnp.cbrt(big_s_new) + const(eps, g32))
+            mu = const(momentum, g32)
+            p32 = upcast(p).astype(g32.dtype)
+            d = (1 - mu) * z + mu * p32 - p32
+            return d.astype(g.dtype), big_s_new.astype(big_s.dtype), s_new.astype(s.dtype)
+
+        out = jax.tree.map(leaf, updates, params, state.grad_sum_sq, state.s, state.x0)
+        updates, big_s, s = unzip(out, updates, 3)
+        return updates, MadgradState(safe_increment(state.count), big_s, s, state.x0)
 
     return GradientTransformation(init, update)

@@ -23,6 +23,7 @@ from funcnn.optim.adam_variants import (
     scale_by_ademamix,
     scale_by_adopt,
     scale_by_belief,
+    scale_by_madgrad,
     scale_by_novograd,
     scale_by_optimistic_gradient,
     scale_by_simplified_ademamix,
@@ -55,6 +56,7 @@ __all__ = [
     "adopt",
     "fromage",
     "lars",
+    "madgrad",
     "novograd",
     "optimistic_gradient_descent",
     "sign_sgd",
@@ -379,3 +381,20 @@ def fromage(learning_rate: float | Schedule, min_norm: float = 1e-6) -> Gradient
         scale_by_learning_rate(lambda count: lr(count) / root(count)),
         _add_shrunk_params(shrink_minus_one),
     )
+
+
+def madgrad(
+    learning_rate: float | Schedule,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    eps: float = 1e-6,
+) -> GradientTransformation:
+    """MADGRAD (Defazio & Jelassi 2021), as optax.contrib's `madgrad`:
+
+        g ← g + λθ;  λₖ = (ηₖ + ε)√(k + 1);  S += λₖg²;  s += λₖg
+        θ ← (1 − μ)·(θ₀ − s/(∛S + ε)) + μ·θ
+
+    Chain: [add_decayed_weights] → scale_by_madgrad (which applies η itself).
+    """
+    lr = as_schedule(learning_rate, "learning_rate")
+    return chain(*_decay(weight_decay, None), scale_by_madgrad(lr, momentum, eps))

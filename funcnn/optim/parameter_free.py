@@ -1,5 +1,5 @@
 """Learning-rate-free optimizers, which estimate the step from the distance travelled:
-optax.contrib's `prodigy`.
+optax.contrib's `prodigy`, `dog` and `dowg`.
 
 Notation as in `transforms.py`; t is the 1-based step number. The estimate d of the
 distance to the solution lives in the state and only grows.
@@ -7,7 +7,7 @@ distance to the solution lives in the state and only grows.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,13 +21,25 @@ from funcnn.optim.base import (
     Schedule,
     Updates,
     as_schedule,
+    chain,
     check_hyperparameter,
     safe_increment,
     tree_zeros_like,
 )
+from funcnn.optim.decay import add_decayed_weights
 from funcnn.optim.routing import MaskOrFn, _mask_tree
+from funcnn.optim.scaling import scale_by_learning_rate
 
-__all__ = ["ProdigyState", "prodigy"]
+__all__ = [
+    "DoGState",
+    "DoWGState",
+    "ProdigyState",
+    "dog",
+    "dowg",
+    "prodigy",
+    "scale_by_dog",
+    "scale_by_dowg",
+]
 
 
 def _tree_sum(values: list[Array]) -> Array:
@@ -167,3 +179,175 @@ def prodigy(
         return steps, ProdigyState(m, v, s, state.params0, new_d, numerator, count)
 
     return GradientTransformation(init, update)
+
+
+# --- DoG and DoWG: the step from the distance travelled ------------------------------------
+
+
+def _tree_norm_sq(tree: Any) -> Array:
+    """Σ x² over every leaf and entry."""
+    return _tree_sum([jnp.sum(jnp.square(upcast(x))) for x in jax.tree.leaves(tree)])
+
+
+def _distance_sq(a: Params, b: Params) -> Array:
+    """‖a − b‖² over every leaf."""
+    return _tree_sum(
+        [
+            jnp.sum(jnp.square(upcast(x) - upcast(y).astype(upcast(x).dtype)))
+            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+        ]
+    )
+
+
+class DoGState(NamedTuple):
+    """is_init_step: bool scalar. init_params: θ₀. max_dist: r̄ (0-d). sum_sq_norm_grads:
+    G = Σ‖g‖² (0-d). (optax's fields.)"""
+
+    is_init_step: Array
+    init_params: Params
+    max_dist: Array
+    sum_sq_norm_grads: Array
+
+
+_DOG_KINDS = ("distance", "learning_rate", "heuristic")
+
+
+def scale_by_dog(init_step: tuple[str, float], eps: float = 1e-8) -> GradientTransformation:
+    """DoG's step (Ivgi et al. 2023, "DoG is SGD's Best Friend: A Parameter-Free Dynamic Step
+    Size Schedule"), as optax.contrib's `scale_by_dog`:
+
+        r̄ = max(r̄, ‖θ − θ₀‖),   G = G + ‖g‖²,   γ = r̄/√(G + ε),   d = γ·g
+
+    `init_step` = (kind, value): r̄₀ = value ("distance"), value·(1 + ‖θ₀‖) ("heuristic"), or
+    r̄₀ = 0 with γ = value at the first step ("learning_rate"). Needs the params.
+    """
+    if not isinstance(init_step, (tuple, list)) or len(init_step) != 2:
+        raise TypeError(f"init_step must be a pair (kind, value), got init_step={init_step!r}.")
+    kind, value = init_step
+    if kind not in _DOG_KINDS:
+        raise ValueError(f"init_step's kind must be one of {list(_DOG_KINDS)}, got {kind!r}.")
+    value = check_hyperparameter(value, "init_step[1]", low_inclusive=False)
+    eps = check_hyperparameter(eps, "eps")
+
+    def init(params: Params) -> DoGState:
+        dtype = jnp.result_type(*jax.tree.leaves(params))
+        if kind == "distance":
+            r0 = jnp.asarray(value, dtype)
+        elif kind == "heuristic":
+            r0 = (value * (1 + jnp.sqrt(_tree_norm_sq(params)))).astype(dtype)
+        else:
+            r0 = jnp.zeros([], dtype)
+        zero = jnp.zeros([], dtype)
+        return DoGState(jnp.asarray(True), jax.tree.map(jnp.copy, params), r0, zero)
+
+    def update(updates: Updates, state: DoGState, params: Params | None = None, **extra: Any):
+        del extra
+        if params is None:
+            raise ValueError("scale_by_dog needs the params: call update(grads, state, params).")
+        dtype = state.max_dist.dtype
+        max_dist = jnp.maximum(state.max_dist, jnp.sqrt(_distance_sq(state.init_params, params)))
+        sum_sq = state.sum_sq_norm_grads + _tree_norm_sq(updates).astype(dtype)
+        gamma = max_dist / jnp.sqrt(sum_sq + eps)
+        if kind == "learning_rate":
+            gamma = jnp.where(state.is_init_step, jnp.asarray(value, dtype), gamma)
+        scaled = jax.tree.map(
+            lambda g: (upcast(g) * gamma.astype(upcast(g).dtype)).astype(g.dtype), updates
+        )
+        return scaled, DoGState(jnp.asarray(False), state.init_params, max_dist, sum_sq)
+
+    return GradientTransformation(init, update)
+
+
+class DoWGState(NamedTuple):
+    """init_params: θ₀. weighted_sq_norm_grads: v = Σ r̄²‖g‖² (0-d). estim_sq_dist: r̄²
+    (0-d). (optax's fields.)"""
+
+    init_params: Params
+    weighted_sq_norm_grads: Array
+    estim_sq_dist: Array
+
+
+def scale_by_dowg(
+    init_estim_sq_dist: float | None = None, eps: float = 1e-4
+) -> GradientTransformation:
+    """DoWG's step (Khaled et al. 2023, "DoWG Unleashed: An Efficient Universal
+    Parameter-Free Gradient Descent Method"), as optax.contrib's `scale_by_dowg`:
+
+        r̄² = max(r̄², ‖θ − θ₀‖²),   v = v + r̄²·‖g‖²,   γ = r̄²/(√v + ε),   d = γ·g
+
+    r̄₀² = `init_estim_sq_dist` (ε if None). Needs the params.
+    """
+    eps = check_hyperparameter(eps, "eps", low_inclusive=False)
+    start = (
+        eps
+        if init_estim_sq_dist is None
+        else check_hyperparameter(init_estim_sq_dist, "init_estim_sq_dist")
+    )
+
+    def init(params: Params) -> DoWGState:
+        dtype = jnp.result_type(*jax.tree.leaves(params))
+        return DoWGState(
+            jax.tree.map(jnp.copy, params), jnp.zeros([], dtype), jnp.asarray(start, dtype)
+        )
+
+    def update(updates: Updates, state: DoWGState, params: Params | None = None, **extra: Any):
+        del extra
+        if params is None:
+            raise ValueError("scale_by_dowg needs the params: call update(grads, state, params).")
+        dtype = state.estim_sq_dist.dtype
+        sq_dist = jnp.maximum(
+            state.estim_sq_dist, _distance_sq(state.init_params, params).astype(dtype)
+        )
+        weighted = state.weighted_sq_norm_grads + sq_dist * _tree_norm_sq(updates).astype(dtype)
+        gamma = sq_dist / (jnp.sqrt(weighted) + eps)
+        scaled = jax.tree.map(
+            lambda g: (upcast(g) * gamma.astype(upcast(g).dtype)).astype(g.dtype), updates
+        )
+        return scaled, DoWGState(state.init_params, weighted, sq_dist)
+
+    return GradientTransformation(init, update)
+
+
+def _optional_decay(
+    weight_decay: float | None, mask: MaskOrFn | None
+) -> list[GradientTransformation]:
+    if weight_decay is None:
+        return []
+    return [add_decayed_weights(check_hyperparameter(weight_decay, "weight_decay"), mask)]
+
+
+def dog(
+    learning_rate: float | Schedule = 1.0,
+    init_step: tuple[str, float] = ("heuristic", 1e-6),
+    eps: float = 1e-8,
+    weight_decay: float | None = None,
+    mask: MaskOrFn | None = None,
+) -> GradientTransformation:
+    """DoG (Ivgi et al. 2023), as optax.contrib's `dog`: θ ← θ − η·γ·(g + λθ) with DoG's
+    γ = r̄/√(Σ‖g‖² + ε) (`scale_by_dog`; λθ only when weight_decay is not None, on the leaves
+    `mask` selects, and inside the norms). η = learning_rate is a multiplier (1 = none).
+    Chain: [add_decayed_weights] → scale_by_dog → scale_by_learning_rate."""
+    lr = as_schedule(learning_rate, "learning_rate")
+    return chain(
+        *_optional_decay(weight_decay, mask),
+        scale_by_dog(init_step, eps),
+        scale_by_learning_rate(lr),
+    )
+
+
+def dowg(
+    learning_rate: float | Schedule = 1.0,
+    init_estim_sq_dist: float | None = None,
+    eps: float = 1e-4,
+    weight_decay: float | None = None,
+    mask: MaskOrFn | None = None,
+) -> GradientTransformation:
+    """DoWG (Khaled et al. 2023), as optax.contrib's `dowg`: θ ← θ − η·γ·(g + λθ) with DoWG's
+    γ = r̄²/(√(Σ r̄²‖g‖²) + ε) (`scale_by_dowg`). Chain: [add_decayed_weights] →
+    scale_by_dowg → scale_by_learning_rate."""
+    lr = as_schedule(learning_rate, "learning_rate")
+    return chain(
+        *_optional_decay(weight_decay, mask),
+        scale_by_dowg(init_estim_sq_dist, eps),
+        scale_by_learning_rate(lr),
+    )

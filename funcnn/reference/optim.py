@@ -1819,3 +1819,111 @@ class SAM(_Stage):
             self.cache = {k: v.copy() for k, v in params.items()}
         self.steps = (self.steps + 1) % self.k
         return out
+
+
+def _distance(a: FlatParams, b: FlatParams) -> float:
+    """‖a − b‖ over every leaf."""
+    return math.sqrt(sum(float(np.sum((a[k] - b[k]) ** 2)) for k in a))
+
+
+class DoG(_Stage):
+    """Ivgi et al. 2023 (optax.contrib's dog): r̄ = max(r̄, ‖θ − θ₀‖) (r̄₀ = init_step value
+    for "distance", value·(1 + ‖θ₀‖) for "heuristic", 0 for "learning_rate");
+    G = G + ‖g‖²; γ = r̄/√(G + ε) (γ = value at t = 1 for "learning_rate");
+    [g += λθ first when weight_decay is not None]; θ −= η·γ·g."""
+
+    def __init__(
+        self,
+        learning_rate=1.0,
+        init_step=("heuristic", 1e-6),
+        eps=1e-8,
+        weight_decay=None,
+        mask=None,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.kind, self.value = init_step
+        self.eps, self.weight_decay, self.mask = eps, weight_decay, mask
+        self.t = 0
+        self.theta0: FlatParams = {}
+        self.max_dist = 0.0
+        self.sum_sq = 0.0
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        if not self.theta0:
+            self.theta0 = {k: v.copy() for k, v in params.items()}
+            norm0 = math.sqrt(_dot(params, params))
+            self.max_dist = {"distance": self.value, "heuristic": self.value * (1 + norm0)}.get(
+                self.kind, 0.0
+            )
+        if self.weight_decay is not None:
+            chosen = _mask_dict(self.mask, params)
+            grads = {
+                k: g + self.weight_decay * params[k] if chosen[k] else g for k, g in grads.items()
+            }
+        self.max_dist = max(self.max_dist, _distance(self.theta0, params))
+        self.sum_sq += _dot(grads, grads)
+        gamma = self.max_dist / math.sqrt(self.sum_sq + self.eps)
+        if self.kind == "learning_rate" and self.t == 1:
+            gamma = self.value
+        return {k: -lr * gamma * g for k, g in grads.items()}
+
+
+class DoWG(_Stage):
+    """Khaled et al. 2023 (optax.contrib's dowg): r̄² = max(r̄², ‖θ − θ₀‖²) (r̄₀² =
+    init_estim_sq_dist, or ε); v = v + r̄²·‖g‖²; γ = r̄²/(√v + ε);
+    [g += λθ first when weight_decay is not None]; θ −= η·γ·g."""
+
+    def __init__(
+        self, learning_rate=1.0, init_estim_sq_dist=None, eps=1e-4, weight_decay=None, mask=None
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.eps, self.weight_decay, self.mask = eps, weight_decay, mask
+        self.sq_dist = eps if init_estim_sq_dist is None else init_estim_sq_dist
+        self.t = 0
+        self.theta0: FlatParams = {}
+        self.weighted = 0.0
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        if not self.theta0:
+            self.theta0 = {k: v.copy() for k, v in params.items()}
+        if self.weight_decay is not None:
+            chosen = _mask_dict(self.mask, params)
+            grads = {
+                k: g + self.weight_decay * params[k] if chosen[k] else g for k, g in grads.items()
+            }
+        self.sq_dist = max(self.sq_dist, _distance(self.theta0, params) ** 2)
+        self.weighted += self.sq_dist * _dot(grads, grads)
+        gamma = self.sq_dist / (math.sqrt(self.weighted) + self.eps)
+        return {k: -lr * gamma * g for k, g in grads.items()}
+
+
+class Madgrad(_Stage):
+    """Defazio & Jelassi 2021 (optax.contrib's madgrad), k = updates before this one:
+    g += λθ; λₖ = (η + ε)·√(k + 1); S += λₖg²; s += λₖg; z = θ₀ − s/(∛S + ε);
+    θ ← (1 − μ)·z + μ·θ (μ = momentum)."""
+
+    def __init__(self, learning_rate, momentum=0.9, weight_decay=0.0, eps=1e-6):
+        self.schedule = _learning_rate(learning_rate)
+        self.momentum, self.weight_decay, self.eps = momentum, weight_decay, eps
+        self.t = 0
+        self.sum_sq: FlatParams = {}
+        self.s: FlatParams = {}
+        self.theta0: FlatParams = {}
+
+    def update(self, grads, params):
+        k = self.t
+        lr = self.next_learning_rate()
+        if not self.theta0:
+            self.theta0 = {name: v.copy() for name, v in params.items()}
+        weight = (lr + self.eps) * math.sqrt(k + 1)
+        out = {}
+        for name, g in grads.items():
+            g = g + self.weight_decay * params[name]
+            zero = np.zeros_like(g)
+            self.sum_sq[name] = self.sum_sq.get(name, zero) + weight * g * g
+            self.s[name] = self.s.get(name, zero) + weight * g
+            z = self.theta0[name] - self.s[name] / (np.cbrt(self.sum_sq[name]) + self.eps)
+            out[name] = (1 - self.momentum) * z + self.momentum * params[name] - params[name]
+        return out

@@ -710,6 +710,9 @@ STAGES.update(
         ),
         "fromage": Stage(optim.fromage, ref.Fromage),
         "normalize": Stage(optim.normalize, ref.Normalize),
+        "dog": Stage(optim.dog, ref.DoG),
+        "dowg": Stage(optim.dowg, ref.DoWG),
+        "madgrad": Stage(optim.madgrad, ref.Madgrad),
         "sam": Stage(optim.sam, ref.SAM),
     }
 )
@@ -825,6 +828,26 @@ CONFIGS.update(
             "optimistic_gradient_descent", learning_rate=1e-2, alpha=0.5, beta=2.0
         ),
         "fromage": spec("fromage", learning_rate=3e-3),
+        # DoG and DoWG grow their step with the distance travelled: on this problem, which has
+        # no minimum, that runs away (DoWG overflows within 100 steps at its defaults). A
+        # weight decay of 0.1 on every leaf gives the loss a minimum. (DoWG with λ = 0.1 and
+        # its default r̄₀² = 1e-4 still drifts 2e-4 apart in float64 over 500 steps, as
+        # its γ = r̄²/√v amplifies rounding; its registered run starts from r̄₀² = 1e-3.)
+        "dog_weight_decay": spec("dog", weight_decay=0.1),
+        "dog_learning_rate_init_decay": spec(
+            "dog", init_step=("learning_rate", 1e-3), weight_decay=0.1
+        ),
+        "dowg_init_decay": spec(
+            "dowg", learning_rate=0.5, init_estim_sq_dist=1e-3, eps=1e-6, weight_decay=0.1
+        ),
+        "madgrad": spec("madgrad", learning_rate=1e-2),
+        "madgrad_momentum_decay_schedule": spec(
+            "madgrad",
+            learning_rate=spec("cosine_decay", init_value=1e-2, decay_steps=500, end_value=1e-3),
+            momentum=0.5,
+            weight_decay=0.1,
+            eps=1e-8,
+        ),
         "sam": spec(
             "sam",
             spec("sgd", learning_rate=1e-2),
