@@ -346,3 +346,25 @@ def test_garbage_in_padded_steps_changes_neither_values_nor_gradients(kind, padd
             np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(dx, want_dx)
         assert np.all(np.asarray(dx)[padded] == 0)  # a padded input has no influence at all
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_half_precision_inputs_and_zero_steps(kind):
+    # bf16/float16 x with float32 weights: the carry was made in x's dtype and lax.scan
+    # refused the float32 carry the step returned. T = 0: jnp.reshape(x, (-1, 0, C)) divided
+    # by zero. Now: the promoted computation (close to the float64 reference) and an empty
+    # output with the initial carry back.
+    layer = _layer(kind)
+    params = _randomize_biases(layer.init(KEY, (2, 3, 4))[0])
+    x = jnp.asarray(X[:2, :3], jnp.bfloat16)  # float16 takes the same path
+    ys = layer.apply(params, x)
+    assert ys.dtype == jnp.float32 and ys.shape == (2, 3, 5)
+    # the reference on the same (rounded) inputs: the arithmetic itself runs in float32
+    _, want = _reference(kind, params, np.asarray(x, np.float64), None, False)
+    np.testing.assert_allclose(ys, want, rtol=1e-5, atol=1e-6)
+    c0 = nn.recurrent.zero_carry(kind, (2,), 5)
+    c0 = jax.tree.map(lambda c: c + 0.5, c0)
+    carry, ys = layer.apply(params, jnp.zeros((2, 0, 4)), initial_carry=c0, return_carry=True)
+    assert ys.shape == (2, 0, 5)
+    for got, start in zip(jax.tree.leaves(carry), jax.tree.leaves(c0), strict=True):
+        np.testing.assert_array_equal(got, start)

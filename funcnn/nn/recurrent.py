@@ -15,6 +15,10 @@ apart (pass one sequence as (1, T, C)). The carry is (..., B, H) for rnn and gru
 pair (h, c) of two (..., B, H) arrays for lstm; `initial_carry` defaults to zeros and
 `zero_carry(kind, lead, hidden)` builds one.
 
+Dtypes: the layer computes, and returns, in x's dtype promoted with the weights' (bf16 x
+with float32 weights: float32). T = 0 gives an empty (..., B, 0, H) output and the initial
+carry back.
+
 Variable lengths: `mask` (..., B, T), True for real steps (integer 0/1 accepted, float
 refused). A padded step's input is zeroed before any arithmetic, leaves the carry unchanged
 and outputs zeros, so right-padding a sequence changes neither its real outputs nor its
@@ -397,11 +401,14 @@ def _recurrent_layer(
             # results, but their gradients still flow through x·W_x (0·NaN = NaN in ∂W_x).
             x = jnp.where(mask[..., None], x, jnp.zeros_like(x))  # (..., B, T, in)
         lead, (steps, features) = x.shape[:-2], x.shape[-2:]
-        xs = jnp.reshape(x, (-1, steps, features))  # (N, T, in)
-        flat_mask = None if mask is None else jnp.reshape(mask, (-1, steps))
-        n = xs.shape[0]
+        n = math.prod(lead)  # not -1 in the reshape: with T = 0 the size cannot tell N
+        xs = jnp.reshape(x, (n, steps, features))  # (N, T, in)
+        flat_mask = None if mask is None else jnp.reshape(mask, (n, steps))
+        # The carry takes the dtype the step computes in (x and the weights promoted: a
+        # bf16 x with float32 weights runs in float32), so lax.scan sees one carry type.
+        dtype = jnp.result_type(x, *jax.tree.leaves(params))
         if initial_carry is None:
-            carry = zero_carry(kind, (n,), hidden, x.dtype)
+            carry = zero_carry(kind, (n,), hidden, dtype)
         else:
             expected = jax.tree.map(jnp.shape, zero_carry(kind, lead, hidden))
             got = jax.tree.map(jnp.shape, initial_carry)
@@ -410,7 +417,7 @@ def _recurrent_layer(
                     f"{name}: initial_carry must have shapes {expected} "
                     f"({'the pair (h, c)' if kind == 'lstm' else 'h'}), got {got}."
                 )
-            carry = jax.tree.map(lambda c: jnp.reshape(c, (n, hidden)), initial_carry)
+            carry = jax.tree.map(lambda c: jnp.reshape(c, (n, hidden)).astype(dtype), initial_carry)
         carry, ys = run(params, xs, carry, flat_mask)
         ys = jnp.reshape(ys, (*lead, steps, hidden))  # (..., T, H)
         if not return_carry:
