@@ -1915,6 +1915,9 @@ class Madgrad(_Stage):
     def update(self, grads, params):
         k = self.t
         lr = self.next_learning_rate()
+        # funcnn's madgrad applies η inside its stage (no scale_by_learning_rate to report
+        # it), so this reference reports none either.
+        self.last_learning_rate = None
         if not self.theta0:
             self.theta0 = {name: v.copy() for name, v in params.items()}
         weight = (lr + self.eps) * math.sqrt(k + 1)
