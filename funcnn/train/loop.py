@@ -256,8 +256,8 @@ def _check_arguments(
     steps_per_dispatch: int | None,
 ) -> tuple[int, int]:
     """Validate what fit can see before compiling; returns (steps per chunk, per epoch)."""
-    check_state(state, "fit")
     check_positive_int(epochs, "epochs")
+    check_state(state, "fit")
     per_epoch = steps_per_epoch(data, batch_size)
     first_batch = jax.tree.map(lambda a: a[:batch_size], data)
     check_loss_contract(loss_fn, state.params, first_batch, state.key)
