@@ -31,7 +31,7 @@ Every public name below is also exported here (`optim.scale_by_adam`, `optim.ada
 | `schedule_free` | the schedule-free wrapper and `schedule_free_eval_params`                  |
 | `wrappers`      | around a whole optimizer: `skip_nonfinite`, `accumulate`                   |
 | `adam_variants` | Adam's relatives only optax ships: AdaBelief, Yogi, Adan, NovoGrad, ADOPT,  |
-|                 | AdEMAMix (and simplified), MADGRAD, optimistic gradients                  |
+|                 | AdEMAMix (and simplified), MADGRAD, SM3, optimistic gradients             |
 | `normalize`     | stateless reshaping: `scale_by_sign`, `centralize`,                        |
 |                 | `normalize_by_update_norm`, `zero_nans`                                    |
 | `line_search`   | L-BFGS's direction and the zoom (strong-Wolfe) line search, `lbfgs`        |
@@ -64,6 +64,7 @@ from funcnn.optim.adam_variants import (
     ScaleByNovogradState,
     ScaleByOptimisticGradientState,
     ScaleBySimplifiedAdemamixState,
+    ScaleBySM3State,
     ScaleByYogiState,
     scale_by_adan,
     scale_by_ademamix,
@@ -73,6 +74,7 @@ from funcnn.optim.adam_variants import (
     scale_by_novograd,
     scale_by_optimistic_gradient,
     scale_by_simplified_ademamix,
+    scale_by_sm3,
     scale_by_yogi,
 )
 from funcnn.optim.aliases import (
@@ -107,6 +109,7 @@ from funcnn.optim.aliases_optax import (
     sign_sgd,
     signum,
     simplified_ademamix,
+    sm3,
     yogi,
 )
 from funcnn.optim.averaging import AverageParamsState, average_params, averaged_params
@@ -314,6 +317,7 @@ __all__ = [
     "ScaleByRelativeStepState",
     "ScaleByRmsState",
     "ScaleByRpropState",
+    "ScaleBySM3State",
     "ScaleByShapeState",
     "ScaleBySimplifiedAdemamixState",
     "ScaleByTrustRatioState",
@@ -423,6 +427,7 @@ __all__ = [
     "scale_by_shape",
     "scale_by_sign",
     "scale_by_simplified_ademamix",
+    "scale_by_sm3",
     "scale_by_trust_ratio",
     "scale_by_yogi",
     "scale_by_zoom_linesearch",
@@ -437,6 +442,7 @@ __all__ = [
     "signum",
     "simplified_ademamix",
     "skip_nonfinite",
+    "sm3",
     "trace",
     "unitwise_norm",
     "warmup_cosine_decay",

@@ -11,6 +11,7 @@ stages live in `aliases_optax.py`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -36,6 +37,7 @@ __all__ = [
     "ScaleByBeliefState",
     "ScaleByNovogradState",
     "ScaleByOptimisticGradientState",
+    "ScaleBySM3State",
     "ScaleBySimplifiedAdemamixState",
     "ScaleByYogiState",
     "scale_by_adan",
@@ -46,6 +48,7 @@ __all__ = [
     "scale_by_novograd",
     "scale_by_optimistic_gradient",
     "scale_by_simplified_ademamix",
+    "scale_by_sm3",
     "scale_by_yogi",
 ]
 
@@ -649,5 +652,85 @@ def scale_by_madgrad(
         out = jax.tree.map(leaf, updates, params, state.grad_sum_sq, state.s, state.x0)
         updates, big_s, s = unzip(out, updates, 3)
         return updates, MadgradState(safe_increment(state.count), big_s, s, state.x0)
+
+    return GradientTransformation(init, update)
+
+
+# --- SM3 ------------------------------------------------------------------------------------
+
+
+class ScaleBySM3State(NamedTuple):
+    """mu: per leaf, a list of one accumulator per axis (axis i: shape (dᵢ,)). nu: the
+    momentum m, shaped like the params. (optax's fields.)"""
+
+    mu: Any
+    nu: Params
+
+
+def scale_by_sm3(b1: float = 0.9, b2: float = 1.0, eps: float = 1e-8) -> GradientTransformation:
+    """SM3's direction (Anil et al. 2019, "Memory-Efficient Adaptive Optimization", SM3-II),
+    as optax's `scale_by_sm3`, per leaf of rank r ≥ 1 with one accumulator μᵢ per axis:
+
+        a = c·g² + β₂·minᵢ μᵢ   (μᵢ broadcast along the other axes; a vector uses μ₀ itself)
+        μᵢ ← max of a over every axis but i               (the vector: μ₀ ← a)
+        u  = g/√(a + ε) where a > 0, else 0;   m = (1−β₁)·u + β₁·m;   d = m
+
+    c = 1 − β₂, or 1 when β₂ = 1 (the paper's sum). Memory: Σᵢdᵢ numbers per leaf instead of
+    Πᵢdᵢ. 0-d leaves are refused (optax fails on them too).
+    """
+    b1 = check_hyperparameter(b1, "b1", high=1.0, high_inclusive=False)
+    b2 = check_hyperparameter(b2, "b2", high=1.0)
+    eps = check_hyperparameter(eps, "eps")
+    coefficient = 1.0 if b2 == 1.0 else 1.0 - b2
+
+    def init(params: Params) -> ScaleBySM3State:
+        for path, p in jax.tree_util.tree_leaves_with_path(params):
+            if jnp.ndim(p) == 0:
+                raise ValueError(
+                    f"scale_by_sm3 needs leaves of rank ≥ 1, params{jax.tree_util.keystr(path)} "
+                    "is a scalar."
+                )
+        mu = jax.tree.map(
+            lambda p: [jnp.zeros((n,), jnp.result_type(p)) for n in jnp.shape(p)], params
+        )
+        return ScaleBySM3State(mu, tree_zeros_like(params))
+
+    def update(updates: Updates, state: ScaleBySM3State, params: Params | None = None, **extra):
+        del params, extra
+        treedef = jax.tree.structure(updates)
+        leaves, mus, nus = [], [], []
+        for g, mu, m in zip(
+            jax.tree.leaves(updates),
+            treedef.flatten_up_to(state.mu),
+            jax.tree.leaves(state.nu),
+            strict=True,
+        ):
+            g32 = upcast(g)
+            if g32.ndim < 2:
+                previous = upcast(mu[0])
+            else:
+                shaped = [
+                    jnp.reshape(upcast(v), [n if j == i else 1 for j, n in enumerate(g32.shape)])
+                    for i, v in enumerate(mu)
+                ]
+                previous = functools.reduce(jnp.minimum, shaped)
+            a = const(coefficient, g32) * g32 * g32 + const(b2, g32) * previous
+            u = jnp.where(a > 0, g32 * jax.lax.rsqrt(a + const(eps, g32)), jnp.zeros_like(g32))
+            beta1 = const(b1, g32)
+            m_new = (1 - beta1) * u + beta1 * upcast(m)
+            if g32.ndim < 2:
+                new_mu = [a.astype(mu[0].dtype)]
+            else:
+                axes = range(g32.ndim)
+                new_mu = [
+                    jnp.max(a, axis=tuple(j for j in axes if j != i)).astype(mu[i].dtype)
+                    for i in axes
+                ]
+            leaves.append(m_new.astype(g.dtype))
+            mus.append(new_mu)
+            nus.append(m_new.astype(m.dtype))
+        return treedef.unflatten(leaves), ScaleBySM3State(
+            treedef.unflatten(mus), treedef.unflatten(nus)
+        )
 
     return GradientTransformation(init, update)

@@ -27,6 +27,7 @@ from funcnn.optim.adam_variants import (
     scale_by_novograd,
     scale_by_optimistic_gradient,
     scale_by_simplified_ademamix,
+    scale_by_sm3,
     scale_by_yogi,
 )
 from funcnn.optim.base import (
@@ -45,7 +46,7 @@ from funcnn.optim.moments import scale_by_adamax
 from funcnn.optim.momentum import ema_momentum, trace
 from funcnn.optim.normalize import scale_by_sign
 from funcnn.optim.routing import MaskOrFn, masked
-from funcnn.optim.scaling import scale_by_learning_rate
+from funcnn.optim.scaling import scale, scale_by_learning_rate
 from funcnn.optim.trust_ratio import scale_by_trust_ratio
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "sign_sgd",
     "signum",
     "simplified_ademamix",
+    "sm3",
     "yogi",
 ]
 
@@ -398,3 +400,14 @@ def madgrad(
     """
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(*_decay(weight_decay, None), scale_by_madgrad(lr, momentum, eps))
+
+
+def sm3(learning_rate: float, momentum: float = 0.9) -> GradientTransformation:
+    """SM3 (Anil et al. 2019), as optax's `sm3`: SM3-II's accumulators (`scale_by_sm3` with
+    β₁ = momentum, β₂ = 1), then θ ← θ − η·m. A constant learning rate only, as optax
+    (`scale(−η)`, not a schedule). Chain: scale_by_sm3 → scale(−η).
+    """
+    if callable(learning_rate):
+        raise TypeError("sm3 takes a constant learning_rate (as optax's sm3), got a schedule.")
+    learning_rate = check_hyperparameter(learning_rate, "learning_rate")
+    return chain(scale_by_sm3(momentum), scale(-learning_rate))

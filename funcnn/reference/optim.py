@@ -1930,3 +1930,39 @@ class Madgrad(_Stage):
             z = self.theta0[name] - self.s[name] / (np.cbrt(self.sum_sq[name]) + self.eps)
             out[name] = (1 - self.momentum) * z + self.momentum * params[name] - params[name]
         return out
+
+
+class SM3(_Stage):
+    """Anil et al. 2019 (optax's sm3, its b2 = 1): per leaf with axes i, accumulators μᵢ (one
+    entry per index of axis i, 0 at start); a = g² + minᵢ μᵢ (broadcast; for a vector a = g² +
+    μ₀); μᵢ ← max of a over the other axes (μ₀ ← a for a vector);
+    u = g/√(a + ε) where a > 0 (0 elsewhere); m = (1−β)u + βm; θ −= η·m (β = momentum)."""
+
+    def __init__(self, learning_rate, momentum=0.9, eps=1e-8):
+        self.lr, self.momentum, self.eps = learning_rate, momentum, eps
+        self.acc: dict[str, list[np.ndarray]] = {}
+        self.m: FlatParams = {}
+
+    def update(self, grads, params):
+        out = {}
+        for k, g in grads.items():
+            mus = self.acc.get(k, [np.zeros(n) for n in g.shape])
+            if g.ndim < 2:
+                a = g * g + mus[0]
+            else:
+                shaped = [
+                    mu.reshape([n if j == i else 1 for j, n in enumerate(g.shape)])
+                    for i, mu in enumerate(mus)
+                ]
+                a = g * g + np.minimum.reduce(np.broadcast_arrays(*shaped))
+            with np.errstate(divide="ignore"):
+                u = np.where(a > 0, g / np.sqrt(a + self.eps), 0.0)
+            self.m[k] = (1 - self.momentum) * u + self.momentum * self.m.get(k, np.zeros_like(g))
+            if g.ndim < 2:
+                self.acc[k] = [a]
+            else:
+                self.acc[k] = [
+                    a.max(axis=tuple(j for j in range(g.ndim) if j != i)) for i in range(g.ndim)
+                ]
+            out[k] = -self.lr * self.m[k]
+        return out

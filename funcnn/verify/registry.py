@@ -713,6 +713,7 @@ STAGES.update(
         "dog": Stage(optim.dog, ref.DoG),
         "dowg": Stage(optim.dowg, ref.DoWG),
         "madgrad": Stage(optim.madgrad, ref.Madgrad),
+        "sm3": Stage(optim.sm3, ref.SM3),
         "sam": Stage(optim.sam, ref.SAM),
     }
 )
@@ -841,6 +842,8 @@ CONFIGS.update(
             "dowg", learning_rate=0.5, init_estim_sq_dist=1e-3, eps=1e-6, weight_decay=0.1
         ),
         "madgrad": spec("madgrad", learning_rate=1e-2),
+        "sm3": spec("sm3", learning_rate=1e-2),
+        "sm3_momentum": spec("sm3", learning_rate=3e-2, momentum=0.5),
         "madgrad_momentum_decay_schedule": spec(
             "madgrad",
             learning_rate=spec("cosine_decay", init_value=1e-2, decay_steps=500, end_value=1e-3),
