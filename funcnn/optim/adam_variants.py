@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.tree_util import PyTreeDef
 
 from funcnn.optim._tree import const, unzip, upcast
 from funcnn.optim.base import (
@@ -697,7 +698,7 @@ def scale_by_sm3(b1: float = 0.9, b2: float = 1.0, eps: float = 1e-8) -> Gradien
 
     def update(updates: Updates, state: ScaleBySM3State, params: Params | None = None, **extra):
         del params, extra
-        treedef = jax.tree.structure(updates)
+        treedef: PyTreeDef = jax.tree.structure(updates)
         leaves, mus, nus = [], [], []
         for g, mu, m in zip(
             jax.tree.leaves(updates),

@@ -160,7 +160,7 @@ class GradientTransformation(_Transformation):
 def _with_extra(update: Callable[..., tuple[Updates, OptState]]) -> UpdateFn:
     """`update` itself if it takes **extra, else a wrapper that accepts and ignores them."""
     if _accepts_extra(update):
-        return update  # type: ignore[return-value]
+        return update
     plain = update
 
     @functools.wraps(plain)
