@@ -298,6 +298,8 @@ DEFAULTS = {
     "scale_by_dowg": {"init_estim_sq_dist": None, "eps": 1e-4},
     "madgrad": {"momentum": 0.9, "weight_decay": 0.0, "eps": 1e-6},
     "sm3": {"momentum": 0.9},
+    "cocob": {"learning_rate": 1.0, "alpha": 100.0, "eps": 1e-8, "weight_decay": 0.0},
+    "scale_by_cocob": {"alpha": 100.0, "eps": 1e-8},
     "scale_by_sm3": {"b1": 0.9, "b2": 1.0, "eps": 1e-8},
     "scale_by_madgrad": {"momentum": 0.9, "eps": 1e-6},
     "ema": {"debias": True},
@@ -411,6 +413,7 @@ ALIASES_AT_DEFAULTS = {
     "dog": (lambda: optim.dog(), lambda: ref.DoG()),
     "madgrad": (lambda: optim.madgrad(1e-2), lambda: ref.Madgrad(1e-2)),
     "sm3": (lambda: optim.sm3(1e-2), lambda: ref.SM3(1e-2)),
+    "cocob": (lambda: optim.cocob(), lambda: ref.COCOB()),
     "signum": (lambda: optim.signum(1e-2), lambda: ref.Signum(1e-2)),
     "simplified_ademamix": (
         lambda: optim.simplified_ademamix(1e-3),

@@ -154,6 +154,7 @@ PAIRS = {
     "dowg": (lambda: optim.dowg(weight_decay=0.1), lambda: optax.contrib.dowg(weight_decay=0.1)),
     "madgrad": (lambda: optim.madgrad(1e-2), lambda: optax.contrib.madgrad(1e-2)),
     "sm3": (lambda: optim.sm3(1e-2), lambda: optax.sm3(1e-2)),
+    "cocob": (lambda: optim.cocob(), lambda: optax.contrib.cocob()),
     "ema": (lambda: ema(0.9), lambda: optax.ema(0.9)),
     "sam": (
         lambda: optim.sam(optim.sgd(1e-2), optim.chain(optim.normalize(), optim.scale(-0.05))),

@@ -37,7 +37,7 @@ Every public name below is also exported here (`optim.scale_by_adam`, `optim.ada
 | `line_search`   | L-BFGS's direction and the zoom (strong-Wolfe) line search, `lbfgs`        |
 | `polyak`        | Polyak's step size from the loss value, `polyak_sgd`                       |
 | `plateau`       | `reduce_on_plateau` (reads the loss value)                                 |
-| `parameter_free`| `prodigy`, `dog`, `dowg`: the step from a distance estimate              |
+| `parameter_free`| `prodigy`, `dog`, `dowg`, `cocob`: no learning rate to tune              |
 | `slow_weights`  | `ema` of updates, `incremental_update`/`periodic_update`, `lookahead`      |
 | `clipping_per_unit` | `adaptive_grad_clip` (per unit), `per_example_global_norm_clip` (DP-SGD) |
 | `freezing`      | `set_to_zero`, `freeze`, `selective_transform`                             |
@@ -196,12 +196,15 @@ from funcnn.optim.orthogonal import (
     scale_by_shape,
 )
 from funcnn.optim.parameter_free import (
+    COCOBState,
     DoGState,
     DoWGState,
     ProdigyState,
+    cocob,
     dog,
     dowg,
     prodigy,
+    scale_by_cocob,
     scale_by_dog,
     scale_by_dowg,
 )
@@ -272,6 +275,7 @@ __all__ = [
     "AccumulateState",
     "AddNoiseState",
     "AverageParamsState",
+    "COCOBState",
     "ClipByBlockRmsState",
     "ClipByGlobalNormState",
     "DoGState",
@@ -353,6 +357,7 @@ __all__ = [
     "clip",
     "clip_by_block_rms",
     "clip_by_global_norm",
+    "cocob",
     "constant",
     "cosine_decay",
     "current_learning_rate",
@@ -408,6 +413,7 @@ __all__ = [
     "scale_by_adopt",
     "scale_by_amsgrad",
     "scale_by_belief",
+    "scale_by_cocob",
     "scale_by_dog",
     "scale_by_dowg",
     "scale_by_factored_rms",

@@ -1,5 +1,5 @@
 """Learning-rate-free optimizers, which estimate the step from the distance travelled:
-optax.contrib's `prodigy`, `dog` and `dowg`.
+optax.contrib's `prodigy`, `dog`, `dowg` and `cocob`.
 
 Notation as in `transforms.py`; t is the 1-based step number. The estimate d of the
 distance to the solution lives in the state and only grows.
@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.tree_util import PyTreeDef
 
-from funcnn.optim._tree import unzip, upcast
+from funcnn.optim._tree import is_off, unzip, upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -28,15 +28,18 @@ from funcnn.optim.base import (
 )
 from funcnn.optim.decay import add_decayed_weights
 from funcnn.optim.routing import MaskOrFn, _mask_tree
-from funcnn.optim.scaling import scale_by_learning_rate
+from funcnn.optim.scaling import scale, scale_by_learning_rate
 
 __all__ = [
+    "COCOBState",
     "DoGState",
     "DoWGState",
     "ProdigyState",
+    "cocob",
     "dog",
     "dowg",
     "prodigy",
+    "scale_by_cocob",
     "scale_by_dog",
     "scale_by_dowg",
 ]
@@ -351,3 +354,91 @@ def dowg(
         scale_by_dowg(init_estim_sq_dist, eps),
         scale_by_learning_rate(lr),
     )
+
+
+# --- COCOB: coin betting --------------------------------------------------------------------
+
+
+class COCOBState(NamedTuple):
+    """init_particles: θ₀. cumulative_gradients: C = −Σc. scale: L = max |c| (ε at start).
+    subgradients: G = Σ|c|. reward: R. All shaped like the params. (optax's fields.)"""
+
+    init_particles: Params
+    cumulative_gradients: Params
+    scale: Params
+    subgradients: Params
+    reward: Params
+
+
+def scale_by_cocob(alpha: float = 100.0, eps: float = 1e-8) -> GradientTransformation:
+    """COCOB-Backprop (Orabona & Tommasi 2017, "Training Deep Networks without Learning
+    Rates Through Coin Betting", Algorithm 2), as optax.contrib's `scale_by_cocob`, per entry
+    with c the incoming update (a gradient, *not* negated):
+
+        L = max(L, |c|) (L₀ = ε),   G = G + |c|,   R = max(R − c·(θ − θ₀), 0),   C = C − c
+        θ' = θ₀ + C/(L·max(G + L, α·L))·(L + R),    d = θ' − θ
+
+    Needs the params. The step is a bet of the accumulated reward: no learning rate.
+    """
+    alpha = check_hyperparameter(alpha, "alpha", low_inclusive=False)
+    eps = check_hyperparameter(eps, "eps", low_inclusive=False)
+
+    def init(params: Params) -> COCOBState:
+        zeros = lambda: jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), jnp.result_type(p)), params)
+        scale0 = jax.tree.map(lambda p: jnp.full(jnp.shape(p), eps, jnp.result_type(p)), params)
+        return COCOBState(jax.tree.map(jnp.copy, params), zeros(), scale0, zeros(), zeros())
+
+    def update(updates: Updates, state: COCOBState, params: Params | None = None, **extra: Any):
+        del extra
+        if params is None:
+            raise ValueError("scale_by_cocob needs the params: call update(grads, state, params).")
+
+        def leaf(c, p, p0, big_c, big_l, big_g, big_r):
+            c32 = upcast(c)
+            p32, p0_32 = upcast(p).astype(c32.dtype), upcast(p0).astype(c32.dtype)
+            big_l = jnp.maximum(upcast(big_l), jnp.abs(c32))
+            big_g = upcast(big_g) + jnp.abs(c32)
+            big_r = jnp.maximum(upcast(big_r) - c32 * (p32 - p0_32), 0.0)
+            big_c = upcast(big_c) - c32
+            bet = big_c / (big_l * jnp.maximum(big_g + big_l, alpha * big_l)) * (big_l + big_r)
+            d = p0_32 + bet - p32
+            return d.astype(c.dtype), big_c, big_l, big_g, big_r
+
+        out = jax.tree.map(
+            leaf,
+            updates,
+            params,
+            state.init_particles,
+            state.cumulative_gradients,
+            state.scale,
+            state.subgradients,
+            state.reward,
+        )
+        steps, big_c, big_l, big_g, big_r = unzip(out, updates, 5)
+        cast = lambda tree, like: jax.tree.map(lambda x, y: x.astype(y.dtype), tree, like)
+        return steps, COCOBState(
+            state.init_particles,
+            cast(big_c, state.cumulative_gradients),
+            cast(big_l, state.scale),
+            cast(big_g, state.subgradients),
+            cast(big_r, state.reward),
+        )
+
+    return GradientTransformation(init, update)
+
+
+def cocob(
+    learning_rate: float | Schedule = 1.0,
+    alpha: float = 100.0,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    mask: MaskOrFn | None = None,
+) -> GradientTransformation:
+    """COCOB-Backprop (Orabona & Tommasi 2017), as optax.contrib's `cocob`: c = η·(g + λθ)
+    (η = learning_rate a multiplier, 1 = none; λθ on masked leaves), then `scale_by_cocob`.
+    Chain: [add_decayed_weights] → scale_by_learning_rate(η) → scale(−1) (c keeps g's sign,
+    optax's flip_sign=False) → scale_by_cocob."""
+    lr = as_schedule(learning_rate, "learning_rate")
+    weight_decay = check_hyperparameter(weight_decay, "weight_decay")
+    decay = [] if is_off(weight_decay) else [add_decayed_weights(weight_decay, mask)]
+    return chain(*decay, scale_by_learning_rate(lr), scale(-1.0), scale_by_cocob(alpha, eps))

@@ -1966,3 +1966,41 @@ class SM3(_Stage):
                 ]
             out[k] = -self.lr * self.m[k]
         return out
+
+
+class COCOB(_Stage):
+    """Orabona & Tommasi 2017, Algorithm 2 (optax.contrib's cocob), per entry, with
+    c = η·(g + λθ) (λθ on masked leaves): L = max(L, |c|) (L₀ = ε); G += |c|;
+    R = max(R − c·(θ − θ₀), 0); C −= c; θ ← θ₀ + C/(L·max(G + L, αL))·(L + R)."""
+
+    def __init__(self, learning_rate=1.0, alpha=100.0, eps=1e-8, weight_decay=0.0, mask=None):
+        self.schedule = _learning_rate(learning_rate)
+        self.alpha, self.eps, self.weight_decay, self.mask = alpha, eps, weight_decay, mask
+        self.t = 0
+        self.theta0: FlatParams = {}
+        self.big_l: FlatParams = {}
+        self.big_g: FlatParams = {}
+        self.big_r: FlatParams = {}
+        self.big_c: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        if not self.theta0:
+            self.theta0 = {k: v.copy() for k, v in params.items()}
+        chosen = _mask_dict(self.mask, params)
+        out = {}
+        for k, g in grads.items():
+            c = lr * (g + self.weight_decay * params[k] if chosen[k] else g)
+            theta, theta0 = params[k], self.theta0[k]
+            big_l = self.big_l[k] = np.maximum(
+                self.big_l.get(k, np.full_like(g, self.eps)), np.abs(c)
+            )
+            big_g = self.big_g[k] = self.big_g.get(k, np.zeros_like(g)) + np.abs(c)
+            r_prev = self.big_r.get(k, np.zeros_like(g))
+            big_r = self.big_r[k] = np.maximum(r_prev - c * (theta - theta0), 0.0)
+            big_c = self.big_c[k] = self.big_c.get(k, np.zeros_like(g)) - c
+            new = theta0 + big_c / (big_l * np.maximum(big_g + big_l, self.alpha * big_l)) * (
+                big_l + big_r
+            )
+            out[k] = new - theta
+        return out

@@ -714,6 +714,7 @@ STAGES.update(
         "dowg": Stage(optim.dowg, ref.DoWG),
         "madgrad": Stage(optim.madgrad, ref.Madgrad),
         "sm3": Stage(optim.sm3, ref.SM3),
+        "cocob": Stage(optim.cocob, ref.COCOB),
         "sam": Stage(optim.sam, ref.SAM),
     }
 )
@@ -843,6 +844,12 @@ CONFIGS.update(
         ),
         "madgrad": spec("madgrad", learning_rate=1e-2),
         "sm3": spec("sm3", learning_rate=1e-2),
+        # COCOB bets its accumulated reward: without a minimum (λ = 0) it runs away within
+        # 100 steps here, as DoG does; λ = 0.1 on every leaf gives the problem one.
+        "cocob_weight_decay": spec("cocob", weight_decay=0.1),
+        "cocob_alpha_eps_decay": spec(
+            "cocob", learning_rate=0.5, alpha=10.0, eps=1e-6, weight_decay=0.1
+        ),
         "sm3_momentum": spec("sm3", learning_rate=3e-2, momentum=0.5),
         "madgrad_momentum_decay_schedule": spec(
             "madgrad",
