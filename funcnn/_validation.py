@@ -37,8 +37,12 @@ def check_real(value: Any, name: str) -> float:
     """Return `value` as a float if it is a finite real number, else raise.
 
     Accepts int/float and concrete 0-d NumPy/JAX numbers (`b1=0`, `np.float32(0.9)`);
-    bools, strings, arrays with dimensions and traced values are a TypeError.
+    bools, strings and arrays with dimensions are a TypeError. A traced 0-d value (a
+    hyperparameter that `optim.inject_hyperparams` keeps in the optimizer state) is returned
+    as it is: its value cannot be seen until it runs (the initial value was checked).
     """
+    if isinstance(value, jax.core.Tracer) and jnp.ndim(value) == 0:
+        return value  # type: ignore[return-value]
     if isinstance(value, (np.ndarray, np.generic, jax.Array)) and not isinstance(
         value, jax.core.Tracer
     ):
@@ -65,6 +69,8 @@ def check_in_range(
 ) -> float:
     """Return `value` if it lies in the interval [low, high) (bounds configurable), else raise."""
     value = check_real(value, name)
+    if isinstance(value, jax.core.Tracer):
+        return value  # type: ignore[return-value]  # traced (see check_real)
     above = value >= low if low_inclusive else value > low
     below = value <= high if high_inclusive else value < high
     if not (above and below):

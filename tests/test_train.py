@@ -56,6 +56,52 @@ def test_make_step_matches_closed_form_sgd_in_float64():
         assert int(new_state.step) == 1
 
 
+def test_make_step_gives_the_optimizer_the_loss_value_and_function():
+    """polyak_sgd reads value = ℓ: on ℓ = ½‖w − c‖² one step is w ← w − ½(w − c) (γ = ℓ/‖g‖²
+    = ½); lbfgs's line search calls value_fn on the batch: its first direction is g/‖g‖
+    and the trial step η = 1 meets the strong Wolfe conditions (φ'(1) = 1 − ‖g‖ with
+    ‖g‖ ≈ 2.87), so w ← w − g/‖g‖."""
+    with jax.enable_x64(True):
+        target = jnp.asarray([1.0, -2.0, 0.5])
+        params = {"w": jnp.asarray([3.0, 0.0, 0.0])}
+        g = np.array([3.0, 0.0, 0.0]) - np.asarray(target)
+        for opt, expected in (
+            (optim.polyak_sgd(max_learning_rate=10.0), np.array([2.0, -1.0, 0.25])),
+            (optim.lbfgs(), np.array([3.0, 0.0, 0.0]) - g / np.linalg.norm(g)),
+        ):
+            state = train.init_state(params, opt, jax.random.key(0))
+            new_state, _ = train.make_step(pull_to_batch, opt, donate=False)(state, target)
+            np.testing.assert_allclose(np.asarray(new_state.params["w"]), expected, rtol=1e-10)
+
+
+def test_a_callback_changes_an_injected_learning_rate_between_dispatches():
+    """inject_hyperparams(sgd) at η = 0.1; after the first dispatch (4 steps) the callback
+    sets η = 0: the params stop moving, and the step was compiled once."""
+    opt = optim.inject_hyperparams(optim.sgd)(learning_rate=0.1)
+    seen = []
+
+    def freeze_after_first(state, info):
+        seen.append(np.asarray(state.params["w"]))
+        return state._replace(opt_state=optim.set_hyperparam(state.opt_state, "learning_rate", 0.0))
+
+    data = make_data()
+    state, _ = train.fit(
+        fresh_state(optimizer=opt),
+        linear_loss,
+        opt,
+        data,
+        batch_size=6,
+        epochs=2,
+        steps_per_dispatch=4,
+        progress=False,
+        callback=freeze_after_first,
+    )
+    assert len(seen) == 2 and not np.allclose(seen[0], 0.0)
+    np.testing.assert_array_equal(seen[1], seen[0])
+    np.testing.assert_array_equal(np.asarray(state.params["w"]), seen[0])
+    assert float(state.opt_state.hyperparams["learning_rate"]) == 0.0
+
+
 def test_make_step_donates_and_runs_repeatedly_without_warnings():
     step = train.make_step(linear_loss, optim.adam(1e-2))
     state = fresh_state(optimizer=optim.adam(1e-2))

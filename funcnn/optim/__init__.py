@@ -30,6 +30,22 @@ Every public name below is also exported here (`optim.scale_by_adam`, `optim.ada
 | `averaging`     | iterate averaging: `average_params` (ASGD), `averaged_params`              |
 | `schedule_free` | the schedule-free wrapper and `schedule_free_eval_params`                  |
 | `wrappers`      | around a whole optimizer: `skip_nonfinite`, `accumulate`                   |
+| `adam_variants` | Adam's relatives only optax ships: AdaBelief, Yogi, Adan, NovoGrad, ADOPT,  |
+|                 | AdEMAMix (and simplified), MADGRAD, SM3, optimistic gradients             |
+| `normalize`     | stateless reshaping: `scale_by_sign`, `centralize`,                        |
+|                 | `normalize_by_update_norm`, `zero_nans`                                    |
+| `line_search`   | L-BFGS's direction and the zoom (strong-Wolfe) line search, `lbfgs`        |
+| `polyak`        | Polyak's step size from the loss value, `polyak_sgd`                       |
+| `plateau`       | `reduce_on_plateau` (reads the loss value)                                 |
+| `parameter_free`| `prodigy`, `dog`, `dowg`, `cocob`: no learning rate to tune              |
+| `slow_weights`  | `ema` of updates, `incremental_update`/`periodic_update`, `lookahead`      |
+| `clipping_per_unit` | `adaptive_grad_clip` (per unit), `per_example_global_norm_clip` (DP-SGD) |
+| `freezing`      | `set_to_zero`, `freeze`, `selective_transform`                             |
+| `noise`         | `add_noise`, `noisy_sgd`                                                   |
+| `multi_steps`   | `MultiSteps`: gradient accumulation with a schedule of k                   |
+| `sharpness`     | `sam` (sharpness-aware minimization) and its `normalize`                   |
+| `hyperparams`   | `inject_hyperparams`, `set_hyperparam`: hyperparameters in the state       |
+| `aliases_optax` | the optimizers only optax has, under optax's names and defaults            |
 | `aliases`       | the named optimizers (`sgd` … `schedule_free_adamw`), each a chain         |
 | `schedules`     | learning-rate schedules `step -> η`                                        |
 | `configs`       | the registry of configurations checked against `funcnn.reference.optim`    |
@@ -39,6 +55,28 @@ a new clip into `clipping`), a new optimizer into `aliases` as a chain. `transfo
 `accumulators` and `modern` are the old module paths, kept one version as re-exports.
 """
 
+from funcnn.optim.adam_variants import (
+    MadgradState,
+    ScaleByAdanState,
+    ScaleByAdemamixState,
+    ScaleByAdoptState,
+    ScaleByBeliefState,
+    ScaleByNovogradState,
+    ScaleByOptimisticGradientState,
+    ScaleBySimplifiedAdemamixState,
+    ScaleBySM3State,
+    ScaleByYogiState,
+    scale_by_adan,
+    scale_by_ademamix,
+    scale_by_adopt,
+    scale_by_belief,
+    scale_by_madgrad,
+    scale_by_novograd,
+    scale_by_optimistic_gradient,
+    scale_by_simplified_ademamix,
+    scale_by_sm3,
+    scale_by_yogi,
+)
 from funcnn.optim.aliases import (
     adadelta,
     adafactor,
@@ -57,6 +95,23 @@ from funcnn.optim.aliases import (
     schedule_free_adamw,
     sgd,
 )
+from funcnn.optim.aliases_optax import (
+    adabelief,
+    adamaxw,
+    adan,
+    ademamix,
+    adopt,
+    fromage,
+    lars,
+    madgrad,
+    novograd,
+    optimistic_gradient_descent,
+    sign_sgd,
+    signum,
+    simplified_ademamix,
+    sm3,
+    yogi,
+)
 from funcnn.optim.averaging import AverageParamsState, average_params, averaged_params
 from funcnn.optim.base import (
     EmptyState,
@@ -74,6 +129,11 @@ from funcnn.optim.clipping import (
     clip_by_block_rms,
     clip_by_global_norm,
 )
+from funcnn.optim.clipping_per_unit import (
+    adaptive_grad_clip,
+    per_example_global_norm_clip,
+    unitwise_norm,
+)
 from funcnn.optim.decay import add_decayed_weights
 from funcnn.optim.factored import (
     ScaleByFactoredRmsState,
@@ -82,6 +142,23 @@ from funcnn.optim.factored import (
     scale_by_factored_rms,
     scale_by_param_block_rms,
     scale_by_relative_step,
+)
+from funcnn.optim.freezing import (
+    freeze,
+    selective_transform,
+    set_to_zero,
+)
+from funcnn.optim.hyperparams import (
+    InjectHyperparamsState,
+    inject_hyperparams,
+    set_hyperparam,
+)
+from funcnn.optim.line_search import (
+    ScaleByLbfgsState,
+    ScaleByZoomLinesearchState,
+    lbfgs,
+    scale_by_lbfgs,
+    scale_by_zoom_linesearch,
 )
 from funcnn.optim.moments import (
     ScaleByAdamaxState,
@@ -96,11 +173,48 @@ from funcnn.optim.moments import (
     scale_by_radam,
 )
 from funcnn.optim.momentum import EmaMomentumState, TraceState, ema_momentum, trace
+from funcnn.optim.multi_steps import (
+    MultiSteps,
+    MultiStepsState,
+)
+from funcnn.optim.noise import (
+    AddNoiseState,
+    add_noise,
+    noisy_sgd,
+)
+from funcnn.optim.normalize import (
+    ZeroNansState,
+    centralize,
+    normalize_by_update_norm,
+    scale_by_sign,
+    zero_nans,
+)
 from funcnn.optim.orthogonal import (
     OrthogonalizeState,
     ScaleByShapeState,
     orthogonalize_by_newton_schulz,
     scale_by_shape,
+)
+from funcnn.optim.parameter_free import (
+    COCOBState,
+    DoGState,
+    DoWGState,
+    ProdigyState,
+    cocob,
+    dog,
+    dowg,
+    prodigy,
+    scale_by_cocob,
+    scale_by_dog,
+    scale_by_dowg,
+)
+from funcnn.optim.plateau import (
+    ReduceLROnPlateauState,
+    reduce_on_plateau,
+)
+from funcnn.optim.polyak import (
+    polyak_sgd,
+    scale_by_polyak,
 )
 from funcnn.optim.rms import (
     ScaleByAdadeltaState,
@@ -135,7 +249,17 @@ from funcnn.optim.schedules import (
     piecewise_constant,
     warmup_cosine_decay,
 )
+from funcnn.optim.sharpness import SAMState, normalize, sam
 from funcnn.optim.sign import ScaleByLionState, ScaleByRpropState, scale_by_lion, scale_by_rprop
+from funcnn.optim.slow_weights import (
+    EmaState,
+    LookaheadParams,
+    LookaheadState,
+    ema,
+    incremental_update,
+    lookahead,
+    periodic_update,
+)
 from funcnn.optim.trust_ratio import ScaleByTrustRatioState, scale_by_trust_ratio
 from funcnn.optim.wrappers import (
     AccumulateState,
@@ -149,103 +273,187 @@ from funcnn.optim.wrappers import (
 
 __all__ = [
     "AccumulateState",
+    "AddNoiseState",
     "AverageParamsState",
+    "COCOBState",
     "ClipByBlockRmsState",
     "ClipByGlobalNormState",
+    "DoGState",
+    "DoWGState",
     "EmaMomentumState",
+    "EmaState",
     "EmptyState",
     "GradientTransformation",
+    "InjectHyperparamsState",
+    "LookaheadParams",
+    "LookaheadState",
+    "MadgradState",
     "MaskedNode",
     "MaskedState",
+    "MultiSteps",
+    "MultiStepsState",
     "NonFiniteGradientsError",
     "OrthogonalizeState",
     "PartitionState",
+    "ProdigyState",
+    "ReduceLROnPlateauState",
+    "SAMState",
     "ScaleByAdadeltaState",
     "ScaleByAdagradState",
     "ScaleByAdamRmsState",
     "ScaleByAdamState",
     "ScaleByAdamaxState",
+    "ScaleByAdanState",
+    "ScaleByAdemamixState",
+    "ScaleByAdoptState",
     "ScaleByAmsgradState",
+    "ScaleByBeliefState",
     "ScaleByFactoredRmsState",
+    "ScaleByLbfgsState",
     "ScaleByLearningRateState",
     "ScaleByLionState",
     "ScaleByNadamState",
+    "ScaleByNovogradState",
+    "ScaleByOptimisticGradientState",
     "ScaleByParamBlockRmsState",
     "ScaleByRStdDevState",
     "ScaleByRadamState",
     "ScaleByRelativeStepState",
     "ScaleByRmsState",
     "ScaleByRpropState",
+    "ScaleBySM3State",
     "ScaleByShapeState",
+    "ScaleBySimplifiedAdemamixState",
     "ScaleByTrustRatioState",
+    "ScaleByYogiState",
+    "ScaleByZoomLinesearchState",
     "Schedule",
     "ScheduleFreeState",
     "SkipNonfiniteState",
     "TraceState",
+    "ZeroNansState",
     "accumulate",
+    "adabelief",
     "adadelta",
     "adafactor",
     "adagrad",
     "adam",
     "adamax",
+    "adamaxw",
     "adamw",
+    "adan",
+    "adaptive_grad_clip",
     "add_decayed_weights",
+    "add_noise",
+    "ademamix",
+    "adopt",
     "apply_updates",
     "asgd",
     "average_params",
     "averaged_params",
+    "centralize",
     "chain",
     "check_nonfinite",
     "clip",
     "clip_by_block_rms",
     "clip_by_global_norm",
+    "cocob",
     "constant",
     "cosine_decay",
     "current_learning_rate",
+    "dog",
+    "dowg",
+    "ema",
     "ema_momentum",
     "exponential_decay",
+    "freeze",
+    "fromage",
     "global_norm",
     "identity",
+    "incremental_update",
+    "inject_hyperparams",
     "lamb",
+    "lars",
+    "lbfgs",
     "linear_schedule",
     "linear_warmup",
     "lion",
+    "lookahead",
+    "madgrad",
     "masked",
     "muon",
     "nadam",
+    "noisy_sgd",
     "nonfinite_counts",
+    "normalize",
+    "normalize_by_update_norm",
+    "novograd",
+    "optimistic_gradient_descent",
     "optimizer_step",
     "orthogonalize_by_newton_schulz",
     "partition",
+    "per_example_global_norm_clip",
+    "periodic_update",
     "piecewise_constant",
+    "polyak_sgd",
+    "prodigy",
     "radam",
+    "reduce_on_plateau",
     "rmsprop",
     "rprop",
+    "sam",
     "scale",
     "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adam_rms",
     "scale_by_adamax",
+    "scale_by_adan",
+    "scale_by_ademamix",
+    "scale_by_adopt",
     "scale_by_amsgrad",
+    "scale_by_belief",
+    "scale_by_cocob",
+    "scale_by_dog",
+    "scale_by_dowg",
     "scale_by_factored_rms",
+    "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_madgrad",
     "scale_by_nadam",
+    "scale_by_novograd",
+    "scale_by_optimistic_gradient",
     "scale_by_param_block_rms",
+    "scale_by_polyak",
     "scale_by_radam",
     "scale_by_relative_step",
     "scale_by_rms",
     "scale_by_rprop",
     "scale_by_shape",
+    "scale_by_sign",
+    "scale_by_simplified_ademamix",
+    "scale_by_sm3",
     "scale_by_trust_ratio",
+    "scale_by_yogi",
+    "scale_by_zoom_linesearch",
     "schedule_free",
     "schedule_free_adamw",
     "schedule_free_eval_params",
+    "selective_transform",
+    "set_hyperparam",
+    "set_to_zero",
     "sgd",
+    "sign_sgd",
+    "signum",
+    "simplified_ademamix",
     "skip_nonfinite",
+    "sm3",
     "trace",
+    "unitwise_norm",
     "warmup_cosine_decay",
+    "yogi",
+    "zero_nans",
 ]
 
 # Every schedule in `schedules.__all__` (optax's names included), re-exported here.

@@ -87,6 +87,13 @@ def tree_widest_float(tree: Any) -> np.dtype:
     return jnp.result_type(jnp.float32, *floats) if floats else np.dtype(jnp.float32)
 
 
+def is_off(value: Any) -> bool:
+    """True for a concrete 0 hyperparameter, whose stage an alias may leave out (no wasted
+    pass); False for a traced one (held in the state by `inject_hyperparams`), whose stage
+    must stay so that changing the value later works without a new state structure."""
+    return not isinstance(value, jax.core.Tracer) and value == 0
+
+
 def safe_increment(count: Array) -> Array:
     """count + 1 for an int32 counter, saturating at the int32 maximum instead of wrapping."""
     limit = jnp.iinfo(jnp.int32).max

@@ -17,6 +17,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from funcnn._validation import check_nonnegative_int
+from funcnn.optim._tree import is_off
 from funcnn.optim.averaging import average_params
 from funcnn.optim.base import (
     GradientTransformation,
@@ -74,11 +75,11 @@ __all__ = [
 def _momentum(momentum: float, nesterov: bool) -> tuple[GradientTransformation, ...]:
     """The heavy-ball stage, or nothing when μ = 0 (nesterov then needs μ > 0)."""
     momentum = check_hyperparameter(momentum, "momentum", high=1.0, high_inclusive=False)
-    if nesterov and momentum == 0:
+    if nesterov and is_off(momentum):
         raise ValueError(
             "nesterov=True needs a momentum > 0 (got momentum=0); set e.g. momentum=0.9."
         )
-    return (trace(momentum, nesterov=nesterov),) if momentum > 0 else ()
+    return () if is_off(momentum) else (trace(momentum, nesterov=nesterov),)
 
 
 def sgd(
@@ -262,7 +263,7 @@ def adagrad(
     return chain(
         *weight_decay_stages(weight_decay),
         scale_by_adagrad(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt),
-        scale_by_learning_rate(decayed if lr_decay > 0 else schedule),
+        scale_by_learning_rate(schedule if is_off(lr_decay) else decayed),
     )
 
 

@@ -13,6 +13,7 @@ feel at home; the math of each stage sits in its own docstring (the module map i
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, TypeVar
@@ -67,34 +68,13 @@ class InitFn(Protocol):
 
 class UpdateFn(Protocol):
     def __call__(
-        self, updates: Updates, state: OptState, params: Params | None = None
+        self, updates: Updates, state: OptState, params: Params | None = None, **extra: Any
     ) -> tuple[Updates, OptState]: ...
 
 
 class _Transformation(NamedTuple):
     init: InitFn
     update: UpdateFn
-
-
-class GradientTransformation(_Transformation):
-    """A pure optimizer stage: `init(params) -> state`, `update(updates, state, params=None)`.
-
-    `update` returns `(new_updates, new_state)` and never touches `params`; transforms that
-    need the parameters (weight decay) raise if `params` is missing.
-
-    Every transformation checks its inputs here, once for all stages, aliases and wrappers:
-    building one wraps `init` and `update` so that params and gradients (`updates`) must be
-    real floating-point arrays. A complex leaf (Adam would move only the real part of a
-    purely imaginary gradient), an int or bool leaf (a step rounded to 0, or a rise by 1)
-    or a Python scalar (no dtype to keep) is a TypeError naming the leaf, at init or at the
-    first update's trace — never a silent wrong step. `update` passes optax's extra keyword
-    arguments (`value`, `grad`, ...) through to the wrapped function.
-    """
-
-    __slots__ = ()
-
-    def __new__(cls, init: InitFn, update: UpdateFn) -> GradientTransformation:
-        return super().__new__(cls, _checked_init(init), _checked_update(update))
 
 
 def _same_structure(a: Any, b: Any) -> bool:
@@ -140,12 +120,66 @@ def _checked_update(update: UpdateFn) -> UpdateFn:
     return checked
 
 
+def _accepts_extra(fn: Callable[..., Any]) -> bool:
+    """Whether `fn` takes **kwargs (a stage that reads or forwards optax's extra arguments)."""
+    try:
+        parameters = inspect.signature(fn, follow_wrapped=False).parameters.values()
+    except (TypeError, ValueError):  # not introspectable: assume the plain signature
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+class GradientTransformation(_Transformation):
+    """A pure optimizer stage: `init(params) -> state`,
+    `update(updates, state, params=None, **extra) -> (new_updates, new_state)`.
+
+    `update` never touches `params`; transforms that need the parameters (weight decay)
+    raise if `params` is missing. `extra` holds optax's extra arguments — `value` (the loss
+    at `params`), `grad` (its gradient), `value_fn` (the loss function), or anything else a
+    stage documents: every transformation accepts them, `chain`, `masked`, `partition` and
+    the wrappers pass them on, and only the stages that say so read them (the L-BFGS line
+    search, Polyak's step, reduce-on-plateau). An `update` written without `**extra` is
+    wrapped here to accept and ignore them, so a stage only declares what it uses.
+
+    Every transformation checks its inputs here, once for all stages, aliases and wrappers:
+    building one wraps `init` and `update` so that params and gradients (`updates`) must be
+    real floating-point arrays. A complex leaf (Adam would move only the real part of a
+    purely imaginary gradient), an int or bool leaf (a step rounded to 0, or a rise by 1)
+    or a Python scalar (no dtype to keep) is a TypeError naming the leaf, at init or at the
+    first update's trace — never a silent wrong step.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls, init: InitFn, update: Callable[..., tuple[Updates, OptState]]
+    ) -> GradientTransformation:
+        return super().__new__(cls, _checked_init(init), _checked_update(_with_extra(update)))
+
+
+def _with_extra(update: Callable[..., tuple[Updates, OptState]]) -> UpdateFn:
+    """`update` itself if it takes **extra, else a wrapper that accepts and ignores them."""
+    if _accepts_extra(update):
+        return update
+    plain = update
+
+    @functools.wraps(plain)
+    def ignoring_extra(
+        updates: Updates, state: OptState, params: Params | None = None, **extra: Any
+    ) -> tuple[Updates, OptState]:
+        del extra  # this stage reads none of the extra arguments
+        return plain(updates, state, params)
+
+    return ignoring_extra
+
+
 class EmptyState(NamedTuple):
     """The state of a stateless transform (a pytree with no leaves)."""
 
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """Compose transforms left to right: u ← fₖ(…f₂(f₁(g))…); the state is a tuple of theirs.
+    Extra `update` arguments (`value=…`) reach every transform.
 
     `chain(scale_by_adam(), scale_by_learning_rate(1e-3))` is Adam. The state is
     `(state₁, …, stateₖ)`, so `opt_state[i]` is the state of `transforms[i]`.
@@ -160,7 +194,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     def init(params: Params) -> tuple:
         return tuple(t.init(params) for t in transforms)
 
-    def update(updates: Updates, state: tuple, params: Params | None = None):
+    def update(updates: Updates, state: tuple, params: Params | None = None, **extra: Any):
         if params is not None:
             check_same_structure(updates, params)
             check_same_shapes(updates, params)
@@ -171,7 +205,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             )
         new_states = []
         for transform, inner_state in zip(transforms, state, strict=True):
-            updates, inner_state = transform.update(updates, inner_state, params)
+            updates, inner_state = transform.update(updates, inner_state, params, **extra)
             new_states.append(inner_state)
         return updates, tuple(new_states)
 
@@ -198,16 +232,21 @@ def apply_updates(params: Params, updates: Updates) -> Params:
 
 
 def optimizer_step(
-    optimizer: GradientTransformation, grads: Updates, opt_state: OptState, params: Params
+    optimizer: GradientTransformation,
+    grads: Updates,
+    opt_state: OptState,
+    params: Params,
+    **extra: Any,
 ) -> tuple[Params, OptState]:
     """One optimizer step, the single place where a gradient becomes new parameters:
 
-        u, s ← optimizer.update(g, s, θ);   θ ← θ + u          (apply_updates)
+        u, s ← optimizer.update(g, s, θ, **extra);   θ ← θ + u          (apply_updates)
 
-    Returns (θ, s). `funcnn.train`'s step, the configuration registry and the optimizer
-    studies all take their steps through it.
+    Returns (θ, s); `extra` (e.g. `value=loss`) goes to the optimizer's update.
+    `funcnn.train`'s step, the configuration registry and the optimizer studies all take
+    their steps through it.
     """
-    updates, opt_state = optimizer.update(grads, opt_state, params)
+    updates, opt_state = optimizer.update(grads, opt_state, params, **extra)
     return apply_updates(params, updates), opt_state
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import jax
 
-from funcnn.optim._tree import const, upcast
+from funcnn.optim._tree import const, is_off, upcast
 from funcnn.optim.base import (
     EmptyState,
     GradientTransformation,
@@ -67,4 +67,4 @@ def weight_decay_stages(
     over the params). Validates λ ≥ 0 at build time, naming `weight_decay`. Where the caller
     splices it into its chain makes it coupled or decoupled (see the module docstring)."""
     weight_decay = check_hyperparameter(weight_decay, "weight_decay")
-    return (add_decayed_weights(weight_decay, mask),) if weight_decay > 0 else ()
+    return () if is_off(weight_decay) else (add_decayed_weights(weight_decay, mask),)

@@ -124,11 +124,11 @@ def masked(inner: GradientTransformation, mask: MaskOrFn) -> GradientTransformat
         mask_tree = _mask_tree(mask, params)
         return MaskedState(inner.init(_select(mask_tree, params)))
 
-    def update(updates: Updates, state: MaskedState, params: Params | None = None):
+    def update(updates: Updates, state: MaskedState, params: Params | None = None, **extra: Any):
         mask_tree = _mask_tree(mask, params if params is not None else updates)
         selected_params = None if params is None else _select(mask_tree, params)
         new, inner_state = inner.update(
-            _select(mask_tree, updates), state.inner_state, selected_params
+            _select(mask_tree, updates), state.inner_state, selected_params, **extra
         )
         return _merge(mask_tree, new, updates), MaskedState(inner_state)
 
@@ -213,7 +213,7 @@ def partition(
             }
         )
 
-    def update(updates: Updates, state: PartitionState, params: Params | None = None):
+    def update(updates: Updates, state: PartitionState, params: Params | None = None, **extra: Any):
         label_tree = _label_tree(labels, params if params is not None else updates, transforms)
         if set(state.inner_states) != set(transforms):
             raise ValueError(
@@ -226,7 +226,7 @@ def partition(
             keep = _carries(label_tree, label)
             selected_params = None if params is None else _select(keep, params)
             new, new_states[label] = transform.update(
-                _select(keep, updates), state.inner_states[label], selected_params
+                _select(keep, updates), state.inner_states[label], selected_params, **extra
             )
             merged = _merge(keep, new, merged)
         return merged, PartitionState(new_states)

@@ -10,7 +10,7 @@ The base stage of `schedule_free_adamw` (Adam's second moment alone) is `rms.sca
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -96,7 +96,9 @@ def schedule_free(
             jnp.zeros([], jnp.int32), jnp.asarray(b1, dtype), zero, zero, base.init(params), z
         )
 
-    def update(updates: Updates, state: ScheduleFreeState, params: Params | None = None):
+    def update(
+        updates: Updates, state: ScheduleFreeState, params: Params | None = None, **extra: Any
+    ):
         if params is None:
             raise ValueError("schedule_free needs the params: call update(grads, state, params).")
         count = safe_increment(state.count)  # t
@@ -106,7 +108,7 @@ def schedule_free(
         weight = max_lr ** const(weight_lr_power, max_lr)  # ωₜ
         weight_sum = state.weight_sum + weight  # Wₜ
         c_t = jnp.where(weight_sum == 0, jnp.zeros([], dtype), weight / weight_sum)
-        base_updates, base_state = base.update(updates, state.base_state, params)
+        base_updates, base_state = base.update(updates, state.base_state, params, **extra)
 
         def leaf(y: Array, z: Array, u: Array) -> tuple[Array, Array]:
             y32, z32 = upcast(y), upcast(z)

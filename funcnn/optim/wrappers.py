@@ -97,10 +97,12 @@ def skip_nonfinite(
             max_consecutive=jnp.asarray(max_consecutive, jnp.int32),
         )
 
-    def update(updates: Updates, state: SkipNonfiniteState, params: Params | None = None):
+    def update(
+        updates: Updates, state: SkipNonfiniteState, params: Params | None = None, **extra: Any
+    ):
         _check_same_structure(updates, params, "skip_nonfinite")
         finite = _all_finite(updates)
-        new_updates, new_inner = inner.update(updates, state.inner, params)
+        new_updates, new_inner = inner.update(updates, state.inner, params, **extra)
         # Select, not lax.cond: under vmap/scan both branches run anyway, and the NaN-fed
         # branch is simply discarded.
         noop = _noop_updates(new_updates)
@@ -200,7 +202,9 @@ def accumulate(inner: GradientTransformation, every_k: int) -> GradientTransform
         )
         return AccumulateState(jnp.zeros([], jnp.int32), grad_sum, inner.init(params))
 
-    def update(updates: Updates, state: AccumulateState, params: Params | None = None):
+    def update(
+        updates: Updates, state: AccumulateState, params: Params | None = None, **extra: Any
+    ):
         _check_same_structure(updates, params, "accumulate")
         grad_sum = jax.tree.map(lambda s, g: s + g.astype(s.dtype), state.grad_sum, updates)
         micro_step = state.micro_step + 1
@@ -210,12 +214,12 @@ def accumulate(inner: GradientTransformation, every_k: int) -> GradientTransform
             mean = jax.tree.map(
                 lambda s, g: (s / k.astype(s.dtype)).astype(g.dtype), grad_sum, updates
             )
-            new_updates, new_inner = inner.update(mean, state.inner, params)
+            new_updates, new_inner = inner.update(mean, state.inner, params, **extra)
             zeros = jax.tree.map(jnp.zeros_like, grad_sum)
             return new_updates, AccumulateState(jnp.zeros([], jnp.int32), zeros, new_inner)
 
         def keep_summing(_):
-            shapes = jax.eval_shape(lambda: inner.update(updates, state.inner, params)[0])
+            shapes = jax.eval_shape(lambda: inner.update(updates, state.inner, params, **extra)[0])
             return _noop_updates(shapes), AccumulateState(micro_step, grad_sum, state.inner)
 
         # lax.cond so the inner optimizer's arithmetic runs once per k calls.

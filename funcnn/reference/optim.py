@@ -18,6 +18,7 @@ Conventions:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -1006,3 +1007,1000 @@ class ScheduleFreeAdamW(_Stage):
 
     def eval_params(self, params: FlatParams) -> FlatParams:
         return {k: (y - (1 - self.b1) * self.z.get(k, y)) / self.b1 for k, y in params.items()}
+
+
+# --- issue 22: optax's and optax.contrib's optimizers, one loop each ----------------------
+#
+# Written from the papers and the update rules the optax docstrings state (optax's names,
+# argument names and defaults); t is the 1-based step number, η the learning rate at
+# schedule(t − 1), ε, ε_root as optax places them.
+
+
+def _bias(x: np.ndarray, beta: float, t: int) -> np.ndarray:
+    """x̂ = x/(1 − βᵗ)."""
+    return x / (1 - beta**t)
+
+
+class AdaBelief(_Stage):
+    """Zhuang et al. 2020 (optax's adabelief): m = β₁m + (1−β₁)g;
+    s = β₂s + (1−β₂)(g − m)² + ε_root; d = m̂/(√ŝ + ε) (nesterov: m̂ → β₁m/(1−β₁ᵗ⁺¹) +
+    (1−β₁)g/(1−β₁ᵗ)); [+ λθ on masked leaves when weight_decay is not None]; θ −= η·d."""
+
+    def __init__(
+        self,
+        learning_rate,
+        b1=0.9,
+        b2=0.999,
+        eps=1e-16,
+        eps_root=1e-16,
+        weight_decay=None,
+        weight_decay_mask=None,
+        nesterov=False,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.eps, self.eps_root = b1, b2, eps, eps_root
+        self.weight_decay, self.mask, self.nesterov = weight_decay, weight_decay_mask, nesterov
+        self.t = 0
+        self.m: FlatParams = {}
+        self.s: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        t, b1, b2 = self.t, self.b1, self.b2
+        chosen = _mask_dict(self.mask, params)
+        out = {}
+        for k, g in grads.items():
+            zero = np.zeros_like(g)
+            m = self.m[k] = b1 * self.m.get(k, zero) + (1 - b1) * g
+            s = b2 * self.s.get(k, zero) + (1 - b2) * (g - m) ** 2
+            s = self.s[k] = s + self.eps_root
+            if self.nesterov:
+                m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
+            else:
+                m_hat = _bias(m, b1, t)
+            d = m_hat / (np.sqrt(_bias(s, b2, t)) + self.eps)
+            if self.weight_decay is not None and chosen[k]:
+                d = d + self.weight_decay * params[k]
+            out[k] = -lr * d
+        return out
+
+
+class Yogi(_Stage):
+    """Zaheer et al. 2018 (optax's yogi): m₀ = v₀ = 10⁻⁶; m = β₁m + (1−β₁)g;
+    v = v − (1−β₂)·sign(v − g²)·g²; θ −= η·m̂/(√(v̂ + ε_root) + ε)."""
+
+    def __init__(
+        self, learning_rate, b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0, initial_accumulator=1e-6
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.eps, self.eps_root = b1, b2, eps, eps_root
+        self.initial = initial_accumulator
+        self.t = 0
+        self.m: FlatParams = {}
+        self.v: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        t, b1, b2 = self.t, self.b1, self.b2
+        out = {}
+        for k, g in grads.items():
+            start = np.full_like(g, self.initial)
+            m = self.m[k] = b1 * self.m.get(k, start) + (1 - b1) * g
+            v = self.v.get(k, start)
+            v = self.v[k] = v - (1 - b2) * np.sign(v - g * g) * g * g
+            out[k] = -lr * _bias(m, b1, t) / (np.sqrt(_bias(v, b2, t) + self.eps_root) + self.eps)
+        return out
+
+
+class Adan(_Stage):
+    """Xie et al. 2022 (optax's adan): Δ = g − g_prev (0 at t = 1); m = β₁m + (1−β₁)g;
+    v = β₂v + (1−β₂)Δ; n = β₃n + (1−β₃)(g + (1−β₂)Δ)²;
+    d = (m̂ + (1−β₂)v̂)/(√(n̂ + ε_root) + ε) + λθ (masked); θ −= η·d."""
+
+    def __init__(
+        self,
+        learning_rate,
+        b1=0.98,
+        b2=0.92,
+        b3=0.99,
+        eps=1e-8,
+        eps_root=1e-8,
+        weight_decay=0.0,
+        mask=None,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.b3, self.eps, self.eps_root = b1, b2, b3, eps, eps_root
+        self.weight_decay, self.mask = weight_decay, mask
+        self.t = 0
+        self.m: FlatParams = {}
+        self.v: FlatParams = {}
+        self.n: FlatParams = {}
+        self.prev: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        t, b1, b2, b3 = self.t, self.b1, self.b2, self.b3
+        chosen = _mask_dict(self.mask, params)
+        out = {}
+        for k, g in grads.items():
+            zero = np.zeros_like(g)
+            diff = zero if t == 1 else g - self.prev[k]
+            m = self.m[k] = b1 * self.m.get(k, zero) + (1 - b1) * g
+            v = self.v[k] = b2 * self.v.get(k, zero) + (1 - b2) * diff
+            n = self.n[k] = b3 * self.n.get(k, zero) + (1 - b3) * (g + (1 - b2) * diff) ** 2
+            self.prev[k] = g.copy()
+            d = (_bias(m, b1, t) + (1 - b2) * _bias(v, b2, t)) / (
+                np.sqrt(_bias(n, b3, t) + self.eps_root) + self.eps
+            )
+            if chosen[k]:
+                d = d + self.weight_decay * params[k]
+            out[k] = -lr * d
+        return out
+
+
+class Lars(_Stage):
+    """You et al. 2017 (optax's lars): r = g + λθ (decay-masked leaves);
+    r ← c·‖θ‖/(‖r‖ + ε)·r on trust-masked leaves (ratio 1 where a norm is 0);
+    v = μv − η·r; u = −η·r + μv (nesterov) or v."""
+
+    def __init__(
+        self,
+        learning_rate,
+        weight_decay=0.0,
+        weight_decay_mask=True,
+        trust_coefficient=0.001,
+        eps=0.0,
+        trust_ratio_mask=True,
+        momentum=0.9,
+        nesterov=False,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.weight_decay, self.coefficient, self.eps = weight_decay, trust_coefficient, eps
+        self.decay_mask, self.trust_mask = weight_decay_mask, trust_ratio_mask
+        self.momentum, self.nesterov = momentum, nesterov
+        self.t = 0
+        self.v: FlatParams = {}
+
+    @staticmethod
+    def _chosen(mask, params) -> dict[str, bool]:
+        if isinstance(mask, bool):
+            return dict.fromkeys(params, mask)
+        return _mask_dict(mask, params)
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        decay = self._chosen(self.decay_mask, params)
+        trust = self._chosen(self.trust_mask, params)
+        out = {}
+        for k, g in grads.items():
+            r = g + self.weight_decay * params[k] if decay[k] else g
+            if trust[k]:
+                r = _trust_ratio(params[k], r, coefficient=self.coefficient, eps=self.eps) * r
+            step = -lr * r
+            v = self.v[k] = self.momentum * self.v.get(k, np.zeros_like(g)) + step
+            out[k] = step + self.momentum * v if self.nesterov else v.copy()
+        return out
+
+
+class NovoGrad(_Stage):
+    """Ginsburg et al. 2019 (optax's novograd), per leaf: ν₁ = ‖g‖², νₜ = β₂ν + (1−β₂)‖g‖²;
+    r = g/(√(ν + ε_root) + ε) + λθ; m₁ = r, mₜ = β₁m + r; θ −= η·m."""
+
+    def __init__(self, learning_rate, b1=0.9, b2=0.25, eps=1e-6, eps_root=0.0, weight_decay=0.0):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.eps, self.eps_root = b1, b2, eps, eps_root
+        self.weight_decay = weight_decay
+        self.t = 0
+        self.m: FlatParams = {}
+        self.nu: dict[str, float] = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        out = {}
+        for k, g in grads.items():
+            sq = float(np.sum(g * g))
+            nu = sq if self.t == 1 else self.b2 * self.nu[k] + (1 - self.b2) * sq
+            self.nu[k] = nu
+            r = g / (math.sqrt(nu + self.eps_root) + self.eps) + self.weight_decay * params[k]
+            m = self.m[k] = r if self.t == 1 else self.b1 * self.m[k] + r
+            out[k] = -lr * m
+        return out
+
+
+class SignSGD(_Stage):
+    """Bernstein et al. 2018 (optax's sign_sgd): θ −= η·sign(g)."""
+
+    def __init__(self, learning_rate):
+        self.schedule = _learning_rate(learning_rate)
+        self.t = 0
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        return {k: -lr * np.sign(g) for k, g in grads.items()}
+
+
+class Signum(_Stage):
+    """Bernstein et al. 2018 (optax's signum): m = βm + (1−β)g (no debiasing);
+    θ −= η·sign(m)."""
+
+    def __init__(self, learning_rate, beta=0.9):
+        self.schedule = _learning_rate(learning_rate)
+        self.beta = beta
+        self.t = 0
+        self.m: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        out = {}
+        for k, g in grads.items():
+            m = self.m[k] = self.beta * self.m.get(k, np.zeros_like(g)) + (1 - self.beta) * g
+            out[k] = -lr * np.sign(m)
+        return out
+
+
+class Adopt(_Stage):
+    """Taniguchi et al. 2024 (optax.contrib's adopt), step t = 1, 2, …:
+    t = 1: v = g², m = 0 (no step);  t > 1: c = clip(g/max(√v, ε), ±(t−1)^¼) (unclipped
+    without use_clipping), m = β₁m + (1−β₁)c, v = β₂v + (1−β₂)g² (after c);
+    θ −= η·m, or η·(β₁m + (1−β₁)c) with nesterov."""
+
+    def __init__(
+        self, learning_rate, b1=0.9, b2=0.9999, eps=1e-6, nesterov=False, use_clipping=True
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.eps = b1, b2, eps
+        self.nesterov, self.use_clipping = nesterov, use_clipping
+        self.t = 0
+        self.m: FlatParams = {}
+        self.v: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        out = {}
+        for k, g in grads.items():
+            zero = np.zeros_like(g)
+            if self.t == 1:
+                self.v[k], self.m[k] = g * g, zero
+                out[k] = zero.copy()
+                continue
+            c = g / np.maximum(np.sqrt(self.v[k]), self.eps)
+            if self.use_clipping:
+                bound = (self.t - 1) ** 0.25
+                c = np.clip(c, -bound, bound)
+            m = self.m[k] = self.b1 * self.m[k] + (1 - self.b1) * c
+            self.v[k] = self.b2 * self.v[k] + (1 - self.b2) * g * g
+            d = self.b1 * m + (1 - self.b1) * c if self.nesterov else m
+            out[k] = -lr * d
+        return out
+
+
+class AdEMAMix(_Stage):
+    """Pagliardini et al. 2024 (optax.contrib's ademamix): m₁ = β₁m₁ + (1−β₁)g,
+    m₂ = β₃m₂ + (1−β₃)g, ν = β₂ν + (1−β₂)g²; d = (m̂₁ + α·m₂)/(√(ν̂ + ε_root) + ε) + λθ;
+    θ −= η·d. β₃ and α may be schedules of t − 1."""
+
+    def __init__(
+        self,
+        learning_rate,
+        b1=0.9,
+        b2=0.999,
+        b3=0.9999,
+        alpha=5.0,
+        eps=1e-8,
+        eps_root=0.0,
+        weight_decay=0.0,
+        mask=None,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.eps, self.eps_root = b1, b2, eps, eps_root
+        self.b3, self.alpha = _learning_rate(b3), _learning_rate(alpha)
+        self.weight_decay, self.mask = weight_decay, mask
+        self.t = 0
+        self.m1: FlatParams = {}
+        self.m2: FlatParams = {}
+        self.nu: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        t, b1, b2 = self.t, self.b1, self.b2
+        b3, alpha = self.b3(t - 1), self.alpha(t - 1)
+        chosen = _mask_dict(self.mask, params)
+        out = {}
+        for k, g in grads.items():
+            zero = np.zeros_like(g)
+            m1 = self.m1[k] = b1 * self.m1.get(k, zero) + (1 - b1) * g
+            m2 = self.m2[k] = b3 * self.m2.get(k, zero) + (1 - b3) * g
+            nu = self.nu[k] = b2 * self.nu.get(k, zero) + (1 - b2) * g * g
+            d = (_bias(m1, b1, t) + alpha * m2) / (
+                np.sqrt(_bias(nu, b2, t) + self.eps_root) + self.eps
+            )
+            if chosen[k]:
+                d = d + self.weight_decay * params[k]
+            out[k] = -lr * d
+        return out
+
+
+class SimplifiedAdEMAMix(_Stage):
+    """Morwani et al. 2024 (optax.contrib's simplified_ademamix): m = β₁m + g (no 1−β₁);
+    n = β₂n + (1−β₂)g²; d = (m + α·g)/(√(n̂ + ε_root) + ε) + λθ; θ −= η·d."""
+
+    def __init__(
+        self,
+        learning_rate,
+        b1=0.99,
+        b2=0.95,
+        alpha=0.0,
+        eps=1e-8,
+        eps_root=0.0,
+        weight_decay=0.0,
+        mask=None,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.eps, self.eps_root = b1, b2, eps, eps_root
+        self.alpha = _learning_rate(alpha)
+        self.weight_decay, self.mask = weight_decay, mask
+        self.t = 0
+        self.m: FlatParams = {}
+        self.n: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        t, alpha = self.t, self.alpha(self.t - 1)
+        chosen = _mask_dict(self.mask, params)
+        out = {}
+        for k, g in grads.items():
+            zero = np.zeros_like(g)
+            m = self.m[k] = self.b1 * self.m.get(k, zero) + g
+            n = self.n[k] = self.b2 * self.n.get(k, zero) + (1 - self.b2) * g * g
+            d = (m + alpha * g) / (np.sqrt(_bias(n, self.b2, t) + self.eps_root) + self.eps)
+            if chosen[k]:
+                d = d + self.weight_decay * params[k]
+            out[k] = -lr * d
+        return out
+
+
+class AdamaxW(_Stage):
+    """optax's adamaxw: Adamax's d = m̂/u (u = max(β₂u, |g| + ε)) + λθ (masked); θ −= η·d."""
+
+    def __init__(self, learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4, mask=None):
+        self.adamax = Adamax(learning_rate, b1, b2, eps)
+        self.weight_decay, self.mask = weight_decay, mask
+
+    def update(self, grads, params):
+        steps = self.adamax.update(grads, params)
+        lr = self.last_learning_rate = self.adamax.last_learning_rate
+        chosen = _mask_dict(self.mask, params)
+        return {
+            k: u - lr * self.weight_decay * params[k] if chosen[k] else u for k, u in steps.items()
+        }
+
+
+class OptimisticGradientDescent(_Stage):
+    """Daskalakis et al. 2018 (optax's optimistic_gradient_descent):
+    d = (α + β)·g − β·g_prev (g_prev = g at t = 1); θ −= η·d."""
+
+    def __init__(self, learning_rate, alpha=1.0, beta=1.0):
+        self.schedule = _learning_rate(learning_rate)
+        self.alpha, self.beta = alpha, beta
+        self.t = 0
+        self.prev: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        out = {}
+        for k, g in grads.items():
+            prev = self.prev.get(k, g)
+            out[k] = -lr * ((self.alpha + self.beta) * g - self.beta * prev)
+            self.prev[k] = g.copy()
+        return out
+
+
+class Fromage(_Stage):
+    """Bernstein et al. 2020 (optax's fromage): m = 1/√(1 + η²);
+    θ ← θ − η·m·φ·g + (m − 1)·θ, φ = ‖θ‖/‖g‖ per leaf (norms floored at min_norm)."""
+
+    def __init__(self, learning_rate, min_norm=1e-6):
+        self.schedule = _learning_rate(learning_rate)
+        self.min_norm = min_norm
+        self.t = 0
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        mult = 1 / math.sqrt(1 + lr * lr)
+        self.last_learning_rate = lr * mult  # the rate the trust-ratio direction gets
+        return {
+            k: -lr * mult * _trust_ratio(params[k], g, self.min_norm) * g + (mult - 1) * params[k]
+            for k, g in grads.items()
+        }
+
+
+# --- optimizers that read the loss: `update(grads, params, value=…, value_fn=…)` ----------
+#
+# `value` is f(θ) at the params the gradient was taken at; `value_fn(θ) -> (f, ∇f)` (flat
+# dicts) lets a line search evaluate trial points. `run_reference_with_value` drives them.
+
+
+def _dot(a: FlatParams, b: FlatParams) -> float:
+    """⟨a, b⟩ over every leaf and entry."""
+    return sum(float(np.sum(a[k] * b[k])) for k in a)
+
+
+class PolyakSGD(_Stage):
+    """Loizou et al. 2021 (optax's polyak_sgd): u = −s·g; γ = min((f − f*)/(‖u‖² + ε), γ_max)
+    (f − f* clamped at 0 for variant "sps+"; γ = 0 where ‖u‖² + ε ≤ float64's eps);
+    θ ← θ + γ·u. s = `scaling` (number or schedule of t − 1)."""
+
+    needs_value = True
+
+    def __init__(self, max_learning_rate=1.0, scaling=1.0, f_min=0.0, eps=0.0, variant="sps"):
+        self.schedule = _learning_rate(scaling)
+        self.max_lr, self.f_min, self.eps, self.variant = max_learning_rate, f_min, eps, variant
+        self.t = 0
+
+    def update(self, grads, params, *, value=None, value_fn=None):
+        if value is None:
+            raise ValueError(f"{type(self).__name__} needs value=f(θ)")
+        scaling = self.next_learning_rate()
+        steps = {k: -scaling * g for k, g in grads.items()}
+        norm_sq = _dot(steps, steps)
+        gap = value - self.f_min
+        if self.variant == "sps+":
+            gap = max(gap, 0.0)
+        if norm_sq + self.eps <= np.finfo(np.float64).eps:
+            gamma = 0.0
+        else:
+            gamma = min(gap / (norm_sq + self.eps), self.max_lr)
+        self.last_learning_rate = gamma * scaling
+        return {k: gamma * u for k, u in steps.items()}
+
+
+class ReduceOnPlateau(_Stage):
+    """optax.contrib's reduce_on_plateau: u = s·g. Every `accumulation_size` updates, with f̄ the
+    mean of their values: improved = f̄ < (1 − rtol)·best − atol (then best = f̄, plateau = 0,
+    else plateau += 1); in cooldown (cooldown_count > 0): plateau = 0, cooldown_count −= 1;
+    else when plateau = patience: s = max(factor·s, min_scale), plateau = 0,
+    cooldown_count = cooldown."""
+
+    needs_value = True
+
+    def __init__(
+        self,
+        factor=0.1,
+        patience=10,
+        rtol=1e-4,
+        atol=0.0,
+        cooldown=0,
+        accumulation_size=1,
+        min_scale=0.0,
+    ):
+        self.factor, self.patience, self.rtol, self.atol = factor, patience, rtol, atol
+        self.cooldown, self.size, self.min_scale = cooldown, accumulation_size, min_scale
+        self.scale, self.best, self.plateau, self.cooldown_count = 1.0, math.inf, 0, 0
+        self.count, self.avg = 0, 0.0
+
+    def update(self, grads, params, *, value=None, value_fn=None):
+        if value is None:
+            raise ValueError(f"{type(self).__name__} needs value=f(θ)")
+        self.count += 1
+        self.avg = ((self.count - 1) * self.avg + value) / self.count
+        if self.count == self.size:
+            improved = self.avg < (1 - self.rtol) * self.best - self.atol
+            if improved:
+                self.best = self.avg
+            plateau = 0 if improved else self.plateau + 1
+            if self.cooldown_count > 0:
+                self.plateau, self.cooldown_count = 0, self.cooldown_count - 1
+            elif plateau == self.patience:
+                self.plateau, self.cooldown_count = 0, self.cooldown
+                self.scale = max(self.scale * self.factor, self.min_scale)
+            else:
+                self.plateau, self.cooldown_count = plateau, 0
+                self.scale = max(self.scale, self.min_scale)
+            self.count, self.avg = 0, 0.0
+        return {k: self.scale * g for k, g in grads.items()}
+
+
+def _cubic_minimizer(a, fa, fpa, b, fb, c, fc) -> float:
+    """Minimizer of the cubic through (a, fa) with slope fpa at a, (b, fb) and (c, fc)
+    (NaN where it does not exist)."""
+    with np.errstate(all="ignore"):
+        db, dc = b - a, c - a
+        denom = (db * dc) ** 2 * (db - dc)
+        r1, r2 = fb - fa - fpa * db, fc - fa - fpa * dc
+        big_a = np.float64(dc**2 * r1 - db**2 * r2) / denom
+        big_b = np.float64(-(dc**3) * r1 + db**3 * r2) / denom
+        return float(a + (-big_b + np.sqrt(big_b * big_b - 3.0 * big_a * fpa)) / (3.0 * big_a))
+
+
+def _quadratic_minimizer(a, fa, fpa, b, fb) -> float:
+    """Minimizer of the parabola through (a, fa) with slope fpa at a and (b, fb)."""
+    with np.errstate(all="ignore"):
+        db = np.float64(b - a)
+        curvature = (fb - fa - fpa * db) / (db * db)
+        return float(a - fpa / (2.0 * curvature))
+
+
+def zoom_linesearch_reference(
+    value_fn: Callable[[FlatParams], tuple[float, FlatParams]],
+    params: FlatParams,
+    direction: FlatParams,
+    value: float,
+    grad: FlatParams,
+    *,
+    stepsize_guess: float = 1.0,
+    max_linesearch_steps: int = 20,
+    tol: float = 0.0,
+    increase_factor: float = 2.0,
+    slope_rtol: float = 1e-4,
+    curv_rtol: float = 0.9,
+    approx_dec_rtol: float | None = 1e-6,
+    stepsize_precision: float = 1e-5,
+) -> tuple[float, float, FlatParams, int]:
+    """Strong-Wolfe line search along u (Nocedal & Wright 2006, Algorithms 3.5 and 3.6; Hager
+    & Zhang 2005's approximate-Wolfe decrease), with optax's `zoom_linesearch` rules.
+
+    φ(η) = f(θ + η·u), φ'(η) = ⟨∇f(θ + η·u), u⟩. Accept η when
+        decrease error  max(0, φ(η) − φ(0) − c₁·η·φ'(0))  [or the smaller approximate-Wolfe
+                        error max(φ'(η) − (2c₁ − 1)φ'(0), φ(η) − φ(0) − ε_f·|φ(0)|)] ≤ tol
+        curvature error max(0, |φ'(η)| − c₂·|φ'(0)|) ≤ tol.
+    Phase 1 tries η₀ = guess, then doubles (increase_factor) until an interval [low, high]
+    brackets an acceptable η; phase 2 shrinks it, trying the cubic minimizer, else the
+    quadratic one, else the midpoint. After `max_linesearch_steps` evaluations (or an interval
+    shorter than `stepsize_precision` with a safe point) it takes the best point found that
+    decreased enough. Returns (η, φ(η), ∇f at θ + η·u, evaluations).
+    """
+
+    def evaluate(step: float) -> tuple[float, FlatParams, float]:
+        value_step, grad_step = value_fn({k: params[k] + step * direction[k] for k in params})
+        return float(value_step), grad_step, _dot(grad_step, direction)
+
+    def errors(step: float, value_step: float, slope_step: float) -> tuple[float, float]:
+        decrease = value_step - value - slope_rtol * step * slope0
+        if approx_dec_rtol is not None:
+            approx = slope_step - (2 * slope_rtol - 1.0) * slope0
+            approx = max(approx, value_step - value - approx_dec_rtol * abs(value))
+            decrease = min(approx, decrease)
+        decrease = math.inf if math.isnan(decrease) else max(decrease, 0.0)
+        curvature = abs(slope_step) - curv_rtol * abs(slope0)
+        curvature = math.inf if math.isnan(curvature) else max(curvature, 0.0)
+        return decrease, curvature
+
+    slope0 = _dot(grad, direction)
+    count, step, value_step, grad_step, slope_step = 0, 0.0, value, grad, slope0
+    low, value_low, slope_low = 0.0, value, slope0
+    high, value_high = 0.0, value  # only the slope at `low` enters the interpolations
+    cubic_ref, value_cubic_ref = 0.0, value
+    safe_step, safe_value, safe_grad = 0.0, value, grad
+    interval_found, decrease_error = False, math.inf
+    while True:
+        if not interval_found:  # phase 1: search for an interval
+            new = stepsize_guess if count == 0 else increase_factor * step
+            new_value, new_grad, new_slope = evaluate(new)
+            decrease_error, curvature_error = errors(new, new_value, new_slope)
+            error = max(decrease_error, curvature_error)
+            if decrease_error <= tol:
+                safe_step, safe_value, safe_grad = new, new_value, new_grad
+            high_is_new = decrease_error > 0.0 or (new_value >= value_step and count > 0)
+            low_is_new = new_slope >= 0.0 and not high_is_new
+            if low_is_new:
+                low, value_low, slope_low = new, new_value, new_slope
+                high, value_high = step, value_step
+            else:
+                low, value_low, slope_low = step, value_step, slope_step
+                high, value_high = new, new_value
+            cubic_ref, value_cubic_ref = low, value_low
+            interval_found = high_is_new or low_is_new or error <= tol
+            done = error <= tol
+            failed = count + 1 >= max_linesearch_steps and not done
+        else:  # phase 2: zoom into [low, high]
+            delta = abs(high - low)
+            left, right = min(high, low), max(high, low)
+            cubic = _cubic_minimizer(
+                low, value_low, slope_low, high, value_high, cubic_ref, value_cubic_ref
+            )
+            quad = _quadratic_minimizer(low, value_low, slope_low, high, value_high)
+            if left + 0.2 * delta < cubic < right - 0.2 * delta:
+                new = cubic
+            elif left + 0.1 * delta < quad < right - 0.1 * delta:
+                new = quad
+            else:
+                new = (low + high) / 2.0
+            new_value, new_grad, new_slope = evaluate(new)
+            decrease_error, curvature_error = errors(new, new_value, new_slope)
+            error = max(decrease_error, curvature_error)
+            if decrease_error <= tol and new_value < safe_value:
+                safe_step, safe_value, safe_grad = new, new_value, new_grad
+            done = error <= tol
+            high_is_new = decrease_error > 0.0 or new_value >= value_low
+            high_is_low = new_slope * (high - low) >= 0.0 and not high_is_new
+            old_low, old_value_low = low, value_low
+            old_high, old_value_high = high, value_high
+            if high_is_new:
+                high, value_high = new, new_value
+            if high_is_low:
+                high, value_high = old_low, old_value_low
+            if not high_is_new:
+                low, value_low, slope_low = new, new_value, new_slope
+            if high_is_new or high_is_low:
+                cubic_ref, value_cubic_ref = old_high, old_value_high
+            else:
+                cubic_ref, value_cubic_ref = old_low, old_value_low
+            too_small = delta <= stepsize_precision
+            failed = (count + 1 >= max_linesearch_steps or (too_small and safe_step > 0.0)) and (
+                not done
+            )
+        count += 1
+        step, value_step, grad_step, slope_step = new, new_value, new_grad, new_slope
+        if failed:
+            if safe_step > 0.0 or math.isinf(decrease_error):
+                step, value_step, grad_step = safe_step, safe_value, safe_grad
+            return step, value_step, grad_step, count
+        if done:
+            return step, value_step, grad_step, count
+
+
+class LBFGS(_Stage):
+    """optax's lbfgs (Nocedal & Wright 2006, Algorithm 7.4), memory m, step k = 0, 1, …:
+
+    sₖ₋₁ = θₖ − θₖ₋₁, yₖ₋₁ = gₖ − gₖ₋₁, ρₖ₋₁ = 1/⟨sₖ₋₁, yₖ₋₁⟩ (0 if that is 0), kept for the
+    last m steps (nothing at k = 0); γ = ⟨s, y⟩/‖y‖² of the newest pair (1 if ‖y‖ = 0), or
+    min(1, 1/‖g‖) at k = 0 (γ = 1 without scale_init_precond). Two-loop recursion, newest
+    pair first: q = g; αᵢ = ρᵢ⟨sᵢ, q⟩, q −= αᵢyᵢ; r = γq; oldest first: βᵢ = ρᵢ⟨yᵢ, r⟩,
+    r += (αᵢ − βᵢ)sᵢ. u = −η·r (η = 1 without a learning rate); then the zoom line search
+    (`zoom_linesearch_reference`, η₀ = 1 each step) scales u by its step (linesearch=False
+    skips it)."""
+
+    needs_value = True
+
+    def __init__(
+        self, learning_rate=None, memory_size=10, scale_init_precond=True, linesearch=True
+    ):
+        self.schedule = _learning_rate(1.0 if learning_rate is None else learning_rate)
+        self.memory_size, self.scale_init_precond = memory_size, scale_init_precond
+        self.linesearch = linesearch
+        self.t = 0
+        self.pairs: list[tuple[FlatParams, FlatParams, float]] = []  # (s, y, ρ), oldest first
+        self.prev: tuple[FlatParams, FlatParams] | None = None
+        self.last_stepsize: float | None = None
+
+    def direction(self, grads: FlatParams, params: FlatParams) -> FlatParams:
+        """r ≈ H⁻¹g after storing the newest (s, y, ρ) pair."""
+        gamma = 1.0
+        if self.prev is not None:
+            prev_params, prev_grads = self.prev
+            s = {k: params[k] - prev_params[k] for k in params}
+            y = {k: grads[k] - prev_grads[k] for k in grads}
+            sy = _dot(s, y)
+            self.pairs = [*self.pairs, (s, y, 0.0 if sy == 0 else 1.0 / sy)][-self.memory_size :]
+            if self.scale_init_precond:
+                yy = _dot(y, y)
+                gamma = sy / yy if yy > 0 else 1.0
+        elif self.scale_init_precond:
+            gamma = min(1.0, 1.0 / math.sqrt(_dot(grads, grads)))
+        self.prev = ({k: v.copy() for k, v in params.items()}, dict(grads))
+        q = dict(grads)
+        alphas = []
+        for s, y, rho in reversed(self.pairs):
+            alpha = rho * _dot(s, q)
+            q = {k: q[k] - alpha * y[k] for k in q}
+            alphas.append(alpha)
+        r = {k: gamma * v for k, v in q.items()}
+        for (s, y, rho), alpha in zip(self.pairs, reversed(alphas), strict=True):
+            beta = rho * _dot(y, r)
+            r = {k: r[k] + (alpha - beta) * s[k] for k in r}
+        return r
+
+    def update(self, grads, params, *, value=None, value_fn=None):
+        lr = self.next_learning_rate()
+        u = {k: -lr * v for k, v in self.direction(grads, params).items()}
+        if not self.linesearch:
+            return u
+        if value is None or value_fn is None:
+            raise ValueError("LBFGS's line search needs value= and value_fn=")
+        step, _, _, _ = zoom_linesearch_reference(value_fn, params, u, value, grads)
+        self.last_stepsize = step
+        return {k: step * v for k, v in u.items()}
+
+
+class Prodigy(_Stage):
+    """Mishchenko & Defazio 2024 (optax.contrib's prodigy), d = the distance estimate (d₀ =
+    estim_lr0), t from 1: η̂ = d·η·√(1−β₂ᵗ)/(1−β₁ᵗ); m = β₁m + (1−β₁)d·g;
+    v = β₂v + (1−β₂)d²g²; s = β₃s + (η̂ or d with safeguard_warmup)·d·g/d₀;
+    r = β₃r + (d/d₀)·η̂·⟨g, θ₀ − θ⟩; d ← max(d, coef·r/Σ|s|) (for the next step);
+    θ −= η̂·(m/(√v + d'·ε) + λθ) (λθ on masked leaves): η̂ uses the d before the update,
+    the ε term the updated d' (optax's order)."""
+
+    def __init__(
+        self,
+        learning_rate=1.0,
+        betas=(0.9, 0.999),
+        beta3=None,
+        eps=1e-8,
+        estim_lr0=1e-6,
+        estim_lr_coef=1.0,
+        weight_decay=0.0,
+        safeguard_warmup=False,
+        weight_decay_mask=None,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2 = betas
+        self.b3 = math.sqrt(self.b2) if beta3 is None else beta3
+        self.eps, self.d0, self.coef = eps, estim_lr0, estim_lr_coef
+        self.weight_decay, self.mask = weight_decay, weight_decay_mask
+        self.safeguard = safeguard_warmup
+        self.t = 0
+        self.d = estim_lr0
+        self.numerator = 0.0
+        self.m: FlatParams = {}
+        self.v: FlatParams = {}
+        self.s: FlatParams = {}
+        self.theta0: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        t, b1, b2, b3, d = self.t, self.b1, self.b2, self.b3, self.d
+        if not self.theta0:
+            self.theta0 = {k: v.copy() for k, v in params.items()}
+        dlr = d * lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        self.last_learning_rate = dlr
+        inner = _dot(grads, {k: self.theta0[k] - params[k] for k in params})
+        chosen = _mask_dict(self.mask, params)
+        for k, g in grads.items():
+            zero = np.zeros_like(g)
+            dg = d * g
+            self.m[k] = b1 * self.m.get(k, zero) + (1 - b1) * dg
+            self.v[k] = b2 * self.v.get(k, zero) + (1 - b2) * dg * dg
+            self.s[k] = b3 * self.s.get(k, zero) + (d if self.safeguard else dlr) * dg / self.d0
+        self.numerator = b3 * self.numerator + (d / self.d0) * dlr * inner
+        denominator = sum(float(np.sum(np.abs(s))) for s in self.s.values())
+        self.d = max(d, self.coef * self.numerator / denominator)
+        out = {}
+        for k in grads:
+            # ε is scaled by the *new* estimate (optax's order); η̂ by the old one.
+            out[k] = -dlr * self.m[k] / (np.sqrt(self.v[k]) + self.d * self.eps)
+            if chosen[k]:
+                out[k] = out[k] - self.weight_decay * dlr * params[k]
+        return out
+
+
+def run_reference_with_value(
+    optimizer: Any,
+    params: FlatParams,
+    value_and_grad_fn: Callable[[FlatParams], tuple[float, FlatParams]],
+    num_steps: int,
+) -> tuple[FlatParams, np.ndarray]:
+    """As `run_reference`, for optimizers that read the loss: at each step (f, g) =
+    value_and_grad_fn(θ) and θ ← θ + update(g, θ, value=f, value_fn=value_and_grad_fn).
+    Returns (θ_final, values) with values[k] = f(θₖ) before update k."""
+    params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    values = np.full(num_steps, np.nan)
+    for k in range(num_steps):
+        value, grads = value_and_grad_fn(params)
+        values[k] = value
+        updates = optimizer.update(grads, params, value=value, value_fn=value_and_grad_fn)
+        params = {name: params[name] + updates[name] for name in params}
+    return params, values
+
+
+class Normalize(_Stage):
+    """u = g/‖g‖ (global norm; optax.contrib's normalize)."""
+
+    def update(self, grads, params):
+        norm = math.sqrt(_dot(grads, grads))
+        return {k: g / norm for k, g in grads.items()}
+
+
+class SAM(_Stage):
+    """optax.contrib's sam, transparent mode, k = sync_period; `optimizer` and `adv_optimizer`
+    are fresh reference stages. Cycle from θ₀: calls 1…k−1 return −adv(g) (θ₀ cached at
+    call 1); call k returns (θ₀ − θ) + optimizer(g, θ₀). With reset_state the adversarial
+    stage restarts (a copy of its fresh state) after call k."""
+
+    def __init__(self, optimizer, adv_optimizer, sync_period=2, reset_state=True):
+        self.opt, self.fresh_adv = optimizer, copy.deepcopy(adv_optimizer)
+        self.adv = adv_optimizer
+        self.k, self.reset = sync_period, reset_state
+        self.steps = 0
+        self.cache: FlatParams | None = None
+
+    def update(self, grads, params):
+        if self.cache is None:
+            self.cache = {k: v.copy() for k, v in params.items()}
+        first, last = self.steps == 0, self.steps == self.k - 1
+        cache = self.cache
+        if last:
+            inner = self.opt.update(grads, cache)
+            out = {k: cache[k] - params[k] + inner[k] for k in grads}
+            if self.reset:
+                self.adv = copy.deepcopy(self.fresh_adv)
+        else:
+            out = {k: -u for k, u in self.adv.update(grads, params).items()}
+        if first:
+            self.cache = {k: v.copy() for k, v in params.items()}
+        self.steps = (self.steps + 1) % self.k
+        return out
+
+
+def _distance(a: FlatParams, b: FlatParams) -> float:
+    """‖a − b‖ over every leaf."""
+    return math.sqrt(sum(float(np.sum((a[k] - b[k]) ** 2)) for k in a))
+
+
+class DoG(_Stage):
+    """Ivgi et al. 2023 (optax.contrib's dog): r̄ = max(r̄, ‖θ − θ₀‖) (r̄₀ = init_step value
+    for "distance", value·(1 + ‖θ₀‖) for "heuristic", 0 for "learning_rate");
+    G = G + ‖g‖²; γ = r̄/√(G + ε) (γ = value at t = 1 for "learning_rate");
+    [g += λθ first when weight_decay is not None]; θ −= η·γ·g."""
+
+    def __init__(
+        self,
+        learning_rate=1.0,
+        init_step=("heuristic", 1e-6),
+        eps=1e-8,
+        weight_decay=None,
+        mask=None,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.kind, self.value = init_step
+        self.eps, self.weight_decay, self.mask = eps, weight_decay, mask
+        self.t = 0
+        self.theta0: FlatParams = {}
+        self.max_dist = 0.0
+        self.sum_sq = 0.0
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        if not self.theta0:
+            self.theta0 = {k: v.copy() for k, v in params.items()}
+            norm0 = math.sqrt(_dot(params, params))
+            self.max_dist = {"distance": self.value, "heuristic": self.value * (1 + norm0)}.get(
+                self.kind, 0.0
+            )
+        if self.weight_decay is not None:
+            chosen = _mask_dict(self.mask, params)
+            grads = {
+                k: g + self.weight_decay * params[k] if chosen[k] else g for k, g in grads.items()
+            }
+        self.max_dist = max(self.max_dist, _distance(self.theta0, params))
+        self.sum_sq += _dot(grads, grads)
+        gamma = self.max_dist / math.sqrt(self.sum_sq + self.eps)
+        if self.kind == "learning_rate" and self.t == 1:
+            gamma = self.value
+        return {k: -lr * gamma * g for k, g in grads.items()}
+
+
+class DoWG(_Stage):
+    """Khaled et al. 2023 (optax.contrib's dowg): r̄² = max(r̄², ‖θ − θ₀‖²) (r̄₀² =
+    init_estim_sq_dist, or ε); v = v + r̄²·‖g‖²; γ = r̄²/(√v + ε);
+    [g += λθ first when weight_decay is not None]; θ −= η·γ·g."""
+
+    def __init__(
+        self, learning_rate=1.0, init_estim_sq_dist=None, eps=1e-4, weight_decay=None, mask=None
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.eps, self.weight_decay, self.mask = eps, weight_decay, mask
+        self.sq_dist = eps if init_estim_sq_dist is None else init_estim_sq_dist
+        self.t = 0
+        self.theta0: FlatParams = {}
+        self.weighted = 0.0
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        if not self.theta0:
+            self.theta0 = {k: v.copy() for k, v in params.items()}
+        if self.weight_decay is not None:
+            chosen = _mask_dict(self.mask, params)
+            grads = {
+                k: g + self.weight_decay * params[k] if chosen[k] else g for k, g in grads.items()
+            }
+        self.sq_dist = max(self.sq_dist, _distance(self.theta0, params) ** 2)
+        self.weighted += self.sq_dist * _dot(grads, grads)
+        gamma = self.sq_dist / (math.sqrt(self.weighted) + self.eps)
+        return {k: -lr * gamma * g for k, g in grads.items()}
+
+
+class Madgrad(_Stage):
+    """Defazio & Jelassi 2021 (optax.contrib's madgrad), k = updates before this one:
+    g += λθ; λₖ = (η + ε)·√(k + 1); S += λₖg²; s += λₖg; z = θ₀ − s/(∛S + ε);
+    θ ← (1 − μ)·z + μ·θ (μ = momentum)."""
+
+    def __init__(self, learning_rate, momentum=0.9, weight_decay=0.0, eps=1e-6):
+        self.schedule = _learning_rate(learning_rate)
+        self.momentum, self.weight_decay, self.eps = momentum, weight_decay, eps
+        self.t = 0
+        self.sum_sq: FlatParams = {}
+        self.s: FlatParams = {}
+        self.theta0: FlatParams = {}
+
+    def update(self, grads, params):
+        k = self.t
+        lr = self.next_learning_rate()
+        # funcnn's madgrad applies η inside its stage (no scale_by_learning_rate to report
+        # it), so this reference reports none either.
+        self.last_learning_rate = None
+        if not self.theta0:
+            self.theta0 = {name: v.copy() for name, v in params.items()}
+        weight = (lr + self.eps) * math.sqrt(k + 1)
+        out = {}
+        for name, g in grads.items():
+            g = g + self.weight_decay * params[name]
+            zero = np.zeros_like(g)
+            self.sum_sq[name] = self.sum_sq.get(name, zero) + weight * g * g
+            self.s[name] = self.s.get(name, zero) + weight * g
+            z = self.theta0[name] - self.s[name] / (np.cbrt(self.sum_sq[name]) + self.eps)
+            out[name] = (1 - self.momentum) * z + self.momentum * params[name] - params[name]
+        return out
+
+
+class SM3(_Stage):
+    """Anil et al. 2019 (optax's sm3, its b2 = 1): per leaf with axes i, accumulators μᵢ (one
+    entry per index of axis i, 0 at start); a = g² + minᵢ μᵢ (broadcast; for a vector a = g² +
+    μ₀); μᵢ ← max of a over the other axes (μ₀ ← a for a vector);
+    u = g/√(a + ε) where a > 0 (0 elsewhere); m = (1−β)u + βm; θ −= η·m (β = momentum)."""
+
+    def __init__(self, learning_rate, momentum=0.9, eps=1e-8):
+        self.lr, self.momentum, self.eps = learning_rate, momentum, eps
+        self.acc: dict[str, list[np.ndarray]] = {}
+        self.m: FlatParams = {}
+
+    def update(self, grads, params):
+        out = {}
+        for k, g in grads.items():
+            mus = self.acc.get(k, [np.zeros(n) for n in g.shape])
+            if g.ndim < 2:
+                a = g * g + mus[0]
+            else:
+                shaped = [
+                    mu.reshape([n if j == i else 1 for j, n in enumerate(g.shape)])
+                    for i, mu in enumerate(mus)
+                ]
+                a = g * g + np.minimum.reduce(np.broadcast_arrays(*shaped))
+            with np.errstate(divide="ignore"):
+                u = np.where(a > 0, g / np.sqrt(a + self.eps), 0.0)
+            self.m[k] = (1 - self.momentum) * u + self.momentum * self.m.get(k, np.zeros_like(g))
+            if g.ndim < 2:
+                self.acc[k] = [a]
+            else:
+                self.acc[k] = [
+                    a.max(axis=tuple(j for j in range(g.ndim) if j != i)) for i in range(g.ndim)
+                ]
+            out[k] = -self.lr * self.m[k]
+        return out
+
+
+class COCOB(_Stage):
+    """Orabona & Tommasi 2017, Algorithm 2 (optax.contrib's cocob), per entry, with
+    c = η·(g + λθ) (λθ on masked leaves): L = max(L, |c|) (L₀ = ε); G += |c|;
+    R = max(R − c·(θ − θ₀), 0); C −= c; θ ← θ₀ + C/(L·max(G + L, αL))·(L + R)."""
+
+    def __init__(self, learning_rate=1.0, alpha=100.0, eps=1e-8, weight_decay=0.0, mask=None):
+        self.schedule = _learning_rate(learning_rate)
+        self.alpha, self.eps, self.weight_decay, self.mask = alpha, eps, weight_decay, mask
+        self.t = 0
+        self.theta0: FlatParams = {}
+        self.big_l: FlatParams = {}
+        self.big_g: FlatParams = {}
+        self.big_r: FlatParams = {}
+        self.big_c: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        if not self.theta0:
+            self.theta0 = {k: v.copy() for k, v in params.items()}
+        chosen = _mask_dict(self.mask, params)
+        out = {}
+        for k, g in grads.items():
+            c = lr * (g + self.weight_decay * params[k] if chosen[k] else g)
+            theta, theta0 = params[k], self.theta0[k]
+            big_l = self.big_l[k] = np.maximum(
+                self.big_l.get(k, np.full_like(g, self.eps)), np.abs(c)
+            )
+            big_g = self.big_g[k] = self.big_g.get(k, np.zeros_like(g)) + np.abs(c)
+            r_prev = self.big_r.get(k, np.zeros_like(g))
+            big_r = self.big_r[k] = np.maximum(r_prev - c * (theta - theta0), 0.0)
+            big_c = self.big_c[k] = self.big_c.get(k, np.zeros_like(g)) - c
+            new = theta0 + big_c / (big_l * np.maximum(big_g + big_l, self.alpha * big_l)) * (
+                big_l + big_r
+            )
+            out[k] = new - theta
+        return out

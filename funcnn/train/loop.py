@@ -166,7 +166,7 @@ def fit(
     steps_per_dispatch: int | None = None,
     eval_fn: Callable[[Params], Mapping[str, Any]] | None = None,
     progress: bool = True,
-    callback: Callable[[TrainState, FitInfo], bool | None] | None = None,
+    callback: Callable[[TrainState, FitInfo], bool | TrainState | None] | None = None,
     carry: FitCarry | Mapping[str, Any] | None = None,
     mesh: Mesh | None = None,
 ) -> tuple[TrainState, dict[str, list[float]]]:
@@ -194,6 +194,10 @@ def fit(
     progress:    a tqdm bar (when tqdm is installed) and one line of metrics per epoch.
     callback:    `callback(state, info) -> stop?` after every dispatch, with `info` a
                  `FitInfo`; returning True stops cleanly (used for checkpoints and signals).
+                 Returning a TrainState instead continues from it: e.g. a hyperparameter
+                 held by `optim.inject_hyperparams`, changed without recompiling:
+                 `return state._replace(opt_state=optim.set_hyperparam(state.opt_state,
+                 "learning_rate", 1e-4))`.
     carry:       `info.carry` as a callback saw it with the state being resumed (a `FitCarry`
                  or its `to_json()` dict, e.g. from a checkpoint's metadata, see
                  `funcnn.train.resume`). With it the returned history is the whole run's and
@@ -234,7 +238,11 @@ def fit(
             orders.finished(epoch, prefetch=(epoch + 1) * per_epoch < total)
         step += length
         info = run.after_chunk(state, metrics, epoch, step, length)
-        stopped = bool(callback is not None and callback(state, info))
+        answer = None if callback is None else callback(state, info)
+        if isinstance(answer, TrainState):
+            state = answer  # the callback changed the state (e.g. set_hyperparam)
+        else:
+            stopped = bool(answer)
     run.close()
     return state, run.history
 

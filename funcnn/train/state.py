@@ -136,7 +136,10 @@ def train_step_fn(
     """The un-jitted step (state, batch) -> (state, metrics); `make_step` and `fit` compile it.
 
     `loss_fn(params, batch, key) -> (loss, aux)` where `aux` is a dict of scalar metrics.
-    The returned metrics are `{"loss": ℓ, **aux}`.
+    The returned metrics are `{"loss": ℓ, **aux}`. The optimizer gets optax's extra
+    arguments — `value` = ℓ, `grad` = ∇ℓ and `value_fn` = θ ↦ ℓ(θ) on this batch and key — so
+    `lbfgs`'s line search, `polyak_sgd` and `reduce_on_plateau` work inside `fit`; every
+    other optimizer ignores them (nothing is computed unless a stage calls `value_fn`).
     """
 
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, Array]]:
@@ -145,7 +148,15 @@ def train_step_fn(
         (loss, aux), grads = jax.value_and_grad(
             functools.partial(_checked_call, loss_fn), has_aux=True
         )(state.params, batch, step_key)
-        params, opt_state = optimizer_step(optimizer, grads, state.opt_state, state.params)
+        params, opt_state = optimizer_step(
+            optimizer,
+            grads,
+            state.opt_state,
+            state.params,
+            value=loss,
+            grad=grads,
+            value_fn=lambda p: loss_fn(p, batch, step_key)[0],
+        )
         new_state = TrainState(params, opt_state, state.step + 1, key)
         return new_state, {"loss": loss, **aux}
 
