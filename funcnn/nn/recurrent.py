@@ -64,7 +64,7 @@ __all__ = [
     "zero_carry",
 ]
 
-KINDS = ("rnn", "lstm", "gru")
+CELLS = ("rnn", "lstm", "gru")  # the recurrent cells `recurrent(kind, ...)` builds
 
 
 # ---------------------------------------------------------------- step math on projected inputs
@@ -327,7 +327,7 @@ def zero_carry(kind: str, lead: Sequence[int], hidden: int, dtype: Any = jnp.flo
 
     rnn, gru → (*lead, hidden) zeros; lstm → the pair (h₀, c₀) of (*lead, hidden) zeros.
     """
-    check_choice(kind, "kind", KINDS)
+    check_choice(kind, "kind", CELLS)
     check_positive_int(hidden, "hidden")
     shape = (*tuple(lead), hidden)
     if kind == "lstm":

@@ -48,11 +48,12 @@ Every public name below is also exported here (`optim.scale_by_adam`, `optim.ada
 | `aliases_optax` | the optimizers only optax has, under optax's names and defaults            |
 | `aliases`       | the named optimizers (`sgd` … `schedule_free_adamw`), each a chain         |
 | `schedules`     | learning-rate schedules `step -> η`                                        |
-| `configs`       | the registry of configurations checked against `funcnn.reference.optim`    |
 
 A new stage goes into the module of its kind (a new moment-based direction into `moments`,
 a new clip into `clipping`), a new optimizer into `aliases` as a chain. `transforms`,
-`accumulators` and `modern` are the old module paths, kept one version as re-exports.
+`accumulators`, `modern` and `configs` are the old module paths, kept one version as
+re-exports (the configurations checked against `funcnn.reference.optim` now live in
+`funcnn.verify.registry`).
 """
 
 from funcnn.optim.adam_variants import (

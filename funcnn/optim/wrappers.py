@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from funcnn._validation import check_positive_int
+from funcnn.params import all_finite
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -101,7 +102,7 @@ def skip_nonfinite(
         updates: Updates, state: SkipNonfiniteState, params: Params | None = None, **extra: Any
     ):
         _check_same_structure(updates, params, "skip_nonfinite")
-        finite = _all_finite(updates)
+        finite = all_finite(updates)
         new_updates, new_inner = inner.update(updates, state.inner, params, **extra)
         # Select, not lax.cond: under vmap/scan both branches run anyway, and the NaN-fed
         # branch is simply discarded.
@@ -117,16 +118,6 @@ def skip_nonfinite(
         )
 
     return GradientTransformation(init, update)
-
-
-def _all_finite(tree: Updates) -> Array:
-    """True when no floating leaf holds NaN or ±Inf (a 0-d bool array)."""
-    checks = [
-        jnp.all(jnp.isfinite(x))
-        for x in jax.tree.leaves(tree)
-        if jnp.issubdtype(x.dtype, jnp.inexact)
-    ]
-    return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
 
 
 def _skip_states(opt_state: Any) -> list[SkipNonfiniteState]:
