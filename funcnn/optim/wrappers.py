@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 
 from funcnn._validation import check_positive_int
-from funcnn.params import all_finite
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -26,6 +25,7 @@ from funcnn.optim.base import (
     check_same_structure,
     compute_dtype,
 )
+from funcnn.params import all_finite
 
 __all__ = [
     "AccumulateState",
