@@ -4,12 +4,7 @@ Adamax (an infinity-norm second moment), NAdam (Nesterov momentum schedule) and 
 (rectified variance). Stages that keep a second moment alone (RMSProp, Adagrad, Adadelta)
 are in `rms.py`.
 
-Notation: g is the incoming update (the gradient for the first stage), d the outgoing
-direction, θ the parameters, t the 1-based step number, ηₜ the learning rate; only
-`scale_by_learning_rate` carries the minus sign. Per-parameter buffers keep each leaf's
-dtype (unless a `*_dtype` option says otherwise), arithmetic runs in at least float32
-(bf16 leaves are upcast, the result cast back), step counters are int32 scalars and the
-one scalar accumulator (NAdam's ∏μ) uses the widest float dtype among the params.
+Notation and dtype rules: see `funcnn.optim` (g in, d out, θ params, t from 1).
 
 Each stage follows torch.optim's `_single_tensor_*` algorithm for the same optimizer (read
 from its documented pseudo-code); where optax computes the same method differently, the

@@ -2,11 +2,7 @@
 the one stage that carries the minus sign (u = −ηₜ·d), with `current_learning_rate` to read
 the ηₜ an update used.
 
-Notation: g is the incoming update (the gradient for the first stage), d the outgoing
-direction, θ the parameters, t the 1-based step number, ηₜ the learning rate; only
-`scale_by_learning_rate` carries the minus sign. Per-parameter buffers keep each leaf's
-dtype (unless a `*_dtype` option says otherwise), arithmetic runs in at least float32
-(bf16 leaves are upcast, the result cast back), step counters are int32 scalars.
+Notation and dtype rules: see `funcnn.optim` (g in, d out, θ params, t from 1).
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """The layer-wise trust ratio of LARS and LAMB (You et al. 2017, 2020; optax's
 `scale_by_trust_ratio`): each leaf's update rescaled by ‖θₗ‖/‖gₗ‖.
 
-Notation: g is the incoming update (the gradient for the first stage), d the outgoing
-direction, θ the parameters, t the 1-based step number, ηₜ the learning rate; only
-`scale_by_learning_rate` carries the minus sign. Per-parameter buffers keep each leaf's
-dtype (unless a `*_dtype` option says otherwise), arithmetic runs in at least float32
-(bf16 leaves are upcast, the result cast back), step counters are int32 scalars.
+Notation and dtype rules: see `funcnn.optim` (g in, d out, θ params, t from 1).
 """
 
 from __future__ import annotations
