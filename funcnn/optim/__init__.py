@@ -54,7 +54,8 @@ a new clip into `clipping`), a new optimizer into `aliases` as a chain. `transfo
 `accumulators`, `modern` and `configs` are the old module paths, kept one version as
 re-exports (the configurations checked against `funcnn.reference.optim` now live in
 `funcnn.verify.registry`).
-Notation: g is the incoming update (the gradient for the first stage), d the outgoing
+
+Notation (every stage's docstring uses it): g is the incoming update (the gradient for the first stage), d the outgoing
 direction, θ the parameters, t the 1-based step number, ηₜ the learning rate; only
 `scale_by_learning_rate` carries the minus sign. Per-parameter buffers keep each leaf's
 dtype (unless a `*_dtype` option says otherwise), arithmetic runs in at least float32
