@@ -55,11 +55,12 @@ a new clip into `clipping`), a new optimizer into `aliases` as a chain. `transfo
 re-exports (the configurations checked against `funcnn.reference.optim` now live in
 `funcnn.verify.registry`).
 
-Notation (every stage's docstring uses it): g is the incoming update (the gradient for the first stage), d the outgoing
-direction, θ the parameters, t the 1-based step number, ηₜ the learning rate; only
-`scale_by_learning_rate` carries the minus sign. Per-parameter buffers keep each leaf's
-dtype (unless a `*_dtype` option says otherwise), arithmetic runs in at least float32
-(bf16 leaves are upcast, the result cast back), step counters are int32 scalars.
+Notation (every stage's docstring uses it): g is the incoming update (the gradient for the
+first stage), d the outgoing direction, θ the parameters, t the 1-based step number, ηₜ the
+learning rate; only `scale_by_learning_rate` carries the minus sign. Per-parameter buffers
+keep each leaf's dtype (unless a `*_dtype` option says otherwise), arithmetic runs in at
+least float32 (bf16 leaves are upcast, the result cast back), step counters are int32
+scalars.
 """
 
 from funcnn.optim.adam_variants import (
