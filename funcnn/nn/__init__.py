@@ -10,7 +10,7 @@ from funcnn.nn.attention import (
     key_padding_mask,
     multi_head_attention,
 )
-from funcnn.nn.conv import conv1d
+from funcnn.nn.conv import conv1d, conv2d, conv_transpose2d
 from funcnn.nn.core import (
     Layer,
     activation,
@@ -20,11 +20,20 @@ from funcnn.nn.core import (
     serial,
 )
 from funcnn.nn.dense import dense, mlp, perceptron
-from funcnn.nn.dropout import dropout
+from funcnn.nn.dropout import dropout, dropout2d
 from funcnn.nn.embedding import bag_of_words, embedding, positional_encoding, sinusoidal_positions
 from funcnn.nn.masking import lengths_to_mask
 from funcnn.nn.norm import layer_norm
-from funcnn.nn.pooling import avg_pool1d, global_avg_pool, global_max_pool, max_pool1d
+from funcnn.nn.pooling import (
+    avg_pool1d,
+    avg_pool2d,
+    global_avg_pool,
+    global_avg_pool2d,
+    global_max_pool,
+    global_max_pool2d,
+    max_pool1d,
+    max_pool2d,
+)
 from funcnn.nn.recurrent import (
     gru,
     gru_cell,
@@ -43,16 +52,22 @@ __all__ = [
     "activation",
     "attention_weights",
     "avg_pool1d",
+    "avg_pool2d",
     "bag_of_words",
     "causal_mask",
     "conv1d",
+    "conv2d",
+    "conv_transpose2d",
     "dense",
     "dot_product_attention",
     "dropout",
+    "dropout2d",
     "embedding",
     "flatten",
     "global_avg_pool",
+    "global_avg_pool2d",
     "global_max_pool",
+    "global_max_pool2d",
     "gru",
     "gru_cell",
     "key_padding_mask",
@@ -61,6 +76,7 @@ __all__ = [
     "lstm",
     "lstm_cell",
     "max_pool1d",
+    "max_pool2d",
     "mlp",
     "multi_head_attention",
     "parallel",
