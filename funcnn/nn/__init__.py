@@ -10,11 +10,15 @@ from funcnn.nn.attention import (
     key_padding_mask,
     multi_head_attention,
 )
+from funcnn.nn.batch_norm import batch_norm, group_norm, instance_norm
 from funcnn.nn.conv import conv1d, conv2d, conv_transpose2d
 from funcnn.nn.core import (
     Layer,
     activation,
+    apply_with_state,
     flatten,
+    initial_state,
+    is_stateful,
     parallel,
     residual,
     serial,
@@ -50,10 +54,12 @@ from funcnn.nn.transformer import transformer_block, transformer_lm
 __all__ = [
     "Layer",
     "activation",
+    "apply_with_state",
     "attention_weights",
     "avg_pool1d",
     "avg_pool2d",
     "bag_of_words",
+    "batch_norm",
     "causal_mask",
     "conv1d",
     "conv2d",
@@ -68,8 +74,12 @@ __all__ = [
     "global_avg_pool2d",
     "global_max_pool",
     "global_max_pool2d",
+    "group_norm",
     "gru",
     "gru_cell",
+    "initial_state",
+    "instance_norm",
+    "is_stateful",
     "key_padding_mask",
     "layer_norm",
     "lengths_to_mask",

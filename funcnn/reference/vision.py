@@ -169,8 +169,8 @@ def batch_norm_reference(x, scale, bias, mean, var, *, train, momentum=0.1, eps=
 
 def group_norm_reference(x, scale, bias, groups, *, eps=1e-5, mask=None):
     """y = (x − μ)/√(σ² + ε)·scale + bias, with μ, σ² (biased) over each example's real cells
-    (every axis but the first and the last) and the C/G channels of each group.
-    x (N, ..., C), mask (N, ...) or None."""
+    (every axis but the first and the last) and the C/G channels of each group; an example
+    with no real cell has μ = σ² = 0. x (N, ..., C), mask (N, ...) or None."""
     x, scale, bias = _arrays(x, scale, bias)
     n, channels = x.shape[0], x.shape[-1]
     per_group = channels // groups
@@ -181,7 +181,8 @@ def group_norm_reference(x, scale, bias, groups, *, eps=1e-5, mask=None):
         for g in range(groups):
             cols = slice(g * per_group, (g + 1) * per_group)
             cells = flat[b, real[b], cols]
-            mu = cells.sum() / cells.size
-            sigma2 = ((cells - mu) ** 2).sum() / cells.size
+            count = max(cells.size, 1)  # an example with no real cell: μ = σ² = 0
+            mu = cells.sum() / count
+            sigma2 = ((cells - mu) ** 2).sum() / count
             y[b, :, cols] = (flat[b, :, cols] - mu) / np.sqrt(sigma2 + eps)
     return y.reshape(x.shape) * scale + bias
