@@ -179,7 +179,7 @@ def test_batch_norm_keeps_statistics_when_a_masked_batch_has_under_two_cells():
 def test_norm_errors_name_the_problem():
     layer = nn.batch_norm()
     params, _ = layer.init(KEY, (4, 3))
-    with pytest.raises(ValueError, match=r"nn.initial_state"):
+    with pytest.raises(ValueError, match=r"nn\.initial_state"):
         layer.apply(params, jnp.ones((4, 3)))
     with pytest.raises(ValueError, match="more than one value per channel"):
         layer.apply(params, jnp.ones((1, 3)), state=nn.initial_state(layer, (1, 3)), train=True)
