@@ -60,16 +60,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 ARGS = parse_args()
-if not ARGS.no_mof:  # must precede JAX's backend start-up; see funcnn/fusion.py
-    import funcnn.fusion
+if not ARGS.no_mof:  # must precede JAX's backend start-up; see funcnn/scale/xla.py
+    import funcnn.scale.xla
 
-    funcnn.fusion.enable_cpu_multi_output_fusion()
+    funcnn.scale.xla.enable_cpu_multi_output_fusion()
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from funcnn import fusion, losses, nn, optim, precision, train  # noqa: E402
+from funcnn import losses, nn, optim, train  # noqa: E402
+from funcnn.scale import precision, xla  # noqa: E402
 
 B1, B2, EPS, WD, LR = 0.9, 0.999, 1e-8, 0.01, 1e-3
 
@@ -322,7 +323,7 @@ def bench_optimizer(args) -> dict:
         "funcnn_fraction_of_triad": frac["funcnn"],
         "obvious_fraction_of_triad": frac["obvious"],
         "funcnn_speedup_over_obvious": frac["funcnn"] / frac["obvious"],
-        "fuses_sibling_loops": fusion.fuses_sibling_loops(),
+        "fuses_sibling_loops": xla.fuses_sibling_loops(),
     }
 
 
@@ -537,7 +538,7 @@ def main() -> None:
             "load_avg": os.getloadavg(),
         },
         "args": vars(args),
-        "multi_output_fusion": fusion.fuses_sibling_loops(),
+        "multi_output_fusion": xla.fuses_sibling_loops(),
     }
     for name in ("abstraction", "precision", "optimizer", "dispatch", "memory"):
         if name not in sections:

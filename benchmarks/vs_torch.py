@@ -58,10 +58,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 ARGS = parse_args()
-if not ARGS.no_mof:  # must precede JAX's backend start-up; see funcnn/fusion.py
-    import funcnn.fusion
+if not ARGS.no_mof:  # must precede JAX's backend start-up; see funcnn/scale/xla.py
+    import funcnn.scale.xla
 
-    funcnn.fusion.enable_cpu_multi_output_fusion()
+    funcnn.scale.xla.enable_cpu_multi_output_fusion()
 
 # torch's OpenMP threads spin-wait by default; on a shared 2-core box that turns into
 # multi-second stalls (measured: LSTM steps of 0.09–2.8 s). Passive waiting is torch's best
@@ -75,8 +75,9 @@ import optax  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from funcnn import fusion, losses, nn, optim, train  # noqa: E402
+from funcnn import losses, nn, optim, train  # noqa: E402
 from funcnn.nn.sequence_models import char_lm  # noqa: E402
+from funcnn.scale import xla  # noqa: E402
 
 torch.set_num_threads(ARGS.threads)
 LR, B1, B2, EPS, WD = 1e-3, 0.9, 0.999, 1e-8, 0.01
@@ -542,7 +543,7 @@ def main(args) -> None:
     load = os.getloadavg()
     print(
         f"jax {jax.__version__}, torch {torch.__version__} (threads {torch.get_num_threads()}),"
-        f" multi-output fusion {fusion.fuses_sibling_loops()}, load {load[0]:.2f}"
+        f" multi-output fusion {xla.fuses_sibling_loops()}, load {load[0]:.2f}"
     )
     results: dict = {"load_start": load[0]}
     sections = {"transformer": bench_transformer, "lstm": bench_lstm, "adamw": bench_adamw}

@@ -4,56 +4,53 @@ Networks are pure functions over parameter pytrees (nested dicts of arrays), gra
 come from `jax.grad`, and the optimizers are hand-written state transformations.
 
 `import funcnn` makes the whole library reachable — `funcnn.nn.dense`, `funcnn.optim.adamw`,
-`funcnn.losses.cross_entropy`, … The studies built on the library live in `funcnn.lab` and
-are imported on their own (`from funcnn.lab import experiments`): nothing in the library
-imports them.
+`funcnn.train.fit`, … The studies built on the library live in `funcnn.lab` and are imported
+on their own (`from funcnn.lab import experiments`): nothing in the library imports them.
 
-    floor 1  activations, reference                      (reference: float64 NumPy, no JAX)
-    floor 2  initializers, losses, optim                 (optim: stages, aliases, schedules)
-    floor 3  nn, params, precision, datasets, sampling   (layers and models over param dicts)
-    floor 4  train, objectives, checkpoint, resume, parallel, distributed, sharding
-                                                      (`python -m funcnn.launch` starts processes)
-    floor 5  lab                                          (studies; scripts call into it)
+    the math      activations, initializers, losses, params, sampling
+                  nn/         layers, one family per module, and whole models
+                  optim/      stages, aliases (each optimizer a chain of stages), schedules
+                  reference/  float64 NumPy transcriptions of all of it (no JAX)
+                  datasets/   generated tasks and loaders for real data
+    train/        TrainState and the step, data order, fit, evaluate, objectives,
+                  checkpoint, resume
+    scale/        mesh, placement, sharding rules, multi-process (`python -m
+                  funcnn.scale.launch`), XLA switches, mixed precision
+    verify/       the optimizer configurations held against funcnn.reference
+    lab/          studies built on all of the above (scripts call into it)
+
+Arrows point one way: `lab` → `verify`, `train` → `scale` → the math; `optim` never
+imports `reference` (only `verify` pairs them); nothing in the library imports `lab`.
 """
 
 from funcnn import (
     activations,
-    checkpoint,
     datasets,
-    distributed,
     initializers,
     losses,
     nn,
-    objectives,
     optim,
-    parallel,
     params,
-    precision,
     reference,
-    resume,
     sampling,
-    sharding,
+    scale,
     train,
+    verify,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
     "activations",
-    "checkpoint",
     "datasets",
-    "distributed",
     "initializers",
     "losses",
     "nn",
-    "objectives",
     "optim",
-    "parallel",
     "params",
-    "precision",
     "reference",
-    "resume",
     "sampling",
-    "sharding",
+    "scale",
     "train",
+    "verify",
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from funcnn.lab import cli
 from funcnn.lab.compare import decay, race, report, verify
-from funcnn.optim import configs
+from funcnn.verify import registry
 
 VERIFY_COLUMNS = [
     "configuration",
@@ -50,14 +50,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     v.add_argument(
         "--only",
         action="append",
-        choices=list(configs.CONFIGS),
+        choices=list(registry.CONFIGS),
         metavar="NAME",
-        help="run only this configuration (repeatable); names: " + ", ".join(configs.CONFIGS),
+        help="run only this configuration (repeatable); names: " + ", ".join(registry.CONFIGS),
     )
     v.add_argument("--dtype", action="append", choices=list(verify.TOLERANCES))
     v.add_argument(
         "--formula",
-        choices=list(configs.CONFIGS),
+        choices=list(registry.CONFIGS),
         metavar="NAME",
         help="print the update rule checked for NAME (its docstrings) and exit",
     )

@@ -76,8 +76,8 @@ CORE: dict[str, list[str]] = {
     "nn": ["funcnn/nn"],
     "optim": ["funcnn/optim"],
     "reference": ["funcnn/reference"],
-    "train": ["funcnn/train.py", "funcnn/train"],
-    "checkpoint": ["funcnn/checkpoint.py"],
+    "train": ["funcnn/train"],  # fit, checkpoint, resume, objectives
+    "checkpoint": ["funcnn/train/checkpoint.py"],
 }
 
 BINARY = {

@@ -11,9 +11,9 @@ Writes `history.png` (loss/accuracy curves) and `params.ckpt` (a funcnn checkpoi
     python scripts/train.py --overwrite                       # replace an earlier run in --out
 
     python scripts/train.py --devices 4                       # data-parallel over 4 devices
-    python -m funcnn.launch --processes 2 -- scripts/train.py  # 2 processes (jax.distributed)
+    python -m funcnn.scale.launch --processes 2 -- scripts/train.py  # 2 processes (jax.distributed)
 
-Under `funcnn.launch` (or a scheduler that sets FUNCNN_COORDINATOR, FUNCNN_NUM_PROCESSES and
+Under `funcnn.scale.launch` (or a scheduler that sets FUNCNN_COORDINATOR, FUNCNN_NUM_PROCESSES and
 FUNCNN_PROCESS_ID) every process runs this script on the same data: the global batch is split
 over all processes' devices, process 0 alone prints, plots and writes checkpoints, and a
 checkpoint written by any number of processes resumes under any other.
@@ -34,10 +34,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from funcnn import checkpoint, distributed, fusion, parallel, resume
+from funcnn import scale
 from funcnn.lab import cli, recipes
 from funcnn.lab.plotting import plot_history
 from funcnn.params import summary
+from funcnn.scale import distributed, xla
+from funcnn.train import checkpoint, resume
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,18 +124,18 @@ def main(argv=None) -> int:
     parser = build_parser()
     args, config = validated(parser, argv)
     # All three must run before JAX's first computation creates its backend: joining a
-    # process group (a no-op unless funcnn.launch or a scheduler set FUNCNN_*), the simulated
-    # devices, and AdamW's θ, m, v in one loop per leaf on XLA:CPU (funcnn.fusion).
+    # process group (a no-op unless funcnn.scale.launch or a scheduler set FUNCNN_*), the simulated
+    # devices, and AdamW's θ, m, v in one loop per leaf on XLA:CPU (funcnn.scale.xla).
     multi_process = distributed.initialize_from_env()
     if args.devices > 1:
-        parallel.simulate_cpu_devices(args.devices)
-    fusion.enable_cpu_multi_output_fusion()
+        scale.simulate_cpu_devices(args.devices)
+    xla.enable_cpu_multi_output_fusion()
     lead = distributed.is_coordinator()
     say = print if lead else _quiet  # one copy of every line, from process 0
     say(f"funcnn: training {config}")
     placement = contextlib.nullcontext()  # one device: the plain, unsharded path
     if multi_process or args.devices > 1:
-        mesh = parallel.make_mesh()  # every device of every process (--devices per process)
+        mesh = scale.make_mesh()  # every device of every process (--devices per process)
         if config.batch_size % mesh.size:
             cli.usage_error(
                 parser,
@@ -146,7 +148,7 @@ def main(argv=None) -> int:
             f"data-parallel over {mesh.size} devices in {jax.process_count()} process(es): "
             f"{list(mesh.devices.flat)}"
         )
-        placement = parallel.data_parallel(mesh)
+        placement = scale.data_parallel(mesh)
     with placement, resume.stop_on_signals() as stop:
         result = recipes.run_resumable(
             config,

@@ -22,10 +22,12 @@ from typing import Any
 
 import jax
 
-from funcnn import checkpoint, fusion, sampling
+from funcnn import sampling
 from funcnn.datasets import text as text_data
 from funcnn.lab import cli, lm
 from funcnn.nn.sequence_models import KINDS, char_lm
+from funcnn.scale import xla
+from funcnn.train import checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +109,7 @@ def main(argv=None) -> int:
             raise ValueError("--prompt must have at least one character.")
     except (OSError, ValueError) as error:
         cli.usage_error(parser, error)
-    fusion.enable_cpu_multi_output_fusion()  # before any JAX computation; see funcnn.fusion
+    xla.enable_cpu_multi_output_fusion()  # before any JAX computation; see funcnn.scale.xla
     source = args.text or "stdlib module docstrings"
     print(f"text: {source}, {len(corpus):,} characters")
 

@@ -1,6 +1,6 @@
 """Adam's two groupings (`fused=True` regrouped on the old moments, `fused=False` textbook)
 each held against the float64 NumPy transcription in `funcnn.reference`, the documented rule
-`fused=None` follows, and the XLA_FLAGS editing of `funcnn.fusion`.
+`fused=None` follows, and the XLA_FLAGS editing of `funcnn.scale.xla`.
 
 Each agreement case runs 500 steps in float64 on a 3-leaf problem whose gradient depends on
 every parameter, g = tanh(θ − c) + a + κ·sin(Σθ) (entries stay in [a − 1 − κ, a + 1 + κ], away
@@ -15,14 +15,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import fusion, optim
+from funcnn import optim
 from funcnn.reference import optim as ref
+from funcnn.scale import xla
 
 NUM_STEPS = 500
 TOL = 1e-10
 DRIFT, COUPLING = 1.5, 0.05  # a and κ in g = tanh(θ − c) + a + κ·sin(Σθ)
 SHAPES = {"conv": {"w": (2, 3, 2)}, "dense": {"b": (4,), "w": (3, 4)}}
-OPTION = fusion.MULTI_OUTPUT_FUSION_OPTION
+OPTION = xla.MULTI_OUTPUT_FUSION_OPTION
 FLAGS = "--xla_backend_extra_options=" + OPTION
 
 
@@ -171,7 +172,7 @@ def test_the_default_follows_the_documented_rule(monkeypatch, backend, xla_flags
         monkeypatch.delenv("XLA_FLAGS", raising=False)
     else:
         monkeypatch.setenv("XLA_FLAGS", xla_flags)
-    assert fusion.sibling_fusion_expected() is expected
+    assert xla.sibling_fusion_expected() is expected
     # ... and fused=None traces exactly the program of the formula the rule names.
     for build in (lambda f: optim.adam(1e-2, fused=f), lambda f: optim.adamw(1e-2, fused=f)):
         assert _program(build(None)) == _program(build(expected))
@@ -199,10 +200,10 @@ def test_enable_adds_the_option_once_keeping_other_flags(monkeypatch, before, af
         monkeypatch.delenv("XLA_FLAGS", raising=False)
     else:
         monkeypatch.setenv("XLA_FLAGS", before)
-    assert fusion.enable_cpu_multi_output_fusion() is None
-    assert fusion.enable_cpu_multi_output_fusion() is None  # idempotent
+    assert xla.enable_cpu_multi_output_fusion() is None
+    assert xla.enable_cpu_multi_output_fusion() is None  # idempotent
     assert os.environ["XLA_FLAGS"] == after
-    assert fusion.sibling_fusion_expected()
+    assert xla.sibling_fusion_expected()
 
 
 @pytest.mark.parametrize("value", ["yes", 1, 0, np.bool_(True), "auto"])

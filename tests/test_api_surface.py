@@ -18,12 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # a docstring (constants and aliases: `NAME = ...` followed by a string; NamedTuples: a class
 # docstring). Shrink to empty.
 PENDING_DOCS = {
-    "funcnn.checkpoint": {"FORMAT", "VERSION"},
     "funcnn.initializers": {"Initializer"},
     "funcnn.lab.architectures": {"RunSummary", "ScalingPoint"},
     "funcnn.optim": {"Schedule"},
     "funcnn.optim.base": {"InitFn", "UpdateFn"},
-    "funcnn.fusion": {"MULTI_OUTPUT_FUSION_OPTION"},
     "funcnn.lab.compare": {"PROBLEMS", "RACE_OPTIMIZERS", "TOLERANCES"},
     "funcnn.lab.compare.decay": {"DEFAULT_SETTING", "METHODS", "WEIGHT_DECAYS"},
     "funcnn.lab.compare.race": {"LEARNING_RATES", "PROBLEMS", "RACE_OPTIMIZERS"},
@@ -35,9 +33,10 @@ PENDING_DOCS = {
     "funcnn.lab.lm": {"CharLMResult", "LN2"},
     "funcnn.lab.recipes": {"ACTIVATIONS", "OPTIMIZERS", "RunResult", "TASK_DEFAULTS"},
     "funcnn.losses": {"REDUCTIONS"},
-    "funcnn.objectives": {"KINDS"},
-    "funcnn.optim.configs": {"CONFIGS", "COUPLING", "DRIFT", "PROBLEM_SHAPES"},
-    "funcnn.parallel": {"DATA_AXIS"},
+    "funcnn.scale.xla": {"MULTI_OUTPUT_FUSION_OPTION"},
+    "funcnn.train.checkpoint": {"FORMAT", "VERSION"},
+    "funcnn.train.objectives": {"KINDS"},
+    "funcnn.verify.registry": {"CONFIGS", "COUPLING", "DRIFT", "PROBLEM_SHAPES"},
 }  # fmt: skip
 
 
@@ -116,8 +115,8 @@ def test_every_public_name_appears_in_the_api_reference():
 
 def test_rendered_pages_show_each_name():
     """Render two pages as scripts/build_docs.py does and find every exported name's anchor."""
-    from funcnn import precision
     from funcnn.nn import core
+    from funcnn.scale import precision
 
     pdoc.render.configure(docformat="markdown", show_source=False)
     for module in (core, precision):

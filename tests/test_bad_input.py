@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import checkpoint, datasets, losses, nn, optim, train
-from funcnn.checkpoint import CheckpointError, CheckpointManager
+from funcnn import datasets, losses, nn, optim, train
+from funcnn.train import checkpoint
+from funcnn.train.checkpoint import CheckpointError, CheckpointManager
 
 KEY = jax.random.key(0)
 PARAMS = {"b": jnp.ones(2), "w": jnp.ones((2, 2))}

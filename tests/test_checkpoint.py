@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import checkpoint
-from funcnn.checkpoint import CheckpointError, CheckpointManager
+from funcnn.train import checkpoint
+from funcnn.train.checkpoint import CheckpointError, CheckpointManager
 
 
 class State(NamedTuple):

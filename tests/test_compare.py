@@ -17,8 +17,8 @@ import pytest
 
 from funcnn import optim
 from funcnn.lab.compare import decay, race, verify
-from funcnn.optim import configs
 from funcnn.reference import optim as ref
+from funcnn.verify import registry
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_optimizers.py"
 
@@ -43,7 +43,7 @@ def test_verify_script_runs_the_chosen_configurations_and_writes_their_rows(
 ):
     # The script's plumbing (flags, --only, JSON rows, exit status) on one configuration of
     # each family; every configuration's agreement itself is test_reference_agreement's job
-    # (the same configs.compare_all, 500 steps, both dtypes), not repeated here.
+    # (the same registry.compare_all, 500 steps, both dtypes), not repeated here.
     names = ["sgd_momentum", "adamw_piecewise_constant", "adafactor", "lion_cosine"]
     only = [flag for name in names for flag in ("--only", name)]
     argv = ["--out", str(tmp_path), "verify", "--steps", "5", "--dtype", "float64", *only]
@@ -62,10 +62,10 @@ def test_verify_script_runs_the_chosen_configurations_and_writes_their_rows(
 # right but for a 1e-6 relative scale: float64 must catch both; float32 (tolerance 1e-5)
 # cannot see the second, which is exactly why float64 is the strict check.
 WRONG = {
-    "nesterov_instead_of_momentum": configs.OptimizerConfig(
+    "nesterov_instead_of_momentum": registry.OptimizerConfig(
         lambda: optim.sgd(0.02, 0.9, nesterov=True), lambda: ref.SGD(0.02, momentum=0.9)
     ),
-    "adam_scaled_1e-6": configs.OptimizerConfig(
+    "adam_scaled_1e-6": registry.OptimizerConfig(
         lambda: optim.chain(optim.adam(1e-2), optim.scale(1 + 1e-6)), lambda: ref.Adam(1e-2)
     ),
 }
@@ -83,7 +83,7 @@ def test_verify_reports_perturbed_updates_as_fail():
 
 def test_verify_script_exits_nonzero_on_fail(script, tmp_path, capsys, monkeypatch):
     # Inject the wrong configuration into the registry for this test only.
-    monkeypatch.setitem(configs.CONFIGS, "wrong", WRONG["nesterov_instead_of_momentum"])
+    monkeypatch.setitem(registry.CONFIGS, "wrong", WRONG["nesterov_instead_of_momentum"])
     argv = ["--out", str(tmp_path), "verify", "--only", "wrong", "--steps", "5"]
     status = script.main([*argv, "--dtype", "float32"])
     out = capsys.readouterr().out
@@ -93,13 +93,13 @@ def test_verify_script_exits_nonzero_on_fail(script, tmp_path, capsys, monkeypat
 
 
 def test_formula_prints_the_docstrings_of_the_code_that_runs(script, capsys):
-    used = verify.documented_functions(configs.CONFIGS["clip_adamw_warmup_cosine"].build)
+    used = verify.documented_functions(registry.CONFIGS["clip_adamw_warmup_cosine"].build)
     assert {optim.clip_by_global_norm, optim.adamw, optim.warmup_cosine_decay} <= set(used)
     assert script.main(["verify", "--formula", "adamw_mask_fn"]) == 0
     out = capsys.readouterr().out
     assert optim.adamw.__doc__.strip().splitlines()[0] in out
     assert "θ ← θ − ηₜ·(m̂/(√v̂ + ε) + λ·θ·maskᵢ)" in out
-    for name, config in configs.CONFIGS.items():
+    for name, config in registry.CONFIGS.items():
         assert verify.documented_functions(config.build), name
 
 

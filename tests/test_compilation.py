@@ -83,9 +83,9 @@ def test_a_second_update_call_never_retraces():
 ADAMW_HLO = textwrap.dedent(
     """
     import json, sys
-    import funcnn.fusion
+    import funcnn.scale.xla
     if sys.argv[1] == "mof":
-        funcnn.fusion.enable_cpu_multi_output_fusion()
+        funcnn.scale.xla.enable_cpu_multi_output_fusion()
     import jax, jax.numpy as jnp, numpy as np
     from funcnn import optim
     params = {"a": {"w": jnp.zeros((64, 32)), "b": jnp.zeros(32)}, "c": jnp.zeros((5, 7, 3))}
@@ -117,8 +117,8 @@ ADAMW_HLO = textwrap.dedent(
     for g in grads:
         params, state = step(params, state, g)
     print(json.dumps({"loops": loops, "copies": copies, "leaves": 3,
-                      "fuses": funcnn.fusion.fuses_sibling_loops(),
-                      "expected": funcnn.fusion.sibling_fusion_expected(),
+                      "fuses": funcnn.scale.xla.fuses_sibling_loops(),
+                      "expected": funcnn.scale.xla.sibling_fusion_expected(),
                       "start": jax.tree.map(lambda a: a.tolist(), start),
                       "grads": [jax.tree.map(lambda a: a.tolist(), g) for g in grads],
                       "final": jax.tree.map(lambda a: np.asarray(a).tolist(), params)}))

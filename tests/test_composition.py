@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import losses, nn, optim, precision
+from funcnn import losses, nn, optim
 from funcnn.activations import gelu, tanh
 from funcnn.nn.sequence_models import char_lm, sequence_regressor
+from funcnn.scale import precision
 
 B, T, F, VOCAB = 2, 6, 4, 7
 REAL = np.array([[True] * 4 + [False] * 2, [True] * T])  # row 0 padded after 4 steps

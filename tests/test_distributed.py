@@ -1,6 +1,6 @@
 """Two processes on 127.0.0.1 (jax.distributed + gloo) train exactly like one.
 
-`python -m funcnn.launch --processes 2` runs WORKER: each process feeds its half of every
+`python -m funcnn.scale.launch --processes 2` runs WORKER: each process feeds its half of every
 global batch, both checkpoint at step 25 (process 0 writes), restore from that file and
 train to step 50. The test process repeats the run on one device with the whole batches and
 compares; it also restores the 2-process checkpoint into a single process and continues.
@@ -19,7 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import checkpoint, distributed, launch, optim, train
+from funcnn import optim, train
+from funcnn.scale import distributed, launch
+from funcnn.train import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,28 +51,29 @@ MODEL = textwrap.dedent(
 WORKER = textwrap.dedent(
     """
     import sys
-    from funcnn import distributed
+    from funcnn.scale import distributed
     assert distributed.initialize_from_env(timeout=30)
     import jax
-    from funcnn import optim, parallel, train
+    from funcnn import optim, scale, train
+    from funcnn.train import coordinated
     from model import init_params, loss_fn, batch_at
 
     out = sys.argv[1]
     optimizer = optim.adam(1e-2)
-    mesh = parallel.make_mesh()  # one device per process here: 2 devices, 2 processes
+    mesh = scale.make_mesh()  # one device per process here: 2 devices, 2 processes
     rows = distributed.process_rows(32)
     step = train.make_step(loss_fn, optimizer)
     state = train.init_state(init_params(jax.random.PRNGKey(0)), optimizer, jax.random.PRNGKey(1))
-    state = distributed.replicate(state, mesh)
+    state = scale.replicate(state, mesh)
     for t in range(50):
         if t == 25:
-            distributed.save_checkpoint(f"{out}/mid.npz", state)
-            state = distributed.restore_checkpoint(
-                f"{out}/mid.npz", state, parallel.replicated_sharding(mesh))
+            coordinated.save_checkpoint(f"{out}/mid.npz", state)
+            state = coordinated.restore_checkpoint(
+                f"{out}/mid.npz", state, scale.replicated_sharding(mesh))
         x, y = batch_at(t)
         batch = distributed.global_batch((x[rows], y[rows]), mesh)
         state, _ = step(state, batch)
-    distributed.save_checkpoint(f"{out}/final.npz", state,
+    coordinated.save_checkpoint(f"{out}/final.npz", state,
                                 metadata={"processes": jax.process_count(),
                                           "devices": jax.device_count(),
                                           "rows": [rows.start, rows.stop]})
@@ -80,13 +83,13 @@ WORKER = textwrap.dedent(
 KILLED = textwrap.dedent(
     """
     import os, signal
-    from funcnn import distributed
+    from funcnn.scale import distributed
     distributed.initialize_from_env(timeout=30)
     import jax, jax.numpy as jnp, numpy as np
-    from funcnn import parallel
+    from funcnn import scale
     if jax.process_index() == 1:
         os.kill(os.getpid(), signal.SIGKILL)  # dies before the collective process 0 waits in
-    mesh = parallel.make_mesh()
+    mesh = scale.make_mesh()
     x = distributed.global_batch(np.ones((1, 3), np.float32), mesh)
     for _ in range(1000):
         jax.block_until_ready(jax.jit(jnp.sum)(x))
@@ -106,7 +109,7 @@ def _launch(tmp_path: Path, script: str, *flags: str, timeout: float = 120):
     (tmp_path / "script.py").write_text(script)
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "funcnn.launch", *flags, "--", "script.py", str(tmp_path)],
+        [sys.executable, "-m", "funcnn.scale.launch", *flags, "--", "script.py", str(tmp_path)],
         cwd=tmp_path,
         env=_env(),
         capture_output=True,
@@ -225,9 +228,9 @@ TRAIN_FLAGS = ("--epochs", "1", "--hidden", "32", "--checkpoint-every", "8", "--
 
 
 def _train(out: Path, *launcher: str, extra: tuple[str, ...] = ()) -> str:
-    """scripts/train.py (under `funcnn.launch` if `launcher` is given); its stdout."""
+    """scripts/train.py (under `funcnn.scale.launch` if `launcher` is given); its stdout."""
     script = [str(ROOT / "scripts" / "train.py"), *TRAIN_FLAGS, "--out", str(out), *extra]
-    prefix = ["-m", "funcnn.launch", *launcher, "--"] if launcher else []
+    prefix = ["-m", "funcnn.scale.launch", *launcher, "--"] if launcher else []
     done = subprocess.run(
         [sys.executable, *prefix, *script],
         cwd=ROOT,

@@ -23,7 +23,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from funcnn import checkpoint
+from funcnn.train import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = 20
@@ -35,7 +35,8 @@ started = time.perf_counter()
 from pathlib import Path
 
 import jax, jax.numpy as jnp, numpy as np   # imported, no backend started: safe to fork
-from funcnn import checkpoint, optim, resume, train
+from funcnn import optim, train
+from funcnn.train import checkpoint, resume
 
 root, seed, trials, epochs = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(seed)

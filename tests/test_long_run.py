@@ -10,7 +10,7 @@ import numpy as np
 
 from funcnn import train
 from funcnn.lab import recipes
-from funcnn.objectives import supervised_metrics
+from funcnn.train.objectives import supervised_metrics
 
 TOTAL_STEPS = 10_000
 PAGE = os.sysconf("SC_PAGE_SIZE")

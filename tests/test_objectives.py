@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import nn, objectives
+from funcnn import nn
+from funcnn.train import objectives
 
 
 def test_binary_accuracy_thresholds_the_logit_at_zero_probability_one_half():

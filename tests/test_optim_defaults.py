@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from funcnn import optim
-from funcnn.optim import configs
 from funcnn.reference import optim as ref
+from funcnn.verify import registry
 
 # name → defaults. torch: torch.optim's class of that name; optax: optax's function of that
 # name; ours: a choice documented in the function's docstring (no peer default exists).
@@ -119,6 +119,7 @@ DEFAULTS = {
     "schedule_free": {"b1": 0.9, "weight_lr_power": 2.0},
     # the stages: optax's scale_by_* defaults
     "scale_by_adam": {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "amsgrad": False, "fused": None},
+    "scale_by_amsgrad": {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "fused": None},
     "scale_by_adamax": {"b1": 0.9, "b2": 0.999, "eps": 1e-8},
     "scale_by_adam_rms": {"b2": 0.999, "eps": 1e-8},
     "scale_by_nadam": {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "momentum_decay": 4e-3},
@@ -215,6 +216,10 @@ ALIASES_AT_DEFAULTS = {
         lambda: optim.chain(optim.scale_by_adam(), optim.scale_by_learning_rate(1e-2)),
         lambda: ref.Chain(ref.ScaleByAdam(), ref.ScaleByLearningRate(1e-2)),
     ),
+    "scale_by_amsgrad": (
+        lambda: optim.chain(optim.scale_by_amsgrad(), optim.scale_by_learning_rate(1e-2)),
+        lambda: ref.Adam(1e-2, amsgrad=True),
+    ),
     "scale_by_rms": (
         lambda: optim.chain(optim.scale_by_rms(), optim.scale_by_learning_rate(1e-2)),
         lambda: ref.Chain(ref.ScaleByRms(), ref.ScaleByLearningRate(1e-2)),
@@ -244,18 +249,18 @@ ALIASES_AT_DEFAULTS = {
 @pytest.fixture(scope="module")
 def at_defaults():
     pairs = {
-        name: configs.OptimizerConfig(build, build_reference)
+        name: registry.OptimizerConfig(build, build_reference)
         for name, (build, build_reference) in ALIASES_AT_DEFAULTS.items()
     }
     with jax.enable_x64(True):
-        return configs.compare_all(pairs, num_steps=30, dtype="float64")
+        return registry.compare_all(pairs, num_steps=30, dtype="float64")
 
 
 @pytest.mark.parametrize("name", sorted(ALIASES_AT_DEFAULTS))
 def test_each_alias_at_its_defaults_agrees_with_the_reference_at_its_defaults(name, at_defaults):
     # Compare the displacement θ − θ₀, not θ: a default such as ε = 1e-8 moves the result by
     # ~1e-8 of a step, far below θ's own size but far above float64 rounding of the step.
-    start = ref.flatten_params(configs.problem_params(0))
+    start = ref.flatten_params(registry.problem_params(0))
     result = at_defaults[name]
     for leaf, theirs in result.reference_params.items():
         moved = theirs - start[leaf]

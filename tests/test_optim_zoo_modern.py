@@ -12,9 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import checkpoint, optim
-from funcnn.optim import configs
+from funcnn import optim
 from funcnn.reference import optim as ref
+from funcnn.train import checkpoint
+from funcnn.verify import registry
 
 MODERN_CONFIGS = [
     "adam_amsgrad",
@@ -38,16 +39,16 @@ MODERN_CONFIGS = [
 
 
 def test_every_configuration_is_registered_so_the_reference_agreement_test_runs_it():
-    # tests/test_reference_agreement.py runs every configs.CONFIGS entry for 500 steps in both
+    # tests/test_reference_agreement.py runs every registry.CONFIGS entry for 500 steps in both
     # dtypes against its float64 transcription (≤ 1e-10 float64, ≤ 1e-5 float32); running the
     # same registry entries again here would only repeat that computation.
-    assert set(MODERN_CONFIGS) <= set(configs.CONFIGS)
+    assert set(MODERN_CONFIGS) <= set(registry.CONFIGS)
 
 
 def test_amsgrad_configs_exercise_the_maximum():
     """On the registry problem v_max ≠ v for many entries: the max changes the trajectory."""
-    start = ref.flatten_params(configs.problem_params(0))
-    grad = configs.problem_grad_numpy
+    start = ref.flatten_params(registry.problem_params(0))
+    grad = registry.problem_grad_numpy
     plain, _ = ref.run_reference(ref.Adam(1e-2, 0.8, 0.9, 1e-6, 0.1), start, grad, 500)
     amsgrad = ref.Adam(1e-2, 0.8, 0.9, 1e-6, 0.1, amsgrad=True)
     final, _ = ref.run_reference(amsgrad, start, grad, 500)

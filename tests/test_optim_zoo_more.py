@@ -14,10 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import checkpoint, optim
+from funcnn import optim
 from funcnn.lab.compare import race
-from funcnn.optim import configs
 from funcnn.reference import optim as ref
+from funcnn.train import checkpoint
+from funcnn.verify import registry
 
 MORE_CONFIGS = [
     "adafactor",
@@ -36,10 +37,10 @@ MORE_CONFIGS = [
 
 
 def test_every_configuration_is_registered_so_the_reference_agreement_test_runs_it():
-    # tests/test_reference_agreement.py runs every configs.CONFIGS entry for 500 steps in both
+    # tests/test_reference_agreement.py runs every registry.CONFIGS entry for 500 steps in both
     # dtypes against its float64 transcription (≤ 1e-10 float64, ≤ 1e-5 float32); running the
     # same registry entries again here would only repeat that computation.
-    assert set(MORE_CONFIGS) <= set(configs.CONFIGS)
+    assert set(MORE_CONFIGS) <= set(registry.CONFIGS)
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -313,12 +314,12 @@ def test_schedule_free_warmup_weights_read_the_schedule_one_step_ahead():
 
 
 def test_schedule_free_eval_params_match_the_reference_after_many_steps():
-    config = configs.CONFIGS["schedule_free_adamw_warmup_weight_decay"]
-    start = ref.flatten_params(configs.problem_params(0))
+    config = registry.CONFIGS["schedule_free_adamw_warmup_weight_decay"]
+    start = ref.flatten_params(registry.problem_params(0))
     reference = config.build_reference()
     params = {k: v.copy() for k, v in start.items()}
     for _ in range(60):
-        params = reference.step(params, configs.problem_grad_numpy(params))
+        params = reference.step(params, registry.problem_grad_numpy(params))
     expected = reference.eval_params(params)
     optimizer = config.build()
     step = _one_step(optimizer)
@@ -327,13 +328,13 @@ def test_schedule_free_eval_params_match_the_reference_after_many_steps():
     def run(theta):
         def body(carry, _):
             theta, state = carry
-            return step(theta, state, jax.grad(configs.problem_loss)(theta)), None
+            return step(theta, state, jax.grad(registry.problem_loss)(theta)), None
 
         (theta, state), _ = jax.lax.scan(body, (theta, optimizer.init(theta)), length=60)
         return optim.schedule_free_eval_params(theta, state)
 
     with jax.enable_x64(True):
-        x = run(jax.tree.map(jnp.asarray, configs.problem_params(0)))
+        x = run(jax.tree.map(jnp.asarray, registry.problem_params(0)))
         x = ref.flatten_params(jax.tree.map(np.asarray, x))
     for k in expected:
         np.testing.assert_allclose(x[k], expected[k], rtol=1e-11, err_msg=k)

@@ -2,7 +2,7 @@
 ASGD (funcnn/optim/accumulators.py and their aliases).
 
 Agreement with the float64 transcriptions over 500 steps lives in the registry
-(tests/test_reference_agreement.py picks up every `configs.CONFIGS` entry). Here: the
+(tests/test_reference_agreement.py picks up every `registry.CONFIGS` entry). Here: the
 contracts (validation naming the argument, dtypes, int32 counters, one trace, checkpoints),
 convergence, and closed forms of torch's first steps written by hand from torch's
 documented algorithms.
@@ -16,9 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import checkpoint, optim
-from funcnn.optim import configs
+from funcnn import optim
 from funcnn.reference import optim as ref
+from funcnn.train import checkpoint
+from funcnn.verify import registry
 
 # --- every new optimizer, with each flag on somewhere ------------------------------------
 
@@ -377,11 +378,11 @@ def test_asgd_averaged_params_match_the_reference_over_500_steps():
     kwargs = dict(lambd=0.05, alpha=0.5, t0=100, weight_decay=0.1)
     optimizer = optim.asgd(0.05, **kwargs)
     with jax.enable_x64(True):
-        theta = configs.problem_params(seed=2)
+        theta = registry.problem_params(seed=2)
 
         def body(carry, _):
             theta, state = carry
-            updates, state = optimizer.update(jax.grad(configs.problem_loss)(theta), state, theta)
+            updates, state = optimizer.update(jax.grad(registry.problem_loss)(theta), state, theta)
             return (optim.apply_updates(theta, updates), state), None
 
         run = jax.jit(lambda th: jax.lax.scan(body, (th, optimizer.init(th)), length=500)[0])
@@ -389,7 +390,7 @@ def test_asgd_averaged_params_match_the_reference_over_500_steps():
         ours = ref.flatten_params(jax.tree.map(np.asarray, optim.averaged_params(state)))
     reference = ref.ASGD(0.05, **kwargs)
     ref.run_reference(
-        reference, ref.flatten_params(theta), configs.problem_grad_numpy, num_steps=500
+        reference, ref.flatten_params(theta), registry.problem_grad_numpy, num_steps=500
     )
     for key, ax in reference.ax.items():
         assert np.max(np.abs(ours[key] - ax)) / np.max(np.abs(ax)) < 1e-10, key

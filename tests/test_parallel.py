@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pytest
 
-from funcnn import parallel
+from funcnn import scale
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ WORKER = textwrap.dedent(
     """
     import json
     import jax, jax.numpy as jnp, numpy as np
-    from funcnn import optim, parallel, train
+    from funcnn import optim, scale, train
 
     def init_params(key):
         k1, k2 = jax.random.split(key)
@@ -52,10 +52,10 @@ WORKER = textwrap.dedent(
     for b in batches:
         single, _ = step(single, b)
 
-    mesh = parallel.make_mesh(4)
-    multi = parallel.replicate(fresh(), mesh)
+    mesh = scale.make_mesh(4)
+    multi = scale.replicate(fresh(), mesh)
     for b in batches:
-        sharded = parallel.shard_batch(b, mesh)
+        sharded = scale.shard_batch(b, mesh)
         multi, _ = step(multi, sharded)
     report["batch_spec"] = list(sharded[0].sharding.spec)
     report["batch_shard_shapes"] = [list(s.data.shape) for s in sharded[0].addressable_shards]
@@ -70,13 +70,13 @@ WORKER = textwrap.dedent(
 
     # --- optimizer-state sharding (ZeRO-1 style): same result, moments split 4 ways
     zero = fresh()
-    zero = train.TrainState(parallel.replicate(zero.params, mesh),
-                            parallel.shard_opt_state(zero.opt_state, mesh),
-                            parallel.replicate(zero.step, mesh), parallel.replicate(zero.key, mesh))
+    zero = train.TrainState(scale.replicate(zero.params, mesh),
+                            scale.shard_opt_state(zero.opt_state, mesh),
+                            scale.replicate(zero.step, mesh), scale.replicate(zero.key, mesh))
     mu_w = zero.opt_state[0].mu["dense_1"]["w"]  # (8, 1): 8 rows split 4 ways
     report["mu_shard_shapes"] = [list(s.data.shape) for s in mu_w.addressable_shards]
     for b in batches:
-        zero, _ = step(zero, parallel.shard_batch(b, mesh))
+        zero, _ = step(zero, scale.shard_batch(b, mesh))
     report["zero_max_diff"] = max(
         float(jnp.max(jnp.abs(a - b)))
         for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(zero.params)))
@@ -84,13 +84,13 @@ WORKER = textwrap.dedent(
     # --- fit: the same call on sharded data fuses sharded steps
     fit_single, _ = train.fit(fresh(), loss_fn, optimizer, (x, y), batch_size=16, epochs=2,
                               progress=False)
-    fit_multi, _ = train.fit(parallel.replicate(fresh(), mesh), loss_fn, optimizer,
-                             parallel.shard_batch((x, y), mesh), batch_size=16, epochs=2,
+    fit_multi, _ = train.fit(scale.replicate(fresh(), mesh), loss_fn, optimizer,
+                             scale.shard_batch((x, y), mesh), batch_size=16, epochs=2,
                              progress=False)
     report["fit_max_diff"] = max(
         float(jnp.max(jnp.abs(a - b)))
         for a, b in zip(jax.tree.leaves(fit_single.params), jax.tree.leaves(fit_multi.params)))
-    with parallel.data_parallel(mesh):  # plain host data: fit replicates it and splits batches
+    with scale.data_parallel(mesh):  # plain host data: fit replicates it and splits batches
         fit_ctx, _ = train.fit(fresh(), loss_fn, optimizer, (np.asarray(x), np.asarray(y)),
                                batch_size=16, epochs=2, progress=False)
     report["ctx_param_devices"] = len(fit_ctx.params["dense_0"]["w"].sharding.device_set)
@@ -152,8 +152,8 @@ def test_fit_inside_data_parallel_block_matches_single_device(report):
 
 
 def test_shard_batch_rejects_indivisible_batch():
-    mesh = parallel.make_mesh(1)
+    mesh = scale.make_mesh(1)
     with pytest.raises(ValueError, match="shape"):
-        parallel.shard_batch(np.zeros(()), mesh)
+        scale.shard_batch(np.zeros(()), mesh)
     with pytest.raises(ValueError, match=r"devices=\d+ but only"):
-        parallel.make_mesh(len(jax.devices()) + 1)
+        scale.make_mesh(len(jax.devices()) + 1)

@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import nn, optim, precision, train
+from funcnn import nn, optim, train
 from funcnn.nn.core import Layer, activation, serial
+from funcnn.scale import precision
 
 
 def linear(features: int, name: str = "dense") -> Layer:

@@ -300,7 +300,7 @@ def pytrees(draw, depth=2):
 @settings(max_examples=20, deadline=None, derandomize=True)
 @given(tree=pytrees())
 def test_checkpoint_save_then_restore_is_the_identity(tree, tmp_path_factory):
-    from funcnn import checkpoint
+    from funcnn.train import checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "tree.ckpt"
     checkpoint.save(path, tree)

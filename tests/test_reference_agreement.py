@@ -1,7 +1,7 @@
 """Every registered optimizer configuration against its float64 NumPy transcription.
 
 Each configuration runs 500 steps on a 3-leaf nonconvex problem whose gradient depends on the
-current params (`funcnn.optim.configs`); all configurations of one dtype compile as a single
+current params (`funcnn.verify.registry`); all configurations of one dtype compile as a single
 jitted program. float64 (x64) must agree to 1e-10, float32 to 1e-5 (relative, ∞-norm per
 leaf). Deliberately perturbed optimizers show the comparison can fail.
 """
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from funcnn import optim
-from funcnn.optim import configs
 from funcnn.reference import optim as ref
+from funcnn.verify import registry
 
 NUM_STEPS = 500
 TOL = {"float64": 1e-10, "float32": 1e-5}
@@ -35,19 +35,19 @@ class _AdamCountingFromTwo(ref.Adam):
 # Each is wrong by a little; the agreement check must notice every one of them (in the
 # dtypes listed: a 1e-8 relative change per step is below float32 resolution).
 PERTURBED = {
-    "perturbed_scale_1e-8": configs.OptimizerConfig(
+    "perturbed_scale_1e-8": registry.OptimizerConfig(
         lambda: optim.chain(optim.adamw(1e-2), optim.scale(1 + 1e-8)),
         lambda: ref.AdamW(1e-2),
     ),
-    "perturbed_scale_1e-4": configs.OptimizerConfig(
+    "perturbed_scale_1e-4": registry.OptimizerConfig(
         lambda: optim.chain(optim.adamw(1e-2), optim.scale(1 + 1e-4)),
         lambda: ref.AdamW(1e-2),
     ),
-    "perturbed_schedule_off_by_one": configs.OptimizerConfig(
+    "perturbed_schedule_off_by_one": registry.OptimizerConfig(
         lambda: optim.adamw(_shifted_by_one(optim.warmup_cosine_decay(**_WARMUP_COSINE))),
         lambda: ref.AdamW(ref.schedule_warmup_cosine_decay(**_WARMUP_COSINE)),
     ),
-    "perturbed_bias_correction_step": configs.OptimizerConfig(
+    "perturbed_bias_correction_step": registry.OptimizerConfig(
         lambda: optim.adam(1e-2), lambda: _AdamCountingFromTwo(1e-2)
     ),
 }
@@ -61,13 +61,13 @@ DETECTABLE = {
 def results(request):
     dtype = request.param
     with jax.enable_x64(dtype == "float64"):
-        comparisons = configs.compare_all(
-            {**configs.CONFIGS, **PERTURBED}, num_steps=NUM_STEPS, dtype=dtype
+        comparisons = registry.compare_all(
+            {**registry.CONFIGS, **PERTURBED}, num_steps=NUM_STEPS, dtype=dtype
         )
     return dtype, comparisons
 
 
-@pytest.mark.parametrize("name", list(configs.CONFIGS))
+@pytest.mark.parametrize("name", list(registry.CONFIGS))
 def test_matches_reference(results, name):
     dtype, comparisons = results
     result = comparisons[name]
@@ -89,14 +89,14 @@ def test_perturbed_updates_are_detected(results):
 def test_problem_gradient_matches_jax_grad():
     """The hand-written NumPy gradient and jax.grad of the JAX loss describe one function."""
     with jax.enable_x64(True):
-        params = configs.problem_params(seed=3)
-        ours = ref.flatten_params(jax.tree.map(np.asarray, jax.grad(configs.problem_loss)(params)))
-    theirs = configs.problem_grad_numpy(ref.flatten_params(params))
+        params = registry.problem_params(seed=3)
+        ours = ref.flatten_params(jax.tree.map(np.asarray, jax.grad(registry.problem_loss)(params)))
+    theirs = registry.problem_grad_numpy(ref.flatten_params(params))
     for key in theirs:
         np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-13, atol=1e-13)
 
 
 def test_problem_gradient_has_no_stationary_point():
     """The drift term keeps every gradient entry ≥ a − 1 − 2c·n > 0 (see problem_loss)."""
-    n = sum(int(np.prod(s)) for group in configs.PROBLEM_SHAPES.values() for s in group.values())
-    assert configs.DRIFT - 1 - 2 * configs.COUPLING * n > 0
+    n = sum(int(np.prod(s)) for group in registry.PROBLEM_SHAPES.values() for s in group.values())
+    assert registry.DRIFT - 1 - 2 * registry.COUPLING * n > 0

@@ -21,8 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import checkpoint, optim, resume, train
-from funcnn.checkpoint import CheckpointManager
+from funcnn import optim, train
+from funcnn.train import checkpoint, resume
+from funcnn.train.checkpoint import CheckpointManager
 
 REPO = Path(__file__).resolve().parents[1]
 FLAGS = ["--task", "xor", "--epochs", "5", "--checkpoint-every", "20", "--keep", "2"]
@@ -35,7 +36,7 @@ TOTAL_STEPS = 100  # xor: 320 training examples / batch 16 = 20 steps per epoch
 LAUNCHER = """
 import os, runpy, signal, sys
 import numpy as np
-from funcnn import checkpoint
+from funcnn.train import checkpoint
 
 mode, at = sys.argv[1], int(sys.argv[2])
 original_save = checkpoint.CheckpointManager.save

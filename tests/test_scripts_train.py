@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from funcnn import checkpoint
+from funcnn.train import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--task", "xor", "--epochs", "2", "--hidden", "8", "--no-progress"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from funcnn import checkpoint
+from funcnn.train import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--model", "bow", "--steps", "3", "--batch-size", "4", "--seq-len", "16", "--dim", "8"]

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from funcnn import sharding
+from funcnn import scale
+from funcnn.scale import sharding
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +26,8 @@ COMMON = textwrap.dedent(
     """
     import json, re
     import jax, jax.numpy as jnp, numpy as np
-    from funcnn import losses, nn, optim, parallel, sharding, train
+    from funcnn import losses, nn, optim, scale, train
+    from funcnn.scale import sharding
 
     def max_diff(a, b):
         return max(float(jnp.max(jnp.abs(x - y)))
@@ -62,20 +64,20 @@ FSDP_WORKER = COMMON + textwrap.dedent(
         batches.append((x, np.sin(x[:, :6] + x[:, 6:12])))
     single = train_on(train.make_step(loss_fn, optimizer), fresh(), batches)
 
-    mesh = parallel.make_mesh(4)
+    mesh = scale.make_mesh(4)
     shardings = sharding.fsdp_state_shardings(fresh(), mesh, min_size=64)
-    step = sharding.make_sharded_step(loss_fn, optimizer, shardings, parallel.data_sharding(mesh))
-    state = sharding.place(fresh(), shardings)
+    step = train.make_sharded_step(loss_fn, optimizer, shardings, scale.data_sharding(mesh))
+    state = scale.place_local(fresh(), shardings)
     per_device = sharding.bytes_per_device((state.params, state.opt_state))
-    hlo = step.lower(state, jax.device_put(batches[0], parallel.data_sharding(mesh)))
+    hlo = step.lower(state, jax.device_put(batches[0], scale.data_sharding(mesh)))
     hlo = hlo.compile().as_text()
-    put = lambda b: jax.device_put(b, parallel.data_sharding(mesh))
+    put = lambda b: jax.device_put(b, scale.data_sharding(mesh))
     state = train_on(step, state, batches, put)
     specs = {sharding.path_string(p): list(s.sharding.spec)
              for p, s in jax.tree_util.tree_leaves_with_path(state)}
     # A checkpoint of the sharded state, restored onto it: every leaf lands on like's layout.
     import os, tempfile
-    from funcnn import checkpoint
+    from funcnn.train import checkpoint
     saved = checkpoint.save(os.path.join(tempfile.mkdtemp(), "state.npz"), state)
     back = checkpoint.restore(saved, like=state)
     restored_specs = {sharding.path_string(p): list(getattr(s.sharding, "spec", ["unsharded"]))
@@ -122,11 +124,11 @@ TP_WORKER = COMMON + textwrap.dedent(
     batches = [(d[:, :-1], d[:, 1:]) for d in data]
     single = train_on(train.make_step(loss_fn, optimizer), fresh(), batches)
 
-    mesh = sharding.make_mesh_2d(data=2, model=4)
+    mesh = scale.make_mesh(8, model=4)
     shardings = sharding.rule_shardings(fresh(), mesh, sharding.TRANSFORMER_RULES)
-    batch_sharding = parallel.data_sharding(mesh)
-    step = sharding.make_sharded_step(loss_fn, optimizer, shardings, batch_sharding)
-    state = train_on(step, sharding.place(fresh(), shardings), batches,
+    batch_sharding = scale.data_sharding(mesh)
+    step = train.make_sharded_step(loss_fn, optimizer, shardings, batch_sharding)
+    state = train_on(step, scale.place_local(fresh(), shardings), batches,
                      lambda b: jax.device_put(b, batch_sharding))
     forward = jax.jit(lambda p, b: loss_fn(p, b, None)[0],
                       in_shardings=(shardings.params, batch_sharding))
@@ -243,12 +245,12 @@ def test_rules_reject_indivisible_split_and_fsdp_spec_rule():
     assert sharding.fsdp_spec((6, 10), 4, min_size=1) == P()
     assert sharding.fsdp_spec((1024,), 4) == P("data")
     assert sharding.fsdp_spec((1023,), 4) == P()  # below min_size
-    mesh = sharding.make_mesh_2d(data=1, model=1)
+    mesh = scale.make_mesh(1, model=1)
     tree = {"attention": {"q": {"w": np.zeros((4, 6))}}}
     shardings = sharding.rule_shardings(tree, mesh, [(r"q/w$", P(None, "model"))])
     assert shardings["attention"]["q"]["w"].spec == P(None, "model")
     with pytest.raises(ValueError, match="more axes"):
         sharding.rule_shardings(tree, mesh, [(r"q/w$", P(None, None, "model"))])
     too_many = len(jax.devices()) + 1
-    with pytest.raises(ValueError, match=f"needs {too_many} devices"):
-        sharding.make_mesh_2d(data=too_many, model=1)
+    with pytest.raises(ValueError, match=f"devices={too_many} but only"):
+        scale.make_mesh(too_many, model=1)

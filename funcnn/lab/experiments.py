@@ -28,8 +28,8 @@ from funcnn import activations, initializers, losses, nn, optim
 from funcnn import datasets as ds
 from funcnn._validation import check_choice, check_positive_int
 from funcnn.nn.core import child_keys
-from funcnn.objectives import supervised_loss, supervised_metrics
 from funcnn.train import fit, init_state
+from funcnn.train.objectives import supervised_loss, supervised_metrics
 
 __all__ = [
     "ACTIVATIONS",

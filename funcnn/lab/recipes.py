@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from funcnn import activations, distributed, nn, optim
+from funcnn import activations, nn, optim
 from funcnn import datasets as ds
 from funcnn import params as param_tools
 from funcnn._validation import (
@@ -29,9 +29,10 @@ from funcnn._validation import (
     check_nonnegative_int,
     check_positive_int,
 )
-from funcnn.objectives import supervised_loss, supervised_metrics
-from funcnn.resume import StopRequest, checkpoint_callback, merge_histories, resume_latest
-from funcnn.train import TrainState, evaluate, fit, init_state, steps_per_epoch
+from funcnn.scale import distributed
+from funcnn.train import TrainState, coordinated, evaluate, fit, init_state, steps_per_epoch
+from funcnn.train.objectives import supervised_loss, supervised_metrics
+from funcnn.train.resume import StopRequest, checkpoint_callback, merge_histories, resume_latest
 
 __all__ = [
     "ACTIVATIONS",
@@ -338,9 +339,9 @@ def run_resumable(
     """
     check_nonnegative_int(checkpoint_every, "checkpoint_every")
     check_positive_int(keep, "keep")
-    # Under a process group (funcnn.launch) process 0 writes and the others wait; alone, it
+    # Under a process group (funcnn.scale.launch) process 0 writes and the others wait; alone, it
     # is the plain CheckpointManager.
-    manager = distributed.CoordinatedCheckpointManager(Path(checkpoint_dir), keep=keep)
+    manager = coordinated.CoordinatedCheckpointManager(Path(checkpoint_dir), keep=keep)
     config = resolve(config)
     config_dict = dataclasses.asdict(config)
     check_checkpoint_dir(manager.directory, resume=resume, overwrite=overwrite)

@@ -6,32 +6,39 @@
     params = optim.apply_updates(params, updates)
     optim.current_learning_rate(state)           # ηₜ used by that update, for logging
 
-`base` holds the protocol, `transforms` the small stages, `accumulators` the stages of the
-rest of torch.optim (Adagrad, Adadelta, Adamax, NAdam, RAdam, Rprop, ASGD's averaging),
-`factored` Adafactor's stages, `modern` Lion, LAMB's trust ratio and Muon's stages,
-`schedule_free` the schedule-free wrapper, `partition` different optimizers per subtree,
-`wrappers` skip_nonfinite and accumulate, `aliases` the named optimizers (each a chain
-of stages), `schedules` the learning-rate schedules, and `configs` the registry of
-configurations checked against `funcnn.reference.optim`.
+Every optimizer is a short `chain` of stages; the modules are named by what a stage does.
+Every public name below is also exported here (`optim.scale_by_adam`, `optim.adamw`, ...).
+
+| module          | what it holds                                                              |
+|-----------------|----------------------------------------------------------------------------|
+| `base`          | the protocol: `GradientTransformation`, `chain`, `apply_updates`,           |
+|                 | `optimizer_step`, `global_norm`, hyperparameter and schedule validation     |
+| `_tree`         | private per-leaf helpers every stage uses (upcast, const, unzip, buffers)  |
+| `scaling`       | fixed and scheduled scaling: `identity`, `scale`, `scale_by_learning_rate` |
+|                 | (the one minus sign), `current_learning_rate`                              |
+| `moments`       | the Adam family, first + second moment: Adam, AMSGrad, Adamax, NAdam, RAdam |
+| `rms`           | a second moment alone: RMSProp, Adagrad, Adadelta, Adam-RMS                |
+| `momentum`      | momentum buffers: `trace` (heavy ball, Nesterov), `ema_momentum` (Muon's)  |
+| `sign`          | sign-based directions: Lion, Rprop                                         |
+| `factored`      | Adafactor: factored second moment, parameter-scaled and relative step      |
+| `orthogonal`    | Muon: Newton–Schulz orthogonalization, shape scale                         |
+| `trust_ratio`   | LARS/LAMB's layer-wise trust ratio                                         |
+| `decay`         | weight decay, one stage (`add_decayed_weights`), coupled or decoupled by   |
+|                 | its place in the chain (`weight_decay_stages`)                             |
+| `clipping`      | `clip`, `clip_by_global_norm`, `clip_by_block_rms`                         |
+| `routing`       | which leaves a stage sees: `masked`, `partition` (param groups)            |
+| `averaging`     | iterate averaging: `average_params` (ASGD), `averaged_params`              |
+| `schedule_free` | the schedule-free wrapper and `schedule_free_eval_params`                  |
+| `wrappers`      | around a whole optimizer: `skip_nonfinite`, `accumulate`                   |
+| `aliases`       | the named optimizers (`sgd` … `schedule_free_adamw`), each a chain         |
+| `schedules`     | learning-rate schedules `step -> η`                                        |
+| `configs`       | the registry of configurations checked against `funcnn.reference.optim`    |
+
+A new stage goes into the module of its kind (a new moment-based direction into `moments`,
+a new clip into `clipping`), a new optimizer into `aliases` as a chain. `transforms`,
+`accumulators` and `modern` are the old module paths, kept one version as re-exports.
 """
 
-from funcnn.optim.accumulators import (
-    AverageParamsState,
-    ScaleByAdadeltaState,
-    ScaleByAdagradState,
-    ScaleByAdamaxState,
-    ScaleByNadamState,
-    ScaleByRadamState,
-    ScaleByRpropState,
-    average_params,
-    averaged_params,
-    scale_by_adadelta,
-    scale_by_adagrad,
-    scale_by_adamax,
-    scale_by_nadam,
-    scale_by_radam,
-    scale_by_rprop,
-)
 from funcnn.optim.aliases import (
     adadelta,
     adafactor,
@@ -50,6 +57,7 @@ from funcnn.optim.aliases import (
     schedule_free_adamw,
     sgd,
 )
+from funcnn.optim.averaging import AverageParamsState, average_params, averaged_params
 from funcnn.optim.base import (
     EmptyState,
     GradientTransformation,
@@ -59,33 +67,62 @@ from funcnn.optim.base import (
     global_norm,
     optimizer_step,
 )
-from funcnn.optim.factored import (
+from funcnn.optim.clipping import (
     ClipByBlockRmsState,
+    ClipByGlobalNormState,
+    clip,
+    clip_by_block_rms,
+    clip_by_global_norm,
+)
+from funcnn.optim.decay import add_decayed_weights
+from funcnn.optim.factored import (
     ScaleByFactoredRmsState,
     ScaleByParamBlockRmsState,
     ScaleByRelativeStepState,
-    clip_by_block_rms,
     scale_by_factored_rms,
     scale_by_param_block_rms,
     scale_by_relative_step,
 )
-from funcnn.optim.modern import (
-    EmaMomentumState,
-    OrthogonalizeState,
-    ScaleByLionState,
-    ScaleByShapeState,
-    ScaleByTrustRatioState,
-    ema_momentum,
-    orthogonalize_by_newton_schulz,
-    scale_by_lion,
-    scale_by_shape,
-    scale_by_trust_ratio,
+from funcnn.optim.moments import (
+    ScaleByAdamaxState,
+    ScaleByAdamState,
+    ScaleByAmsgradState,
+    ScaleByNadamState,
+    ScaleByRadamState,
+    scale_by_adam,
+    scale_by_adamax,
+    scale_by_amsgrad,
+    scale_by_nadam,
+    scale_by_radam,
 )
-from funcnn.optim.partition import PartitionState, partition
-from funcnn.optim.schedule_free import (
+from funcnn.optim.momentum import EmaMomentumState, TraceState, ema_momentum, trace
+from funcnn.optim.orthogonal import (
+    OrthogonalizeState,
+    ScaleByShapeState,
+    orthogonalize_by_newton_schulz,
+    scale_by_shape,
+)
+from funcnn.optim.rms import (
+    ScaleByAdadeltaState,
+    ScaleByAdagradState,
     ScaleByAdamRmsState,
-    ScheduleFreeState,
+    ScaleByRmsState,
+    ScaleByRStdDevState,
+    scale_by_adadelta,
+    scale_by_adagrad,
     scale_by_adam_rms,
+    scale_by_rms,
+)
+from funcnn.optim.routing import MaskedNode, MaskedState, PartitionState, masked, partition
+from funcnn.optim.scaling import (
+    ScaleByLearningRateState,
+    current_learning_rate,
+    identity,
+    scale,
+    scale_by_learning_rate,
+)
+from funcnn.optim.schedule_free import (
+    ScheduleFreeState,
     schedule_free,
     schedule_free_eval_params,
 )
@@ -98,28 +135,8 @@ from funcnn.optim.schedules import (
     piecewise_constant,
     warmup_cosine_decay,
 )
-from funcnn.optim.transforms import (
-    ClipByGlobalNormState,
-    MaskedNode,
-    MaskedState,
-    ScaleByAdamState,
-    ScaleByAmsgradState,
-    ScaleByLearningRateState,
-    ScaleByRmsState,
-    ScaleByRStdDevState,
-    TraceState,
-    add_decayed_weights,
-    clip,
-    clip_by_global_norm,
-    current_learning_rate,
-    identity,
-    masked,
-    scale,
-    scale_by_adam,
-    scale_by_learning_rate,
-    scale_by_rms,
-    trace,
-)
+from funcnn.optim.sign import ScaleByLionState, ScaleByRpropState, scale_by_lion, scale_by_rprop
+from funcnn.optim.trust_ratio import ScaleByTrustRatioState, scale_by_trust_ratio
 from funcnn.optim.wrappers import (
     AccumulateState,
     NonFiniteGradientsError,
@@ -210,6 +227,7 @@ __all__ = [
     "scale_by_adam",
     "scale_by_adam_rms",
     "scale_by_adamax",
+    "scale_by_amsgrad",
     "scale_by_factored_rms",
     "scale_by_learning_rate",
     "scale_by_lion",

@@ -1,9 +1,13 @@
-"""The named optimizers: each a short `chain` of the transforms in `transforms.py`.
+"""The named optimizers: each a short `chain` of the stages in the modules listed in
+`funcnn.optim`'s docstring (moments, rms, momentum, sign, factored, orthogonal, trust_ratio,
+decay, clipping, averaging, scaling, schedule_free).
 
 Every alias returns a `GradientTransformation`; `learning_rate` may be a number or a
 schedule `step -> η` (first update uses schedule(0)). Hyperparameters are validated here,
 when the optimizer is built. The equations use g for the gradient, θ for the parameters,
-ηₜ for the learning rate at the t-th update (t = 1, 2, …).
+ηₜ for the learning rate at the t-th update (t = 1, 2, …). Weight decay is always the one
+`decay.weight_decay_stages(λ, mask)`: spliced before the direction stage it is coupled L2,
+after it decoupled (AdamW's).
 """
 
 from __future__ import annotations
@@ -13,16 +17,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from funcnn._validation import check_nonnegative_int
-from funcnn.optim.accumulators import (
-    average_params,
-    check_rprop_bounds,
-    scale_by_adadelta,
-    scale_by_adagrad,
-    scale_by_adamax,
-    scale_by_nadam,
-    scale_by_radam,
-    scale_by_rprop,
-)
+from funcnn.optim.averaging import average_params
 from funcnn.optim.base import (
     GradientTransformation,
     Schedule,
@@ -30,56 +25,60 @@ from funcnn.optim.base import (
     chain,
     check_hyperparameter,
 )
+from funcnn.optim.clipping import clip_by_block_rms
+from funcnn.optim.decay import weight_decay_stages
 from funcnn.optim.factored import (
-    clip_by_block_rms,
     scale_by_factored_rms,
     scale_by_param_block_rms,
     scale_by_relative_step,
 )
-from funcnn.optim.modern import (
-    MUON_NS_COEFFICIENTS,
-    ema_momentum,
-    orthogonalize_by_newton_schulz,
-    scale_by_lion,
-    scale_by_shape,
-    scale_by_trust_ratio,
-)
-from funcnn.optim.schedule_free import scale_by_adam_rms, schedule_free
-from funcnn.optim.transforms import (
-    MaskOrFn,
-    add_decayed_weights,
+from funcnn.optim.moments import (
     scale_by_adam,
-    scale_by_learning_rate,
-    scale_by_rms,
-    trace,
+    scale_by_adamax,
+    scale_by_nadam,
+    scale_by_radam,
 )
+from funcnn.optim.momentum import ema_momentum, trace
+from funcnn.optim.orthogonal import (
+    MUON_NS_COEFFICIENTS,
+    orthogonalize_by_newton_schulz,
+    scale_by_shape,
+)
+from funcnn.optim.rms import scale_by_adadelta, scale_by_adagrad, scale_by_adam_rms, scale_by_rms
+from funcnn.optim.routing import MaskOrFn
+from funcnn.optim.scaling import scale_by_learning_rate
+from funcnn.optim.schedule_free import schedule_free
+from funcnn.optim.sign import check_rprop_bounds, scale_by_lion, scale_by_rprop
+from funcnn.optim.trust_ratio import scale_by_trust_ratio
 
 __all__ = [
+    "adadelta",
     "adafactor",
+    "adagrad",
     "adam",
+    "adamax",
     "adamw",
+    "asgd",
     "lamb",
     "lion",
     "muon",
+    "nadam",
+    "radam",
     "rmsprop",
+    "rprop",
     "schedule_free_adamw",
     "sgd",
 ]
 
 
-def _weight_decay(weight_decay: float) -> list[GradientTransformation]:
-    """The coupled-L2 stage g ← g + λθ, or nothing when λ = 0 (no wasted pass)."""
-    weight_decay = check_hyperparameter(weight_decay, "weight_decay")
-    return [add_decayed_weights(weight_decay)] if weight_decay > 0 else []
-
-
-def _momentum(momentum: float, nesterov: bool) -> list[GradientTransformation]:
+def _momentum(momentum: float, nesterov: bool) -> tuple[GradientTransformation, ...]:
+    """The heavy-ball stage, or nothing when μ = 0 (nesterov then needs μ > 0)."""
     momentum = check_hyperparameter(momentum, "momentum", high=1.0, high_inclusive=False)
     if nesterov and momentum == 0:
         raise ValueError(
             "nesterov=True needs a momentum > 0 (got momentum=0); set e.g. momentum=0.9."
         )
-    return [trace(momentum, nesterov=nesterov)] if momentum > 0 else []
+    return (trace(momentum, nesterov=nesterov),) if momentum > 0 else ()
 
 
 def sgd(
@@ -103,7 +102,9 @@ def sgd(
     """
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(
-        *_weight_decay(weight_decay), *_momentum(momentum, nesterov), scale_by_learning_rate(lr)
+        *weight_decay_stages(weight_decay),
+        *_momentum(momentum, nesterov),
+        scale_by_learning_rate(lr),
     )
 
 
@@ -132,7 +133,7 @@ def rmsprop(
     """
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(
-        *_weight_decay(weight_decay),
+        *weight_decay_stages(weight_decay),
         scale_by_rms(decay, eps, eps_in_sqrt=eps_in_sqrt, centered=centered),
         *_momentum(momentum, False),
         scale_by_learning_rate(lr),
@@ -181,7 +182,7 @@ def adam(
     """
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(
-        *_weight_decay(weight_decay),
+        *weight_decay_stages(weight_decay),
         scale_by_adam(
             b1, b2, eps, amsgrad=amsgrad, fused=fused, mu_dtype=mu_dtype, nu_dtype=nu_dtype
         ),
@@ -217,27 +218,16 @@ def adamw(
     Chain: scale_by_adam → add_decayed_weights(mask) → scale_by_learning_rate.
     """
     lr = as_schedule(learning_rate, "learning_rate")
-    weight_decay = check_hyperparameter(weight_decay, "weight_decay")
-    decay_stage = [add_decayed_weights(weight_decay, mask)] if weight_decay > 0 else []
     return chain(
         scale_by_adam(
             b1, b2, eps, amsgrad=amsgrad, fused=fused, mu_dtype=mu_dtype, nu_dtype=nu_dtype
         ),
-        *decay_stage,
+        *weight_decay_stages(weight_decay, mask),
         scale_by_learning_rate(lr),
     )
 
 
-# --- the rest of torch.optim (stages in accumulators.py) --------------------------------
-
-
-def _decoupled_or_coupled(
-    weight_decay: float, decoupled: bool
-) -> tuple[list[GradientTransformation], list[GradientTransformation]]:
-    """(stages before the direction, stages after it) for λ = `weight_decay`: coupled L2
-    g ← g + λθ goes first, decoupled decay (θ ← θ − ηₜλθ, as AdamW) goes after."""
-    stages = _weight_decay(weight_decay)
-    return ([], stages) if decoupled else (stages, [])
+# --- the rest of torch.optim ------------------------------------------------------------
 
 
 def adagrad(
@@ -268,7 +258,7 @@ def adagrad(
         return schedule(step) / (1 + step * lr_decay)
 
     return chain(
-        *_weight_decay(weight_decay),
+        *weight_decay_stages(weight_decay),
         scale_by_adagrad(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt),
         scale_by_learning_rate(decayed if lr_decay > 0 else schedule),
     )
@@ -293,7 +283,7 @@ def adadelta(
     """
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(
-        *_weight_decay(weight_decay), scale_by_adadelta(rho, eps), scale_by_learning_rate(lr)
+        *weight_decay_stages(weight_decay), scale_by_adadelta(rho, eps), scale_by_learning_rate(lr)
     )
 
 
@@ -316,7 +306,7 @@ def adamax(
     """
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(
-        *_weight_decay(weight_decay), scale_by_adamax(b1, b2, eps), scale_by_learning_rate(lr)
+        *weight_decay_stages(weight_decay), scale_by_adamax(b1, b2, eps), scale_by_learning_rate(lr)
     )
 
 
@@ -344,7 +334,8 @@ def nadam(
     scale_by_learning_rate.
     """
     lr = as_schedule(learning_rate, "learning_rate")
-    before, after = _decoupled_or_coupled(weight_decay, decoupled_weight_decay)
+    decay = weight_decay_stages(weight_decay)
+    before, after = ((), decay) if decoupled_weight_decay else (decay, ())
     return chain(
         *before,
         scale_by_nadam(b1, b2, eps, momentum_decay=momentum_decay),
@@ -375,7 +366,8 @@ def radam(
     scale_by_learning_rate.
     """
     lr = as_schedule(learning_rate, "learning_rate")
-    before, after = _decoupled_or_coupled(weight_decay, decoupled_weight_decay)
+    decay = weight_decay_stages(weight_decay)
+    before, after = ((), decay) if decoupled_weight_decay else (decay, ())
     return chain(*before, scale_by_radam(b1, b2, eps), *after, scale_by_learning_rate(lr))
 
 
@@ -440,21 +432,14 @@ def asgd(
         return lr / (1 + lambd * lr * step) ** alpha
 
     return chain(
-        *_weight_decay(weight_decay),
-        *([add_decayed_weights(lambd)] if lambd > 0 else []),
+        *weight_decay_stages(weight_decay),
+        *weight_decay_stages(lambd),  # torch's λ·θ term, validated above as lambd
         scale_by_learning_rate(decayed),
         average_params(t0),
     )
 
 
-# --- Lion and LAMB, as optax (stages in modern.py) --------------------------------------
-
-
-def _decoupled_decay(weight_decay: float, mask: MaskOrFn | None) -> list[GradientTransformation]:
-    """The decoupled decay stage d ← d + λ·θ (masked), placed before scale_by_learning_rate so
-    θ ← θ − ηₜ·λ·θ as in AdamW; nothing when λ = 0."""
-    weight_decay = check_hyperparameter(weight_decay, "weight_decay")
-    return [add_decayed_weights(weight_decay, mask)] if weight_decay > 0 else []
+# --- Lion and LAMB, as optax ------------------------------------------------------------
 
 
 def lion(
@@ -481,7 +466,7 @@ def lion(
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(
         scale_by_lion(b1, b2, mu_dtype=mu_dtype),
-        *_decoupled_decay(weight_decay, mask),
+        *weight_decay_stages(weight_decay, mask),
         scale_by_learning_rate(lr),
     )
 
@@ -513,13 +498,13 @@ def lamb(
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(
         scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
-        *_decoupled_decay(weight_decay, mask),
+        *weight_decay_stages(weight_decay, mask),
         scale_by_trust_ratio(),
         scale_by_learning_rate(lr),
     )
 
 
-# --- Adafactor, Muon, schedule-free AdamW (factored.py, modern.py, schedule_free.py) -------
+# --- Adafactor, Muon, schedule-free AdamW ---------------------------------------------------
 
 
 def _adafactor_eps(eps: Any) -> tuple[float | None, float]:
@@ -575,7 +560,7 @@ def adafactor(
         clip_by_block_rms(d),
         scale_by_param_block_rms(eps2),
         scale_by_relative_step(lr),
-        *_decoupled_decay(weight_decay, mask),
+        *weight_decay_stages(weight_decay, mask),
         scale_by_learning_rate(lr),
     )
 
@@ -618,7 +603,7 @@ def muon(
         ema_momentum(momentum, nesterov=nesterov, mu_dtype=mu_dtype),
         orthogonalize_by_newton_schulz(ns_coefficients, ns_steps, eps),
         scale_by_shape(adjust_lr_fn),
-        *_decoupled_decay(weight_decay, None),
+        *weight_decay_stages(weight_decay),
         scale_by_learning_rate(lr),
     )
 
@@ -666,7 +651,7 @@ def schedule_free_adamw(
         rate = base_rate
     base = chain(
         scale_by_adam_rms(b2, eps),
-        *_decoupled_decay(weight_decay, None),
+        *weight_decay_stages(weight_decay),
         scale_by_learning_rate(rate),
     )
     return schedule_free(base, rate, b1, weight_lr_power=weight_lr_power)

@@ -6,7 +6,8 @@
 
 `updates` enters as the gradient g and leaves as the step u that `apply_updates` adds;
 `chain` threads it through several transforms in order. The shape is optax's, so JAX users
-feel at home; the math of each transform sits in its own docstring (`transforms.py`).
+feel at home; the math of each stage sits in its own docstring (the module map is in
+`funcnn.optim`'s docstring).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ import numpy as np
 from jax.tree_util import PyTreeDef
 
 from funcnn._validation import check_in_range
+from funcnn.optim._tree import (
+    compute_dtype,
+    safe_increment,
+    state_dtype,
+    tree_widest_float,
+    tree_zeros_like,
+)
 
 __all__ = [
     "EmptyState",
@@ -33,10 +41,13 @@ __all__ = [
     "check_hyperparameter",
     "check_same_structure",
     "compute_dtype",
+    "elementwise",
     "find_state",
     "global_norm",
     "optimizer_step",
     "safe_increment",
+    "state_dtype",
+    "stateless_init",
     "tree_widest_float",
     "tree_zeros_like",
 ]
@@ -189,7 +200,7 @@ def check_same_structure(
     )
 
 
-# --- tree helpers used by the transforms -------------------------------------------------
+# --- tree helpers used by the stages (defined in `_tree`, public here) ----------------------
 
 StateT = TypeVar("StateT")
 
@@ -209,31 +220,20 @@ def find_state(opt_state: OptState, state_type: type[StateT], needs: str) -> Sta
     return found[0]
 
 
-def compute_dtype(dtype: Any) -> np.dtype:
-    """The dtype arithmetic runs in for a leaf of `dtype`: at least float32 (bf16 → float32)."""
-    return jnp.promote_types(dtype, jnp.float32)
+def stateless_init(params: Params) -> EmptyState:
+    """`init` of every stateless stage: nothing to remember."""
+    del params
+    return EmptyState()
 
 
-def state_dtype(leaf_dtype: Any) -> np.dtype:
-    """The default dtype of an optimizer buffer for a parameter of `leaf_dtype`: the leaf's own
-    (bf16 params → bf16 moments), except float16 → float32. float16 cannot hold a second
-    moment: g² underflows to 0 below |g| ≈ 2.4e-4 and overflows to ∞ above 256, so AdamW on
-    float16 params reached NaN within 100 steps. bfloat16 has float32's exponent range."""
-    dtype = np.dtype(jnp.result_type(leaf_dtype))
-    return np.dtype(jnp.float32) if dtype == np.dtype(jnp.float16) else dtype
+def elementwise(leaf_fn: Callable[[Array], Array]) -> GradientTransformation:
+    """A stateless stage applying u = f(g) to every leaf."""
 
+    def update(updates: Updates, state: EmptyState, params: Params | None = None):
+        del params
+        return jax.tree.map(leaf_fn, updates), state
 
-def tree_zeros_like(tree: Params, dtype: Any = None) -> Params:
-    """Fresh zero optimizer buffers shaped like each leaf (never the leaf itself, so donation
-    is safe), in `dtype` if given, else `state_dtype` of the leaf."""
-    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), dtype or state_dtype(x)), tree)
-
-
-def tree_widest_float(tree: Params) -> np.dtype:
-    """The widest floating dtype among the leaves (float32 if there is none)."""
-    dtypes = [jnp.result_type(x) for x in jax.tree.leaves(tree)]
-    floats = [d for d in dtypes if jnp.issubdtype(d, jnp.floating)]
-    return jnp.result_type(jnp.float32, *floats) if floats else np.dtype(jnp.float32)
+    return GradientTransformation(stateless_init, update)
 
 
 def global_norm(tree: Updates) -> Array:
@@ -243,12 +243,6 @@ def global_norm(tree: Updates) -> Array:
         return jnp.zeros([], jnp.float32)
     squares = [jnp.sum(jnp.square(x.astype(compute_dtype(x.dtype)))) for x in leaves]
     return jnp.sqrt(sum(squares[1:], squares[0]))
-
-
-def safe_increment(count: Array) -> Array:
-    """count + 1 for an int32 counter, saturating at the int32 maximum instead of wrapping."""
-    limit = jnp.iinfo(jnp.int32).max
-    return jnp.where(count < limit, count + 1, limit).astype(jnp.int32)
 
 
 # --- hyperparameter validation -----------------------------------------------------------

@@ -1,8 +1,8 @@
 """Adafactor's stages (Shazeer & Stern 2018), with torch.optim.Adafactor's semantics: the
-factored second moment, update clipping by the block RMS, the parameter-scaled step, and
-the relative step size capped by the learning rate.
+factored second moment, the parameter-scaled step, and the relative step size capped by
+the learning rate. Its update clipping by the block RMS is `clipping.clip_by_block_rms`.
 
-Notation as in `transforms.py`: g is the incoming update, d the outgoing direction, θ the
+Notation: g is the incoming update, d the outgoing direction, θ the
 parameters, t the 1-based step number; only `scale_by_learning_rate` carries the minus
 sign. RMS(x) = ‖x‖/√(number of entries of x), over one leaf. Buffers keep each leaf's dtype
 (float16 → float32, `base.state_dtype`), arithmetic runs in at least float32, step counters
@@ -16,6 +16,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from funcnn.optim._tree import const, rms, unzip, upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -27,23 +28,15 @@ from funcnn.optim.base import (
     safe_increment,
     state_dtype,
 )
-from funcnn.optim.transforms import _const, _unzip, _unzip3, _upcast
 
 __all__ = [
-    "ClipByBlockRmsState",
     "ScaleByFactoredRmsState",
     "ScaleByParamBlockRmsState",
     "ScaleByRelativeStepState",
-    "clip_by_block_rms",
     "scale_by_factored_rms",
     "scale_by_param_block_rms",
     "scale_by_relative_step",
 ]
-
-
-def _rms(x: Array) -> Array:
-    """RMS(x) = √(Σx²/n) over every entry of one leaf, a () scalar."""
-    return jnp.sqrt(jnp.mean(x * x)) if x.size else jnp.zeros([], x.dtype)
 
 
 # --- the factored second moment ----------------------------------------------------------
@@ -116,64 +109,33 @@ def scale_by_factored_rms(
         count = safe_increment(state.count)  # t, as int32
 
         def leaf(g: Array, r: Array, c: Array, v: Array):
-            g32 = _upcast(g)
-            eps1 = _const(float(jnp.finfo(g.dtype).eps) if eps is None else eps, g32)
+            g32 = upcast(g)
+            eps1 = const(float(jnp.finfo(g.dtype).eps) if eps is None else eps, g32)
             t = count.astype(g32.dtype)
-            one_minus_beta = t ** _const(beta2_decay, g32)  # 1 − β̂₂ₜ = t^τ
+            one_minus_beta = t ** const(beta2_decay, g32)  # 1 − β̂₂ₜ = t^τ
             beta = 1 - one_minus_beta
             g2 = g32 * g32
             if _factored(g.shape):
-                r_new = beta * _upcast(r) + one_minus_beta * jnp.mean(g2, axis=-1)  # (…, n)
-                c_new = beta * _upcast(c) + one_minus_beta * jnp.mean(g2, axis=-2)  # (…, m)
+                r_new = beta * upcast(r) + one_minus_beta * jnp.mean(g2, axis=-1)  # (…, n)
+                c_new = beta * upcast(c) + one_minus_beta * jnp.mean(g2, axis=-2)  # (…, m)
                 r_mean = jnp.maximum(jnp.mean(r_new, axis=-1, keepdims=True), eps1)  # (…, 1)
                 v_hat = (r_new / r_mean)[..., :, None] * c_new[..., None, :]  # (…, n, m)
                 buffers = (r_new.astype(r.dtype), c_new.astype(c.dtype), v)
             else:
-                v_hat = beta * _upcast(v) + one_minus_beta * g2  # leaf's shape
+                v_hat = beta * upcast(v) + one_minus_beta * g2  # leaf's shape
                 buffers = (r, c, v_hat.astype(v.dtype))
             d = g32 / jnp.sqrt(jnp.maximum(v_hat, eps1 * eps1))
             return d.astype(g.dtype), buffers
 
         out = jax.tree.map(leaf, updates, state.v_row, state.v_col, state.v)
-        updates, buffers = _unzip(out, updates)
-        v_row, v_col, v = _unzip3(buffers, updates)
+        updates, buffers = unzip(out, updates)
+        v_row, v_col, v = unzip(buffers, updates, 3)
         return updates, ScaleByFactoredRmsState(count, v_row, v_col, v)
 
     return GradientTransformation(init, update)
 
 
 # --- clipping, parameter scale, relative step --------------------------------------------
-
-
-class ClipByBlockRmsState(NamedTuple):
-    """Stateless (no fields)."""
-
-
-def clip_by_block_rms(threshold: float = 1.0) -> GradientTransformation:
-    """Adafactor's update clipping (Shazeer & Stern 2018, §6), per leaf:
-
-        d = g / max(1, RMS(g)/c)                          (threshold = c ≥ 1 in torch)
-
-    so every leaf's update has RMS at most c; below it the update passes unchanged. torch
-    calls c `d`; optax's `clip_by_block_rms` is the same. Stateless.
-    """
-    threshold = check_hyperparameter(threshold, "threshold", low_inclusive=False)
-
-    def init(params: Params) -> ClipByBlockRmsState:
-        del params
-        return ClipByBlockRmsState()
-
-    def update(updates: Updates, state: ClipByBlockRmsState, params: Params | None = None):
-        del params
-
-        def leaf(g: Array) -> Array:
-            g32 = _upcast(g)
-            denom = jnp.maximum(1, _rms(g32) / _const(threshold, g32))  # ()
-            return (g32 / denom).astype(g.dtype)
-
-        return jax.tree.map(leaf, updates), state
-
-    return GradientTransformation(init, update)
 
 
 class ScaleByParamBlockRmsState(NamedTuple):
@@ -201,8 +163,8 @@ def scale_by_param_block_rms(min_scale: float = 1e-3) -> GradientTransformation:
             )
 
         def leaf(g: Array, p: Array) -> Array:
-            g32 = _upcast(g)
-            scale = jnp.maximum(_const(min_scale, g32), _rms(_upcast(p)).astype(g32.dtype))
+            g32 = upcast(g)
+            scale = jnp.maximum(const(min_scale, g32), rms(upcast(p)).astype(g32.dtype))
             return (g32 * scale).astype(g.dtype)
 
         return jax.tree.map(leaf, updates, params), state
@@ -239,8 +201,8 @@ def scale_by_relative_step(learning_rate: float | Schedule) -> GradientTransform
         t = safe_increment(state.count)
 
         def leaf(g: Array) -> Array:
-            g32 = _upcast(g)
-            eta, step = _const(lr, g32), t.astype(g32.dtype)
+            g32 = upcast(g)
+            eta, step = const(lr, g32), t.astype(g32.dtype)
             factor = jnp.minimum(1, 1 / (eta * jnp.sqrt(step)))  # 1/0 = ∞ → 1 at ηₜ = 0
             return (g32 * factor).astype(g.dtype)
 

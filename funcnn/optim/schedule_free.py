@@ -5,6 +5,7 @@ interpolation and averaging, and `schedule_free_eval_params` to read the average
 Three sequences: z (the base optimizer's iterates, kept in the state), x (their weighted
 average: evaluate the model there) and y = β₁·x + (1−β₁)·z (the params the training loop
 holds, where gradients are taken). Only y and z are stored; x = (y − (1−β₁)·z)/β₁.
+The base stage of `schedule_free_adamw` (Adam's second moment alone) is `rms.scale_by_adam_rms`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from funcnn.optim._tree import const, unzip, upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -27,14 +29,10 @@ from funcnn.optim.base import (
     safe_increment,
     state_dtype,
     tree_widest_float,
-    tree_zeros_like,
 )
-from funcnn.optim.transforms import _const, _unzip, _upcast
 
 __all__ = [
-    "ScaleByAdamRmsState",
     "ScheduleFreeState",
-    "scale_by_adam_rms",
     "schedule_free",
     "schedule_free_eval_params",
 ]
@@ -105,23 +103,23 @@ def schedule_free(
         dtype = state.max_lr.dtype
         lr = jnp.asarray(schedule(count)).astype(dtype)  # γ(t), one ahead (optax)
         max_lr = jnp.maximum(state.max_lr, lr)
-        weight = max_lr ** _const(weight_lr_power, max_lr)  # ωₜ
+        weight = max_lr ** const(weight_lr_power, max_lr)  # ωₜ
         weight_sum = state.weight_sum + weight  # Wₜ
         c_t = jnp.where(weight_sum == 0, jnp.zeros([], dtype), weight / weight_sum)
         base_updates, base_state = base.update(updates, state.base_state, params)
 
         def leaf(y: Array, z: Array, u: Array) -> tuple[Array, Array]:
-            y32, z32 = _upcast(y), _upcast(z)
-            beta, c = _const(b1, y32), _const(c_t, y32)
-            z_new = (z32 + _upcast(u).astype(z32.dtype)).astype(z.dtype)  # stored, rounded
-            z_new32 = _upcast(z_new).astype(y32.dtype)
+            y32, z32 = upcast(y), upcast(z)
+            beta, c = const(b1, y32), const(c_t, y32)
+            z_new = (z32 + upcast(u).astype(z32.dtype)).astype(z.dtype)  # stored, rounded
+            z_new32 = upcast(z_new).astype(y32.dtype)
             x_prev = (y32 - (1 - beta) * z32.astype(y32.dtype)) / beta
             x = (1 - c) * x_prev + c * z_new32
             y_new = beta * x + (1 - beta) * z_new32
             return (y_new - y32).astype(y.dtype), z_new
 
         out = jax.tree.map(leaf, params, state.z, base_updates)
-        new_updates, z = _unzip(out, updates)
+        new_updates, z = unzip(out, updates)
         new_state = ScheduleFreeState(count, state.b1, weight_sum, max_lr, base_state, z)
         return new_updates, new_state
 
@@ -145,52 +143,8 @@ def schedule_free_eval_params(params: Params, opt_state: OptState) -> Params:
     )
 
     def leaf(y: Array, z: Array) -> Array:
-        y32 = _upcast(y)
+        y32 = upcast(y)
         beta = state.b1.astype(y32.dtype)
-        return ((y32 - (1 - beta) * _upcast(z).astype(y32.dtype)) / beta).astype(y.dtype)
+        return ((y32 - (1 - beta) * upcast(z).astype(y32.dtype)) / beta).astype(y.dtype)
 
     return jax.tree.map(leaf, params, state.z)
-
-
-# --- the base of schedule_free_adamw -------------------------------------------------------
-
-
-class ScaleByAdamRmsState(NamedTuple):
-    """count: int32 scalar, updates done so far (t − 1). nu: the second moment v, shaped
-    like the params (each leaf's dtype)."""
-
-    count: Array  # type: ignore[assignment]  # the field shadows tuple.count, as optax's do
-    nu: Params
-
-
-def scale_by_adam_rms(b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
-    """Adam's direction without momentum, t counting from 1:
-
-        vₜ = β₂·vₜ₋₁ + (1−β₂)·g²,   v₀ = 0,   v̂ = vₜ/(1−β₂ᵗ),   d = g/(√v̂ + ε)
-
-    = `scale_by_adam(b1=0)` without its unused first moment (half the memory); optax's
-    schedule-free AdamW uses `scale_by_rms(eps_in_sqrt=False, bias_correction=True)`, the
-    same. `b2` = β₂ ∈ [0, 1), `eps` = ε > 0.
-    """
-    b2 = check_hyperparameter(b2, "b2", high=1.0, high_inclusive=False)
-    eps = check_hyperparameter(eps, "eps", low_inclusive=False)
-
-    def init(params: Params) -> ScaleByAdamRmsState:
-        return ScaleByAdamRmsState(jnp.zeros([], jnp.int32), tree_zeros_like(params))
-
-    def update(updates: Updates, state: ScaleByAdamRmsState, params: Params | None = None):
-        del params
-        count = safe_increment(state.count)  # t
-
-        def leaf(g: Array, v: Array) -> tuple[Array, Array]:
-            g32 = _upcast(g)
-            beta2 = _const(b2, g32)
-            v_new = beta2 * _upcast(v) + (1 - beta2) * g32 * g32
-            v_hat = v_new / (1 - beta2 ** count.astype(g32.dtype))
-            d = g32 / (jnp.sqrt(v_hat) + _const(eps, g32))
-            return d.astype(g.dtype), v_new.astype(v.dtype)
-
-        updates, nu = _unzip(jax.tree.map(leaf, updates, state.nu), updates)
-        return updates, ScaleByAdamRmsState(count, nu)
-
-    return GradientTransformation(init, update)

@@ -1,6 +1,6 @@
 """Optimizer comparisons behind `scripts/compare_optimizers.py`.
 
-- `verify`: every configuration of `funcnn.optim.configs` against its float64 NumPy
+- `verify`: every configuration of `funcnn.verify.registry` against its float64 NumPy
   reference, in float64 and float32, judged PASS/FAIL against a tolerance.
 - `race`: SGD, momentum, Nesterov, RMSProp, Adam and AdamW on the same problems from the
   same start, each with its best learning rate from one shared grid.

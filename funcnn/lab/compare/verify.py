@@ -1,6 +1,6 @@
 """Verify every optimizer configuration against its float64 NumPy reference, as a table.
 
-The configurations, the test problem and both runners live in `funcnn.optim.configs`
+The configurations, the test problem and both runners live in `funcnn.verify.registry`
 (shared with `tests/test_reference_agreement.py`); this module runs them in a chosen dtype
 and judges each run. For a configuration run N steps from the same start θ₀:
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from funcnn import optim
 from funcnn._validation import check_choice, check_positive_int
-from funcnn.optim import configs
+from funcnn.verify import registry as configs
 
 __all__ = [
     "DTYPES",
@@ -86,7 +86,7 @@ def verify_all(
 ) -> list[VerifyRow]:
     """Run each configuration through funcnn (in each dtype) and the float64 reference.
 
-    `registry` defaults to `funcnn.optim.configs.CONFIGS`; a caller may pass its own
+    `registry` defaults to `funcnn.verify.registry.CONFIGS`; a caller may pass its own
     mapping name -> `OptimizerConfig(build, build_reference)` (the tests inject a
     deliberately wrong update to prove a FAIL is reported). `names` selects entries.
     Each float64 run enables x64 for its own duration only.
@@ -136,7 +136,7 @@ def formula(name: str) -> str:
         source = inspect.cleandoc(inspect.getsource(build))
     except (OSError, TypeError):
         source = "(source unavailable)"
-    parts = [f"configuration {name!r}, registered in funcnn.optim.configs as:\n\n{source}\n"]
+    parts = [f"configuration {name!r}, registered in funcnn.verify.registry as:\n\n{source}\n"]
     parts.append("which runs the update rules documented in:")
     for fn in documented_functions(build):
         doc = inspect.cleandoc(fn.__doc__ or "")

@@ -1,9 +1,17 @@
-"""Different optimizers for different parameters, chosen by label (optax's `multi_transform`,
-PyTorch's param groups), so that e.g. Muon on the matrices and AdamW on the rest is one
-`GradientTransformation`:
+"""Routing: which leaves a stage sees. `masked(inner, mask)` applies one transform to the
+leaves selected by a pytree of bools and passes the others through; `partition(transforms,
+labels)` gives different optimizers to different parameters, chosen by label (optax's
+`multi_transform`, PyTorch's param groups), so that e.g. Muon on the matrices and AdamW on
+the rest is one `GradientTransformation`:
 
     labels = lambda params: jax.tree.map(lambda x: "matrix" if x.ndim == 2 else "rest", params)
     opt = optim.partition({"matrix": optim.sgd(0.1, 0.9), "rest": optim.adamw(1e-3)}, labels)
+
+Both take their selection as data — a pytree with the params' structure, or a prefix of it
+broadcast over each subtree, or a function of the params returning one — resolved by one
+helper, `_broadcast_prefix`. The leaves a transform must not see are replaced by
+`MaskedNode`s (which hold no arrays), so the inner transform keeps state for its own leaves
+only.
 """
 
 from __future__ import annotations
@@ -12,17 +20,99 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from funcnn.optim.base import GradientTransformation, OptState, Params, Updates
-from funcnn.optim.transforms import MaskedNode
 
 __all__ = [
+    "MaskedNode",
+    "MaskedState",
     "PartitionState",
+    "masked",
     "partition",
 ]
 
+MaskTree = Any  # pytree (or prefix pytree) of Python bools
+MaskOrFn = MaskTree | Callable[[Params], MaskTree]
 LabelTree = Any  # pytree (or prefix pytree) of str labels, structured like the params
 LabelsOrFn = LabelTree | Callable[[Params], LabelTree]
+
+
+class MaskedNode(NamedTuple):
+    """Stands in for a leaf the inner transform of `masked` (or `partition`) must not see
+    (no leaves)."""
+
+
+def _broadcast_prefix(prefix: Any, tree: Params, what: str) -> Any:
+    """`prefix` (a pytree whose structure is a prefix of `tree`'s) with each of its leaves
+    repeated over the matching subtree of `tree`: the result has `tree`'s structure.
+    `what` names the argument in the error ("mask must be a pytree of bools")."""
+    try:
+        return jax.tree.map(lambda p, sub: jax.tree.map(lambda _: p, sub), prefix, tree)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"{what} with the structure of the params (or a prefix of it); got "
+            f"{what.split()[0]} structure {jax.tree.structure(prefix)} for params structure "
+            f"{jax.tree.structure(tree)}."
+        ) from error
+
+
+# --- masked ----------------------------------------------------------------------------------
+
+
+class MaskedState(NamedTuple):
+    """inner_state: the inner transform's state, built on the selected leaves only."""
+
+    inner_state: OptState
+
+
+def _mask_tree(mask: MaskOrFn, tree: Params) -> Any:
+    """Resolve `mask` against `tree`: call it if a function, then broadcast a prefix mask."""
+    mask_value = mask(tree) if callable(mask) else mask
+    full = _broadcast_prefix(mask_value, tree, "mask must be a pytree of bools")
+    for m in jax.tree.leaves(full):
+        if not isinstance(m, (bool, jnp.bool_)):
+            raise TypeError(
+                f"mask leaves must be Python bools (static), got {m!r} ({type(m).__name__})."
+            )
+    return full
+
+
+def _select_mask(mask: Any, tree: Params) -> Params:
+    return jax.tree.map(lambda m, x: x if m else MaskedNode(), mask, tree)
+
+
+def masked(inner: GradientTransformation, mask: MaskOrFn) -> GradientTransformation:
+    """Apply `inner` only to the leaves where `mask` is True; the others pass through:
+
+        uᵢ = inner(g)ᵢ  if maskᵢ  else  gᵢ
+
+    The inner transform sees (and keeps state for) the selected leaves only, so e.g.
+    a masked `clip_by_global_norm` measures the norm of the selected leaves. `mask` is a
+    pytree of Python bools (a prefix of the params is broadcast) or a function of the
+    params returning one; in `update` it is called on `params` (or on `updates` when params
+    are not given), so it must depend only on the tree's structure and shapes.
+    """
+    if not isinstance(inner, GradientTransformation):
+        raise TypeError(f"masked expects a GradientTransformation, got {type(inner).__name__}.")
+
+    def init(params: Params) -> MaskedState:
+        mask_tree = _mask_tree(mask, params)
+        return MaskedState(inner.init(_select_mask(mask_tree, params)))
+
+    def update(updates: Updates, state: MaskedState, params: Params | None = None):
+        mask_tree = _mask_tree(mask, params if params is not None else updates)
+        selected_params = None if params is None else _select_mask(mask_tree, params)
+        new, inner_state = inner.update(
+            _select_mask(mask_tree, updates), state.inner_state, selected_params
+        )
+        updates = jax.tree.map(lambda m, n, g: n if m else g, mask_tree, new, updates)
+        return updates, MaskedState(inner_state)
+
+    return GradientTransformation(init, update)
+
+
+# --- partition -------------------------------------------------------------------------------
 
 
 class PartitionState(NamedTuple):
@@ -35,14 +125,7 @@ class PartitionState(NamedTuple):
 def _label_tree(labels: LabelsOrFn, tree: Params, known: Mapping[str, Any]) -> Any:
     """Resolve `labels` against `tree`: call it if a function, broadcast a prefix, check."""
     label_value = labels(tree) if callable(labels) else labels
-    try:
-        full = jax.tree.map(lambda lab, sub: jax.tree.map(lambda _: lab, sub), label_value, tree)
-    except (ValueError, TypeError) as error:
-        raise ValueError(
-            "labels must be a pytree of str labels with the structure of the params (or a "
-            f"prefix of it); got labels structure {jax.tree.structure(label_value)} for params "
-            f"structure {jax.tree.structure(tree)}."
-        ) from error
+    full = _broadcast_prefix(label_value, tree, "labels must be a pytree of str labels")
     for path, label in jax.tree_util.tree_leaves_with_path(full):
         where = f"labels{jax.tree_util.keystr(path)}"
         if not isinstance(label, str):

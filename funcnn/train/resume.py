@@ -33,7 +33,7 @@ import jax
 import numpy as np
 
 from funcnn._validation import check_nonnegative_int
-from funcnn.checkpoint import CheckpointManager
+from funcnn.train.checkpoint import CheckpointManager
 
 __all__ = [
     "StopRequest",

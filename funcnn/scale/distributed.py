@@ -1,15 +1,15 @@
 """Multi-process training on JAX's own distributed runtime (`jax.distributed`).
 
-Every process runs the same script. `funcnn.launch` (one machine) or a cluster scheduler
+Every process runs the same script. `funcnn.scale.launch` (one machine) or a cluster scheduler
 (several machines) starts them with three environment variables; each process then calls
 
     distributed.initialize_from_env()          # jax.distributed.initialize(coordinator, P, p)
-    mesh  = parallel.make_mesh()               # all P processes' devices along "data"
+    mesh  = scale.make_mesh()                  # all P processes' devices along "data"
     rows  = distributed.process_rows(B)        # this process's rows of the global batch
     batch = distributed.global_batch((x[rows], y[rows]), mesh)   # one (B, …) global array
-    state = distributed.replicate(state, mesh)
+    state = scale.replicate(state, mesh)
     state, metrics = step(state, batch)        # the same train.make_step step
-    distributed.save_checkpoint(path, state)   # every process calls it; process 0 writes
+    train.coordinated.save_checkpoint(path, state)  # every process calls it; process 0 writes
 
 Process p holds rows p·B/P … (p+1)·B/P − 1 of each global batch of B rows: `make_mesh()`
 orders devices by process, and `jax.make_array_from_process_local_data` places a process's
@@ -17,7 +17,7 @@ local rows on its own devices in that order. XLA's all-reduce then sums the per-
 gradient sums across processes (gloo over TCP on CPU, NCCL on GPU, ICI on TPU), so the
 result equals one process training on the whole batch up to float32 summation order.
 
-Environment (set by `funcnn.launch`; set them yourself on a cluster):
+Environment (set by `funcnn.scale.launch`; set them yourself on a cluster):
 
     FUNCNN_COORDINATOR     host:port of process 0's coordination service, e.g. 10.0.0.1:1234
     FUNCNN_NUM_PROCESSES   P, the number of processes
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -39,24 +38,18 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from funcnn import checkpoint, parallel
 from funcnn._validation import check_positive_int
-from funcnn.parallel import place, replicate  # one definition each, re-exported here
+from funcnn.scale import placement
 
 __all__ = [
     "ENV_COORDINATOR",
     "ENV_NUM_PROCESSES",
     "ENV_PROCESS_ID",
-    "CoordinatedCheckpointManager",
     "barrier",
     "global_batch",
     "initialize_from_env",
     "is_coordinator",
-    "place",
     "process_rows",
-    "replicate",
-    "restore_checkpoint",
-    "save_checkpoint",
     "to_host",
 ]
 
@@ -74,7 +67,7 @@ def _env_int(name: str, environ: Mapping[str, str]) -> int:
         return int("" if raw is None else raw)  # a missing variable fails like an empty one
     except (TypeError, ValueError):
         raise ValueError(
-            f"environment variable {name}={raw!r} must be an integer (set by funcnn.launch, "
+            f"environment variable {name}={raw!r} must be an integer (set by funcnn.scale.launch, "
             f"or by you on a cluster together with {ENV_COORDINATOR})."
         ) from None
 
@@ -141,10 +134,10 @@ def process_rows(global_batch_size: int) -> slice:
 def global_batch(local: Any, mesh: Mesh) -> Any:
     """One global array per leaf from each process's local rows (B/P, …) → (B, …) split on "data".
 
-    Thin wrapper of `jax.make_array_from_process_local_data` with `parallel.data_sharding`.
-    Single-process it is `parallel.shard_batch`.
+    Thin wrapper of `jax.make_array_from_process_local_data` with `placement.data_sharding`.
+    Single-process it is `placement.shard_batch`.
     """
-    sharding = parallel.data_sharding(mesh)
+    sharding = placement.data_sharding(mesh)
     return jax.tree.map(
         lambda leaf: jax.make_array_from_process_local_data(sharding, np.asarray(leaf)), local
     )
@@ -167,61 +160,7 @@ def to_host(tree: Any) -> Any:
     return jax.tree.map(gather, tree)
 
 
-def save_checkpoint(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) -> Path:
-    """Every process calls this; process 0 alone writes `path` (atomically, see
-    `funcnn.checkpoint.save`), and all return once the file is complete.
-
-    The arrays are gathered to full host copies first, so the file holds the global tree and
-    restores under any process count or sharding (`restore_checkpoint`).
-    """
-    host = to_host(tree)
-    path = Path(path)
-    if is_coordinator():
-        checkpoint.save(path, host, metadata=metadata)
-    barrier(f"funcnn.save_checkpoint {path}")  # nobody reads it before process 0 renamed it
-    return path
-
-
-class CoordinatedCheckpointManager(checkpoint.CheckpointManager):
-    """`checkpoint.CheckpointManager` for a process group: every process calls `save`; the
-    state is gathered to full host arrays, process 0 alone writes (atomically) and prunes,
-    and all return once the file is on disk. Reading (`restore_latest`) is every process's
-    own, so the directory must be on a filesystem they share. Single-process it is exactly
-    `checkpoint.CheckpointManager`.
-    """
-
-    def save(self, step: int, tree: Any, *, metadata: dict | None = None) -> Path:
-        """Write the checkpoint for `step` from process 0; a barrier for the whole group."""
-        host = to_host(tree)
-        path = self.path_for(step)
-        if is_coordinator():
-            path = super().save(step, host, metadata=metadata)
-        barrier(f"funcnn.CoordinatedCheckpointManager.save {path}")
-        return path
-
-    def remove_all(self) -> int:
-        """Delete every checkpoint in the directory (process 0), then wait for it; the count."""
-        # Everyone lists the folder before anyone deletes from it, so all agree on the count.
-        barrier(f"funcnn.CoordinatedCheckpointManager.list {self.directory}")
-        steps = self.steps()
-        barrier(f"funcnn.CoordinatedCheckpointManager.listed {self.directory}")
-        if is_coordinator():
-            for step in steps:
-                self.path_for(step).unlink(missing_ok=True)
-        barrier(f"funcnn.CoordinatedCheckpointManager.remove_all {self.directory}")
-        return len(steps)
-
-
 def barrier(name: str) -> None:
     """Wait until every process has reached the barrier called `name` (a no-op alone)."""
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices(name)
-
-
-def restore_checkpoint(path: str | os.PathLike, like: Any, shardings: Any) -> Any:
-    """Read a checkpoint (validated against `like`) and place it with `shardings` (one
-    `Sharding` or a tree of them) — under whatever process count runs now. Every process
-    reads the file, so it must be on a filesystem they share."""
-    # Shapes and dtypes only: `like` may span processes, and validating needs no values.
-    spec = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype), like)
-    return place(checkpoint.restore(path, like=spec), shardings)

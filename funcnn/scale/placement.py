@@ -1,8 +1,8 @@
-"""Data parallelism on JAX's SPMD machinery: one Mesh, a `data` axis, NamedShardings.
+"""Placement: which device holds which part of each array, as `NamedSharding`s on a mesh.
 
-The whole recipe is placement; the training step itself does not change:
+Data parallelism is placement only; the training step itself does not change:
 
-    mesh  = make_mesh(4)                       # devices along the "data" axis
+    mesh  = scale.make_mesh(4)                 # devices along the "data" axis
     state = replicate(state, mesh)             # θ and optimizer state: a full copy per device
     batch = shard_batch(batch, mesh)           # (B, …) split into B/4 rows per device
     state, metrics = step(state, batch)        # the same `train.make_step` step
@@ -10,78 +10,52 @@ The whole recipe is placement; the training step itself does not change:
 `jax.jit` sees a batch split along its leading axis and replicated params, so XLA runs each
 device's share of the forward/backward pass and inserts the all-reduce that turns the
 per-device gradient sums into the full-batch mean gradient. Results equal single-device
-training up to float32 summation order. `fit` does the same when its data is sharded with
-`shard_batch`: every fused step's minibatch is constrained to the `data` axis.
-
-Or, without touching the data: `with data_parallel(make_mesh(4)): train.fit(...)` replicates
-the state and data and splits every fused minibatch along "data" (what
-`scripts/train.py --devices 4` does).
+training up to float32 summation order. `train.fit` does the same when its data is sharded
+with `shard_batch`, or when it is given `mesh=`: every fused step's minibatch is constrained
+to the "data" axis.
 
 `shard_opt_state` optionally splits optimizer-state leaves along the axis too (ZeRO stage 1
 style): each device stores 1/n of every moment buffer whose leading dimension divides.
 
-Several processes or hosts: `funcnn.distributed.initialize_from_env()` first in every process
-(started by `python -m funcnn.launch` or a cluster scheduler); `jax.devices()` then lists all
-processes' devices and the same `make_mesh()` spans them. Each process feeds its own slice of
-the global batch with `distributed.global_batch` (`jax.make_array_from_process_local_data`).
-Sharded parameters (FSDP, tensor parallelism on a 2-D mesh) live in `funcnn.sharding`.
+Two ways to put a tree with given shardings on devices:
+
+    place_local(tree, shardings)    `jax.device_put`: one process (device arrays are resharded
+                                    without a round trip through the host)
+    place_global(tree, shardings)   from a host tree identical in every process, each process
+                                    building only the shards its own devices hold: any number
+                                    of processes (`funcnn.scale.distributed`)
+
+Several processes or hosts: `funcnn.scale.distributed.initialize_from_env()` first in every
+process (started by `python -m funcnn.scale.launch` or a cluster scheduler); `jax.devices()`
+then lists all processes' devices and the same `make_mesh()` spans them. Sharded parameters
+(FSDP, tensor parallelism on a 2-D mesh) live in `funcnn.scale.sharding`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from funcnn._validation import check_positive_int
+from funcnn.scale.mesh import DATA_AXIS
 
 __all__ = [
-    "DATA_AXIS",
     "active_mesh",
     "batch_mesh",
     "constrain_batches",
     "data_parallel",
     "data_sharding",
-    "make_mesh",
-    "place",
+    "place_global",
+    "place_local",
     "replicate",
     "replicated_sharding",
     "shard_batch",
     "shard_opt_state",
-    "simulate_cpu_devices",
 ]
-
-DATA_AXIS = "data"
-
-
-def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
-    """A 1-D `Mesh` with axis "data" over `devices`.
-
-    devices: None → all of `jax.devices()`; an int n → the first n of them; or an explicit
-    sequence of devices.
-    """
-    available = jax.devices()
-    if devices is None:
-        chosen = available
-    elif isinstance(devices, int):
-        check_positive_int(devices, "devices")
-        if devices > len(available):
-            raise ValueError(
-                f"devices={devices} but only {len(available)} are available ({available}). "
-                "On CPU, simulate more with XLA_FLAGS=--xla_force_host_platform_device_count=N "
-                "set before JAX starts."
-            )
-        chosen = available[:devices]
-    else:
-        chosen = list(devices)
-        if not chosen:
-            raise ValueError("devices must not be an empty sequence.")
-    return Mesh(np.asarray(chosen), (DATA_AXIS,))
 
 
 def data_sharding(mesh: Mesh) -> NamedSharding:
@@ -118,16 +92,16 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
 def replicate(tree: Any, mesh: Mesh) -> Any:
     """A full copy of every leaf of `tree` (params, optimizer state, TrainState) per device.
 
-    On a mesh spanning several processes (`funcnn.distributed`) every process must pass the
+    On a mesh spanning several processes (`funcnn.scale.distributed`) every process must pass the
     same values; each places only the copies its own devices hold.
     """
     sharding = replicated_sharding(mesh)
     if sharding.is_fully_addressable:
         return jax.device_put(tree, sharding)
-    return place(tree, sharding)
+    return place_global(tree, sharding)
 
 
-def place(tree: Any, shardings: Any) -> Any:
+def place_global(tree: Any, shardings: Any) -> Any:
     """Put a host tree (identical in every process) on devices with the given sharding(s).
 
     `shardings` is one `Sharding` for every leaf or a tree of them. Each process supplies
@@ -148,6 +122,15 @@ def place(tree: Any, shardings: Any) -> Any:
     return jax.tree.map(lambda leaf: put(leaf, shardings), tree)
 
 
+def place_local(tree: Any, shardings: Any) -> Any:
+    """`jax.device_put` of every leaf with its sharding (one `Sharding` or a tree of them).
+
+    Single process only: every device of the shardings must belong to this process. For a
+    mesh spanning several processes use `place_global`, which builds each process's shards.
+    """
+    return jax.device_put(tree, shardings)
+
+
 def shard_opt_state(opt_state: Any, mesh: Mesh) -> Any:
     """Optimizer state with each leaf of leading dimension divisible by n split along "data".
 
@@ -157,12 +140,12 @@ def shard_opt_state(opt_state: Any, mesh: Mesh) -> Any:
     """
     n = _mesh_size(mesh)
 
-    def place(leaf: Any) -> Any:
+    def put(leaf: Any) -> Any:
         shape = np.shape(leaf)
         split = len(shape) >= 1 and shape[0] % n == 0
         return jax.device_put(leaf, data_sharding(mesh) if split else replicated_sharding(mesh))
 
-    return jax.tree.map(place, opt_state)
+    return jax.tree.map(put, opt_state)
 
 
 def batch_mesh(data: Any) -> Mesh | None:
@@ -210,16 +193,3 @@ def data_parallel(mesh: Mesh) -> Iterator[Mesh]:
 def active_mesh() -> Mesh | None:
     """The mesh of the innermost `data_parallel` block, or None outside one."""
     return _ACTIVE_MESHES[-1] if _ACTIVE_MESHES else None
-
-
-def simulate_cpu_devices(n: int) -> None:
-    """Ask XLA for n host (CPU) devices, via XLA_FLAGS, before JAX starts its backend.
-
-    For trying data parallelism on one machine; real accelerators are listed as they are.
-    Has no effect once JAX has created its backends (the first array or compilation), so
-    call it first thing.
-    """
-    check_positive_int(n, "n")
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()

@@ -27,11 +27,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
-from funcnn import parallel
 from funcnn._validation import check_positive_int
 from funcnn.optim.base import GradientTransformation, optimizer_step
 from funcnn.optim.wrappers import check_nonfinite
+from funcnn.scale import placement
 
 __all__ = [
     "TrainState",
@@ -40,6 +41,7 @@ __all__ = [
     "evaluate",
     "fit",
     "init_state",
+    "make_sharded_step",
     "make_step",
     "num_examples",
     "steps_per_epoch",
@@ -110,6 +112,28 @@ def make_step(
     """
     return _jit_counting_traces(
         train_step_fn(loss_fn, optimizer), donate_argnums=(0,) if donate else ()
+    )
+
+
+def make_sharded_step(
+    loss_fn: Callable[..., Any],
+    optimizer: GradientTransformation,
+    state_shardings: Any,
+    batch_sharding: Any,
+    *,
+    donate: bool = True,
+) -> Callable[[Any, Any], tuple[Any, dict[str, jax.Array]]]:
+    """`train.make_step` with fixed layouts: the state enters and leaves with
+    `state_shardings`, the batch enters with `batch_sharding`; metrics are replicated.
+
+    Pinning the output layout keeps XLA from drifting to another one step after step.
+    """
+    mesh = jax.tree.leaves(state_shardings)[0].mesh
+    return jax.jit(
+        train_step_fn(loss_fn, optimizer),
+        in_shardings=(state_shardings, batch_sharding),
+        out_shardings=(state_shardings, NamedSharding(mesh, PartitionSpec())),
+        donate_argnums=(0,) if donate else (),
     )
 
 
@@ -193,14 +217,14 @@ def _compiled_chunk(
 ):
     """Jitted `run(state, data, order, start, length)`: steps start…start+length−1 of one epoch
     fused in a single `lax.scan`, where `order` is the epoch's (num_batches, batch_size) index
-    table. With a `mesh` (data sharded by `funcnn.parallel`) every minibatch is split along its
-    "data" axis. Cached so repeated `fit` calls reuse it."""
+    table. With a `mesh` (data sharded by `funcnn.scale.shard_batch`) every minibatch is split
+    along its "data" axis. Cached so repeated `fit` calls reuse it."""
     step = train_step_fn(loss_fn, optimizer)
 
     def run(state, data, order, start, length):
         rows = jax.lax.dynamic_slice_in_dim(order, start, length)  # (length, batch_size)
         chunk = jax.tree.map(lambda a: a[rows], data)  # (length, batch_size, …)
-        chunk = parallel.constrain_batches(chunk, mesh, batch_axis=1)
+        chunk = placement.constrain_batches(chunk, mesh, batch_axis=1)
         return jax.lax.scan(step, state, chunk)
 
     return _jit_counting_traces(run, static_argnames="length", donate_argnums=(0,))
@@ -307,7 +331,7 @@ def fit(
                  cleanly (used for checkpoints and signal handling). `info["carry"]` is
                  everything besides the state that an exact resume needs (below).
     carry:       `info["carry"]` as a callback saw it with the state being resumed (e.g. from a
-                 checkpoint's metadata, see `funcnn.resume`): a JSON-able dict {"history",
+                 checkpoint's metadata, see `funcnn.train.resume`): a JSON-able dict {"history",
                  "epoch_sums", "epoch_steps", "data_key"} — the per-epoch history so far, the
                  interrupted epoch's running metric sums and step count, and the data key's
                  bits. With it the returned history is the whole run's and the interrupted
@@ -431,16 +455,16 @@ def _place(data: Any, state: TrainState, batch_size: int) -> tuple[Any, TrainSta
     # The compiled chunk donates the state; copy once here so the caller's params and key
     # (often the very arrays passed to init_state) stay usable after fit returns.
     state = jax.tree.map(jnp.copy, state)
-    mesh = parallel.batch_mesh(data)  # data sharded by parallel.shard_batch → sharded batches
-    active = parallel.active_mesh()
-    if mesh is None and active is not None:  # inside parallel.data_parallel
+    mesh = placement.batch_mesh(data)  # data sharded by placement.shard_batch → sharded batches
+    active = placement.active_mesh()
+    if mesh is None and active is not None:  # inside placement.data_parallel
         mesh = active
         if batch_size % mesh.size:
             raise ValueError(
                 f"batch_size={batch_size} must be divisible by the {mesh.size} devices of the "
                 "data-parallel mesh."
             )
-        data, state = parallel.replicate(data, mesh), parallel.replicate(state, mesh)
+        data, state = placement.replicate(data, mesh), placement.replicate(state, mesh)
     return data, state, mesh
 
 

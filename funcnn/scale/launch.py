@@ -1,11 +1,11 @@
 """Start N cooperating processes on this machine and supervise them.
 
-    python -m funcnn.launch --processes 2 [--timeout 600] -- script.py --its --flags
-    python -m funcnn.launch --processes 2 -- -m some.module --flags
+    python -m funcnn.scale.launch --processes 2 [--timeout 600] -- script.py --its --flags
+    python -m funcnn.scale.launch --processes 2 -- -m some.module --flags
 
 Picks a free TCP port on 127.0.0.1 for the coordinator (hosted by process 0), then starts
 `python <args…>` N times with FUNCNN_COORDINATOR, FUNCNN_NUM_PROCESSES and FUNCNN_PROCESS_ID
-set (the script calls `funcnn.distributed.initialize_from_env()`). Supervision, so that no
+set (the script calls `funcnn.scale.distributed.initialize_from_env()`). Supervision, so that no
 failure becomes a hang:
 
 * a process that exits non-zero or is killed by a signal: the others get SIGTERM, then
@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 
 from funcnn._validation import check_positive_int
-from funcnn.distributed import ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID
+from funcnn.scale.distributed import ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID
 
 __all__ = ["LaunchError", "free_port", "launch", "main"]
 
@@ -126,9 +126,9 @@ def launch(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: `python -m funcnn.launch --processes N [--timeout S] -- args…`."""
+    """Command line: `python -m funcnn.scale.launch --processes N [--timeout S] -- args…`."""
     parser = argparse.ArgumentParser(
-        prog="python -m funcnn.launch",
+        prog="python -m funcnn.scale.launch",
         description="Run a Python script as N jax.distributed processes on this machine.",
     )
     parser.add_argument("--processes", type=int, required=True, help="number of processes")
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         launch(args, processes=ns.processes, timeout=ns.timeout, grace=ns.grace)
     except LaunchError as err:
-        print(f"funcnn.launch: {err}", file=sys.stderr)
+        print(f"funcnn.scale.launch: {err}", file=sys.stderr)
         return TIMEOUT_EXIT_CODE if str(err).startswith("timeout") else 1
     return 0
 

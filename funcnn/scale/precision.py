@@ -96,7 +96,7 @@ def with_policy(layer: Layer, policy: Policy = MIXED_BFLOAT16) -> Layer:
         )
     if not isinstance(policy, Policy):
         raise TypeError(
-            f"with_policy: policy must be a funcnn.precision.Policy, got policy={policy!r}."
+            f"with_policy: policy must be a funcnn.scale.precision.Policy, got policy={policy!r}."
         )
 
     def init(key: jax.Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:

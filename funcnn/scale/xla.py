@@ -15,8 +15,8 @@ diagnostic that compiles a probe and reports what the backend really does.
 
 Usage, first thing in a script (before any JAX computation)::
 
-    import funcnn.fusion
-    funcnn.fusion.enable_cpu_multi_output_fusion()
+    import funcnn.scale.xla
+    funcnn.scale.xla.enable_cpu_multi_output_fusion()
 """
 
 from __future__ import annotations

@@ -1,24 +1,24 @@
 """Sharded parameters: FSDP / ZeRO-3 along "data", and tensor parallelism along "model".
 
 Both are placement only. The model and the step are unchanged; each leaf of the TrainState
-gets a `NamedSharding` and `make_sharded_step` compiles the step with those shardings as
-its input and output layout, so XLA's SPMD partitioner inserts the collectives:
+gets a `NamedSharding` and `funcnn.train.make_sharded_step` compiles the step with those
+shardings as its input and output layout, so XLA's SPMD partitioner inserts the collectives:
 
-    FSDP (ZeRO-3)   mesh = parallel.make_mesh(4)
+    FSDP (ZeRO-3)   mesh = scale.make_mesh(4)
                     shardings = fsdp_state_shardings(state, mesh)
                     every param and optimizer-state leaf split along "data" on its largest
                     divisible axis: XLA all-gathers a weight before its matmul and
                     reduce-scatters its gradient, so each device stores ≈ 1/n of θ, m, v.
 
-    tensor parallel mesh = make_mesh_2d(data=2, model=4)
+    tensor parallel mesh = scale.make_mesh(8, model=4)          # (data=2) × (model=4)
                     shardings = rule_shardings(state, mesh, TRANSFORMER_RULES)
                     attention: W_q, W_k, W_v split by columns (heads) over "model", W_o by
                     rows; MLP: W₁ by columns, W₂ by rows (Megatron-LM, Shoeybi et al. 2019).
                     Each block's forward then needs one all-reduce over "model" after the
                     attention and one after the MLP; the batch is split over "data".
 
-    step = make_sharded_step(loss_fn, optimizer, shardings, parallel.data_sharding(mesh))
-    state, metrics = step(place(state, shardings), batch)
+    step = train.make_sharded_step(loss_fn, optimizer, shardings, scale.data_sharding(mesh))
+    state, metrics = step(scale.place_local(state, shardings), batch)
 
 Rules are data: a sequence of `(regex, PartitionSpec)`; the first pattern that `re.search`es
 a leaf's path string (`"params/block_0/attention/q/w"`, `"opt_state/0/mu/block_0/…/w"`) gives
@@ -28,38 +28,29 @@ its spec, so optimizer moments follow their parameter. Unmatched leaves are repl
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from funcnn import parallel
-from funcnn._validation import check_positive_int
-from funcnn.optim.base import GradientTransformation
-from funcnn.train import train_step_fn
+from funcnn.scale.mesh import DATA_AXIS, MODEL_AXIS
 
 __all__ = [
-    "MODEL_AXIS",
     "TRANSFORMER_RULES",
     "Rule",
     "bytes_per_device",
     "fsdp_spec",
     "fsdp_state_shardings",
-    "make_mesh_2d",
-    "make_sharded_step",
     "path_string",
-    "place",
     "rule_shardings",
 ]
 
-MODEL_AXIS = "model"
-"""Name of the mesh axis that tensor parallelism splits weights over."""
 Rule = tuple[str, PartitionSpec]
 """A sharding rule: `(regex over the param path, PartitionSpec)`; the first match wins."""
 
-_D, _M = parallel.DATA_AXIS, MODEL_AXIS
+_D, _M = DATA_AXIS, MODEL_AXIS
 # Megatron-style tensor parallelism for `nn.transformer_block` / `transformer_lm` params.
 # Column split (…, out) over "model" → each device computes its own output columns (for
 # attention: whole heads, since head j owns columns j·dh:(j+1)·dh); row split (in, …) of
@@ -74,25 +65,6 @@ TRANSFORMER_RULES: tuple[Rule, ...] = (
 )
 """Megatron-style rules for transformer params: q/k/v and the MLP's first dense split by
 columns, the attention output and the MLP's last dense by rows; everything else replicated."""
-
-
-def make_mesh_2d(*, data: int, model: int) -> Mesh:
-    """A (data × model) mesh over the first data·model devices of `jax.devices()`.
-
-    Devices of one "model" group are adjacent (on GPUs/TPUs: the fast links), so the
-    per-layer all-reduces of tensor parallelism stay inside a group.
-    """
-    check_positive_int(data, "data")
-    check_positive_int(model, "model")
-    devices = jax.devices()
-    if data * model > len(devices):
-        raise ValueError(
-            f"make_mesh_2d(data={data}, model={model}) needs {data * model} devices, only "
-            f"{len(devices)} are available. On CPU, simulate more with "
-            "XLA_FLAGS=--xla_force_host_platform_device_count=N before JAX starts."
-        )
-    grid = np.asarray(devices[: data * model]).reshape(data, model)
-    return Mesh(grid, (parallel.DATA_AXIS, MODEL_AXIS))
 
 
 def path_string(path: tuple[Any, ...]) -> str:
@@ -122,7 +94,7 @@ def fsdp_spec(shape: Sequence[int], size: int, *, min_size: int = 1024) -> Parti
     if not divisible:
         return PartitionSpec()
     axis = max(divisible, key=lambda a: (shape[a], -a))
-    return PartitionSpec(*([None] * axis), parallel.DATA_AXIS)
+    return PartitionSpec(*([None] * axis), DATA_AXIS)
 
 
 def _is_key(leaf: Any) -> bool:
@@ -133,7 +105,7 @@ def _is_key(leaf: Any) -> bool:
 def fsdp_state_shardings(state: Any, mesh: Mesh, *, min_size: int = 1024) -> Any:
     """A tree of NamedShardings for `state` (a TrainState or any pytree): `fsdp_spec` for
     each array leaf over the mesh's "data" axis, replicated for PRNG keys."""
-    size = int(mesh.shape[parallel.DATA_AXIS])
+    size = int(mesh.shape[DATA_AXIS])
 
     def spec(leaf: Any) -> NamedSharding:
         if _is_key(leaf):
@@ -177,12 +149,6 @@ def rule_shardings(tree: Any, mesh: Mesh, rules: Sequence[Rule]) -> Any:
     return jax.tree_util.tree_map_with_path(spec_for, tree)
 
 
-def place(tree: Any, shardings: Any) -> Any:
-    """`jax.device_put` of every leaf with its sharding (single process; for several
-    processes use `funcnn.distributed.place`, which builds each process's shards)."""
-    return jax.device_put(tree, shardings)
-
-
 def bytes_per_device(tree: Any) -> dict[Any, int]:
     """Bytes each device holds for `tree`, summed over the leaves' addressable shards."""
     totals: dict[Any, int] = {}
@@ -192,25 +158,3 @@ def bytes_per_device(tree: Any) -> dict[Any, int]:
         for shard in leaf.addressable_shards:
             totals[shard.device] = totals.get(shard.device, 0) + int(shard.data.nbytes)
     return totals
-
-
-def make_sharded_step(
-    loss_fn: Callable[..., Any],
-    optimizer: GradientTransformation,
-    state_shardings: Any,
-    batch_sharding: Any,
-    *,
-    donate: bool = True,
-) -> Callable[[Any, Any], tuple[Any, dict[str, jax.Array]]]:
-    """`train.make_step` with fixed layouts: the state enters and leaves with
-    `state_shardings`, the batch enters with `batch_sharding`; metrics are replicated.
-
-    Pinning the output layout keeps XLA from drifting to another one step after step.
-    """
-    mesh = jax.tree.leaves(state_shardings)[0].mesh
-    return jax.jit(
-        train_step_fn(loss_fn, optimizer),
-        in_shardings=(state_shardings, batch_sharding),
-        out_shardings=(state_shardings, NamedSharding(mesh, PartitionSpec())),
-        donate_argnums=(0,) if donate else (),
-    )

@@ -28,7 +28,7 @@ import numpy as np
 
 from funcnn.optim import accumulators, aliases, modern, schedules, transforms
 from funcnn.optim.base import GradientTransformation, chain, optimizer_step
-from funcnn.optim.partition import partition  # the function (it shadows its module's name)
+from funcnn.optim.routing import partition
 from funcnn.reference import optim as ref
 
 __all__ = [
