@@ -226,7 +226,7 @@ def test_flatten_accepts_rank_two_and_rejects_rank_one():
 def _stateful_zoo():
     """Every stateful and stateless layer kind, composed in one serial over (B, H, W, C)."""
     from funcnn.activations import relu as relu_
-    from funcnn.precision import FULL_FLOAT32, with_policy
+    from funcnn.scale.precision import FULL_FLOAT32, with_policy
 
     return [
         nn.conv2d(4, 3),

@@ -6,6 +6,15 @@ The loop, as math: for each step t with minibatch Bₜ and dropout key kₜ,
     u, s_{t+1}   = optimizer.update(g, sₜ, θₜ)
     θ_{t+1}      = θₜ + u
 
+A model with state (batch_norm's running statistics, see `funcnn.nn.core`) keeps it in
+`TrainState.model_state` and its loss also takes and returns it — the stateful contract,
+used exactly when `model_state` is not None:
+
+    loss_fn(params, batch, key, model_state) -> (loss, aux, new_model_state)
+
+The new model state is carried to the next step beside θ but never differentiated nor
+seen by the optimizer; `evaluate` and fit's `eval_fn` receive it too (eval mode reads it).
+
 `make_step` compiles that as one XLA program with params and optimizer state donated
 (updated in place). `fit` runs whole epochs inside `jax.lax.scan` over batches already on
 device, so the host only wakes between fused chunks to report progress.
@@ -52,8 +61,10 @@ __all__ = [
 Array = jax.Array
 Params = Any
 Batch = Any
-LossFn = Callable[[Params, Batch, Array], tuple[Array, Mapping[str, Array]]]
-MetricFn = Callable[[Params, Batch], Mapping[str, Array]]
+# (params, batch, key) -> (loss, aux); stateful: (params, batch, key, model_state) ->
+# (loss, aux, new_model_state). Metrics: (params, batch[, model_state]) -> {name: (b,)}.
+LossFn = Callable[..., Any]
+MetricFn = Callable[..., Mapping[str, Array]]
 
 
 class TrainState(NamedTuple):
@@ -63,21 +74,28 @@ class TrainState(NamedTuple):
     opt_state: the optimizer's state s.
     step:      int32 scalar, number of updates applied so far.
     key:       PRNG key; split once per step for stochastic layers (dropout).
+    model_state: the model's non-parameter state (running statistics), or None for a
+               stateless model; not None switches the loss to the stateful contract.
     """
 
     params: Params
     opt_state: Any
     step: Array
     key: Array
+    model_state: Any = None
 
 
-def init_state(params: Params, optimizer: GradientTransformation, key: Array) -> TrainState:
-    """A fresh TrainState at step 0 with `optimizer.init(params)` as its state."""
+def init_state(
+    params: Params, optimizer: GradientTransformation, key: Array, model_state: Any = None
+) -> TrainState:
+    """A fresh TrainState at step 0 with `optimizer.init(params)` as its state; pass a
+    stateful model's `nn.initial_state(model, in_shape)` as `model_state`."""
     return TrainState(
         params=params,
         opt_state=optimizer.init(params),
         step=jnp.zeros((), jnp.int32),
         key=key,
+        model_state=model_state,
     )
 
 
@@ -86,17 +104,30 @@ def train_step_fn(
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, Array]]]:
     """The un-jitted step (state, batch) -> (state, metrics); `make_step` and `fit` compile it.
 
-    `loss_fn(params, batch, key) -> (loss, aux)` where `aux` is a dict of scalar metrics.
-    The returned metrics are `{"loss": ℓ, **aux}`.
+    `loss_fn(params, batch, key) -> (loss, aux)` where `aux` is a dict of scalar metrics;
+    with `state.model_state` not None, `loss_fn(params, batch, key, model_state) -> (loss,
+    aux, new_model_state)` and the new model state is carried on. The returned metrics are
+    `{"loss": ℓ, **aux}`.
     """
 
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, Array]]:
         key, step_key = jax.random.split(state.key)
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, batch, step_key
-        )
+        model_state = state.model_state
+        if model_state is None:
+            (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                state.params, batch, step_key
+            )
+        else:
+
+            def stateful(params: Params) -> tuple[Array, Any]:
+                loss, aux, new_model_state = loss_fn(params, batch, step_key, model_state)
+                return loss, (aux, new_model_state)
+
+            (loss, (aux, model_state)), grads = jax.value_and_grad(stateful, has_aux=True)(
+                state.params
+            )
         params, opt_state = optimizer_step(optimizer, grads, state.opt_state, state.params)
-        new_state = TrainState(params, opt_state, state.step + 1, key)
+        new_state = TrainState(params, opt_state, state.step + 1, key, model_state)
         return new_state, {"loss": loss, **aux}
 
     return step
@@ -264,9 +295,16 @@ def check_loss_fn(loss_fn: Any) -> None:
         ) from None
 
 
-def check_loss_contract(loss_fn: LossFn, params: Params, batch: Any, key: Array) -> None:
+def check_loss_contract(
+    loss_fn: LossFn, params: Params, batch: Any, key: Array, model_state: Any = None
+) -> None:
     """Trace `loss_fn(params, batch, key)` abstractly (no compute) and check it returns
-    `(loss, aux)` with a scalar loss; any failure is a TypeError stating the contract."""
+    `(loss, aux)` with a scalar loss; any failure is a TypeError stating the contract.
+    With `model_state`, the stateful contract: `loss_fn(params, batch, key, model_state)
+    -> (loss, aux, new_model_state)`, the new state shaped like the old."""
+    if model_state is not None:
+        _check_stateful_loss(loss_fn, params, batch, key, model_state)
+        return
     check_loss_fn(loss_fn)
     contract = (
         "loss_fn must be loss_fn(params, batch, key) -> (loss, aux) with batch one slice of "
@@ -277,6 +315,30 @@ def check_loss_contract(loss_fn: LossFn, params: Params, batch: Any, key: Array)
     except Exception as err:
         raise TypeError(f"{contract}; calling it that way failed: {err!r}") from err
     if not (isinstance(out, tuple) and len(out) == 2 and getattr(out[0], "shape", None) == ()):
+        raise TypeError(f"{contract}; it returned {out!r}.")
+
+
+def _check_stateful_loss(
+    loss_fn: LossFn, params: Params, batch: Any, key: Array, model_state: Any
+) -> None:
+    contract = (
+        "with a model_state in the TrainState, loss_fn must be loss_fn(params, batch, key, "
+        "model_state) -> (loss, aux, new_model_state) with a scalar loss, a dict of scalar "
+        "metrics and the new state shaped like the old (e.g. objectives.supervised_loss(apply, "
+        "kind, stateful=True))"
+    )
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}.")
+    try:
+        out = jax.eval_shape(loss_fn, params, batch, key, model_state)
+    except Exception as err:
+        raise TypeError(f"{contract}; calling it that way failed: {err!r}") from err
+    ok = isinstance(out, tuple) and len(out) == 3 and getattr(out[0], "shape", None) == ()
+    expected = jax.tree.map(lambda a: (jnp.shape(a), jnp.result_type(a)), model_state)
+    if ok:
+        got = jax.tree.map(lambda a: (a.shape, a.dtype), out[2])
+        ok = bool(got == expected)
+    if not ok:
         raise TypeError(f"{contract}; it returned {out!r}.")
 
 
@@ -326,7 +388,8 @@ def fit(
     steps_per_dispatch: steps fused per compiled call; default: a whole epoch (one dispatch
                  per epoch). Progress and `callback` run between dispatches.
     progress:    a tqdm bar (when tqdm is installed) and one line of metrics per epoch.
-    eval_fn:     `eval_fn(params) -> dict` of metrics, run after every epoch.
+    eval_fn:     `eval_fn(params) -> dict` of metrics, run after every epoch
+                 (`eval_fn(params, model_state)` when the state has a model_state).
     callback:    `callback(state, info) -> stop?` after every dispatch; returning True stops
                  cleanly (used for checkpoints and signal handling). `info["carry"]` is
                  everything besides the state that an exact resume needs (below).
@@ -351,7 +414,11 @@ def fit(
     check_positive_int(epochs, "epochs")
     per_epoch = steps_per_epoch(data, batch_size)
     check_loss_contract(
-        loss_fn, state.params, jax.tree.map(lambda a: a[:batch_size], data), state.key
+        loss_fn,
+        state.params,
+        jax.tree.map(lambda a: a[:batch_size], data),
+        state.key,
+        state.model_state,
     )
     chunk = per_epoch if steps_per_dispatch is None else steps_per_dispatch
     check_positive_int(chunk, "steps_per_dispatch")
@@ -405,7 +472,9 @@ def fit(
             if nonfinite is not None:
                 row["skipped_steps"] = nonfinite["skipped"]
             if eval_fn is not None:
-                row |= {name: float(value) for name, value in eval_fn(state.params).items()}
+                stateful = state.model_state is not None
+                args = (state.params, state.model_state) if stateful else (state.params,)
+                row |= {name: float(value) for name, value in eval_fn(*args).items()}
             _append_row(history, row)
             info["history"] = history
             if progress:
@@ -521,8 +590,8 @@ def _epoch_line(history: Mapping[str, list[float]]) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_evaluate(metric_fn: MetricFn, batch_size: int):
-    def run(params, data):
+def _compiled_evaluate(metric_fn: MetricFn, batch_size: int, stateful: bool = False):
+    def run(params, data, model_state):
         n = num_examples(data)
         num_batches = -(-n // batch_size)
         index = jnp.arange(num_batches * batch_size).reshape(num_batches, batch_size)
@@ -530,7 +599,7 @@ def _compiled_evaluate(metric_fn: MetricFn, batch_size: int):
         index = jnp.minimum(index, n - 1)  # pad the last batch by repeating the final example
 
         def per_example(batch):
-            values = metric_fn(params, batch)
+            values = metric_fn(params, batch, model_state) if stateful else metric_fn(params, batch)
             for name, v in values.items():
                 if jnp.shape(v) != (batch_size,):
                     raise ValueError(
@@ -555,16 +624,24 @@ def _compiled_evaluate(metric_fn: MetricFn, batch_size: int):
 
 
 def evaluate(
-    metric_fn: MetricFn, params: Params, data: Any, *, batch_size: int = 1024
+    metric_fn: MetricFn,
+    params: Params,
+    data: Any,
+    *,
+    batch_size: int = 1024,
+    model_state: Any = None,
 ) -> dict[str, float]:
     """Exact means over all N examples of per-example metrics, computed in batches.
 
     `metric_fn(params, batch) -> {name: (b,) array}` gives one value per example; the
     result is `{name: (1/N)·Σᵢ valueᵢ}`. The last partial batch is padded and masked out.
+    A stateful model passes its `model_state`, and `metric_fn(params, batch, model_state)`
+    is called instead (in eval mode it reads the state and changes nothing).
     """
     check_positive_int(batch_size, "batch_size")
     batch_size = min(batch_size, num_examples(data))
-    means = _compiled_evaluate(metric_fn, batch_size)(params, data)
+    compiled = _compiled_evaluate(metric_fn, batch_size, model_state is not None)
+    means = compiled(params, data, model_state)
     return {k: float(v) for k, v in means.items()}
 
 
