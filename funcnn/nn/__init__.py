@@ -20,6 +20,7 @@ from funcnn.nn.core import (
     initial_state,
     is_stateful,
     parallel,
+    reshape,
     residual,
     serial,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "perceptron",
     "positional_encoding",
     "repeat",
+    "reshape",
     "residual",
     "rnn",
     "rnn_cell",

@@ -74,6 +74,7 @@ __all__ = [
     "initial_state",
     "is_stateful",
     "parallel",
+    "reshape",
     "residual",
     "serial",
     "split_key",
@@ -565,5 +566,42 @@ def flatten(*, name: str = "flatten") -> Layer:
             keep = jnp.reshape(mask, mask.shape + (1,) * (x.ndim - 2))  # (B, T, 1, …)
             x = jnp.where(keep, x, jnp.zeros_like(x))
         return jnp.reshape(x, (x.shape[0], -1))
+
+    return Layer(init, apply, name)
+
+
+def reshape(shape: Sequence[int], *, name: str = "reshape") -> Layer:
+    """Reshape all but the leading (batch) axis: (B, d₁, …, dₖ) → (B, *shape), e.g. flat
+    8×8 digit pixels (B, 64) into images (B, 8, 8, 1). The sizes must agree: ∏dᵢ = ∏shape
+    (no -1 inside `shape`: the layer never guesses). params {}; no mask (a per-example op)."""
+    target = as_shape(shape, "shape")
+    if -1 in target or not target:
+        raise ValueError(f"{name}: shape must be known positive sizes, got shape={shape!r}.")
+    size = 1
+    for d in target:
+        size *= d
+
+    def check(in_shape: Sequence[int], what: str) -> None:
+        rest = tuple(in_shape)[1:]
+        known = -1 not in rest and len(in_shape) >= 1
+        total = 1
+        for d in rest:
+            total *= d
+        if not known or total != size:
+            raise ValueError(
+                f"{name}: cannot reshape {what}={tuple(in_shape)} to (batch, *{target}): the "
+                f"non-batch sizes must multiply to {size}."
+            )
+
+    def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
+        del key
+        shape_in = as_shape(in_shape)
+        check(shape_in, "in_shape")
+        return {}, (shape_in[0], *target)
+
+    def apply(params: Params, x: Array, *, key: Array | None = None, train: bool = False) -> Array:
+        del params, key, train
+        check(jnp.shape(x), "x.shape")
+        return jnp.reshape(x, (x.shape[0], *target))
 
     return Layer(init, apply, name)
