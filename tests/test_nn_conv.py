@@ -332,3 +332,25 @@ def test_conv_transpose2d_output_size_rule():
         assert out[1:3] == expected, (padding, out)
     with pytest.raises(ValueError, match="crops the whole output"):
         nn.conv_transpose2d(2, 1, padding=((1, 0), (0, 0))).init(KEY, (1, 1, 1, 1))
+
+
+@pytest.mark.parametrize("kind", ["conv1d", "conv_transpose2d"])
+def test_padded_content_changes_neither_values_nor_gradients(kind):
+    # Issue #24's rule for every mask-taking layer: padded entries are selected away first.
+    if kind == "conv1d":
+        layer, x = nn.conv1d(2, 3, padding="SAME"), np.asarray(X, np.float32)
+    else:
+        layer, x = nn.conv_transpose2d(2, 2, strides=2), np.asarray(X2, np.float32)
+    mask = np.ones(x.shape[:-1], bool)
+    mask[0, 3:] = False
+    params, _ = layer.init(KEY, x.shape)
+
+    def value_and_grad(x):
+        f = lambda x: jnp.sum(jnp.sin(layer.apply(params, x, mask=jnp.asarray(mask))))
+        return jax.value_and_grad(f)(jnp.asarray(x))
+
+    clean = value_and_grad(np.where(mask[..., None], x, 0.0))
+    for garbage in (np.nan, np.inf, 1e30):
+        got = value_and_grad(np.where(mask[..., None], x, garbage))
+        np.testing.assert_array_equal(got[0], clean[0])
+        np.testing.assert_array_equal(got[1], clean[1])

@@ -339,3 +339,15 @@ def test_repeat_scanned_and_unrolled_agree_with_state():
             s_loop[f"layer_{i}"]["serial_0"]["batch_norm_1"]["mean"],
             rtol=1e-6,
         )
+
+
+def test_reshape_keeps_the_batch_axis_and_refuses_a_size_mismatch():
+    layer = nn.reshape((2, 3, 1))
+    params, out = layer.init(KEY, (-1, 6))
+    assert params == {} and out == (-1, 2, 3, 1)
+    x = np.arange(12.0).reshape(2, 6)
+    np.testing.assert_array_equal(layer.apply({}, jnp.asarray(x)), x.reshape(2, 2, 3, 1))
+    with pytest.raises(ValueError, match="must multiply to 6"):
+        layer.init(KEY, (-1, 7))
+    with pytest.raises(ValueError, match="known positive sizes"):
+        nn.reshape((-1, 3))

@@ -27,3 +27,8 @@ def test_quick_start_runs_and_learns_xor_of_signs():
 def test_sequence_models_example_runs():
     (code,) = python_blocks("Sequence models")
     exec(compile(code, "README sequence models", "exec"), {})  # it asserts its own shapes
+
+
+def test_images_example_runs():
+    (code,) = python_blocks("Images")
+    exec(compile(code, "README images", "exec"), {})  # it asserts its own shapes and state
