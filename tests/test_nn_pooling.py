@@ -127,6 +127,7 @@ def test_padded_content_changes_neither_values_nor_gradients(name):
     x_of = (lambda v: _poisoned(v).reshape(2, 20, 3)) if sequence else _poisoned
     mask = jnp.asarray(MASK.reshape(2, 20) if sequence else MASK)
 
+    @jax.jit
     def value_and_grad(x):
         return jax.value_and_grad(lambda x: jnp.sum(jnp.sin(layer.apply({}, x, mask=mask))))(x)
 
