@@ -21,9 +21,19 @@ on their own (`from funcnn.lab import experiments`): nothing in the library impo
 
 Arrows point one way: `lab` → `verify`, `train` → `scale` → the math; `optim` never
 imports `reference` (only `verify` pairs them); nothing in the library imports `lab`.
+
+Fast by default: importing funcnn adds XLA:CPU's multi-output fusion option to ``XLA_FLAGS``
+before anything starts JAX's backend, so AdamW's update runs as one loop per leaf on CPU with
+no setup (`funcnn.scale.xla`; opt out with ``FUNCNN_CPU_FUSION=0``). Import funcnn before
+your first JAX computation: if the backend already started, the option cannot take effect
+and the optimizers warn once and use the textbook form.
 """
 
-from funcnn import (
+from funcnn import _cpu_fusion
+
+_cpu_fusion.enable_at_import()  # before any submodule imports JAX (see funcnn._cpu_fusion)
+
+from funcnn import (  # noqa: E402  (after the XLA_FLAGS edit above, on purpose)
     activations,
     datasets,
     initializers,

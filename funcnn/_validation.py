@@ -83,7 +83,13 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
 
 def check_floating(x: Any, name: str) -> None:
     """Raise TypeError unless `x` is an array of a floating dtype."""
-    dtype = jnp.result_type(x)
+    try:
+        dtype = jnp.result_type(x)
+    except (TypeError, ValueError) as error:  # a list, a string: NumPy's message names no one
+        shown = repr(x) if len(repr(x)) <= 60 else repr(x)[:57] + "..."
+        raise TypeError(
+            f"{name} must be a floating-point array, got {type(x).__name__} {shown}."
+        ) from error
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"{name} must be a floating-point array, got dtype {dtype}.")
 

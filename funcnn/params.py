@@ -1,7 +1,10 @@
-"""Inspecting parameter pytrees: a summary table, parameter counts, and weight-decay masks.
+"""Inspecting parameter pytrees: a summary table, parameter counts, weight-decay masks,
+readable leaf paths and a finiteness check.
 
     print(summary(params))        # one row per leaf: path, shape, dtype, count; a total
     decay_mask(params)            # {"dense_0": {"b": False, "w": True}, ...}
+    path_string(key_path)         # ("dense_0", "w") → "dense_0/w"
+    all_finite(state)             # no NaN/±Inf in any floating leaf (traceable)
 
 `decay_mask` selects the leaves that weight decay should touch — matmul and embedding
 weights (ndim ≥ 2), never biases or norm gains — the rule nanoGPT uses; `describe_mask`
@@ -14,22 +17,48 @@ import math
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from funcnn._validation import check_nonnegative_int
 
-__all__ = ["count_params", "decay_mask", "describe_mask", "param_paths", "summary"]
+__all__ = [
+    "all_finite",
+    "count_params",
+    "decay_mask",
+    "describe_mask",
+    "param_paths",
+    "path_string",
+    "summary",
+]
 
 
-def _path(key_path: tuple[Any, ...]) -> str:
-    """`("dense_0", "w")` key path → "dense_0/w"."""
+def path_string(key_path: tuple[Any, ...]) -> str:
+    """A `jax.tree_util` key path as "a/b/0/c": dict keys, sequence indices and NamedTuple
+    field names joined by "/" (`("dense_0", "w")` → "dense_0/w"; a TrainState's
+    `.params["dense_0"]["w"]` → "params/dense_0/w"). The one spelling of a leaf's path in
+    funcnn: summaries, masks and sharding rules all match against it."""
     return jax.tree_util.keystr(key_path, simple=True, separator="/")
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """⋀ over the floating leaves of `tree` of "no NaN or ±Inf" — a 0-d bool array.
+
+    Integer, boolean and PRNG-key leaves pass (they cannot be non-finite); an empty tree is
+    finite. Works under `jit` (one fused reduction) and on the host (`bool(all_finite(t))`).
+    """
+    checks = [
+        jnp.all(jnp.isfinite(leaf))
+        for leaf in jax.tree.leaves(tree)
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+    ]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
 
 
 def param_paths(params: Any) -> list[tuple[str, Any]]:
     """[(path, leaf)] in tree order, with readable paths like "dense_0/w"."""
     flat, _ = jax.tree_util.tree_flatten_with_path(params)
-    return [(_path(path), leaf) for path, leaf in flat]
+    return [(path_string(path), leaf) for path, leaf in flat]
 
 
 def count_params(params: Any) -> int:

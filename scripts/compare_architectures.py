@@ -17,12 +17,12 @@ from pathlib import Path
 from funcnn.datasets.text import stdlib_docstrings
 from funcnn.lab import architectures as arch
 from funcnn.lab import cli
-from funcnn.nn.sequence_models import KINDS
+from funcnn.nn.sequence_models import ARCHITECTURES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    p.add_argument("--kinds", nargs="+", default=list(ARCHITECTURES), choices=ARCHITECTURES)
     p.add_argument("--adding-lengths", type=cli.positive_int, nargs="+", default=[50, 200])
     p.add_argument("--adding-steps", type=cli.positive_int, default=800)
     p.add_argument("--lm-steps", type=cli.positive_int, default=300)
@@ -30,7 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--scaling-lengths", type=cli.positive_int, nargs="+", default=[64, 128, 256, 512, 1024]
     )
-    p.add_argument("--out", type=Path, default=Path("runs/compare_architectures"))
+    p.add_argument("--out", type=cli.output_folder, default=Path("runs/compare_architectures"))
     return p.parse_args(argv)
 
 

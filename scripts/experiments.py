@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--optimizer", default="momentum", choices=ex.STABILITY_OPTIMIZERS)
     p.add_argument("--seed", type=cli.nonnegative_int, default=0)
-    p.add_argument("--out", type=Path, default=Path("runs/experiments"))
+    p.add_argument("--out", type=cli.output_folder, default=Path("runs/experiments"))
     return p.parse_args(argv)
 
 

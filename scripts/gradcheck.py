@@ -37,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--fd-sample", type=cli.positive_int, default=200, help="coordinates timed for FD"
     )
     p.add_argument("--seed", type=cli.nonnegative_int, default=0)
-    p.add_argument("--out", type=Path, default=Path("runs/gradcheck"))
+    p.add_argument("--out", type=cli.output_folder, default=Path("runs/gradcheck"))
     return p.parse_args(argv)
 
 

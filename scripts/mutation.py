@@ -66,6 +66,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from funcnn.lab import cli
+
 REPO = Path(__file__).resolve().parents[1]
 EQUIVALENT_FILE = REPO / "tests" / "mutation_equivalent.txt"
 
@@ -536,13 +538,17 @@ def read_equivalents() -> dict[str, str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--modules", nargs="+", choices=list(CORE), default=list(CORE))
-    p.add_argument("--sample", type=int, default=0, help="mutants per module at random (0: all)")
-    p.add_argument("--seed", type=int, default=0, help="for --sample")
-    p.add_argument("--jobs", type=int, default=2, help="parallel worker processes")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per pytest run")
+    p.add_argument(
+        "--sample", type=cli.nonnegative_int, default=0, help="mutants per module (0: all)"
+    )
+    p.add_argument("--seed", type=cli.nonnegative_int, default=0, help="for --sample")
+    p.add_argument("--jobs", type=cli.positive_int, default=2, help="parallel worker processes")
+    p.add_argument(
+        "--timeout", type=cli.positive_float, default=300.0, help="seconds per pytest run"
+    )
     p.add_argument("--thorough", action="store_true", help="second stage includes SLOW_TESTS")
     p.add_argument("--list", type=Path, metavar="FILE", help="print FILE's mutants and exit")
     p.add_argument(
@@ -574,7 +580,33 @@ def main(argv: list[str] | None = None) -> int:
         help="run just these mutant ids (e.g. the survivors of an earlier run); "
         "--modules/--sample still choose the modules, ids listed as equivalent are skipped",
     )
+    return p
+
+
+# Flags that would be silently ignored beside another one: (flag, the flag it needs absent
+# or present, why).
+_CONFLICTS = [
+    ("rebuild_coverage", "no_coverage", "--no-coverage skips the coverage map it would rebuild"),
+    ("tests", "stages", "--tests runs the chosen tests instead of the stages"),
+    ("tests", "thorough", "--tests runs the chosen tests instead of the stages"),
+    ("tests", "rebuild_coverage", "--tests neither builds nor reads the coverage map"),
+    ("tests", "no_coverage", "--tests neither builds nor reads the coverage map"),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
+    given = cli.explicit_flags(build_parser, argv)
+    for a, b, why in _CONFLICTS:
+        if {a, b} <= given:
+            p.error(
+                f"--{a.replace('_', '-')} and --{b.replace('_', '-')} exclude each other: {why}."
+            )
+    if "seed" in given and not args.sample:
+        p.error("--seed draws the --sample; without --sample every mutant runs (drop --seed).")
+    if args.list and given - {"list"}:
+        p.error("--list prints a file's mutants and exits: it takes no other flag.")
 
     if args.list:
         for mutant in candidates(args.list.resolve()):

@@ -27,22 +27,19 @@ SIGINT/SIGTERM finish the current fused chunk, write a checkpoint and exit with 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 
-from funcnn import scale
+from funcnn import datasets, scale
 from funcnn.lab import cli, recipes
 from funcnn.lab.plotting import plot_history, plot_kernels
-from funcnn.params import summary
+from funcnn.params import all_finite, summary
 from funcnn.scale import distributed, xla
-from funcnn.train import checkpoint, resume
+from funcnn.train import checkpoint, resume, steps_per_epoch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,22 +104,61 @@ def config_from_args(args: argparse.Namespace) -> recipes.TrainConfig:
     )
 
 
+OUTPUT_FILES = ("params.ckpt", "metrics.json", "history.png")
+
+
 def validated(parser: argparse.ArgumentParser, argv=None) -> tuple[argparse.Namespace, Any]:
-    """Parse and check every flag before anything is computed or touches the disk."""
+    """Parse and check every flag, every combination of flags and every precondition that
+    depends on the data (batch size vs examples, the output folder and its files) before
+    anything is computed or touches the disk. Needs no JAX backend, so it runs before the
+    process group and simulated devices are set up."""
     args = parser.parse_args(argv)
+    given = cli.explicit_flags(build_parser, argv)
     try:
         config = recipes.resolve(config_from_args(args))
+        if not config.hidden and given & {"activation", "dropout"}:
+            flag = "--activation" if "activation" in given else "--dropout"
+            raise ValueError(
+                f"{flag} acts between hidden layers, and --task {config.task} with --hidden "
+                f"{' '.join(map(str, config.hidden or ())) or '(none)'} has none: add hidden "
+                f"layers (e.g. --hidden 32) or drop {flag}."
+            )
         if config.batch_size % args.devices:
             raise ValueError(
                 f"--batch-size {config.batch_size} must be divisible by --devices "
                 f"{args.devices} (each device takes an equal share of every batch)."
             )
+        task = datasets.load(config.task, seed=config.seed)  # NumPy only: no JAX backend yet
+        examples = task.x_train.shape[0]
+        if config.batch_size > examples:
+            raise ValueError(
+                f"--batch-size {config.batch_size} is larger than the {examples} training "
+                f"examples of --task {config.task}; use --batch-size ≤ {examples}."
+            )
+        cli.check_output_files(args.out, OUTPUT_FILES, folders=("checkpoints",))
         recipes.check_checkpoint_dir(
             args.out / "checkpoints", resume=args.resume, overwrite=args.overwrite
         )
     except (ValueError, TypeError, FileExistsError) as error:
         cli.usage_error(parser, error)
     return args, config
+
+
+def check_resume(parser: argparse.ArgumentParser, args: argparse.Namespace, config: Any) -> None:
+    """With --resume, refuse (argparse-style, nothing written) a checkpoint that the run could
+    not continue: written with other flags, or at a data position its step disagrees with.
+    The same checks `run_resumable` makes, done before it opens the folder for writing."""
+    if not args.resume:
+        return
+    manager = checkpoint.CheckpointManager(args.out / "checkpoints", args.keep, create=False)
+    task = datasets.load(config.task, seed=config.seed)
+    per_epoch = steps_per_epoch((task.x_train, task.y_train), config.batch_size)
+    try:
+        resume.resume_latest(
+            manager, like=None, config=dataclasses.asdict(config), steps_per_epoch=per_epoch
+        )
+    except ValueError as error:  # CheckpointError included
+        cli.usage_error(parser, error)
 
 
 def main(argv=None) -> int:
@@ -135,10 +171,11 @@ def main(argv=None) -> int:
     if args.devices > 1:
         scale.simulate_cpu_devices(args.devices)
     xla.enable_cpu_multi_output_fusion()
+    check_resume(parser, args, config)
     lead = distributed.is_coordinator()
     say = print if lead else _quiet  # one copy of every line, from process 0
     say(f"funcnn: training {config}")
-    placement = contextlib.nullcontext()  # one device: the plain, unsharded path
+    mesh = None  # one device: the plain, unsharded path
     if multi_process or args.devices > 1:
         mesh = scale.make_mesh()  # every device of every process (--devices per process)
         if config.batch_size % mesh.size:
@@ -153,8 +190,8 @@ def main(argv=None) -> int:
             f"data-parallel over {mesh.size} devices in {jax.process_count()} process(es): "
             f"{list(mesh.devices.flat)}"
         )
-        placement = scale.data_parallel(mesh)
-    with placement, resume.stop_on_signals() as stop:
+    bar = cli.show_progress_bar(args.no_progress)  # no bar redrawn into a log file
+    with resume.stop_on_signals() as stop:
         result = recipes.run_resumable(
             config,
             args.out / "checkpoints",
@@ -163,9 +200,10 @@ def main(argv=None) -> int:
             resume=args.resume,
             overwrite=args.overwrite,
             stop=stop,
-            progress=lead and not args.no_progress,
+            progress=lead and bar,
             # without the bar (which prints its own lines), one line per epoch as it ends
-            report=print if lead and args.no_progress else None,
+            report=print if lead and not bar else None,
+            mesh=mesh,  # fit replicates the state and splits every batch over its devices
         )
     if stop.requested:
         say(
@@ -174,9 +212,9 @@ def main(argv=None) -> int:
         )
         return 128 + stop.signum
     if not lead:  # the results below are process 0's to print and write
-        return 0 if all_finite(result.state.params) else 1
+        return 0 if bool(all_finite(result.state.params)) else 1
     print(summary(result.state.params))
-    if not all_finite(result.state.params):
+    if not bool(all_finite(result.state.params)):
         print(
             f"error: the parameters are not finite after step {int(result.state.step)} "
             f"(train_loss per epoch: {result.history.get('train_loss')}); {args.out}/params.ckpt "
@@ -198,7 +236,7 @@ def main(argv=None) -> int:
             title="first-layer 3×3 kernels",
         )
     metrics = {"test": result.test_metrics, "history": result.history}
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (args.out / "metrics.json").write_text(cli.json_text(metrics))  # NaN → null
     final = "  ".join(f"{k} {v:.4g}" for k, v in result.test_metrics.items())
     print(f"final {final}")
     print(f"wrote {plot}, {ckpt}, {args.out / 'metrics.json'}")
@@ -209,10 +247,6 @@ def main(argv=None) -> int:
 
 def _quiet(*args: Any, **kwargs: Any) -> None:
     """`print` for processes other than 0."""
-
-
-def all_finite(tree: Any) -> bool:
-    return all(bool(np.isfinite(np.asarray(leaf)).all()) for leaf in jax.tree.leaves(tree))
 
 
 if __name__ == "__main__":

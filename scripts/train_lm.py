@@ -15,7 +15,6 @@ checkpoint's metadata holds the model config and the characters, so `--load` reb
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,14 @@ import jax
 from funcnn import sampling
 from funcnn.datasets import text as text_data
 from funcnn.lab import cli, lm
-from funcnn.nn.sequence_models import KINDS, char_lm
+from funcnn.nn.sequence_models import ARCHITECTURES, char_lm
 from funcnn.scale import xla
 from funcnn.train import checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--model", default="transformer", choices=KINDS)
+    p.add_argument("--model", default="transformer", choices=ARCHITECTURES)
     p.add_argument("--text", type=Path, help="UTF-8 training text (default: stdlib docstrings)")
     p.add_argument("--steps", type=cli.positive_int, default=1500)
     p.add_argument("--batch-size", type=cli.positive_int, default=32)
@@ -62,11 +61,79 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+VAL_FRACTION = 0.1  # the tail of the text held out for validation bits/char
+# The model flags each --model reads; another one, given explicitly, would be ignored.
+MODEL_FLAGS = {
+    "bow": ("dim", "hidden_size"),
+    "rnn": ("dim", "hidden_size"),
+    "lstm": ("dim", "hidden_size"),
+    "cnn": ("dim", "depth"),
+    "transformer": ("dim", "depth", "num_heads", "dropout"),
+}
+# With --load nothing is trained: only these flags mean anything.
+SAMPLING_FLAGS = {"load", "prompt", "length", "temperature", "top_k", "seed", "no_progress"}
+OUTPUT_FILES = ("metrics.json", "sample.txt", "params.ckpt")
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def check_flags(args: argparse.Namespace, given: set[str]) -> None:
+    """Combinations of flags that would be silently ignored or cannot work (ValueError)."""
+    if args.load is not None:
+        ignored = sorted(given - SAMPLING_FLAGS)
+        if ignored:
+            raise ValueError(
+                f"{', '.join(map(_flag, ignored))}: not used with --load, which samples from "
+                "a trained model without training or writing; drop them (or --load)."
+            )
+        return
+    model_flags = {dest for dests in MODEL_FLAGS.values() for dest in dests}
+    unused = sorted((given & model_flags) - set(MODEL_FLAGS[args.model]))
+    if unused:
+        raise ValueError(
+            f"{', '.join(map(_flag, unused))}: not used by --model {args.model}, which reads "
+            f"{', '.join(map(_flag, MODEL_FLAGS[args.model]))}."
+        )
+    if args.model == "transformer" and args.dim % args.num_heads:
+        raise ValueError(
+            f"--dim {args.dim} must be divisible by --num-heads {args.num_heads} (each head "
+            "takes dim/num_heads features)."
+        )
+    if "warmup" in given and args.warmup >= args.steps:
+        raise ValueError(f"--warmup {args.warmup} must be less than --steps {args.steps}.")
+
+
+def check_text(args: argparse.Namespace, ids: Any, vocab: int) -> None:
+    """Preconditions that depend on the text: room for one window of --seq-len + 1
+    characters in the training part and in the validation tail; --top-k ≤ its vocabulary."""
+    n = len(ids)
+    cut = round(n * (1.0 - VAL_FRACTION))  # text_data.train_val_split's cut
+    shortest = min(cut, n - cut)
+    if shortest < args.seq_len + 1:
+        raise ValueError(
+            f"--seq-len {args.seq_len} needs {args.seq_len + 1} characters in the training "
+            f"part and in the validation tail (the last {VAL_FRACTION:.0%}) of the text, which "
+            f"have {cut} and {n - cut} of its {n}; use --seq-len ≤ {max(shortest - 1, 0)} "
+            "or a longer --text."
+        )
+    check_top_k(args, vocab)
+
+
+def check_top_k(args: argparse.Namespace, vocab: int) -> None:
+    """--top-k keeps the k likeliest characters: at most the vocabulary."""
+    if args.top_k is not None and args.top_k > vocab:
+        raise ValueError(
+            f"--top-k {args.top_k} exceeds the vocabulary of {vocab} characters; use ≤ {vocab}."
+        )
+
+
 def model_config(args: argparse.Namespace, tokenizer: text_data.CharTokenizer) -> dict[str, Any]:
     """Everything needed to rebuild the model and its tokenizer; stored in params.ckpt."""
     kwargs = {"dim": args.dim, "hidden": args.hidden_size, "depth": args.depth}
     if args.model == "transformer":
-        kwargs.update(heads=args.num_heads, dropout=args.dropout)
+        kwargs.update(num_heads=args.num_heads, dropout=args.dropout)
     return {
         "kind": args.model,
         "vocab": tokenizer.vocab_size,
@@ -92,31 +159,46 @@ def load_model(path: Path) -> tuple[Any, Any, text_data.CharTokenizer, int]:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    xla.enable_cpu_multi_output_fusion()  # before any JAX computation; see funcnn.scale.xla
+    try:
+        check_flags(args, cli.explicit_flags(build_parser, argv))
+    except ValueError as error:
+        cli.usage_error(parser, error)
     if args.load is not None:
         try:
             model, params, tokenizer, context = load_model(args.load)
             prompt = tokenizer.encode(args.prompt)
+            if prompt.shape[0] == 0:
+                raise ValueError("--prompt must have at least one character.")
+            check_top_k(args, tokenizer.vocab_size)
         except (OSError, ValueError) as error:
             cli.usage_error(parser, error)
         print(sample_text(args, model, params, tokenizer, prompt, context))
         return 0
-    # Every flag is checked before training: the corpus's characters decide which prompts work.
+    # Every flag is checked before training: the corpus's characters decide which prompts
+    # work, its length which windows fit; the model is built (abstractly) once to be sure.
     try:
         corpus = text_data.load_text(args.text) if args.text else text_data.stdlib_docstrings()
         tokenizer = text_data.CharTokenizer.from_text(corpus)
         prompt = tokenizer.encode(args.prompt)
         if prompt.shape[0] == 0:
             raise ValueError("--prompt must have at least one character.")
-    except (OSError, ValueError) as error:
+        check_text(args, corpus, tokenizer.vocab_size)
+        config = model_config(args, tokenizer)
+        model = char_lm(
+            args.model, tokenizer.vocab_size, max_len=args.seq_len, **config["model_kwargs"]
+        )
+        jax.eval_shape(lambda: model.init(jax.random.key(0), (args.batch_size, args.seq_len)))
+        if args.out is not None:
+            cli.check_output_files(args.out, OUTPUT_FILES)
+    except (OSError, ValueError, TypeError) as error:
         cli.usage_error(parser, error)
-    xla.enable_cpu_multi_output_fusion()  # before any JAX computation; see funcnn.scale.xla
     source = args.text or "stdlib module docstrings"
     print(f"text: {source}, {len(corpus):,} characters")
 
     def report(state, info):
         print(f"  step {int(state.step):6d}  train {info['bits_per_char']:.4g} bits/char")
 
-    config = model_config(args, tokenizer)
     result = lm.train_char_lm(
         args.model,
         corpus,
@@ -127,6 +209,7 @@ def main(argv=None) -> int:
         warmup_steps=args.warmup,
         weight_decay=args.weight_decay,
         clip_norm=args.clip_norm,
+        val_fraction=VAL_FRACTION,
         seed=args.seed,
         steps_per_dispatch=min(100, args.steps),
         callback=report,
@@ -152,7 +235,8 @@ def main(argv=None) -> int:
             "steps": args.steps,
             "history": result.history,
         }
-        (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        # ms_per_step is NaN when every dispatch compiled: strict JSON writes it as null
+        (args.out / "metrics.json").write_text(cli.json_text(metrics))
         (args.out / "sample.txt").write_text(sample)
         params_path = args.out / "params.ckpt"
         checkpoint.save(params_path, result.state.params, metadata={"lm_config": config})

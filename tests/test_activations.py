@@ -8,6 +8,7 @@ import pytest
 
 from funcnn import activations as act
 from funcnn.reference import functional as ref
+from funcnn.reference.numerical import numerical_grad
 
 # A grid through the interesting regions, including exactly 0 and large magnitudes.
 GRID = np.array([-30.0, -8.0, -2.5, -1.0, -0.3, 0.0, 0.2, 0.7, 1.5, 3.0, 9.0, 30.0])
@@ -26,6 +27,40 @@ ELEMENTWISE = [
         lambda x: act.gelu(x, approximate=True),
         lambda x: ref.gelu(x, approximate=True),
         lambda x: ref.gelu_grad(x, approximate=True),
+    ),
+    ("elu", act.elu, ref.elu, ref.elu_grad),
+    (
+        "elu_alpha",
+        lambda x: act.elu(x, 0.3),
+        lambda x: ref.elu(x, 0.3),
+        lambda x: ref.elu_grad(x, 0.3),
+    ),
+    (
+        "celu",
+        lambda x: act.celu(x, 2.5),
+        lambda x: ref.celu(x, 2.5),
+        lambda x: ref.celu_grad(x, 2.5),
+    ),
+    ("selu", act.selu, ref.selu, ref.selu_grad),
+    ("softsign", act.softsign, ref.softsign, ref.softsign_grad),
+    ("log_sigmoid", act.log_sigmoid, ref.log_sigmoid, ref.log_sigmoid_grad),
+    ("relu6", act.relu6, ref.relu6, ref.relu6_grad),
+    ("hard_sigmoid", act.hard_sigmoid, ref.hard_sigmoid, ref.hard_sigmoid_grad),
+    ("hard_swish", act.hard_swish, ref.hard_swish, ref.hard_swish_grad),
+    ("hard_tanh", act.hard_tanh, ref.hard_tanh, ref.hard_tanh_grad),
+    (
+        "hard_tanh_bounds",
+        lambda x: act.hard_tanh(x, -2.0, 5.0),
+        lambda x: ref.hard_tanh(x, -2.0, 5.0),
+        lambda x: ref.hard_tanh_grad(x, -2.0, 5.0),
+    ),
+    ("mish", act.mish, ref.mish, ref.mish_grad),
+    ("squareplus", act.squareplus, ref.squareplus, ref.squareplus_grad),
+    (
+        "squareplus_b",
+        lambda x: act.squareplus(x, 0.5),
+        lambda x: ref.squareplus(x, 0.5),
+        lambda x: ref.squareplus_grad(x, 0.5),
     ),
 ]
 IDS = [case[0] for case in ELEMENTWISE]
@@ -190,10 +225,14 @@ def test_softmax_jits_and_preserves_dtype():
     np.testing.assert_allclose(np.asarray(y, np.float64), ref.softmax(np.asarray(x)), atol=1e-2)
 
 
-ELEMENTWISE = ["relu", "step", "leaky_relu", "sigmoid", "softplus", "tanh", "silu", "gelu"]
+ELEMENTWISE_NAMES = [
+    *("relu", "step", "leaky_relu", "sigmoid", "softplus", "tanh", "silu", "gelu", "elu"),
+    *("celu", "selu", "softsign", "log_sigmoid", "relu6", "hard_sigmoid", "hard_swish"),
+    *("hard_tanh", "mish", "squareplus"),
+]
 
 
-@pytest.mark.parametrize("name", ELEMENTWISE)
+@pytest.mark.parametrize("name", ELEMENTWISE_NAMES)
 def test_nan_propagates_through_every_elementwise_activation(name):
     # A branch test like `x > 0` is False for NaN; a NaN input must not come out as a number
     # (relu(NaN) was 0: the NaN vanished from the loss while the params went NaN).
@@ -224,3 +263,64 @@ def test_step_is_heaviside_with_zero_at_zero_and_zero_gradient():
     assert y.dtype == jnp.float32
     np.testing.assert_array_equal(y, expected)
     np.testing.assert_array_equal(elementwise_grad(act.step)(jnp.asarray(x, jnp.float32)), 0.0)
+
+
+# ------------------------------------------ finite differences, glu, sparsemax, entmax
+# Away from the kinks (0, ±1, ±3, 6) every elementwise activation is smooth there.
+SMOOTH = np.array([-7.3, -2.2, -0.6, 0.35, 1.7, 4.4, 8.1])
+
+
+@pytest.mark.parametrize(("name", "fn", "ref_fn", "ref_grad"), ELEMENTWISE, ids=IDS)
+def test_elementwise_gradient_matches_central_differences_float64(name, fn, ref_fn, ref_grad):
+    h = 1e-6
+    with jax.enable_x64(True):
+        x = jnp.asarray(SMOOTH)
+        fd = (fn(x + h) - fn(x - h)) / (2 * h)
+        np.testing.assert_allclose(elementwise_grad(fn)(x), fd, rtol=1e-7, atol=1e-9)
+
+
+def test_glu_halves_the_axis_and_matches_reference_and_finite_differences():
+    x = np.random.default_rng(3).normal(size=(2, 6)) * 3
+    with jax.enable_x64(True):
+        for axis in (-1, 0):
+            got = act.glu(jnp.asarray(x), axis=axis)
+            np.testing.assert_allclose(got, ref.glu(x, axis=axis), rtol=1e-12)
+        loss = lambda v: jnp.sum(act.glu(v) ** 2)
+        g = jax.grad(loss)(jnp.asarray(x))
+        fd = numerical_grad(lambda v: float(np.sum(ref.glu(v) ** 2)), x)
+    assert act.glu(jnp.ones((3, 4))).shape == (3, 2)
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match=r"even.*\(2, 5\)"):
+        act.glu(jnp.ones((2, 5)))
+
+
+SIMPLEX = [
+    ("sparsemax", act.sparsemax, ref.sparsemax, 2.0),
+    ("entmax15", act.entmax15, ref.entmax15, 1.5),
+]
+Z = np.array([[0.3, -1.2, 2.0, 1.9, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0], [5.0, 0.1, 0.2, -3.0, 4.6]])
+
+
+@pytest.mark.parametrize(("name", "fn", "ref_fn", "alpha"), SIMPLEX, ids=[c[0] for c in SIMPLEX])
+def test_sparse_maps_match_bisection_and_their_jacobian(name, fn, ref_fn, alpha):
+    v = np.random.default_rng(4).normal(size=Z.shape)
+    with jax.enable_x64(True):
+        p = fn(jnp.asarray(Z))
+        np.testing.assert_allclose(p, ref_fn(Z), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(fn(jnp.asarray(Z.T), axis=0), ref_fn(Z).T, atol=1e-12)
+        _, vjp = jax.vjp(fn, jnp.asarray(Z))
+        np.testing.assert_allclose(vjp(jnp.asarray(v))[0], ref.entmax_vjp(p, v, alpha), atol=1e-10)
+        fd = numerical_grad(lambda x: float(np.sum(v * ref_fn(x))), Z)
+        np.testing.assert_allclose(vjp(jnp.asarray(v))[0], fd, atol=1e-6)
+    assert (np.asarray(p) == 0).any(), "both maps give exact zeros"
+
+
+@pytest.mark.parametrize(("name", "fn", "ref_fn", "alpha"), SIMPLEX, ids=[c[0] for c in SIMPLEX])
+def test_sparse_maps_are_finite_at_extremes(name, fn, ref_fn, alpha):
+    x = jnp.asarray([[1e4, -1e4, 0.0, 1e4 - 0.5], [-1e4, -1e4, -1e4, -1e4]], jnp.float32)
+    p, vjp = jax.vjp(fn, x)
+    chex.assert_tree_all_finite((p, vjp(jnp.ones_like(x))))
+    np.testing.assert_allclose(p, ref_fn(np.asarray(x, np.float64)), atol=1e-6)
+    np.testing.assert_allclose(np.sum(p, axis=-1), 1.0, rtol=1e-6)
+    with pytest.raises(TypeError, match="floating"):
+        fn(jnp.ones(3, jnp.int32))

@@ -81,7 +81,9 @@ def max_relative_error(ours, reference):
     )
 
 
-WARMUP_COSINE = dict(peak_value=3e-2, warmup_steps=50, decay_steps=400, end_value=1e-3)
+WARMUP_COSINE = dict(
+    init_value=0.0, peak_value=3e-2, warmup_steps=50, decay_steps=400, end_value=1e-3
+)
 MASK = {"conv": False, "dense": {"b": False, "w": True}}
 MASK_FLAT = {"conv/w": False, "dense/b": False, "dense/w": True}
 

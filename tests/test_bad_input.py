@@ -80,7 +80,7 @@ CASES = [
     ("cosine decay_steps=0", lambda: optim.cosine_decay(0.1, 0), ValueError, q("decay_steps=0")),
     (
         "warmup_steps<0",
-        lambda: optim.warmup_cosine_decay(0.1, -1, 10),
+        lambda: optim.warmup_cosine_decay(0.0, 0.1, -1, 10),
         ValueError,
         q("warmup_steps=-1"),
     ),
@@ -98,13 +98,13 @@ CASES = [
     ),
     (
         "exponential decay_rate=0",
-        lambda: optim.exponential_decay(0.1, 0.0, 10),
+        lambda: optim.exponential_decay(0.1, 10, 0.0),
         ValueError,
         q("decay_rate=0.0"),
     ),
     (
         "exponential transition_steps=0",
-        lambda: optim.exponential_decay(0.1, 0.5, 0),
+        lambda: optim.exponential_decay(0.1, 0, 0.5),
         ValueError,
         q("transition_steps=0"),
     ),

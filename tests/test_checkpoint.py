@@ -562,3 +562,143 @@ def test_a_member_whose_dtype_disagrees_with_the_manifest_is_refused(saved):
 def test_a_manager_makes_missing_parent_folders_and_opens_an_existing_one(tmp_path):
     CheckpointManager(tmp_path / "runs" / "a").save(3, {"w": np.zeros(2)})
     assert CheckpointManager(tmp_path / "runs" / "a").steps() == [3]  # resuming: it exists
+
+
+# ----------------------------------------------------------------------------- every dtype
+
+# (dtype, values at the edges of what it holds): each must come back bit for bit.
+EVERY_DTYPE = [
+    ("bool", [True, False]),
+    ("int8", [-128, 127]),
+    ("uint8", [0, 255]),
+    ("int16", [-(2**15), 2**15 - 1]),
+    ("uint16", [0, 2**16 - 1]),
+    ("int32", [-(2**31), 2**31 - 1]),
+    ("uint32", [0, 2**32 - 1]),
+    ("int64", [2**40, -(2**63)]),
+    ("uint64", [2**63 + 5, 2**64 - 1]),
+    ("float16", [65504.0, 6e-8]),
+    ("float32", [3.4e38, 1e-45]),
+    ("float64", [1 / 3, 1e-310]),
+    ("complex64", [1 + 1j / 3, -0.0 - 2j]),
+    ("complex128", [1 + 1j / 3, 1e300 - 1e-300j]),
+    ("bfloat16", [3e38, -1 / 3]),
+    ("float8_e4m3fn", [448.0, -0.015625]),
+]
+
+
+@pytest.mark.parametrize("dtype, values", EVERY_DTYPE, ids=[d for d, _ in EVERY_DTYPE])
+def test_every_dtype_round_trips_exactly_without_like(tmp_path, dtype, values):
+    # jax's x64 mode is off here: a device copy would turn int64 2**40 into 0, uint64
+    # 2**63 + 5 into 5 and float64 into float32. Without `like`, NumPy of the stored dtype.
+    x = np.asarray(values, dtype=dtype)
+    path = checkpoint.save(tmp_path / "d.npz", {"x": x, "scalar": x[0]})
+    back = checkpoint.restore(path)
+    for got, want in [(back["x"], x), (back["scalar"], x[0])]:
+        assert isinstance(got, np.ndarray), type(got)
+        assert got.dtype == want.dtype and got.shape == np.shape(want)
+        assert got.tobytes() == np.asarray(want).tobytes()
+    if dtype in ("int64", "uint64", "float64"):  # the reported cases, spelled out
+        assert back["x"].tolist() == [float(v) if dtype == "float64" else v for v in values]
+
+
+def test_like_of_64_bit_shape_dtype_structs_comes_back_as_numpy_not_narrowed(tmp_path):
+    tree = {"i64": np.asarray([2**40]), "f64": np.asarray([1 / 3]), "u64": np.uint64(2**63 + 5)}
+    path = checkpoint.save(tmp_path / "w.npz", tree)
+    like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), tree)
+    back = checkpoint.restore(path, like=like)
+    assert back["i64"].tolist() == [2**40] and back["f64"].tolist() == [1 / 3]
+    assert int(back["u64"]) == 2**63 + 5 and back["u64"].dtype == np.uint64
+
+
+def test_64_bit_leaves_refuse_a_device_sharding_that_would_narrow_them(tmp_path):
+    path = checkpoint.save(tmp_path / "w.npz", {"i64": np.asarray([2**40])})
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    like = {"i64": jax.ShapeDtypeStruct((1,), np.int64, sharding=sharding)}
+    with pytest.raises(CheckpointError, match=r"'i64': dtype int64 cannot be placed.*x64"):
+        checkpoint.restore(path, like=like)
+
+
+@pytest.mark.parametrize("value", [np.asarray([1], "int4"), np.asarray(["a"], object)])
+def test_dtypes_it_cannot_store_exactly_are_refused_on_save(tmp_path, value):
+    with pytest.raises(TypeError, match=r"cannot checkpoint leaf 'v' of dtype"):
+        checkpoint.save(tmp_path / "v.npz", {"v": value})
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "metadata, where",
+    [
+        ({1: 2}, r"got 1 \(int\) in metadata\."),
+        ({"a": 1, 2: 3}, r"got 2 \(int\) in metadata\."),
+        ({"cfg": {None: 1, "b": 2}}, r"got None \(NoneType\) in metadata\['cfg'\]"),
+        ({"runs": [{(1, 2): 3}]}, r"got \(1, 2\) \(tuple\) in metadata\['runs'\]\[0\]"),
+    ],
+)
+def test_metadata_keys_that_are_not_strings_are_refused_naming_the_key(tmp_path, metadata, where):
+    with pytest.raises(TypeError, match=r"metadata keys must be str.*" + where):
+        checkpoint.save(tmp_path / "m.npz", {"a": np.ones(1)}, metadata=metadata)
+    assert not list(tmp_path.iterdir())
+
+
+def test_metadata_must_be_a_dict(tmp_path):
+    with pytest.raises(TypeError, match=r"metadata must be a dict.*got list"):
+        checkpoint.save(tmp_path / "m.npz", {"a": np.ones(1)}, metadata=[1, 2])
+
+
+def test_manager_refuses_a_step_below_the_newest_and_keeps_what_it_wrote(tmp_path):
+    manager = CheckpointManager(tmp_path, keep=1)
+    later = manager.save(100, {"x": np.ones(2)})
+    # A run restarted over a later run's folder: refused, nothing written, nothing deleted.
+    with pytest.raises(ValueError, match=r"cannot save step 5 .*later step \(ckpt_0000000100"):
+        manager.save(5, {"x": np.zeros(2)})
+    assert manager.steps() == [100] and later.exists()
+    # Saving the newest step again replaces it; every returned path exists.
+    again = manager.save(100, {"x": np.full(2, 2.0)})
+    assert again == later and again.exists() and manager.steps() == [100]
+    newest = manager.save(101, {"x": np.full(2, 3.0)})
+    assert newest.exists() and manager.steps() == [101]
+    assert checkpoint.restore(newest)["x"].tolist() == [3.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    "step, error, message",
+    [
+        (-1, ValueError, r"step must be an int ≥ 0, got step=-1"),
+        (True, TypeError, r"step must be an int ≥ 0, got True \(bool\)"),
+        (np.bool_(False), TypeError, r"got np.False_ \(bool\)"),
+        (3.0, TypeError, r"got 3.0 \(float\)"),
+        ("7", TypeError, r"got '7' \(str\)"),
+    ],
+)
+def test_manager_refuses_steps_that_are_not_nonnegative_ints(tmp_path, step, error, message):
+    manager = CheckpointManager(tmp_path, keep=3)
+    with pytest.raises(error, match=message):
+        manager.save(step, {"x": np.ones(1)})
+    assert list(tmp_path.iterdir()) == [] and manager.steps() == []
+    assert manager.save(np.int64(4), {"x": np.ones(1)}).name == "ckpt_0000000004.npz"
+
+
+def test_a_read_only_manager_makes_and_sweeps_nothing(tmp_path):
+    missing = CheckpointManager(tmp_path / "absent", keep=1, create=False)
+    assert missing.steps() == [] and missing.restore_latest() is None
+    assert not (tmp_path / "absent").exists()
+    stale = tmp_path / ".ckpt_0000000005.npz.abc.tmp"
+    stale.write_bytes(b"partial")
+    reader = CheckpointManager(tmp_path, keep=1, create=False)
+    assert stale.exists() and reader.steps() == []
+
+
+def test_a_corrupt_later_file_is_set_aside_so_a_resumed_run_can_save(tmp_path):
+    manager = CheckpointManager(tmp_path, keep=3)
+    manager.save(10, {"x": np.ones(2)})
+    torn = manager.save(20, {"x": np.full(2, 2.0)})
+    data = torn.read_bytes()
+    torn.write_bytes(data[: len(data) // 2])  # a bad disk block: restore_latest skips it
+    with pytest.warns(UserWarning, match="skipping corrupt checkpoint"):
+        assert manager.restore_latest()[2] == 10
+    # The run resumed from step 10 goes on: step 15 is saved, the torn file kept aside.
+    with pytest.warns(UserWarning, match=r"moved corrupt checkpoint .*ckpt_0000000020.npz aside"):
+        manager.save(15, {"x": np.full(2, 1.5)})
+    assert manager.steps() == [15, 10]
+    assert (tmp_path / "ckpt_0000000020.npz.corrupt").read_bytes() == data[: len(data) // 2]

@@ -43,7 +43,7 @@ def test_verify_script_runs_the_chosen_configurations_and_writes_their_rows(
 ):
     # The script's plumbing (flags, --only, JSON rows, exit status) on one configuration of
     # each family; every configuration's agreement itself is test_reference_agreement's job
-    # (the same registry.compare_all, 500 steps, both dtypes), not repeated here.
+    # (the same runner.compare_all, 500 steps, both dtypes), not repeated here.
     names = ["sgd_momentum", "adamw_piecewise_constant", "adafactor", "lion_cosine"]
     only = [flag for name in names for flag in ("--only", name)]
     argv = ["--out", str(tmp_path), "verify", "--steps", "5", "--dtype", "float64", *only]
@@ -72,7 +72,7 @@ WRONG = {
 
 
 def test_verify_reports_perturbed_updates_as_fail():
-    rows = {(r.configuration, r.dtype): r for r in verify.verify_all(steps=5, registry=WRONG)}
+    rows = {(r.configuration, r.dtype): r for r in verify.verify_all(steps=5, configurations=WRONG)}
     assert not rows["nesterov_instead_of_momentum", "float64"].passed
     assert not rows["nesterov_instead_of_momentum", "float32"].passed
     assert rows["nesterov_instead_of_momentum", "float32"].max_rel_error > 1e-3
@@ -92,15 +92,40 @@ def test_verify_script_exits_nonzero_on_fail(script, tmp_path, capsys, monkeypat
     assert json.loads((tmp_path / "verify.json").read_text())[0]["result"] == "FAIL"
 
 
+def test_formula_prints_both_sides_with_every_hyperparameter_spelled_out(script, capsys):
+    assert script.main(["verify", "--formula", "adamw_mask_tree"]) == 0
+    out = capsys.readouterr().out
+    assert "funcnn:    optim.adamw(learning_rate=0.01, weight_decay=0.1, mask={'conv': False" in out
+    assert (
+        "reference: reference.optim.AdamW(learning_rate=0.01, weight_decay=0.1, "
+        "mask={'dense/w': True, 'dense/b': False, 'conv/w': False})"
+    ) in out
+    assert "_TREE_MASK" not in out and "_WARMUP" not in out  # no private constant names
+    for spec in registry.CONFIGS.values():  # every spec renders and names real stages
+        assert spec.funcnn_call().startswith("optim.") and "reference" in spec.reference_call()
+
+
+def test_the_verify_table_marks_the_columns_that_decide(script, tmp_path, capsys):
+    argv = ["--out", str(tmp_path), "verify", "--only", "sgd", "--steps", "2"]
+    assert script.main([*argv, "--dtype", "float64"]) == 0
+    out = capsys.readouterr().out
+    assert "max_rel_error*" in out and "max_lr_error*" in out and "max_abs_error " in out
+    assert "PASS when every column marked * is ≤ tolerance" in out
+
+
+def test_the_race_count_in_the_help_is_the_registrys(script):
+    assert f"# {len(race.RACE_OPTIMIZERS)} optimizers × 4 problems" in script.__doc__
+
+
 def test_formula_prints_the_docstrings_of_the_code_that_runs(script, capsys):
-    used = verify.documented_functions(registry.CONFIGS["clip_adamw_warmup_cosine"].build)
+    used = verify.documented_functions(registry.CONFIGS["clip_adamw_warmup_cosine"])
     assert {optim.clip_by_global_norm, optim.adamw, optim.warmup_cosine_decay} <= set(used)
     assert script.main(["verify", "--formula", "adamw_mask_fn"]) == 0
     out = capsys.readouterr().out
     assert optim.adamw.__doc__.strip().splitlines()[0] in out
     assert "θ ← θ − ηₜ·(m̂/(√v̂ + ε) + λ·θ·maskᵢ)" in out
     for name, config in registry.CONFIGS.items():
-        assert verify.documented_functions(config.build), name
+        assert verify.documented_functions(config), name
 
 
 # ------------------------------------------------------------------------------------ race

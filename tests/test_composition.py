@@ -78,7 +78,7 @@ CASES = [
     Case("sequence_regressor (cnn)", sequence_regressor("cnn", F, dim=4), real="all", wrap=False),
     Case(
         "sequence_regressor (transformer)",
-        sequence_regressor("transformer", F, dim=4, heads=2, depth=1),
+        sequence_regressor("transformer", F, dim=4, num_heads=2, depth=1),
         real="all",
         wrap=False,
     ),

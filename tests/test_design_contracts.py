@@ -278,7 +278,7 @@ def test_adamw_decoupled_decay_uses_the_scheduled_learning_rate():
 
 def test_warmup_cosine_decay_every_step_through_and_past_the_end_float64():
     peak, warmup, total, end, init = 2.0, 4, 12, 0.3, 0.5
-    schedule = optim.warmup_cosine_decay(peak, warmup, total, end_value=end, init_value=init)
+    schedule = optim.warmup_cosine_decay(init, peak, warmup, total, end_value=end)
     steps = np.arange(0, 3 * total, dtype=np.int32)
     with jax.enable_x64(True):
         traced = np.asarray(jax.jit(jax.vmap(schedule))(jnp.asarray(steps)))
@@ -333,7 +333,7 @@ def test_bad_hyperparameters_raise_at_build_naming_argument_and_value(alias, kwa
 
 # --- Traps: dtypes, int32 counters, integer hyperparameters, donation — every alias -----
 
-SCHEDULE = optim.warmup_cosine_decay(1e-2, 2, 10, init_value=1e-3)
+SCHEDULE = optim.warmup_cosine_decay(1e-3, 1e-2, 2, 10)
 EVERY_ALIAS = {
     "sgd": optim.sgd(0.1),
     "sgd_momentum": optim.sgd(0.1, 0.9),

@@ -45,7 +45,7 @@ def test_layer_outputs_and_zero_fractions_match_numpy():
 def test_sigmoid_gradients_vanish_at_depth_20_and_relu_gradients_do_not():
     norms = {
         name: experiments.gradient_norms(
-            experiments.ACTIVATIONS[name],
+            activations.get(name),
             depth=20,
             width=32,
             batch=64,

@@ -9,7 +9,7 @@ import pytest
 
 from funcnn import sampling
 from funcnn.lab import lm
-from funcnn.nn.sequence_models import KINDS, char_lm, sequence_regressor
+from funcnn.nn.sequence_models import ARCHITECTURES, char_lm, sequence_regressor
 
 KEY = jax.random.key(0)
 VOCAB = 7
@@ -80,9 +80,9 @@ def test_generate_is_reproducible_and_validates(small_lm):
         sampling.generate(model, params, jnp.zeros((0,), jnp.int32), key=KEY, length=2, context=4)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ARCHITECTURES)
 def test_every_char_lm_is_causal(kind, rng):
-    model = char_lm(kind, VOCAB, dim=8, hidden=8, depth=2, heads=2, max_len=8)
+    model = char_lm(kind, VOCAB, dim=8, hidden=8, depth=2, num_heads=2, max_len=8)
     params, out_shape = model.init(KEY, (2, 8))
     assert out_shape == (2, 8, VOCAB)
     apply = jax.jit(model.apply)
@@ -94,9 +94,9 @@ def test_every_char_lm_is_causal(kind, rng):
     assert np.abs(changed[:, 5:] - base[:, 5:]).max() > 0
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ARCHITECTURES)
 def test_regressor_ignores_padding(kind, rng):
-    model = sequence_regressor(kind, 2, dim=8, depth=2, heads=2)
+    model = sequence_regressor(kind, 2, dim=8, depth=2, num_heads=2)
     params, out_shape = model.init(KEY, (2, 6, 2))
     assert out_shape == (2,)
     apply = jax.jit(model.apply)

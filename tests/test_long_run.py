@@ -34,7 +34,7 @@ def test_ten_thousand_steps_of_the_main_job_compile_once_stay_finite_and_flat():
 
     def measure(state, info):
         del state
-        if info["step"] >= 1000 and "1k" not in resident:
+        if info.step >= 1000 and "1k" not in resident:
             resident["1k"] = resident_bytes()
         return False
 

@@ -284,7 +284,9 @@ def test_soft_target_gradient_is_minus_log_softmax_also_where_the_target_is_zero
 def test_soft_target_gradient_matches_finite_differences_with_smoothing():
     rng = np.random.default_rng(11)
     z, q = rng.standard_normal((3, 4)), rng.dirichlet(np.ones(4), size=3)
-    q[0, 2] = 0.0
+    # A small target (not 0: the central difference would step to a negative mass, which
+    # cross_entropy refuses; q_k = 0 itself is checked in closed form above).
+    q[0, 2] = 1e-4
     with jax.enable_x64(True):
         loss = lambda t: losses.cross_entropy(jnp.asarray(z), t, label_smoothing=0.2)
         grad = np.asarray(jax.grad(loss)(jnp.asarray(q)))
@@ -379,3 +381,368 @@ def test_cross_entropy_label_smoothing_on_sequence_logits(kind, rng):
     want = ref.cross_entropy(z, targets, label_smoothing=0.2, reduction="none")
     assert got.shape == (2, 3)
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# -------------------------------------------------- #24: the two cross-entropy cases
+
+
+@pytest.mark.parametrize(
+    "targets", [np.array([1]), np.array([[0.0, 1.0, 0.0]])], ids=["ids", "soft"]
+)
+def test_cross_entropy_with_every_logit_minus_inf_is_plus_inf(targets):
+    # log p = −∞ for every class: the target has probability 0, so ℓ = +∞ (it was −0.0).
+    z = jnp.full((1, 3), -jnp.inf)
+    assert float(losses.cross_entropy(z, jnp.asarray(targets))) == np.inf
+    assert float(jax.jit(losses.cross_entropy)(z, jnp.asarray(targets))) == np.inf
+    # …and a padded (masked) row of −∞ logits still contributes nothing, gradient included.
+    both = jnp.concatenate([z, jnp.zeros((1, 3))])
+    kept = jnp.array([False, True])
+    targets2 = jnp.concatenate([jnp.asarray(targets)] * 2)
+    value, grad = jax.value_and_grad(lambda v: losses.cross_entropy(v, targets2, where=kept))(both)
+    assert float(value) == pytest.approx(np.log(3))
+    assert np.isfinite(np.asarray(grad)).all()
+
+
+def test_cross_entropy_refuses_soft_targets_with_negative_mass():
+    z = jnp.zeros((2, 3))
+    q = jnp.array([[1.2, -0.2, 0.0], [0.5, 0.5, 0.0]])  # row 0 sums to 1 with negative mass
+    with pytest.raises(ValueError, match=r"targets must be non-negative.*-0.2"):
+        losses.cross_entropy(z, q)
+    # Under jit the values cannot be seen: that row's loss is NaN, not a number.
+    per_row = jax.jit(lambda z, q: losses.cross_entropy(z, q, reduction="none"))(z, q)
+    assert np.isnan(per_row[0]) and float(per_row[1]) == pytest.approx(np.log(3))
+
+
+# ============================================================== the rest of the catalogue
+# One table: each loss beside its float64 transcription, on tiny (3, 4) inputs, checked for
+# values (three reductions, with and without a mask), gradients (against central
+# differences of the transcription), extremes (±1e4) and garbage in masked entries.
+_C = np.random.default_rng(7)
+P = _C.normal(size=(3, 4)) * 1.5  # predictions / logits / scores (B, K)
+Y = _C.normal(size=(3, 4))  # regression targets
+N = _C.normal(size=(3, 4))  # negatives for the triplet loss
+VAR = _C.uniform(0.2, 2.0, size=(3, 4))
+COUNTS = _C.integers(0, 6, size=(3, 4)).astype(np.float64)
+RATES = _C.uniform(0.1, 3.0, size=(3, 4))
+Q = np.array([[0.2, 0.3, 0.5, 0.0], [0.1, 0.1, 0.1, 0.7], [0.25, 0.25, 0.25, 0.25]])
+LOG_Q = np.log(np.where(Q > 0, Q, 1.0)) + np.where(Q > 0, 0.0, -np.inf)
+LOG_P = ref.log_softmax(P)
+IDS3 = np.array([2, 0, 3])
+SIGNS = np.where(_C.normal(size=(3, 4)) > 0, 1.0, -1.0)
+BITS = (SIGNS > 0).astype(np.float64)
+ROW = np.array([True, False, True])
+ELEMENT = np.array([[True, False, True, True], [False, False, True, False], [True] * 4])
+
+# name: (funcnn loss, transcription, inputs, keyword arguments, mask of the loss shape)
+CATALOGUE = {
+    "l1_loss": (losses.l1_loss, ref.l1_loss, (P, Y), {}, ELEMENT),
+    "smooth_l1_loss": (losses.smooth_l1_loss, ref.smooth_l1_loss, (P, Y), {"beta": 0.5}, ELEMENT),
+    "huber_loss": (losses.huber_loss, ref.huber_loss, (P, Y), {"delta": 0.7}, ELEMENT),
+    "log_cosh": (losses.log_cosh, ref.log_cosh, (P, Y), {}, ELEMENT),
+    "gaussian_nll_loss": (
+        losses.gaussian_nll_loss,
+        ref.gaussian_nll_loss,
+        (P, Y, VAR),
+        {},
+        ELEMENT,
+    ),
+    "gaussian_nll_full": (
+        losses.gaussian_nll_loss,
+        ref.gaussian_nll_loss,
+        (P, Y, VAR),
+        {"full": True},
+        ELEMENT,
+    ),
+    "poisson_nll_loss": (losses.poisson_nll_loss, ref.poisson_nll_loss, (P, COUNTS), {}, ELEMENT),
+    "poisson_nll_rates_full": (
+        losses.poisson_nll_loss,
+        ref.poisson_nll_loss,
+        (RATES, COUNTS),
+        {"log_input": False, "full": True},
+        ELEMENT,
+    ),
+    "kl_divergence": (losses.kl_divergence, ref.kl_divergence, (LOG_P, Q), {}, ROW),
+    "kl_divergence_with_log_targets": (
+        losses.kl_divergence_with_log_targets,
+        ref.kl_divergence_with_log_targets,
+        (LOG_P, LOG_Q),
+        {},
+        ROW,
+    ),
+    "nll_loss": (losses.nll_loss, ref.nll_loss, (LOG_P, IDS3), {}, ROW),
+    "poly_loss_ids": (
+        losses.poly_loss_cross_entropy,
+        ref.poly_loss_cross_entropy,
+        (P, IDS3),
+        {"epsilon": 1.5},
+        ROW,
+    ),
+    "poly_loss_probs": (
+        losses.poly_loss_cross_entropy,
+        ref.poly_loss_cross_entropy,
+        (P, Q),
+        {},
+        ROW,
+    ),
+    "hinge_loss": (losses.hinge_loss, ref.hinge_loss, (P, SIGNS), {}, ELEMENT),
+    "perceptron_loss": (losses.perceptron_loss, ref.perceptron_loss, (P, SIGNS), {}, ELEMENT),
+    "multiclass_hinge_loss": (
+        losses.multiclass_hinge_loss,
+        ref.multiclass_hinge_loss,
+        (P, IDS3),
+        {},
+        ROW,
+    ),
+    "sigmoid_focal_loss": (
+        losses.sigmoid_focal_loss,
+        ref.sigmoid_focal_loss,
+        (P, BITS),
+        {"alpha": 0.25},
+        ELEMENT,
+    ),
+    "sigmoid_focal_gamma_half": (
+        losses.sigmoid_focal_loss,
+        ref.sigmoid_focal_loss,
+        (P, BITS),
+        {"gamma": 0.5},
+        ELEMENT,
+    ),
+    "sparsemax_loss": (losses.sparsemax_loss, ref.sparsemax_loss, (P, BITS), {}, ELEMENT),
+    "multiclass_sparsemax_loss": (
+        losses.multiclass_sparsemax_loss,
+        ref.multiclass_sparsemax_loss,
+        (P, IDS3),
+        {},
+        ROW,
+    ),
+    "cosine_similarity": (losses.cosine_similarity, ref.cosine_similarity, (P, Y), {}, ROW),
+    "cosine_distance": (
+        losses.cosine_distance,
+        lambda a, b: 1 - ref.cosine_similarity(a, b),
+        (P, Y),
+        {},
+        ROW,
+    ),
+    "triplet_margin_loss": (
+        losses.triplet_margin_loss,
+        ref.triplet_margin_loss,
+        (P, Y, N),
+        {"margin": 2.0},
+        ROW,
+    ),
+    "triplet_margin_l3": (
+        losses.triplet_margin_loss,
+        ref.triplet_margin_loss,
+        (P, Y, N),
+        {"margin": 2.0, "norm_degree": 3.0},
+        ROW,
+    ),
+}
+NAMES = list(CATALOGUE)
+
+
+def _call(name, *inputs, **extra):
+    fn, _, _, kwargs, _ = CATALOGUE[name]
+    return fn(*[jnp.asarray(a) for a in inputs], **kwargs, **extra)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_catalogue_values_match_the_transcription_for_every_reduction_and_mask(name):
+    _, reference, inputs, kwargs, mask = CATALOGUE[name]
+    per_element = reference(*inputs, **kwargs)
+    with jax.enable_x64(True):
+        for reduction in REDUCTIONS:
+            for where in (None, mask):
+                got = _call(name, *inputs, reduction=reduction, where=where)
+                want = ref.reduce_losses(per_element, reduction, where)
+                np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_catalogue_gradient_matches_central_differences_of_the_transcription(name):
+    _, reference, inputs, kwargs, _ = CATALOGUE[name]
+    first, rest = inputs[0], inputs[1:]
+    with jax.enable_x64(True):
+        grad = jax.grad(lambda x: _call(name, x, *rest, reduction="sum"))(jnp.asarray(first))
+    fd = numerical_grad(lambda x: float(np.sum(reference(x, *rest, **kwargs))), first)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_catalogue_is_finite_at_plus_minus_1e4_in_float32(name):
+    _, reference, inputs, kwargs, _ = CATALOGUE[name]
+    first = np.where(P > 0, 1e4, -1e4).astype(np.float32)
+    if name.startswith(("kl_divergence", "nll")):  # log-probabilities: ≤ 0
+        first = -np.abs(first)
+    if name.startswith("poisson"):  # e^1e4 is +∞ (the loss itself is that large)
+        first = -np.abs(first) if "rates" not in name else np.abs(first)
+    rest = [
+        np.asarray(a, np.float32) if np.asarray(a).dtype == np.float64 else a for a in inputs[1:]
+    ]
+    value, grad = jax.value_and_grad(lambda x: _call(name, x, *rest))(jnp.asarray(first))
+    chex.assert_tree_all_finite((value, grad))
+    if not name.startswith(("multiclass_sparsemax", "kl_divergence_with")):
+        want = ref.reduce_losses(reference(first, *rest, **kwargs))
+        # The triplet loss subtracts two distances of size 1e4: float32 keeps ~1e-3 of it.
+        np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-2 if "triplet" in name else 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_catalogue_garbage_under_the_mask_changes_nothing_and_all_masked_is_zero(name):
+    _, _, inputs, _, mask = CATALOGUE[name]
+    first, rest = inputs[0], inputs[1:]
+    row_mask = mask if mask.shape == first.shape else np.broadcast_to(mask[:, None], first.shape)
+    dirty = np.where(row_mask, first, np.nan)
+    with jax.enable_x64(True):
+        loss = lambda x, w: _call(name, x, *rest, where=w)
+        clean_value, clean_grad = jax.value_and_grad(loss)(jnp.asarray(first), mask)
+        value, grad = jax.value_and_grad(loss)(jnp.asarray(dirty), mask)
+        np.testing.assert_allclose(value, clean_value, rtol=1e-12)
+        np.testing.assert_allclose(grad, clean_grad, rtol=1e-12, atol=1e-15)
+        assert (np.asarray(grad)[~row_mask] == 0).all()
+        nothing, no_grad = jax.value_and_grad(loss)(jnp.asarray(dirty), np.zeros_like(mask))
+        assert float(nothing) == 0.0 and (np.asarray(no_grad) == 0).all()
+
+
+def test_every_catalogue_loss_names_its_second_argument_targets_or_says_why():
+    import inspect
+
+    second = {
+        name: list(inspect.signature(fn).parameters)[1] for name, (fn, *_) in CATALOGUE.items()
+    }
+    assert {n: s for n, s in second.items() if s != "targets"} == {
+        "kl_divergence_with_log_targets": "log_targets",
+        "triplet_margin_loss": "positives",
+        "triplet_margin_l3": "positives",
+    }
+
+
+def test_ntxent_matches_the_transcription_and_finite_differences():
+    e = _C.normal(size=(6, 3))
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    with jax.enable_x64(True):
+        value, grad = jax.jit(jax.value_and_grad(losses.ntxent), static_argnums=2)(
+            jnp.asarray(e), labels, 0.5
+        )
+        pairs = jax.jit(lambda v: losses.ntxent(v, labels, 0.5, reduction="none"))(e)
+    np.testing.assert_allclose(value, ref.ntxent(e, labels, 0.5), rtol=1e-10)
+    assert pairs.shape == (6, 6) and np.count_nonzero(pairs) == 6
+    fd = numerical_grad(lambda x: ref.ntxent(x, labels, 0.5), e)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
+    big = jax.jit(jax.grad(losses.ntxent))(
+        jnp.asarray(np.where(e > 0, 1e4, 0.0), jnp.float32), labels
+    )
+    chex.assert_tree_all_finite(big)  # zero rows and 1e4 entries alike
+
+
+def test_dice_loss_matches_the_transcription_and_finite_differences():
+    z = _C.normal(size=(2, 3, 3, 4))  # (B, H, W, C)
+    y = np.eye(4)[_C.integers(0, 4, size=(2, 3, 3))]
+    with jax.enable_x64(True):
+        for reduction in REDUCTIONS:
+            got = losses.dice_loss(jnp.asarray(z), jnp.asarray(y), reduction=reduction)
+            want = ref.reduce_losses(ref.dice_loss(z, y), reduction)
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+        grad = jax.jit(
+            jax.grad(lambda v: losses.dice_loss(v, jnp.asarray(y), alpha=0.3, beta=0.7))
+        )(jnp.asarray(z))
+    fd = numerical_grad(lambda v: float(ref.dice_loss(v, y, alpha=0.3, beta=0.7).mean()), z)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
+    sig = losses.dice_loss(jnp.asarray(z[..., :1]), jnp.asarray(y[..., :1]), reduction="none")
+    np.testing.assert_allclose(sig, ref.dice_loss(z[..., :1], y[..., :1]), rtol=1e-6)
+
+
+def test_ctc_loss_matches_the_forward_algorithm_with_padding_repeats_and_impossible_rows():
+    z = _C.normal(size=(3, 6, 4)) * 2  # (B, T, K), blank 0
+    targets = np.array([[1, 1, 2], [3, 2, 0], [2, 3, 1]])  # a repeat; a padded label
+    t_len, s_len = np.array([6, 4, 2]), np.array([3, 2, 3])  # row 2: 3 labels in 2 steps
+    keep_t = np.arange(6)[None, :] < t_len[:, None]
+    keep_s = np.arange(3)[None, :] < s_len[:, None]
+    dirty = np.where(keep_t[..., None], z, np.nan)  # garbage in padded steps
+    with jax.enable_x64(True):
+        loss = lambda v: losses.ctc_loss(
+            v, jnp.asarray(targets), logit_where=keep_t, target_where=keep_s, reduction="none"
+        )
+        got = jax.jit(loss)(jnp.asarray(dirty))
+        grad = jax.jit(jax.grad(lambda v: jnp.sum(loss(v)[:2])))(jnp.asarray(dirty))
+    want = ref.ctc_loss(z, targets, t_len, s_len)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    assert np.isinf(got[2]) and np.isinf(want[2])
+    fd = numerical_grad(lambda v: float(ref.ctc_loss(v, targets, t_len, s_len)[:2].sum()), z)
+    np.testing.assert_allclose(np.where(keep_t[..., None], grad, 0), fd, rtol=1e-5, atol=1e-8)
+    assert np.isfinite(np.asarray(grad)).all()
+    with pytest.raises(ValueError, match="other than the blank 0"):
+        losses.ctc_loss(jnp.asarray(z), jnp.asarray(targets))  # the padded 0 is not masked
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: losses.l1_loss(jnp.ones(3), jnp.ones((3, 1))), ValueError, "same shape"),
+        (lambda: losses.huber_loss(jnp.ones(3), jnp.ones(3), delta=0), ValueError, "delta"),
+        (lambda: losses.smooth_l1_loss(jnp.ones(3), jnp.ones(3), beta=-1), ValueError, "beta"),
+        (
+            lambda: losses.l1_loss(jnp.ones(3), jnp.ones(3), where=jnp.ones(2, bool)),
+            ValueError,
+            r"where.shape=\(2,\)",
+        ),
+        (lambda: losses.log_cosh(jnp.ones(3), jnp.ones(3), where=jnp.ones(3)), TypeError, "bool"),
+        (lambda: losses.hinge_loss(jnp.ones(2), jnp.array([1.0, 0.0])), ValueError, "±1"),
+        (
+            lambda: losses.gaussian_nll_loss(jnp.ones(2), jnp.ones(2), -jnp.ones(2)),
+            ValueError,
+            "non-negative",
+        ),
+        (lambda: losses.poisson_nll_loss(jnp.ones(2), -jnp.ones(2)), ValueError, "≥ 0"),
+        (
+            lambda: losses.kl_divergence(jnp.zeros((1, 2)), jnp.array([[1.5, -0.5]])),
+            ValueError,
+            "≥ 0",
+        ),
+        (lambda: losses.nll_loss(jnp.zeros((2, 3)), jnp.array([0, 3])), ValueError, r"\[0, 3\)"),
+        (lambda: losses.nll_loss(jnp.zeros((2, 3)), jnp.zeros(2)), TypeError, "integer class"),
+        (
+            lambda: losses.multiclass_hinge_loss(jnp.zeros((2, 3)), jnp.array([0, 5])),
+            ValueError,
+            "5",
+        ),
+        (lambda: losses.sparsemax_loss(jnp.zeros(2), jnp.array([0.0, 2.0])), ValueError, "0 or 1"),
+        (
+            lambda: losses.sigmoid_focal_loss(jnp.zeros(2), jnp.zeros(2), gamma=-1),
+            ValueError,
+            "gamma",
+        ),
+        (lambda: losses.ntxent(jnp.zeros((3, 2)), jnp.zeros(2, int)), ValueError, r"\(B, D\)"),
+        (lambda: losses.dice_loss(jnp.zeros(3), jnp.zeros(3)), ValueError, "B, …, C"),
+        (lambda: losses.ctc_loss(jnp.zeros((2, 3)), jnp.zeros((2, 1), int)), ValueError, "B, T, K"),
+        (
+            lambda: losses.cosine_distance(jnp.ones(3), jnp.ones(3), reduction="avg"),
+            ValueError,
+            "reduction",
+        ),
+    ],
+)
+def test_catalogue_bad_input_is_named(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+@pytest.mark.parametrize("labels", [IDS, PROBS], ids=["ids", "probs"])
+def test_cross_entropy_garbage_in_masked_rows_reaches_neither_value_nor_gradient(labels):
+    dirty = np.where(MASK[:, None], LOGITS, np.nan)
+    with jax.enable_x64(True):
+        loss = lambda z: losses.cross_entropy(z, jnp.asarray(labels), where=MASK)
+        value, grad = jax.value_and_grad(loss)(jnp.asarray(dirty))
+    np.testing.assert_allclose(value, ref.cross_entropy(LOGITS, labels, where=MASK), rtol=1e-12)
+    assert np.isfinite(np.asarray(grad)).all() and (np.asarray(grad)[~MASK] == 0).all()
+
+
+def test_value_checks_skip_masked_padding():
+    # Padding may hold anything: the ±1 / counts / probability checks look only at kept entries.
+    keep = jnp.array([True, False])
+    assert float(losses.hinge_loss(jnp.zeros(2), jnp.array([1.0, 7.0]), where=keep)) == 1.0
+    assert np.isfinite(
+        float(losses.poisson_nll_loss(jnp.zeros(2), jnp.array([1.0, -5.0]), where=keep))
+    )
+    with pytest.raises(ValueError, match=r"±1, got \[7.0\]"):
+        losses.hinge_loss(jnp.zeros(2), jnp.array([1.0, 7.0]))

@@ -188,11 +188,11 @@ def test_lstm_scan_unroll_gives_the_same_values_and_gradients(rng):
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_forward_layer_is_causal_and_reverse_is_anticausal(kind):
-    x = jnp.asarray(X[0], jnp.float32)  # (T, F): a single unbatched example
+    x = jnp.asarray(X[0], jnp.float32)  # (T, F): one example, given a batch axis below
     for reverse in (False, True):
         layer = _layer(kind, reverse=reverse)
-        params, _ = layer.init(KEY, x.shape)
-        outputs = lambda x, layer=layer, params=params: layer.apply(params, x)
+        params, _ = layer.init(KEY, (1, *x.shape))
+        outputs = lambda x, layer=layer, params=params: layer.apply(params, x[None])[0]
         jac = jax.jit(jax.jacrev(outputs))(x)  # (T, H, T, F)
         influence = np.abs(np.asarray(jac)).sum(axis=(1, 3))  # (T_out, T_in)
         future = np.triu(np.ones_like(influence, bool), k=1)
@@ -212,10 +212,10 @@ def test_padding_invariance_and_batch_agreement(kind, rng):
     apply = jax.jit(functools.partial(layer.apply, return_carry=True))
     carry, ys = apply(params, jnp.asarray(padded, jnp.float32), mask=mask)
     for row, n in enumerate(lengths):
-        single_carry, single_ys = apply(params, jnp.asarray(X[row, :n], jnp.float32))
-        np.testing.assert_allclose(ys[row, :n], single_ys, rtol=1e-5, atol=1e-6)
+        single_carry, single_ys = apply(params, jnp.asarray(X[row : row + 1, :n], jnp.float32))
+        np.testing.assert_allclose(ys[row, :n], single_ys[0], rtol=1e-5, atol=1e-6)
         for got, want in zip(jax.tree.leaves(carry), jax.tree.leaves(single_carry), strict=True):
-            np.testing.assert_allclose(got[row], want, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(got[row], want[0], rtol=1e-5, atol=1e-6)
 
 
 def test_initial_carry_is_used_and_checked():
@@ -289,3 +289,82 @@ def test_init_input_weights_uniform_bound_and_orthogonal_gate_blocks(kind, block
     for name in ("b", "b_x", "b_h"):
         if name in params:
             np.testing.assert_array_equal(params[name], 0.0)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_a_rank_2_shape_is_refused_as_ambiguous(kind):
+    # (4, 3) could be a batch of 4 single steps or one sequence of 4 steps: refuse, name (B, T, C).
+    layer = _layer(kind)
+    with pytest.raises(
+        ValueError, match=r"expects \(batch, time, features\) — \(B, T, C\).*\(1, T, C\)"
+    ):
+        layer.init(KEY, (4, 3))
+    params, _ = layer.init(KEY, (4, 1, 3))
+    with pytest.raises(ValueError, match=r"got x.shape=\(4, 3\)"):
+        layer.apply(params, jnp.zeros((4, 3)))
+
+
+@pytest.fixture(scope="module")
+def padded_value_and_grad():
+    """kind -> jitted (params, x) -> (loss, (∂params, ∂x)) of a masked forward and reverse
+    layer, loss = Σ w·ys + Σ carry (every output and the final carry)."""
+    mask = jnp.asarray(MASK[:2])  # (2, 7): one full row, one with 3 padded steps
+    weights = jnp.asarray(np.random.default_rng(3).normal(size=(2, 7, 5)), jnp.float32)
+
+    def build(kind):
+        layers = [_layer(kind), _layer(kind, reverse=True)]
+        params = [_randomize_biases(layer.init(KEY, (2, 7, 4))[0]) for layer in layers]
+
+        def loss(params, x):
+            total = 0.0
+            for layer, p in zip(layers, params, strict=True):
+                carry, ys = layer.apply(p, x, mask=mask, return_carry=True)
+                total += jnp.sum(weights * ys) + sum(jnp.sum(c) for c in jax.tree.leaves(carry))
+            return total
+
+        return params, jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+
+    return {kind: build(kind) for kind in ("rnn", "lstm", "gru")}
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_garbage_in_padded_steps_changes_neither_values_nor_gradients(kind, padded_value_and_grad):
+    # The where(mask, new, old) trap: a NaN at a padded step gave a correct forward but NaN
+    # gradients for every leaf. Padded inputs are zeroed first, so the result must equal the
+    # zero-padded case exactly, for any garbage.
+    params, value_and_grad = padded_value_and_grad[kind]
+    padded = ~MASK[:2]
+    clean = np.where(padded[..., None], 0.0, X[:2]).astype(np.float32)
+    want_loss, (want_dparams, want_dx) = value_and_grad(params, jnp.asarray(clean))
+    assert np.isfinite(want_loss)
+    for garbage in (np.nan, np.inf, -np.inf, 1e30):
+        x = jnp.asarray(np.where(padded[..., None], garbage, X[:2]), jnp.float32)
+        loss, (dparams, dx) = value_and_grad(params, x)
+        assert loss == want_loss, (kind, garbage)
+        for got, want in zip(jax.tree.leaves(dparams), jax.tree.leaves(want_dparams), strict=True):
+            assert np.all(np.isfinite(got)), (kind, garbage)
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(dx, want_dx)
+        assert np.all(np.asarray(dx)[padded] == 0)  # a padded input has no influence at all
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_half_precision_inputs_and_zero_steps(kind):
+    # bf16/float16 x with float32 weights: the carry was made in x's dtype and lax.scan
+    # refused the float32 carry the step returned. T = 0: jnp.reshape(x, (-1, 0, C)) divided
+    # by zero. Now: the promoted computation (close to the float64 reference) and an empty
+    # output with the initial carry back.
+    layer = _layer(kind)
+    params = _randomize_biases(layer.init(KEY, (2, 3, 4))[0])
+    x = jnp.asarray(X[:2, :3], jnp.bfloat16)  # float16 takes the same path
+    ys = layer.apply(params, x)
+    assert ys.dtype == jnp.float32 and ys.shape == (2, 3, 5)
+    # the reference on the same (rounded) inputs: the arithmetic itself runs in float32
+    _, want = _reference(kind, params, np.asarray(x, np.float64), None, False)
+    np.testing.assert_allclose(ys, want, rtol=1e-5, atol=1e-6)
+    c0 = nn.recurrent.zero_carry(kind, (2,), 5)
+    c0 = jax.tree.map(lambda c: c + 0.5, c0)
+    carry, ys = layer.apply(params, jnp.zeros((2, 0, 4)), initial_carry=c0, return_carry=True)
+    assert ys.shape == (2, 0, 5)
+    for got, start in zip(jax.tree.leaves(carry), jax.tree.leaves(c0), strict=True):
+        np.testing.assert_array_equal(got, start)

@@ -39,23 +39,25 @@ OPTIMIZERS = {
         "sgd": optim.sgd(0.1),
         "sgd_momentum": optim.sgd(0.05, 0.9),
         "sgd_nesterov": optim.sgd(0.05, 0.9, nesterov=True),
-        "rmsprop": optim.rmsprop(optim.exponential_decay(0.05, 0.5, 100)),
+        "rmsprop": optim.rmsprop(optim.exponential_decay(0.05, 100, 0.5)),
         "rmsprop_centered_momentum": optim.rmsprop(
-            optim.exponential_decay(0.02, 0.5, 100), momentum=0.5, centered=True
+            optim.exponential_decay(0.02, 100, 0.5), momentum=0.5, centered=True
         ),
-        "adam": optim.adam(optim.exponential_decay(0.1, 0.5, 100)),
-        "adamw": optim.adamw(optim.exponential_decay(0.1, 0.5, 100), weight_decay=1e-6),
+        "adam": optim.adam(optim.exponential_decay(0.1, 100, 0.5)),
+        "adamw": optim.adamw(optim.exponential_decay(0.1, 100, 0.5), weight_decay=1e-6),
     },
     "rosenbrock": {
         "sgd": optim.sgd(1.8e-3),
         "sgd_momentum": optim.sgd(1e-3, 0.9),
         "sgd_nesterov": optim.sgd(1e-3, 0.9, nesterov=True),
-        "rmsprop": optim.rmsprop(optim.exponential_decay(0.01, 0.5, 600)),
+        "rmsprop": optim.rmsprop(optim.exponential_decay(0.01, 600, 0.5)),
         "rmsprop_centered_momentum": optim.rmsprop(
-            optim.exponential_decay(0.003, 0.5, 300), momentum=0.5, centered=True
+            optim.exponential_decay(0.003, 300, 0.5), momentum=0.5, centered=True
         ),
         "adam": optim.adam(optim.cosine_decay(0.05, NUM_STEPS)),
-        "adamw": optim.adamw(optim.warmup_cosine_decay(0.05, 100, NUM_STEPS), weight_decay=1e-4),
+        "adamw": optim.adamw(
+            optim.warmup_cosine_decay(0.0, 0.05, 100, NUM_STEPS), weight_decay=1e-4
+        ),
     },
 }
 
@@ -176,7 +178,7 @@ def test_first_update_uses_schedule_at_step_zero():
 
 
 def test_warmup_from_zero_means_the_first_adamw_update_changes_nothing():
-    opt = optim.adamw(optim.warmup_cosine_decay(1e-2, 10, 100), weight_decay=0.1)
+    opt = optim.adamw(optim.warmup_cosine_decay(0.0, 1e-2, 10, 100), weight_decay=0.1)
     new, state = _step(opt, PARAMS, GRADS)
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(PARAMS), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -233,7 +235,7 @@ def _train_step(optimizer, counter=None):
 @pytest.mark.parametrize("name", list(ALIASES))
 def test_float32_params_and_state_stay_float32_with_x64_on(name):
     with jax.enable_x64(True):
-        optimizer = ALIASES[name](optim.warmup_cosine_decay(1e-2, 2, 10))
+        optimizer = ALIASES[name](optim.warmup_cosine_decay(0.0, 1e-2, 2, 10))
         params = jax.tree.map(lambda x: x.astype(jnp.float32), PARAMS)
         grads = jax.tree.map(lambda x: x.astype(jnp.float32), GRADS)
         state = optimizer.init(params)
@@ -248,7 +250,7 @@ def test_float32_params_and_state_stay_float32_with_x64_on(name):
 @pytest.mark.parametrize("name", list(ALIASES))
 def test_new_schedule_values_and_second_updates_never_retrace(name):
     traces = []
-    optimizer = ALIASES[name](optim.warmup_cosine_decay(1e-2, 2, 10))
+    optimizer = ALIASES[name](optim.warmup_cosine_decay(0.0, 1e-2, 2, 10))
     step = jax.jit(_train_step(optimizer, traces))
     params, state = PARAMS, optimizer.init(PARAMS)
     rates = []

@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from funcnn import optim
 from funcnn.optim.base import check_hyperparameter, tree_zeros_like
@@ -146,7 +148,7 @@ def test_a_schedule_giving_negative_rates_is_refused_when_the_optimizer_is_built
         optim.sgd(falling)
     with pytest.raises(ValueError, match=r"gave nan at step 0"):
         optim.adam(lambda step: jnp.float32(jnp.nan) + 0 * step)
-    optim.adamw(optim.warmup_cosine_decay(1e-3, 10, 100))  # a valid schedule is accepted
+    optim.adamw(optim.warmup_cosine_decay(0.0, 1e-3, 10, 100))  # a valid schedule is accepted
 
 
 def test_an_optimizer_built_inside_vmap_over_its_learning_rate_runs():
@@ -167,3 +169,128 @@ def test_global_norm_of_bfloat16_leaves_is_accumulated_and_returned_in_float32()
     norm = optim.global_norm(grads)
     assert norm.dtype == jnp.float32
     assert float(norm) == 256.0
+
+
+# --- every transformation refuses what it cannot optimize (issue 24) --------------------------
+
+
+def _alias(name):
+    # schedule_free_adamw is the one alias without a default learning rate (as optax's)
+    return (
+        optim.schedule_free_adamw(1e-2) if name == "schedule_free_adamw" else getattr(optim, name)()
+    )
+
+
+# Every alias, a bare stage (no chain around it) and a wrapper: the check lives in
+# GradientTransformation itself, so each of them must refuse.
+TRANSFORMS = {
+    **{name: (lambda name=name: _alias(name)) for name in optim.aliases.__all__},
+    "scale_by_adam": lambda: optim.scale_by_adam(),
+    "accumulate(adam)": lambda: optim.accumulate(optim.adam(), 2),
+}
+MATRIX = {"w": jnp.ones((2, 3))}  # 2-D, so Muon accepts it too
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+def test_every_transformation_refuses_complex_int_and_bool_leaves(name):
+    opt = TRANSFORMS[name]()
+    with pytest.raises(TypeError, match=r"init: params\['w'\] has the complex dtype complex64"):
+        opt.init({"w": jnp.ones((2, 3), jnp.complex64)})
+    state = opt.init(MATRIX)
+    for dtype in (jnp.int32, jnp.bool_, jnp.complex64):
+        grads = {"w": jnp.ones((2, 3), dtype)}
+        with pytest.raises(TypeError, match=r"update: updates\['w'\] has .*dtype"):
+            opt.update(grads, state, MATRIX)
+        with pytest.raises(TypeError, match=r"update: updates\['w'\] has .*dtype"):
+            jax.jit(opt.update)(grads, state, MATRIX)  # refused at trace time as well
+
+
+def test_a_purely_imaginary_gradient_is_refused_not_half_applied():
+    # What the check prevents: Adam on complex leaves moved by the real part of g only.
+    opt = optim.adam(0.1)
+    state = opt.init({"w": jnp.ones(2)})
+    with pytest.raises(TypeError, match="complex"):
+        opt.update({"w": jnp.array([1j, -1j], jnp.complex64)}, state, {"w": jnp.ones(2)})
+
+
+def test_apply_updates_refuses_complex_and_int_updates():
+    params = {"w": jnp.ones(2)}
+    for dtype in (jnp.complex64, jnp.int32):
+        with pytest.raises(TypeError, match=r"apply_updates: updates\['w'\] has .*dtype"):
+            optim.apply_updates(params, {"w": jnp.ones(2, dtype)})
+
+
+def test_python_scalars_are_refused_at_init_with_the_fix():
+    # They used to pass init and fail at update with "'float' object has no attribute ...".
+    with pytest.raises(TypeError, match=r"params\['w'\] is a Python float \(1.0\).*asarray"):
+        optim.adam(0.1).init({"w": 1.0, "b": jnp.ones(2)})
+    opt = optim.sgd(0.1)
+    state = opt.init({"w": jnp.ones(())})
+    with pytest.raises(TypeError, match=r"updates\['w'\] is a Python float"):
+        opt.update({"w": 0.5}, state, {"w": jnp.ones(())})
+
+
+@pytest.mark.parametrize(
+    "build, name",
+    [
+        (lambda dtype: optim.adam(mu_dtype=dtype), "mu_dtype"),
+        (lambda dtype: optim.adamw(nu_dtype=dtype), "nu_dtype"),
+        (lambda dtype: optim.adam(amsgrad=True, nu_dtype=dtype), "nu_dtype"),
+        (lambda dtype: optim.lamb(mu_dtype=dtype), "mu_dtype"),
+        (lambda dtype: optim.lion(mu_dtype=dtype), "mu_dtype"),
+        (lambda dtype: optim.muon(mu_dtype=dtype), "mu_dtype"),
+        (lambda dtype: optim.trace(0.9, accumulator_dtype=dtype), "accumulator_dtype"),
+    ],
+)
+def test_non_float_state_dtypes_are_refused_when_the_optimizer_is_built(build, name):
+    for dtype in (jnp.int32, jnp.bool_, jnp.complex64):
+        with pytest.raises(TypeError, match=rf"{name} must be None or a real floating dtype"):
+            build(dtype)
+    with pytest.raises(TypeError, match=rf"{name} must be None or a floating dtype"):
+        build("not a dtype")
+    assert build(jnp.bfloat16) is not None and build(jnp.float32) is not None
+
+
+def test_a_float_mu_dtype_still_stores_the_moment_in_that_dtype():
+    opt = optim.adam(0.1, mu_dtype=jnp.bfloat16)
+    state = opt.init({"w": jnp.ones(3)})
+    updates, state = opt.update({"w": jnp.full(3, 0.3)}, state, {"w": jnp.ones(3)})
+    assert state[0].mu["w"].dtype == jnp.bfloat16 and state[0].nu["w"].dtype == jnp.float32
+    # t = 1: m = 0.1·g = 0.03 (bf16-rounded), |u| = η·m̂/(√v̂ + ε) ≈ η
+    np.testing.assert_allclose(np.asarray(state[0].mu["w"], np.float32), 0.03, rtol=1e-2)
+    np.testing.assert_allclose(np.asarray(updates["w"]), -0.1, rtol=1e-2)
+
+
+LEAF_DTYPES = [jnp.float16, jnp.bfloat16, jnp.float32, jnp.int8, jnp.int32, jnp.uint8]
+LEAF_DTYPES += [jnp.bool_, jnp.complex64]
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(
+    name=st.sampled_from(sorted(TRANSFORMS)),
+    param_dtype=st.sampled_from(LEAF_DTYPES),
+    grad_dtype=st.sampled_from(LEAF_DTYPES),
+)
+def test_dtype_sweep_real_floats_step_in_their_own_dtype_everything_else_is_refused(
+    name, param_dtype, grad_dtype
+):
+    # A sweep over every transformation and leaf dtype: real floats (float16, bfloat16,
+    # float32) take a finite step that keeps the parameter's dtype; any other dtype of the
+    # params or of the gradients is a TypeError naming the leaf — nothing is cast silently.
+    opt = TRANSFORMS[name]()
+    params = {"w": jnp.full((2, 3), 0.5).astype(param_dtype)}
+    grads = {"w": jnp.full((2, 3), 0.25).astype(grad_dtype)}
+    floats = (jnp.float16, jnp.bfloat16, jnp.float32)
+    if param_dtype not in floats:
+        with pytest.raises(TypeError, match=r"params\['w'\]"):
+            opt.init(params)
+        return
+    state = opt.init(params)
+    if grad_dtype not in floats:
+        with pytest.raises(TypeError, match=r"updates\['w'\]"):
+            opt.update(grads, state, params)
+        return
+    updates, _ = opt.update(grads, state, params)
+    new = optim.apply_updates(params, updates)
+    assert new["w"].dtype == param_dtype
+    assert np.all(np.isfinite(np.asarray(new["w"], np.float32)))

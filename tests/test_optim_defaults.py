@@ -15,7 +15,7 @@ import pytest
 
 from funcnn import optim
 from funcnn.reference import optim as ref
-from funcnn.verify import registry
+from funcnn.verify import registry, runner
 
 # name → defaults. torch: torch.optim's class of that name; optax: optax's function of that
 # name; ours: a choice documented in the function's docstring (no peer default exists).
@@ -151,9 +151,28 @@ DEFAULTS = {
     "skip_nonfinite": {"max_consecutive": 10},
     # schedules
     "cosine_decay": {"end_value": 0.0},
-    "exponential_decay": {"staircase": False},
+    "cosine_decay_schedule": {"alpha": 0.0, "exponent": 1.0},
+    "cosine_onecycle_schedule": {"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4},
+    "exponential_decay": {"transition_begin": 0, "staircase": False, "end_value": None},
+    "linear_onecycle_schedule": {
+        "pct_start": 0.3,
+        "pct_final": 0.85,
+        "div_factor": 25.0,
+        "final_div_factor": 1e4,
+    },
+    "linear_schedule": {"transition_begin": 0},
     "linear_warmup": {"init_value": 0.0},
-    "warmup_cosine_decay": {"end_value": 0.0, "init_value": 0.0},
+    "piecewise_constant_schedule": {"boundaries_and_scales": None},
+    "piecewise_interpolate_schedule": {"boundaries_and_scales": None},
+    "polynomial_schedule": {"transition_begin": 0},
+    "warmup_cosine_decay": {"end_value": 0.0, "exponent": 1.0},
+    "warmup_cosine_decay_schedule": {"end_value": 0.0, "exponent": 1.0},
+    "warmup_exponential_decay_schedule": {
+        "transition_begin": 0,
+        "staircase": False,
+        "end_value": None,
+    },
+    "warmup_stable_decay_schedule": {"end_value": 0.0, "cooldown_type": "linear"},
 }
 
 # Defaults that carry no number: dtypes, masks, callables chosen at run time.
@@ -253,7 +272,7 @@ def at_defaults():
         for name, (build, build_reference) in ALIASES_AT_DEFAULTS.items()
     }
     with jax.enable_x64(True):
-        return registry.compare_all(pairs, num_steps=30, dtype="float64")
+        return runner.compare_all(pairs, num_steps=30, dtype="float64")
 
 
 @pytest.mark.parametrize("name", sorted(ALIASES_AT_DEFAULTS))
@@ -273,11 +292,11 @@ SCHEDULES_AT_DEFAULTS = {
     "linear_warmup": (optim.linear_warmup(0.5, 10), ref.schedule_linear_warmup(0.5, 10)),
     "cosine_decay": (optim.cosine_decay(0.5, 20), ref.schedule_cosine_decay(0.5, 20)),
     "warmup_cosine_decay": (
-        optim.warmup_cosine_decay(0.5, 5, 20),
+        optim.warmup_cosine_decay(0.0, 0.5, 5, 20),
         ref.schedule_warmup_cosine_decay(0.5, 5, 20),
     ),
     "exponential_decay": (
-        optim.exponential_decay(0.5, 0.5, 4),
+        optim.exponential_decay(0.5, 4, 0.5),
         ref.schedule_exponential_decay(0.5, 0.5, 4),
     ),
 }

@@ -326,7 +326,7 @@ def test_fit_reports_skipped_steps_and_fails_loudly():
     seen = []
     state, history = fit(
         state, _quadratic_loss, opt, data, batch_size=2, epochs=3, progress=False,
-        callback=lambda s, info: seen.append(info["nonfinite"]),
+        callback=lambda s, info: seen.append(info.nonfinite),
     )  # fmt: skip
     assert history["skipped_steps"] == [1, 2, 3]
     assert set(seen[-1]) == {"skipped", "consecutive"}

@@ -23,7 +23,7 @@ from funcnn.verify import registry
 
 # --- every new optimizer, with each flag on somewhere ------------------------------------
 
-SCHEDULE = optim.warmup_cosine_decay(1e-2, 2, 10, init_value=1e-3)
+SCHEDULE = optim.warmup_cosine_decay(1e-3, 1e-2, 2, 10)
 ZOO = {
     "adagrad": lambda: optim.adagrad(),
     "adagrad_flags": lambda: optim.adagrad(

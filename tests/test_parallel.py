@@ -90,9 +90,9 @@ WORKER = textwrap.dedent(
     report["fit_max_diff"] = max(
         float(jnp.max(jnp.abs(a - b)))
         for a, b in zip(jax.tree.leaves(fit_single.params), jax.tree.leaves(fit_multi.params)))
-    with scale.data_parallel(mesh):  # plain host data: fit replicates it and splits batches
-        fit_ctx, _ = train.fit(fresh(), loss_fn, optimizer, (np.asarray(x), np.asarray(y)),
-                               batch_size=16, epochs=2, progress=False)
+    # plain host data and mesh=: fit replicates it and splits every batch
+    fit_ctx, _ = train.fit(fresh(), loss_fn, optimizer, (np.asarray(x), np.asarray(y)),
+                           batch_size=16, epochs=2, progress=False, mesh=mesh)
     report["ctx_param_devices"] = len(fit_ctx.params["dense_0"]["w"].sharding.device_set)
     report["ctx_max_diff"] = max(
         float(jnp.max(jnp.abs(a - b)))
@@ -175,7 +175,7 @@ def test_fit_on_sharded_data_matches_single_device(report):
     assert report["fit_max_diff"] <= 1e-5 * max(1.0, report["step_max_abs"])
 
 
-def test_fit_inside_data_parallel_block_matches_single_device(report):
+def test_fit_given_a_mesh_matches_single_device(report):
     assert report["ctx_param_devices"] == 4
     assert report["ctx_max_diff"] <= 1e-5 * max(1.0, report["step_max_abs"])
 

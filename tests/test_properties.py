@@ -251,7 +251,7 @@ def test_cross_entropy_is_invariant_to_a_per_row_shift_of_the_logits(seed, shift
 def test_every_schedule_hits_its_documented_boundary_values(warmup, extra, peak, init, end, after):
     total = warmup + extra
     rtol = 1e-5  # the schedules compute in float32
-    s = optim.warmup_cosine_decay(peak, warmup, total, end_value=end, init_value=init)
+    s = optim.warmup_cosine_decay(init, peak, warmup, total, end_value=end)
     np.testing.assert_allclose(float(s(0)), init, rtol=rtol, atol=1e-7)
     np.testing.assert_allclose(float(s(warmup)), peak, rtol=rtol)
     np.testing.assert_allclose(float(s(total)), end, rtol=rtol, atol=1e-7)
@@ -262,7 +262,7 @@ def test_every_schedule_hits_its_documented_boundary_values(warmup, extra, peak,
     lin = optim.linear_schedule(init, peak, warmup)
     np.testing.assert_allclose([float(lin(0)), float(lin(warmup + after))], [init, peak],
                                rtol=rtol, atol=1e-7)  # fmt: skip
-    e = optim.exponential_decay(peak, 0.5, warmup)
+    e = optim.exponential_decay(peak, warmup, 0.5)
     np.testing.assert_allclose([float(e(0)), float(e(warmup))], [peak, peak / 2], rtol=rtol)
     pc = optim.piecewise_constant([warmup, total], [init, peak, end])
     got = [float(pc(t)) for t in (warmup - 1, warmup, total - 1, total)]

@@ -24,6 +24,15 @@ def test_quick_start_runs_and_learns_xor_of_signs():
     assert loss < 0.1, out.getvalue()  # chance level is ln 2 ≈ 0.693
 
 
+def test_the_fit_example_runs_model_state_fit_evaluate():
+    (code,) = python_blocks("From a model to `fit` and `evaluate`")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README fit example", "exec"), {})
+    accuracy = float(re.search(r"test accuracy ([0-9.]+)", out.getvalue()).group(1))
+    assert accuracy > 0.9, out.getvalue()  # chance level is 0.5
+
+
 def test_sequence_models_example_runs():
     (code,) = python_blocks("Sequence models")
     exec(compile(code, "README sequence models", "exec"), {})  # it asserts its own shapes

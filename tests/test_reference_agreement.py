@@ -12,11 +12,11 @@ import pytest
 
 from funcnn import optim
 from funcnn.reference import optim as ref
-from funcnn.verify import registry
+from funcnn.verify import registry, runner
 
 NUM_STEPS = 500
 TOL = {"float64": 1e-10, "float32": 1e-5}
-_WARMUP_COSINE = dict(peak_value=3e-2, warmup_steps=50, decay_steps=400)
+_WARMUP_COSINE = dict(init_value=0.0, peak_value=3e-2, warmup_steps=50, decay_steps=400)
 
 
 def _shifted_by_one(schedule):
@@ -61,7 +61,7 @@ DETECTABLE = {
 def results(request):
     dtype = request.param
     with jax.enable_x64(dtype == "float64"):
-        comparisons = registry.compare_all(
+        comparisons = runner.compare_all(
             {**registry.CONFIGS, **PERTURBED}, num_steps=NUM_STEPS, dtype=dtype
         )
     return dtype, comparisons

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from funcnn import activations, nn
-from funcnn.nn.sequence_models import KINDS, char_lm, sequence_regressor
+from funcnn.nn.sequence_models import ARCHITECTURES, char_lm, sequence_regressor
 from funcnn.reference import models as ref
 from funcnn.reference.numerical import complex_step, max_relative_error
 
@@ -87,11 +87,11 @@ def ids_for(seed):
     return np.random.default_rng(seed).integers(0, VOCAB, (BATCH, TIME))
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ARCHITECTURES)
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "padded"])
 def test_char_lm_matches_reference(kind, masked):
-    seed = 10 * KINDS.index(kind) + masked
-    model = char_lm(kind, VOCAB, dim=8, hidden=6, depth=2, heads=2, max_len=TIME)
+    seed = 10 * ARCHITECTURES.index(kind) + masked
+    model = char_lm(kind, VOCAB, dim=8, hidden=6, depth=2, num_heads=2, max_len=TIME)
     params, _ = model.init(jax.random.key(seed), (BATCH, TIME))
     params = perturbed(params, seed)
     ids = ids_for(seed)
@@ -106,12 +106,12 @@ def test_char_lm_matches_reference(kind, masked):
     )
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ARCHITECTURES)
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "padded"])
 def test_sequence_regressor_matches_reference(kind, masked):
-    seed = 100 + 10 * KINDS.index(kind) + masked
+    seed = 100 + 10 * ARCHITECTURES.index(kind) + masked
     features = 3
-    model = sequence_regressor(kind, features, dim=8, depth=2, heads=2, max_len=16)
+    model = sequence_regressor(kind, features, dim=8, depth=2, num_heads=2, max_len=16)
     params, _ = model.init(jax.random.key(seed), (BATCH, TIME, features))
     params = perturbed(params, seed)
     x = np.random.default_rng(seed).standard_normal((BATCH, TIME, features))

@@ -218,6 +218,14 @@ def test_second_sigint_aborts_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def fit_info(step, history=None, per_epoch=7):
+    """The `train.FitInfo` fit passes its callback after a chunk ending at `step`."""
+    history = {} if history is None else history
+    carry = train.FitCarry(history, {}, step % per_epoch, None)
+    epoch = (step - 1) // per_epoch
+    return train.FitInfo(epoch, step, per_epoch, step % per_epoch == 0, history, carry, None)
+
+
 def test_callback_saves_on_multiples_at_the_end_and_on_stop(tmp_path):
     manager = CheckpointManager(tmp_path, keep=10)
     stop = resume.StopRequest()
@@ -226,21 +234,22 @@ def test_callback_saves_on_multiples_at_the_end_and_on_stop(tmp_path):
     )
     state = {"w": jnp.ones(2)}
     for step in [5, 10, 15, 25, 30]:
-        assert callback(state, {"step": step, "steps_per_epoch": 7}) is False
+        assert callback(state, fit_info(step)) is False
     assert manager.steps() == [30, 25, 10]  # 25 crossed 20 (chunks need not end on it)
     stop.signum = signal.SIGTERM
-    assert callback(state, {"step": 33, "steps_per_epoch": 7}) is True
+    assert callback(state, fit_info(33)) is True
     assert manager.steps()[0] == 33
     metadata = checkpoint.read_metadata(manager.path_for(33))
     assert metadata == {
         "config": {"hidden": [8]},
         "position": {"step": 33, "epoch": 4, "index": 5},
         "history": {},
+        "carry": {"history": {}, "epoch_sums": {}, "epoch_steps": 5, "data_key": None},
     }
     finishing = resume.checkpoint_callback(manager, every=0, total_steps=45)
-    assert finishing(state, {"step": 40, "steps_per_epoch": 7}) is False
+    assert finishing(state, fit_info(40)) is False
     assert manager.steps()[0] == 33  # every=0: no periodic checkpoints
-    assert finishing(state, {"step": 45, "steps_per_epoch": 7}) is False
+    assert finishing(state, fit_info(45)) is False
     assert manager.steps()[0] == 45
 
 
@@ -262,8 +271,8 @@ def test_checkpoints_carry_the_history_across_a_resume(tmp_path):
     before = {"epoch": [1], "train_loss": [0.5]}
     callback = resume.checkpoint_callback(manager, every=7, history=before)
     fit_history = {"epoch": [2], "train_loss": [0.25]}
-    callback({"w": jnp.ones(1)}, {"step": 14, "steps_per_epoch": 7, "history": fit_history})
-    callback({"w": jnp.ones(1)}, {"step": 21, "steps_per_epoch": 7})  # mid-epoch: no new entry
+    callback({"w": jnp.ones(1)}, fit_info(14, fit_history))
+    callback({"w": jnp.ones(1)}, fit_info(21, fit_history))  # no new entry since step 14
     saved = checkpoint.read_metadata(manager.path_for(21))["history"]
     assert saved == {"epoch": [1, 2], "train_loss": [0.5, 0.25]}
 

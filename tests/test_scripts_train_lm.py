@@ -1,6 +1,7 @@
 """scripts/train_lm.py: flags are checked before training, and params.ckpt carries what it
 takes to rebuild the model and tokenizer (`--load` samples from it without training)."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -55,8 +56,16 @@ def test_load_rebuilds_model_and_tokenizer_from_the_checkpoint(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["history"]["step"][-1] == 3
 
+    # Strict JSON: 3 steps in one dispatch leave no steady-state timing (NaN) → null.
+    def refuse(token):
+        raise AssertionError(f"metrics.json holds the non-JSON token {token}")
+
+    assert (
+        json.loads((out / "metrics.json").read_text(), parse_constant=refuse)["ms_per_step"] is None
+    )
+
     sample = (out / "sample.txt").read_text()
-    loaded = train_lm(*TINY, "--load", str(out / "params.ckpt"), "--prompt", "de")
+    loaded = train_lm("--load", str(out / "params.ckpt"), "--prompt", "de", "--length", "12")
     assert loaded.returncode == 0, loaded.stderr
     # Same params, same seed, same prompt → the same sampled text, now without training.
     assert loaded.stdout.strip().endswith(sample.strip()) and "bits/char" not in loaded.stdout
@@ -68,5 +77,71 @@ def test_load_refuses_a_checkpoint_without_lm_config(tmp_path):
     import numpy as np
 
     path = checkpoint.save(tmp_path / "other.ckpt", {"w": np.zeros(3, np.float32)})
-    result = train_lm(*TINY, "--load", str(path))
+    result = train_lm("--load", str(path))
     assert result.returncode == 2 and "has no lm_config metadata" in result.stderr
+
+
+# ------------------------------------------------ every check before training or writing
+# In-process (no interpreter start per case): main exits before its first training step.
+
+
+@pytest.fixture(scope="module")
+def script():
+    path = REPO / "scripts" / "train_lm.py"
+    spec = importlib.util.spec_from_file_location("train_lm_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SHORT = "the cat sat on the mat. " * 3  # 72 characters: 65 train, 7 validation
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--model", "transformer", "--dim", "8", "--num-heads", "3"],
+            "--dim 8 must be divisible by --num-heads 3",
+        ),
+        (
+            ["--seq-len", "8"],
+            "--seq-len 8 needs 9 characters in the training part and in the validation tail",
+        ),
+        (["--seq-len", "100000"], "use --seq-len ≤ 6 or a longer --text"),
+        (
+            ["--out", "{tmp}/file"],
+            "argument --out: '{tmp}/file' is an existing file, expected a folder",
+        ),
+        (["--out", ""], "argument --out: expected a folder path, got ''"),
+        (
+            ["--out", "{tmp}/run", "--seq-len", "2"],
+            "'{tmp}/run/params.ckpt' exists and is not a file",
+        ),
+        (["--model", "bow", "--num-heads", "2"], "--num-heads: not used by --model bow"),
+        (
+            ["--model", "lstm", "--depth", "3", "--dropout", "0.1"],
+            "--depth, --dropout: not used by --model lstm",
+        ),
+        (["--warmup", "3"], "--warmup 3 must be less than --steps 3"),
+        (["--top-k", "50"], "--top-k 50 exceeds the vocabulary of 11 characters"),
+        (["--load", "{tmp}/x.ckpt", "--steps", "9"], "--steps, --text: not used with --load"),
+    ],
+)
+def test_flags_that_cannot_work_are_refused_before_training(
+    script, tmp_path, capsys, flags, message
+):
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "run" / "params.ckpt").mkdir(parents=True)
+    (tmp_path / "short.txt").write_text(SHORT)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    argv = ["--steps", "3", "--batch-size", "2", "--seq-len", "4", "--prompt", "the "]
+    argv += ["--text", str(tmp_path / "short.txt")]
+    argv += [f.format(tmp=tmp_path) for f in flags]
+    with pytest.raises(SystemExit) as exit:
+        script.main(argv)
+    captured = capsys.readouterr()
+    assert exit.value.code == 2 and captured.err.count("error:") == 1, captured.err
+    assert message.format(tmp=tmp_path) in captured.err, captured.err
+    assert "bits/char" not in captured.out  # no training step ran
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing written

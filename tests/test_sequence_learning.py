@@ -19,7 +19,7 @@ from funcnn.train import init_state, train_generated
 
 
 def _adamw(peak, steps):
-    schedule = optim.warmup_cosine_decay(peak, max(steps // 20, 1), steps)
+    schedule = optim.warmup_cosine_decay(0.0, peak, max(steps // 20, 1), steps)
     return optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(schedule, weight_decay=0.0))
 
 
@@ -59,7 +59,7 @@ def test_two_layer_transformer_beats_unigram_by_a_bit_per_char():
         warmup_steps=30,
         dim=32,
         depth=2,
-        heads=4,
+        num_heads=4,
         steps_per_dispatch=150,
     )
     gain = result.unigram_bits_per_char - result.val_bits_per_char

@@ -106,7 +106,7 @@ def test_fit_interrupted_mid_epoch_and_resumed_matches_uninterrupted():
     full, _ = train.fit(fresh_state(optimizer=opt), linear_loss, opt, data, **kwargs)
 
     # Chunks of 3 restart at each epoch boundary: steps 3, 4 | 7 — so we stop mid-epoch 2.
-    stop_after = lambda state, info: info["step"] >= 6
+    stop_after = lambda state, info: info.step >= 6
     part, _ = train.fit(
         fresh_state(optimizer=opt),
         linear_loss,
@@ -306,6 +306,101 @@ def test_the_bar_counts_the_steps_left_and_shows_the_epoch(monkeypatch):
     assert (first.total, resumed.total) == (6, 4)
     assert sum(resumed.updates) == 4
     assert [p["epoch"] for p in resumed.postfixes] == [1, 2, 2, 2]
+
+
+# ----------------------------------------------- the contract, stated and enforced (#19, #24)
+
+
+def _fit(loss_fn=linear_loss, **kwargs):
+    """One epoch of 3 steps of SGD on make_data(); kwargs go to fit."""
+    opt = optim.sgd(0.1)
+    return train.fit(
+        fresh_state(optimizer=opt), loss_fn, opt, make_data(), batch_size=8, epochs=1,
+        progress=False, **kwargs,
+    )  # fmt: skip
+
+
+def test_fit_and_the_step_given_a_params_dict_name_trainstate_and_init_state():
+    params = fresh_state().params
+    with pytest.raises(TypeError, match=r"fit takes a TrainState.*got dict.*init_state\("):
+        train.fit(params, linear_loss, optim.sgd(0.1), make_data(), batch_size=8, epochs=1)
+    step = train.make_step(linear_loss, optim.sgd(0.1))
+    with pytest.raises(TypeError, match=r"takes a TrainState.*got dict.*init_state\("):
+        step(params, tuple(jnp.asarray(a) for a in make_data()))
+
+
+def test_a_per_example_aux_metric_is_refused_naming_it_and_its_shape():
+    # Before: fit summed the (8,) values over the batch too, reporting train_acc == 8× the
+    # accuracy (4.0 with batch 4). Aux metrics are scalars, averaged over the epoch's steps.
+    def per_example_aux(params, batch, key):
+        loss, _ = linear_loss(params, batch, key)
+        return loss, {"acc": jnp.ones(batch[0].shape[0])}
+
+    with pytest.raises(ValueError, match=r"aux metric 'acc' has shape \(8,\).*scalars"):
+        _fit(per_example_aux)
+
+
+def test_aux_none_or_named_loss_is_refused_stating_the_contract():
+    def no_aux(params, batch, key):
+        return linear_loss(params, batch, key)[0], None
+
+    def aux_named_loss(params, batch, key):
+        loss, _ = linear_loss(params, batch, key)
+        return loss, {"loss": 2 * loss}
+
+    with pytest.raises(TypeError, match=r"no_aux must return a dict as aux .*its aux is None"):
+        _fit(no_aux)
+    with pytest.raises(ValueError, match=r"aux_named_loss's aux has a metric named 'loss'"):
+        _fit(aux_named_loss)
+
+
+@pytest.mark.parametrize("name", ["epoch", "train_loss", "step"])
+def test_eval_fn_may_not_overwrite_the_historys_own_entries(name):
+    def clashing(params):
+        return {name: 1.0}
+
+    with pytest.raises(ValueError, match=rf"clashing returned a metric named '{name}'"):
+        _fit(eval_fn=clashing)
+
+
+def test_eval_fn_returning_a_float_names_it_and_its_contract():
+    def score(params):
+        return 0.5
+
+    with pytest.raises(TypeError, match=r"eval_fn\(params\) -> \{name: scalar\}.*score returned"):
+        _fit(eval_fn=score)
+
+
+def test_a_wrong_label_dtype_is_reported_as_itself_not_as_a_signature_problem():
+    # float labels for a classifier: cross_entropy's own message must come through (before,
+    # fit wrapped it in "loss_fn must have the signature …").
+    from funcnn import nn
+    from funcnn.train import objectives
+
+    model = nn.mlp([3, 3])
+    params, _ = model.init(jax.random.key(0), (-1, 3))
+    loss_fn = objectives.supervised_loss(model.apply, "classification")
+    x, y = make_data()  # y is float32: regression targets, not class ids
+    opt = optim.sgd(0.1)
+    state = train.init_state(params, opt, jax.random.key(0))
+    with pytest.raises(ValueError, match=r"cross_entropy: .*integer array") as err:
+        train.fit(state, loss_fn, opt, (x, y), batch_size=8, epochs=1, progress=False)
+    first_line, note = str(err.value).split("\n", 1)
+    assert "signature" not in first_line and "cross_entropy" in first_line
+    assert "((8, 3), 'float32'), ((8,), 'float32')" in note
+
+
+def test_the_callback_gets_a_typed_info_whose_carry_round_trips_through_json():
+    infos = []
+    _fit(steps_per_dispatch=2, callback=lambda state, info: infos.append(info))
+    assert [(i.step, i.epoch_ended) for i in infos] == [(2, False), (3, True)]
+    first, last = infos
+    assert isinstance(first, train.FitInfo) and isinstance(first.carry, train.FitCarry)
+    assert first.carry.epoch_steps == 2 and set(first.carry.epoch_sums) == {"loss", "mae"}
+    assert last.carry.epoch_steps == 0 and last.history["epoch"] == [1]
+    assert train.FitCarry.from_json(first.carry.to_json()) == first.carry
+    with pytest.raises(ValueError, match="carry must be a FitCarry or its to_json"):
+        train.FitCarry.from_json({"history": {}})
 
 
 # ---------------------------------------------------------------------------- model state

@@ -20,7 +20,7 @@ import numpy as np
 
 from funcnn import losses, optim
 from funcnn.datasets import sequences
-from funcnn.lab import lm
+from funcnn.lab import lm, optimizers
 from funcnn.nn.sequence_models import sequence_regressor
 from funcnn.params import count_params
 from funcnn.train import init_state, train_generated, train_step_fn
@@ -49,8 +49,10 @@ class RunSummary(NamedTuple):
 
 
 def _optimizer(peak: float, steps: int) -> optim.GradientTransformation:
-    schedule = optim.warmup_cosine_decay(peak, max(steps // 20, 1), max(steps, 2))
-    return optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(schedule, weight_decay=0.0))
+    """The shared recipe: clip at 1 → AdamW without decay, warmup over 5 % then cosine."""
+    return optimizers.clipped_warmup_cosine(
+        "adamw", peak_value=peak, total_steps=steps, warmup_steps=steps // 20
+    )
 
 
 def _regression_loss(model):

@@ -58,12 +58,8 @@ __all__ = [
 Array = jax.Array
 Activation = Callable[[Array], Array]
 
-ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": activations.sigmoid,
-    "tanh": activations.tanh,
-    "relu": activations.relu,
-    "gelu": activations.gelu,
-}
+ACTIVATIONS: tuple[str, ...] = ("sigmoid", "tanh", "relu", "gelu")
+"""The activations the depth study compares (looked up with `activations.get`)."""
 # Each activation with the initialization its literature pairs it with: Glorot (2010) for
 # sigmoid/tanh, He (2015) for ReLU-like units. The vanishing experiment uses these, so it
 # shows what remains once the init is right, not an init mistake.
@@ -164,7 +160,7 @@ def vanishing(
         check_choice(name, "activation", sorted(ACTIVATIONS))
         init = MATCHED_INIT[name]
         norms = gradient_norms(
-            ACTIVATIONS[name], depth=depth, width=width, w_init=init(), seed=seed
+            activations.get(name), depth=depth, width=width, w_init=init(), seed=seed
         )
         rows.append(VanishingRow(name, init.__name__, norms, float(norms[0] / norms[-1])))
     return rows

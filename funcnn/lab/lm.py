@@ -19,9 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn import losses, optim
+from funcnn import losses
 from funcnn._validation import check_real
 from funcnn.datasets import text as text_data
+from funcnn.lab import optimizers
 from funcnn.nn.core import Layer, Params
 from funcnn.nn.sequence_models import char_lm
 from funcnn.params import count_params, decay_mask
@@ -128,12 +129,14 @@ def train_char_lm(
     params, _ = model.init(key_init, (batch_size, seq_len))
     # A warmup longer than the run is cut to steps − 1, so short runs still decay.
     warmup = min(max(warmup_steps, 1), max(steps - 1, 1))
-    schedule = optim.warmup_cosine_decay(
-        peak_value=learning_rate, warmup_steps=warmup, decay_steps=max(steps, 2)
-    )
-    optimizer = optim.chain(
-        optim.clip_by_global_norm(clip_norm),
-        optim.adamw(schedule, weight_decay=weight_decay, mask=decay_mask),
+    optimizer = optimizers.clipped_warmup_cosine(
+        "adamw",
+        peak_value=learning_rate,
+        total_steps=steps,
+        warmup_steps=warmup,
+        clip_norm=clip_norm,
+        weight_decay=weight_decay,
+        decay_mask=decay_mask,
     )
     state = init_state(params, optimizer, key_state)
     train_device = jnp.asarray(train_ids, jnp.int32)

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
 from funcnn import activations, nn, optim
 from funcnn import datasets as ds
@@ -29,8 +30,18 @@ from funcnn._validation import (
     check_nonnegative_int,
     check_positive_int,
 )
+from funcnn.lab import optimizers
 from funcnn.scale import distributed
-from funcnn.train import TrainState, coordinated, evaluate, fit, init_state, steps_per_epoch
+from funcnn.train import (
+    FitCarry,
+    FitInfo,
+    TrainState,
+    coordinated,
+    evaluate,
+    fit,
+    init_state,
+    steps_per_epoch,
+)
 from funcnn.train.objectives import supervised_loss, supervised_metrics
 from funcnn.train.resume import StopRequest, checkpoint_callback, merge_histories, resume_latest
 
@@ -52,15 +63,10 @@ __all__ = [
     "run_resumable",
 ]
 
-ACTIVATIONS: dict[str, Callable] = {
-    "relu": activations.relu,
-    "tanh": activations.tanh,
-    "sigmoid": activations.sigmoid,
-    "gelu": activations.gelu,
-    "silu": activations.silu,
-    "leaky_relu": activations.leaky_relu,
-}
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
+# The names the main job accepts; what each means lives in one place
+# (`activations.get`, `lab.optimizers.optimizer`).
+ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "sigmoid", "gelu", "silu", "leaky_relu")
+OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
 MODELS = ("mlp", "cnn")
 """`TrainConfig.model`: an MLP on the features, or (digits only) `digits_cnn` on the images."""
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {"cnn": {"epochs": 20}}
@@ -183,7 +189,8 @@ def build_model(config: TrainConfig, task: ds.Task) -> nn.Layer:
         return digits_cnn(task.num_outputs, dropout=config.dropout)
     filled = _filled(config)
     sizes = [task.x_train.shape[1], *filled.hidden, task.num_outputs]
-    return nn.mlp(sizes, activation=ACTIVATIONS[filled.activation], dropout=config.dropout)
+    activation = activations.get(filled.activation)
+    return nn.mlp(sizes, activation=activation, dropout=config.dropout)
 
 
 def build_optimizer(config: TrainConfig, total_steps: int) -> optim.GradientTransformation:
@@ -192,25 +199,15 @@ def build_optimizer(config: TrainConfig, total_steps: int) -> optim.GradientTran
     Weight decay is coupled L2 for sgd/momentum/nesterov/rmsprop/adam and decoupled for adamw,
     where it applies only to ≥2-D weights (`funcnn.params.decay_mask`).
     """
-    warmup = int(config.warmup_fraction * total_steps)
-    lr = optim.warmup_cosine_decay(
+    return optimizers.clipped_warmup_cosine(
+        config.optimizer,
         peak_value=_filled(config).learning_rate,
-        warmup_steps=max(warmup, 1),
-        decay_steps=max(total_steps, 2),
+        total_steps=total_steps,
+        warmup_steps=int(config.warmup_fraction * total_steps),
+        clip_norm=config.clip_norm,
+        weight_decay=config.weight_decay,
+        decay_mask=param_tools.decay_mask,
     )
-    wd = config.weight_decay
-    name = config.optimizer
-    if name == "sgd":
-        inner = optim.sgd(lr, weight_decay=wd)
-    elif name in ("momentum", "nesterov"):
-        inner = optim.sgd(lr, momentum=0.9, nesterov=name == "nesterov", weight_decay=wd)
-    elif name == "rmsprop":
-        inner = optim.rmsprop(lr, weight_decay=wd)
-    elif name == "adam":
-        inner = optim.adam(lr, weight_decay=wd)
-    else:
-        inner = optim.adamw(lr, weight_decay=wd, mask=param_tools.decay_mask)
-    return optim.chain(optim.clip_by_global_norm(config.clip_norm), inner)
 
 
 class RunResult(NamedTuple):
@@ -262,15 +259,17 @@ def run(
     *,
     state: TrainState | None = None,
     progress: bool = True,
-    callback: Callable[[TrainState, dict[str, Any]], bool | None] | None = None,
+    callback: Callable[[TrainState, FitInfo], bool | None] | None = None,
     steps_per_dispatch: int | None = None,
-    carry: dict[str, Any] | None = None,
+    carry: FitCarry | dict[str, Any] | None = None,
+    mesh: Mesh | None = None,
 ) -> RunResult:
     """Train `config` and evaluate on the held-out split.
 
     `state`, when given (e.g. restored from a checkpoint), replaces the fresh initial state;
     the run continues from its step with the same data order. `carry` (fit's, saved with
     that state) continues its history and the interrupted epoch's running metric sums.
+    `mesh` (e.g. `scale.make_mesh()`) trains data-parallel over its "data" axis.
     """
     ready = prepare(config)
     config, task = ready.config, ready.task
@@ -293,6 +292,7 @@ def run(
         callback=callback,
         steps_per_dispatch=steps_per_dispatch,
         carry=carry,
+        mesh=mesh,
     )
     final = eval_fn(state.params, state.model_state)
     return RunResult(config, task, ready.model, state, history, final)
@@ -370,8 +370,9 @@ def run_resumable(
     stop: StopRequest | None = None,
     progress: bool = True,
     report: Callable[[str], None] | None = None,
+    mesh: Mesh | None = None,
 ) -> RunResult:
-    """`run` with its TrainState checkpointed in `checkpoint_dir` — every
+    """`run` (on `mesh`, when given) with its TrainState checkpointed in `checkpoint_dir` — every
     `checkpoint_every` steps (0: none periodically), at the end, and when `stop` is
     requested — and, with `resume=True`, continued from the newest valid checkpoint.
 
@@ -424,9 +425,9 @@ def run_resumable(
         history=history_before,
     )
 
-    def callback(state: TrainState, info: dict[str, Any]) -> bool:
-        if report is not None and "history" in info and info["step"] % per_epoch == 0:
-            report(epoch_row(info["history"], -1))  # fit sets "history" when an epoch ends
+    def callback(state: TrainState, info: FitInfo) -> bool:
+        if report is not None and info.epoch_ended:
+            report(epoch_row(info.history, -1))
         return saving(state, info)
 
     result = run(
@@ -436,6 +437,7 @@ def run_resumable(
         callback=callback,
         steps_per_dispatch=checkpoint_every or None,
         carry=carry,
+        mesh=mesh,
     )
     # The run's history spans its interruptions, so plots and epoch tables are complete.
     return result._replace(history=merge_histories(history_before, result.history))

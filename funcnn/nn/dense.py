@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from funcnn import initializers
-from funcnn._validation import check_in_range, check_positive_int
+from funcnn._validation import check_floating, check_in_range, check_positive_int
 from funcnn.activations import relu, sigmoid
 from funcnn.nn.core import Layer, Params, Shape, as_shape, get_child, serial
 from funcnn.nn.core import activation as activation_layer
@@ -42,12 +42,7 @@ def _input_width(in_shape: Sequence[int], name: str) -> tuple[Shape, int]:
 
 def _check_input(x: Any, w: Array, name: str) -> None:
     """x must be floating with last dimension w.shape[0] (the layer's input width)."""
-    dtype = jnp.result_type(x)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(
-            f"{name}: x must be a floating-point array, got dtype {dtype}. Cast it first, "
-            f"e.g. x.astype(jnp.float32)."
-        )
+    check_floating(x, f"{name}: x")  # a list or a string is refused here, by name
     shape = jnp.shape(x)
     if len(shape) == 0 or shape[-1] != w.shape[0]:
         raise ValueError(

@@ -3,19 +3,27 @@
 One order everywhere, lax.scan's: the carry first, then the output.
 
     cell:   cell(params, carry, x) -> (carry, y)           one time step, x (N, in) → y (N, H)
-    layer:  layer.apply(params, x, *, mask=None) -> ys    x (..., T, in) → ys (..., T, H)
+    layer:  layer.apply(params, x, *, mask=None) -> ys    x (..., B, T, in) → ys (..., B, T, H)
             layer.apply(params, x, *, mask=None, initial_carry=c0, return_carry=True)
                 -> (carry, ys)                             the final carry as well
     driver: scan_steps(step, xs, carry, *, mask=None) -> (carry, ys)
 
 Like every layer, a recurrent layer returns one array by default — its output sequence — so
-it composes with `serial`; `init` gives the plain shape (..., T, H). The carry is (..., H)
-for rnn and gru, and the pair (h, c) of two (..., H) arrays for lstm; `initial_carry`
-defaults to zeros and `zero_carry(kind, lead, hidden)` builds one.
+it composes with `serial`; `init` gives the plain shape (..., B, T, H). Inputs have rank ≥ 3:
+a rank-2 shape is refused, since (B, C) and one unbatched sequence (T, C) cannot be told
+apart (pass one sequence as (1, T, C)). The carry is (..., B, H) for rnn and gru, and the
+pair (h, c) of two (..., B, H) arrays for lstm; `initial_carry` defaults to zeros and
+`zero_carry(kind, lead, hidden)` builds one.
 
-Variable lengths: `mask` (..., T), True for real steps (integer 0/1 accepted, float
-refused). A padded step leaves the carry unchanged and outputs zeros, so right-padding a
-sequence changes neither its real outputs nor its final carry. `reverse=True` runs from the
+Dtypes: the layer computes, and returns, in x's dtype promoted with the weights' (bf16 x
+with float32 weights: float32). T = 0 gives an empty (..., B, 0, H) output and the initial
+carry back.
+
+Variable lengths: `mask` (..., B, T), True for real steps (integer 0/1 accepted, float
+refused). A padded step's input is zeroed before any arithmetic, leaves the carry unchanged
+and outputs zeros, so right-padding a sequence changes neither its real outputs nor its
+final carry, and neither values nor gradients depend on what the padded steps hold (NaN,
+inf, 1e30 included). `reverse=True` runs from the
 last step to the first (outputs stay aligned with their inputs); with right padding the
 padded steps then come first and are skipped, so the final carry summarises the real steps
 read backwards.
@@ -70,19 +78,31 @@ def _rnn_step(w_h: Array, h: Array, x_proj: Array) -> tuple[Array, Array]:
     return h, h
 
 
+def _lstm_gates(z: Array, forget_bias: float) -> Array:
+    """σ/tanh of the pre-activations z (..., 4H), blocks i, f, g, o, concatenated back."""
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    return jnp.concatenate(
+        [jax.nn.sigmoid(i), jax.nn.sigmoid(f + forget_bias), jnp.tanh(g), jax.nn.sigmoid(o)],
+        axis=-1,
+    )
+
+
 def _lstm_step(
     w_h: Array, carry: tuple[Array, Array], x_proj: Array, forget_bias: float
-) -> tuple[tuple[Array, Array], Array]:
-    h, c = carry
-    z = x_proj + h @ w_h  # (N, 4H), gate blocks in the order i, f, g, o
-    i, f, g, o = jnp.split(z, 4, axis=-1)
-    i = jax.nn.sigmoid(i)
-    f = jax.nn.sigmoid(f + forget_bias)
-    g = jnp.tanh(g)
-    o = jax.nn.sigmoid(o)
-    c = f * c + i * g  # (N, H)
-    h = o * jnp.tanh(c)  # (N, H)
-    return (h, c), h
+) -> tuple[Array, Array, Array, Array]:
+    """The one LSTM transcription, used by `lstm_cell` and by the fast scan `lstm_scan`:
+
+        gates = [σ(zᵢ) σ(zf + forget_bias) tanh(z_g) σ(zₒ)],  z = x_proj + h·W_h  (N, 4H)
+        c' = f⊙c + i⊙g,   h' = o⊙tanh(c')
+
+    Returns (h', c', gates, tanh c') — the last two are what `lstm_scan`'s backward reads.
+    """
+    h, c = carry  # (N, H) each
+    gates = _lstm_gates(x_proj + h @ w_h, forget_bias)  # (N, 4H), blocks i, f, g, o
+    i, f, g, o = jnp.split(gates, 4, axis=-1)
+    c_new = f * c + i * g  # (N, H)
+    tanh_c = jnp.tanh(c_new)
+    return o * tanh_c, c_new, gates, tanh_c  # h' (N, H)
 
 
 def _gru_step(w_h: Array, b_h: Array, h: Array, x_proj: Array) -> tuple[Array, Array]:
@@ -118,7 +138,9 @@ def lstm_cell(
     forget_bias is a constant added to the forget gate (TensorFlow's LSTMCell uses 1.0);
     PyTorch has none, so 0.0 matches PyTorch given the same weights and b = b_ih + b_hh.
     """
-    return _lstm_step(params["w_h"], carry, _add_bias(x @ params["w_x"], params["b"]), forget_bias)
+    x_proj = _add_bias(x @ params["w_x"], params["b"])  # (N, 4H)
+    h, c, _, _ = _lstm_step(params["w_h"], carry, x_proj, forget_bias)
+    return (h, c), h
 
 
 def gru_cell(params: Params, h: Array, x: Array) -> tuple[Array, Array]:
@@ -146,7 +168,10 @@ def scan_steps(
 ) -> tuple[Carry, Array]:
     """Run `step(carry, x_t) -> (carry, y_t)` over axis 1 of xs (N, T, ...) with lax.scan.
 
-    With a mask (N, T): where mask[n, t] is False the carry is kept and y_t is zero.
+    With a mask (N, T): where mask[n, t] is False the carry is kept and y_t is zero, and
+    x_t is replaced by zeros *before* `step` sees it, so neither the values nor the
+    gradients depend on what a padded step holds (NaN there would otherwise reach every
+    gradient through `where`'s unselected branch: 0·NaN = NaN).
     Returns (final carry, ys (N, T, ...)) — lax.scan's order — with ys aligned with xs
     (also when reverse=True).
     """
@@ -157,6 +182,7 @@ def scan_steps(
 
     def masked_step(carry: Carry, inputs: tuple[Array, Array]) -> tuple[Carry, Array]:
         x_t, m_t = inputs  # (N, ...), (N,)
+        x_t = jnp.where(m_t.reshape(m_t.shape + (1,) * (x_t.ndim - 1)), x_t, 0)
         new_carry, y_t = step(carry, x_t)
         keep = lambda new, old: jnp.where(m_t.reshape(m_t.shape + (1,) * (new.ndim - 1)), new, old)
         carry = jax.tree.map(keep, new_carry, carry)
@@ -169,15 +195,6 @@ def scan_steps(
 
 
 # ---------------------------------------------------------- the LSTM scan, hand-differentiated
-def _lstm_gates(z: Array, forget_bias: float) -> Array:
-    """σ/tanh of the pre-activations z (..., 4H), blocks i, f, g, o, concatenated back."""
-    i, f, g, o = jnp.split(z, 4, axis=-1)
-    return jnp.concatenate(
-        [jax.nn.sigmoid(i), jax.nn.sigmoid(f + forget_bias), jnp.tanh(g), jax.nn.sigmoid(o)],
-        axis=-1,
-    )
-
-
 def _lstm_forward(
     w_h: Array,
     x_proj: Array,
@@ -194,11 +211,7 @@ def _lstm_forward(
     def step(carry: tuple[Array, Array], inputs: Any) -> tuple[tuple[Array, Array], Any]:
         h, c = carry  # (N, H) each
         x_t, m_t = inputs
-        gates = _lstm_gates(x_t + h @ w_h, forget_bias)  # (N, 4H)
-        i, f, g, o = jnp.split(gates, 4, axis=-1)
-        c_new = f * c + i * g  # (N, H)
-        tanh_c = jnp.tanh(c_new)
-        h_new = o * tanh_c  # (N, H)
+        h_new, c_new, gates, tanh_c = _lstm_step(w_h, carry, x_t, forget_bias)
         y = h_new
         if m_t is not None:
             keep = m_t[:, None]  # (N, 1)
@@ -322,6 +335,14 @@ def zero_carry(kind: str, lead: Sequence[int], hidden: int, dtype: Any = jnp.flo
     return jnp.zeros(shape, dtype)
 
 
+_RANK_ERROR = (
+    "{name}: expects (batch, time, features) — (B, T, C), optionally with more leading "
+    "axes — got {what}={shape}. A rank-2 shape is ambiguous (a batch of single steps (B, C) "
+    "or one unbatched sequence (T, C)), so it is refused: pass one sequence as (1, T, C), "
+    "or a batch of single steps as (B, 1, C)."
+)
+
+
 def _recurrent_layer(
     kind: str,
     hidden: int,
@@ -333,10 +354,12 @@ def _recurrent_layer(
 
     def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
         shape = as_shape(in_shape)
-        if len(shape) < 2 or shape[-1] == -1:
+        if len(shape) < 3:
+            raise ValueError(_RANK_ERROR.format(name=name, what="in_shape", shape=shape))
+        if shape[-1] == -1:
             raise ValueError(
-                f"{name}: expects in_shape (..., time, features) with known features, got "
-                f"in_shape={shape}."
+                f"{name}: expects in_shape (..., batch, time, features) with known features, "
+                f"got in_shape={shape}."
             )
         features = shape[-1]
         k_x, k_h = jax.random.split(key)
@@ -364,10 +387,8 @@ def _recurrent_layer(
     ) -> Any:
         del key, train
         check_floating(x, f"{name}: x")
-        if jnp.ndim(x) < 2:
-            raise ValueError(
-                f"{name}: expects x of shape (..., time, features), got x.shape={jnp.shape(x)}."
-            )
+        if jnp.ndim(x) < 3:
+            raise ValueError(_RANK_ERROR.format(name=name, what="x.shape", shape=jnp.shape(x)))
         w_x = get_child(params, "w_x", name)
         if x.shape[-1] != w_x.shape[0]:
             raise ValueError(
@@ -375,12 +396,19 @@ def _recurrent_layer(
                 f"(w_x.shape={w_x.shape}, x.shape={x.shape})."
             )
         mask = check_mask(mask, x.shape[:-1], name)
+        if mask is not None:
+            # Zero the padded steps before any arithmetic: the masked scan discards their
+            # results, but their gradients still flow through x·W_x (0·NaN = NaN in ∂W_x).
+            x = jnp.where(mask[..., None], x, jnp.zeros_like(x))  # (..., B, T, in)
         lead, (steps, features) = x.shape[:-2], x.shape[-2:]
-        xs = jnp.reshape(x, (-1, steps, features))  # (N, T, in)
-        flat_mask = None if mask is None else jnp.reshape(mask, (-1, steps))
-        n = xs.shape[0]
+        n = math.prod(lead)  # not -1 in the reshape: with T = 0 the size cannot tell N
+        xs = jnp.reshape(x, (n, steps, features))  # (N, T, in)
+        flat_mask = None if mask is None else jnp.reshape(mask, (n, steps))
+        # The carry takes the dtype the step computes in (x and the weights promoted: a
+        # bf16 x with float32 weights runs in float32), so lax.scan sees one carry type.
+        dtype = jnp.result_type(x, *jax.tree.leaves(params))
         if initial_carry is None:
-            carry = zero_carry(kind, (n,), hidden, x.dtype)
+            carry = zero_carry(kind, (n,), hidden, dtype)
         else:
             expected = jax.tree.map(jnp.shape, zero_carry(kind, lead, hidden))
             got = jax.tree.map(jnp.shape, initial_carry)
@@ -389,7 +417,7 @@ def _recurrent_layer(
                     f"{name}: initial_carry must have shapes {expected} "
                     f"({'the pair (h, c)' if kind == 'lstm' else 'h'}), got {got}."
                 )
-            carry = jax.tree.map(lambda c: jnp.reshape(c, (n, hidden)), initial_carry)
+            carry = jax.tree.map(lambda c: jnp.reshape(c, (n, hidden)).astype(dtype), initial_carry)
         carry, ys = run(params, xs, carry, flat_mask)
         ys = jnp.reshape(ys, (*lead, steps, hidden))  # (..., T, H)
         if not return_carry:
@@ -403,10 +431,10 @@ def rnn(hidden: int, *, reverse: bool = False, name: str = "rnn") -> Layer:
     """Elman RNN over time: hₜ = tanh(xₜ·W_x + hₜ₋₁·W_h + b), h₀ = 0 (see `rnn_cell`).
 
     Carry: h (..., H).
-    apply(params, x (..., T, in), *, mask=None, key=None, train=False) → hs (..., T, H).
+    apply(params, x (..., B, T, in), *, mask=None, key=None, train=False) → hs (..., B, T, H).
     With `return_carry=True` it returns (carry, hs) — the order of the cells and lax.scan;
     `initial_carry=` (default zeros, see `zero_carry`) is the carry before the first step
-    read. init(key, in_shape) → (params, (..., T, H)).
+    read. init(key, in_shape (..., B, T, in)) → (params, (..., B, T, H)).
     """
     check_positive_int(hidden, "hidden")
 
@@ -424,10 +452,10 @@ def lstm(
     """LSTM over time (see `lstm_cell` for the gate equations), (h₀, c₀) = (0, 0).
 
     Carry: the pair (h, c), each (..., H).
-    apply(params, x (..., T, in), *, mask=None, key=None, train=False) → hs (..., T, H).
+    apply(params, x (..., B, T, in), *, mask=None, key=None, train=False) → hs (..., B, T, H).
     With `return_carry=True` it returns (carry, hs) — the order of the cells and lax.scan;
     `initial_carry=` (default zeros, see `zero_carry`) is the carry before the first step
-    read. init(key, in_shape) → (params, (..., T, H)).
+    read. init(key, in_shape (..., B, T, in)) → (params, (..., B, T, H)).
     """
     check_positive_int(hidden, "hidden")
     forget_bias = check_real(forget_bias, "forget_bias")
@@ -445,10 +473,10 @@ def gru(hidden: int, *, reverse: bool = False, name: str = "gru") -> Layer:
     """GRU over time (see `gru_cell` for the gate equations), h₀ = 0.
 
     Carry: h (..., H).
-    apply(params, x (..., T, in), *, mask=None, key=None, train=False) → hs (..., T, H).
+    apply(params, x (..., B, T, in), *, mask=None, key=None, train=False) → hs (..., B, T, H).
     With `return_carry=True` it returns (carry, hs) — the order of the cells and lax.scan;
     `initial_carry=` (default zeros, see `zero_carry`) is the carry before the first step
-    read. init(key, in_shape) → (params, (..., T, H)).
+    read. init(key, in_shape (..., B, T, in)) → (params, (..., B, T, H)).
     """
     check_positive_int(hidden, "hidden")
 

@@ -1,6 +1,6 @@
 """The five sequence architectures, built the same way for two jobs.
 
-    KINDS = bow, rnn, lstm, cnn, transformer
+    ARCHITECTURES = bow, rnn, lstm, cnn, transformer
 
     char_lm(kind, vocab, ...)              ids (B, T) → next-token logits (B, T, vocab), causal
     sequence_regressor(kind, features, ...)  x (B, T, F) → one number per sequence (B,)
@@ -32,9 +32,10 @@ from funcnn.nn.masking import check_mask
 
 Array = jax.Array
 
-__all__ = ["KINDS", "char_lm", "sequence_regressor"]
+__all__ = ["ARCHITECTURES", "char_lm", "sequence_regressor"]
 
-KINDS = ("bow", "rnn", "lstm", "cnn", "transformer")
+ARCHITECTURES = ("bow", "rnn", "lstm", "cnn", "transformer")
+"""The sequence architectures `char_lm` and `sequence_regressor` build, by `kind`."""
 """The architectures `char_lm` and `sequence_regressor` build, by name."""
 
 
@@ -86,7 +87,7 @@ def char_lm(
     dim: int = 64,
     hidden: int = 128,
     depth: int = 2,
-    heads: int = 4,
+    num_heads: int = 4,
     width: int = 3,
     max_len: int = 256,
     dropout: float = 0.0,
@@ -98,16 +99,16 @@ def char_lm(
         bow          E → prefix mean → mlp([dim, hidden, vocab])
         rnn, lstm    E → rnn/lstm(hidden) → dense(vocab)
         cnn          E → `depth` causal dilated convs (dim channels, `width` taps) → dense(vocab)
-        transformer  transformer_lm(vocab, dim, num_heads=heads, depth, max_len, dropout)
+        transformer  transformer_lm(vocab, dim, num_heads=num_heads, depth, max_len, dropout)
     The bow, rnn, lstm and cnn kinds start their table E at N(0, 0.1²): small, so the first
     logits are nearly uniform.
     apply(params, ids, *, mask=None, key=None, train=False).
     """
-    check_choice(kind, "kind", KINDS)
+    check_choice(kind, "kind", ARCHITECTURES)
     check_positive_int(vocab, "vocab")
     if kind == "transformer":
         return nn.transformer_lm(
-            vocab, dim, num_heads=heads, depth=depth, max_len=max_len, dropout=dropout
+            vocab, dim, num_heads=num_heads, depth=depth, max_len=max_len, dropout=dropout
         )
     name = f"{kind}_lm"
     if kind == "bow":
@@ -151,7 +152,7 @@ def sequence_regressor(
     *,
     dim: int = 32,
     depth: int = 2,
-    heads: int = 4,
+    num_heads: int = 4,
     width: int = 3,
     max_len: int = 1024,
     forget_bias: float = 1.0,
@@ -164,7 +165,7 @@ def sequence_regressor(
     transformer  x·W + sinusoidal P → `depth` blocks → mean over real steps → dense(1)
     apply(params, x, *, mask=None, key=None, train=False).
     """
-    check_choice(kind, "kind", KINDS)
+    check_choice(kind, "kind", ARCHITECTURES)
     check_positive_int(features, "features")
     name = f"{kind}_regressor"
     if kind in ("rnn", "lstm"):
@@ -185,7 +186,10 @@ def sequence_regressor(
         else:
             body = [
                 nn.positional_encoding(max_len, kind="sinusoidal"),
-                *[nn.transformer_block(dim, num_heads=heads, name="block") for _ in range(depth)],
+                *[
+                    nn.transformer_block(dim, num_heads=num_heads, name="block")
+                    for _ in range(depth)
+                ],
             ]
         head = nn.mlp([dim, dim, 1], name="head") if kind == "bow" else nn.dense(1, name="head")
         layers = [nn.dense(dim, name="input"), *body, nn.global_avg_pool(), head]

@@ -1,6 +1,6 @@
 """Optimizers as gradient transformations (optax-shaped):
 
-    opt = optim.adamw(optim.warmup_cosine_decay(1e-3, 100, 10_000), weight_decay=0.1)
+    opt = optim.adamw(optim.warmup_cosine_decay(0.0, 1e-3, 100, 10_000), weight_decay=0.1)
     state = opt.init(params)
     updates, state = opt.update(grads, state, params)
     params = optim.apply_updates(params, updates)
@@ -247,3 +247,9 @@ __all__ = [
     "trace",
     "warmup_cosine_decay",
 ]
+
+# Every schedule in `schedules.__all__` (optax's names included), re-exported here.
+from funcnn.optim import schedules as _schedules
+from funcnn.optim.schedules import *  # noqa: F403
+
+__all__ += [name for name in _schedules.__all__ if name not in __all__]

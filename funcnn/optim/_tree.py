@@ -97,14 +97,14 @@ def safe_increment(count: Array) -> Array:
 
 
 @functools.lru_cache(maxsize=64)
-def _is_real_float(dtype: np.dtype) -> bool:
-    return bool(jnp.issubdtype(dtype, jnp.floating))
+def _is_real_float(dtype: np.dtype | None) -> bool:
+    return dtype is not None and bool(jnp.issubdtype(dtype, jnp.floating))
 
 
 def _leaf_problem(leaf: Any) -> str | None:
     """Why `leaf` cannot be optimized (None when it can): a real floating-point array only."""
-    dtype = getattr(leaf, "dtype", None)
-    if dtype is None or not hasattr(leaf, "shape"):
+    dtype = getattr(leaf, "dtype", None)  # arrays, tracers and NumPy scalars have one
+    if dtype is None:
         return (
             f"is a Python {type(leaf).__name__} ({leaf!r}), not an array; optimizers work on "
             f"arrays: pass jnp.asarray({leaf!r}, jnp.float32)"
@@ -128,8 +128,8 @@ def check_float_tree(tree: Any, name: str, where: str = "") -> None:
     """Raise TypeError naming the first leaf of `tree` that is not a real floating-point array
     (a Python scalar, an int, bool or complex array). Trace-time only: reads dtypes, never
     values. `name` is the argument ("params", "updates"), `where` prefixes the message."""
-    leaves = jax.tree.leaves(tree)
-    if all(_leaf_problem(leaf) is None for leaf in leaves):
+    # Fast path first (a dtype lookup per leaf); key paths only when something is wrong.
+    if all(_is_real_float(getattr(leaf, "dtype", None)) for leaf in jax.tree.leaves(tree)):
         return
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
         problem = _leaf_problem(leaf)

@@ -165,11 +165,12 @@ def adam(
     `mu_dtype`/`nu_dtype` store m and v in another dtype (e.g. float32 moments for bf16
     params); by default each moment keeps its parameter's dtype.
     `amsgrad=True` is torch's `Adam(amsgrad=True)`: v_maxₜ = max(v_maxₜ₋₁, vₜ) and
-    θ ← θ − ηₜ·m̂/(√v_maxₜ/√(1−β₂ᵗ) + ε) (see `scale_by_adam` for optax's other placement).
+    θ ← θ − ηₜ·m̂/(√v_maxₜ/√(1−β₂ᵗ) + ε) (see `scale_by_amsgrad` for optax's other placement).
     `fused=True` computes m̂, v̂ regrouped on the old moments, m̂ = β₁/(1−β₁ᵗ)·mₜ₋₁ +
     (1−β₁)/(1−β₁ᵗ)·g (one loop per leaf where XLA fuses sibling loops); `fused=False` uses the
     textbook m̂ = mₜ/(1−β₁ᵗ) above; None (default) picks by backend as `scale_by_adam` documents.
-    Chain: [add_decayed_weights] → scale_by_adam → scale_by_learning_rate.
+    Chain: [add_decayed_weights] → scale_by_adam (scale_by_amsgrad if amsgrad) →
+    scale_by_learning_rate.
 
     >>> import jax.numpy as jnp
     >>> from funcnn import optim
@@ -215,7 +216,8 @@ def adamw(
     does) chooses the decayed leaves; the others get plain Adam. `mu_dtype`/`nu_dtype`,
     `amsgrad` (torch's `AdamW(amsgrad=True)`: √v̂ → √v_maxₜ/√(1−β₂ᵗ)) and `fused` (the
     regrouped one-pass m̂, v̂ or the textbook ones; None: by backend) as in `adam`.
-    Chain: scale_by_adam → add_decayed_weights(mask) → scale_by_learning_rate.
+    Chain: scale_by_adam (scale_by_amsgrad if amsgrad) → [add_decayed_weights(mask)] →
+    scale_by_learning_rate.
     """
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(

@@ -12,6 +12,7 @@ feel at home; the math of each stage sits in its own docstring (the module map i
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, TypeVar
@@ -23,6 +24,7 @@ from jax.tree_util import PyTreeDef
 
 from funcnn._validation import check_in_range
 from funcnn.optim._tree import (
+    check_float_tree,
     compute_dtype,
     safe_increment,
     state_dtype,
@@ -69,15 +71,73 @@ class UpdateFn(Protocol):
     ) -> tuple[Updates, OptState]: ...
 
 
-class GradientTransformation(NamedTuple):
+class _Transformation(NamedTuple):
+    init: InitFn
+    update: UpdateFn
+
+
+class GradientTransformation(_Transformation):
     """A pure optimizer stage: `init(params) -> state`, `update(updates, state, params=None)`.
 
     `update` returns `(new_updates, new_state)` and never touches `params`; transforms that
     need the parameters (weight decay) raise if `params` is missing.
+
+    Every transformation checks its inputs here, once for all stages, aliases and wrappers:
+    building one wraps `init` and `update` so that params and gradients (`updates`) must be
+    real floating-point arrays. A complex leaf (Adam would move only the real part of a
+    purely imaginary gradient), an int or bool leaf (a step rounded to 0, or a rise by 1)
+    or a Python scalar (no dtype to keep) is a TypeError naming the leaf, at init or at the
+    first update's trace — never a silent wrong step. `update` passes optax's extra keyword
+    arguments (`value`, `grad`, ...) through to the wrapped function.
     """
 
-    init: InitFn
-    update: UpdateFn
+    __slots__ = ()
+
+    def __new__(cls, init: InitFn, update: UpdateFn) -> GradientTransformation:
+        return super().__new__(cls, _checked_init(init), _checked_update(update))
+
+
+def _same_structure(a: Any, b: Any) -> bool:
+    got: PyTreeDef = jax.tree.structure(a)
+    want: PyTreeDef = jax.tree.structure(b)
+    return got == want
+
+
+def _checked_init(init: InitFn) -> InitFn:
+    """`init`, refusing params that are not real floating-point arrays (idempotent)."""
+    if getattr(init, "_checks_dtypes", False):
+        return init
+
+    @functools.wraps(init)
+    def checked(params: Params) -> OptState:
+        check_float_tree(params, "params", "optimizer init: ")
+        return init(params)
+
+    checked._checks_dtypes = True  # type: ignore[attr-defined]
+    return checked
+
+
+def _checked_update(update: UpdateFn) -> UpdateFn:
+    """`update`, refusing updates and params that are not real floating-point arrays."""
+    if getattr(update, "_checks_dtypes", False):
+        return update
+
+    @functools.wraps(update)
+    def checked(
+        updates: Updates, state: OptState, params: Params | None = None, **extra: Any
+    ) -> tuple[Updates, OptState]:
+        # Trees of different structures: the stage's own structure check names the mismatch
+        # (a wrong tree is the likelier mistake than a wrong dtype); dtypes are checked once
+        # the trees agree.
+        same_trees = params is None or _same_structure(updates, params)
+        if same_trees:
+            check_float_tree(updates, "updates", "optimizer update: ")
+            if params is not None:
+                check_float_tree(params, "params", "optimizer update: ")
+        return update(updates, state, params, **extra)
+
+    checked._checks_dtypes = True  # type: ignore[attr-defined]
+    return checked
 
 
 class EmptyState(NamedTuple):
@@ -98,7 +158,6 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             )
 
     def init(params: Params) -> tuple:
-        check_floating_params(params)
         return tuple(t.init(params) for t in transforms)
 
     def update(updates: Updates, state: tuple, params: Params | None = None):
@@ -128,11 +187,13 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     Strict where optax is lenient, on purpose: the two trees must have the same structure
     and every update leaf its parameter's exact shape (a (2, 3) update on a (3,) parameter
     is a ValueError naming the leaf, not a silently broadcast (2, 3) parameter), and params
-    must be floating point (an int32 parameter would never move).
+    and updates must be real floating-point arrays (an int32 parameter would never move; a
+    complex update would lose its imaginary part in the cast back).
     """
     check_same_structure(updates, params)
     check_same_shapes(updates, params)
     check_floating_params(params)
+    check_float_tree(updates, "updates", "apply_updates: ")
     return jax.tree.map(lambda p, u: jnp.asarray(p + u).astype(jnp.result_type(p)), params, updates)
 
 
@@ -165,15 +226,9 @@ def check_same_shapes(
 
 
 def check_floating_params(params: Params, where: str = "params") -> None:
-    """Raise TypeError naming the first parameter leaf that is not floating point."""
-    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        dtype = jnp.result_type(leaf)
-        if not jnp.issubdtype(dtype, jnp.inexact):
-            raise TypeError(
-                f"{where}{jax.tree_util.keystr(path)} has dtype {dtype}: optimizers update "
-                "floating-point parameters only (gradients of integer arrays do not exist); "
-                "cast it with .astype(jnp.float32) or keep it out of the optimized tree."
-            )
+    """Raise TypeError naming the first parameter leaf that is not a real floating-point
+    array (int, bool, complex or a Python scalar); see `GradientTransformation`."""
+    check_float_tree(params, where)
 
 
 def check_same_structure(
@@ -296,11 +351,17 @@ def as_schedule(value: float | Schedule, name: str = "learning_rate") -> Schedul
 def _probe(schedule: Schedule, name: str) -> None:
     for step in PROBE_STEPS:
         try:
-            rate = np.asarray(schedule(jnp.asarray(step, jnp.int32)))
+            value = schedule(jnp.asarray(step, jnp.int32))
+            rate = np.asarray(value)
         except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
             # A schedule that needs tracing, or one that closes over a traced value (a rate
             # swept under vmap): its values cannot be seen before it runs.
             return
+        if not (np.issubdtype(rate.dtype, np.floating) or np.issubdtype(rate.dtype, np.integer)):
+            raise TypeError(  # None, a string, a complex number: numpy would fail obscurely
+                f"{name} schedule must return a real number, got {value!r} "
+                f"({type(value).__name__}) at step {step}."
+            )
         if rate.shape != ():
             raise ValueError(f"{name} schedule must return a scalar, got shape {rate.shape}.")
         if not np.isfinite(rate) or rate < 0:

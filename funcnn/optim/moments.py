@@ -23,8 +23,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from funcnn.scale import xla as fusion
-from funcnn.optim._tree import const, unzip, upcast
+from funcnn.optim._tree import check_state_dtype, const, unzip, upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -35,6 +34,7 @@ from funcnn.optim.base import (
     tree_widest_float,
     tree_zeros_like,
 )
+from funcnn.scale import xla as fusion
 
 __all__ = [
     "RADAM_THRESHOLD",
@@ -73,8 +73,12 @@ class ScaleByAmsgradState(NamedTuple):
     nu_max: Params
 
 
-def _check_adam(b1: Any, b2: Any, eps: Any, fused: Any) -> tuple[float, float, float]:
+def _check_adam(
+    b1: Any, b2: Any, eps: Any, fused: Any, mu_dtype: Any, nu_dtype: Any
+) -> tuple[float, float, float]:
     """Validate the hyperparameters `scale_by_adam` and `scale_by_amsgrad` share."""
+    check_state_dtype(mu_dtype, "mu_dtype")
+    check_state_dtype(nu_dtype, "nu_dtype")
     b1 = check_hyperparameter(b1, "b1", high=1.0, high_inclusive=False)
     b2 = check_hyperparameter(b2, "b2", high=1.0, high_inclusive=False)
     eps = check_hyperparameter(eps, "eps", low_inclusive=False)
@@ -151,17 +155,17 @@ def scale_by_adam(
     sibling loops emits θ', m', v' as one loop per leaf: 7 memory accesses per parameter
     instead of 9–10 (`benchmarks/README.md`). Without sibling fusion that form is much slower
     (XLA copies the donated m, v before overwriting them) and the textbook form is the fast
-    one. `fused=None` (default) chooses `funcnn.fusion.sibling_fusion_expected()` when
-    `update` is traced: True on GPU and TPU; on CPU True only if ``XLA_FLAGS`` carries
-    ``xla_cpu_use_multi_output_fusion`` in a ``--xla_backend_extra_options=`` entry (what
-    `funcnn.fusion.enable_cpu_multi_output_fusion` sets before JAX starts); False on any
-    other backend. No probe is compiled.
+    one. `fused=None` (default) chooses `funcnn.scale.xla.sibling_fusion_expected()` when
+    `update` is traced: True on GPU and TPU; on CPU True when ``XLA_FLAGS`` carries
+    ``xla_cpu_use_multi_output_fusion`` (which `import funcnn` adds before JAX starts, unless
+    ``FUNCNN_CPU_FUSION=0``) and the backend honours it (checked once; if the backend started
+    before the option was set, a warning names the fix); False on any other backend.
     """
     if not isinstance(amsgrad, bool):
         raise TypeError(f"amsgrad must be True or False, got amsgrad={amsgrad!r}.")
     if amsgrad:
         return scale_by_amsgrad(b1, b2, eps, fused=fused, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
-    b1, b2, eps = _check_adam(b1, b2, eps, fused)
+    b1, b2, eps = _check_adam(b1, b2, eps, fused, mu_dtype, nu_dtype)
 
     def init(params: Params) -> ScaleByAdamState:
         count = jnp.zeros([], jnp.int32)  # () int32
@@ -208,7 +212,7 @@ def scale_by_amsgrad(
     max(v_maxₜ₋₁/(1−β₂ᵗ), v̂), again a function of the old buffers and g; textbook as
     max(v_maxₜ₋₁, vₜ)/(1−β₂ᵗ).
     """
-    b1, b2, eps = _check_adam(b1, b2, eps, fused)
+    b1, b2, eps = _check_adam(b1, b2, eps, fused, mu_dtype, nu_dtype)
 
     def init(params: Params) -> ScaleByAmsgradState:
         count = jnp.zeros([], jnp.int32)  # () int32

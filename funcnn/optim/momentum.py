@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from funcnn.optim._tree import const, unzip, upcast
+from funcnn.optim._tree import check_state_dtype, const, unzip, upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -50,6 +50,7 @@ def trace(
     `SGD(momentum)` stores −η·v instead, which differs when η changes over time.
     """
     decay = check_hyperparameter(decay, "momentum", high=1.0, high_inclusive=False)
+    check_state_dtype(accumulator_dtype, "accumulator_dtype")
 
     def init(params: Params) -> TraceState:
         return TraceState(tree_zeros_like(params, accumulator_dtype))
@@ -94,6 +95,7 @@ def ema_momentum(
     decay = check_hyperparameter(decay, "momentum", high=1.0, high_inclusive=False)
     if not isinstance(nesterov, bool):
         raise TypeError(f"nesterov must be True or False, got nesterov={nesterov!r}.")
+    check_state_dtype(mu_dtype, "mu_dtype")
 
     def init(params: Params) -> EmaMomentumState:
         return EmaMomentumState(tree_zeros_like(params, mu_dtype))

@@ -46,7 +46,25 @@ class MaskedNode(NamedTuple):
 def _broadcast_prefix(prefix: Any, tree: Params, what: str) -> Any:
     """`prefix` (a pytree whose structure is a prefix of `tree`'s) with each of its leaves
     repeated over the matching subtree of `tree`: the result has `tree`'s structure.
-    `what` names the argument in the error ("mask must be a pytree of bools")."""
+
+    A dict prefix may leave out the keys whose subtree holds no arrays (a parameterless
+    layer, `"relu_1": {}`): there is nothing to label, so nothing is demanded. `what` names
+    the argument in the error ("mask must be a pytree of bools").
+    """
+    if isinstance(prefix, dict) and isinstance(tree, dict):
+        needed = [k for k in tree if k not in prefix and jax.tree.leaves(tree[k])]
+        unknown = [k for k in prefix if k not in tree]
+        if needed or unknown:
+            raise ValueError(
+                f"{what} with the structure of the params (or a prefix of it); got "
+                f"{what.split()[0]} structure {jax.tree.structure(prefix)} for params structure "
+                f"{jax.tree.structure(tree)}: missing {needed} (they hold parameters), unknown "
+                f"{unknown}. Keys whose subtree holds no arrays (relu_1: {{}}) may be left out."
+            )
+        return {
+            k: _broadcast_prefix(prefix[k], sub, what) if k in prefix else sub
+            for k, sub in tree.items()
+        }
     try:
         return jax.tree.map(lambda p, sub: jax.tree.map(lambda _: p, sub), prefix, tree)
     except (ValueError, TypeError) as error:
@@ -78,8 +96,14 @@ def _mask_tree(mask: MaskOrFn, tree: Params) -> Any:
     return full
 
 
-def _select_mask(mask: Any, tree: Params) -> Params:
-    return jax.tree.map(lambda m, x: x if m else MaskedNode(), mask, tree)
+def _select(keep: Any, tree: Params) -> Params:
+    """`tree` with every leaf whose `keep` entry is False replaced by a MaskedNode."""
+    return jax.tree.map(lambda k, x: x if k else MaskedNode(), keep, tree)
+
+
+def _merge(keep: Any, new: Updates, old: Updates) -> Updates:
+    """`new` where `keep` is True, `old` elsewhere (the leaves an inner transform did not see)."""
+    return jax.tree.map(lambda k, n, o: n if k else o, keep, new, old)
 
 
 def masked(inner: GradientTransformation, mask: MaskOrFn) -> GradientTransformation:
@@ -98,16 +122,15 @@ def masked(inner: GradientTransformation, mask: MaskOrFn) -> GradientTransformat
 
     def init(params: Params) -> MaskedState:
         mask_tree = _mask_tree(mask, params)
-        return MaskedState(inner.init(_select_mask(mask_tree, params)))
+        return MaskedState(inner.init(_select(mask_tree, params)))
 
     def update(updates: Updates, state: MaskedState, params: Params | None = None):
         mask_tree = _mask_tree(mask, params if params is not None else updates)
-        selected_params = None if params is None else _select_mask(mask_tree, params)
+        selected_params = None if params is None else _select(mask_tree, params)
         new, inner_state = inner.update(
-            _select_mask(mask_tree, updates), state.inner_state, selected_params
+            _select(mask_tree, updates), state.inner_state, selected_params
         )
-        updates = jax.tree.map(lambda m, n, g: n if m else g, mask_tree, new, updates)
-        return updates, MaskedState(inner_state)
+        return _merge(mask_tree, new, updates), MaskedState(inner_state)
 
     return GradientTransformation(init, update)
 
@@ -140,9 +163,9 @@ def _label_tree(labels: LabelsOrFn, tree: Params, known: Mapping[str, Any]) -> A
     return full
 
 
-def _select(label_tree: Any, tree: Any, label: str) -> Any:
-    """`tree` with every leaf not labelled `label` replaced by a MaskedNode."""
-    return jax.tree.map(lambda lab, x: x if lab == label else MaskedNode(), label_tree, tree)
+def _carries(label_tree: Any, label: str) -> Any:
+    """The bool tree: which leaves carry `label`."""
+    return jax.tree.map(lambda lab: lab == label, label_tree)
 
 
 def partition(
@@ -185,7 +208,7 @@ def partition(
         label_tree = _label_tree(labels, params, transforms)
         return PartitionState(
             {
-                label: transform.init(_select(label_tree, params, label))
+                label: transform.init(_select(_carries(label_tree, label), params))
                 for label, transform in transforms.items()
             }
         )
@@ -200,13 +223,12 @@ def partition(
         new_states = {}
         merged = updates
         for label, transform in transforms.items():
-            selected_params = None if params is None else _select(label_tree, params, label)
+            keep = _carries(label_tree, label)
+            selected_params = None if params is None else _select(keep, params)
             new, new_states[label] = transform.update(
-                _select(label_tree, updates, label), state.inner_states[label], selected_params
+                _select(keep, updates), state.inner_states[label], selected_params
             )
-            merged = jax.tree.map(
-                lambda lab, n, u, label=label: n if lab == label else u, label_tree, new, merged
-            )
+            merged = _merge(keep, new, merged)
         return merged, PartitionState(new_states)
 
     return GradientTransformation(init, update)

@@ -101,7 +101,7 @@ def current_learning_rate(opt_state: OptState) -> Array:
 
     >>> import jax.numpy as jnp
     >>> from funcnn import optim
-    >>> opt = optim.adamw(optim.warmup_cosine_decay(1e-3, 10, 100, init_value=1e-4))
+    >>> opt = optim.adamw(optim.warmup_cosine_decay(1e-4, 1e-3, 10, 100))
     >>> state = opt.init({"w": jnp.ones(3)})
     >>> round(float(current_learning_rate(state)), 8)  # schedule(0) before any update
     0.0001

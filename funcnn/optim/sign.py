@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from funcnn.optim._tree import const, tree_full_like, unzip, upcast
+from funcnn.optim._tree import check_state_dtype, const, tree_full_like, unzip, upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -65,6 +65,7 @@ def scale_by_lion(
     """
     b1 = check_hyperparameter(b1, "b1", high=1.0, high_inclusive=False)
     b2 = check_hyperparameter(b2, "b2", high=1.0, high_inclusive=False)
+    check_state_dtype(mu_dtype, "mu_dtype")
 
     def init(params: Params) -> ScaleByLionState:
         return ScaleByLionState(jnp.zeros([], jnp.int32), tree_zeros_like(params, mu_dtype))

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from funcnn.reference.functional import relu
 from funcnn.reference.layers import (
     _f64,
     bag_of_words_reference,
@@ -36,24 +37,20 @@ from funcnn.reference.layers import (
 )
 
 __all__ = [
+    "ARCHITECTURES",
     "char_lm_reference",
     "conv_pool_reference",
     "dense_reference",
     "gelu_reference",
     "masked_mean_reference",
     "mlp_reference",
-    "relu_reference",
     "sequence_regressor_reference",
     "transformer_block_reference",
     "transformer_lm_reference",
 ]
 
-_KINDS = ("bow", "rnn", "lstm", "cnn", "transformer")
-
-
-def relu_reference(z):
-    """max(z, 0), deciding by the real part (complex-step safe)."""
-    return np.where(np.real(z) > 0, z, 0.0)
+ARCHITECTURES = ("bow", "rnn", "lstm", "cnn", "transformer")
+"""The architectures `char_lm_reference` and `sequence_regressor_reference` transcribe."""
 
 
 def _erf(z):
@@ -164,7 +161,7 @@ def _conv_stack(x, params, mask, padding: str):
         c = params[key][f"conv_{i}_0"]["conv1d_0"]
         inp = x if keep is None else x * keep
         conv = conv1d_reference(inp, c["w"], c["b"], padding=padding, dilation=2**i)
-        x = x + relu_reference(conv)
+        x = x + relu(conv)
     return x
 
 
@@ -176,8 +173,8 @@ def char_lm_reference(kind: str, ids, params, *, num_heads: int = 4, mask=None):
     cnn          E[ids] → causal dilated conv stack with residuals → dense
     transformer  `transformer_lm_reference`
     """
-    if kind not in _KINDS:
-        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}.")
+    if kind not in ARCHITECTURES:
+        raise ValueError(f"kind must be one of {ARCHITECTURES}, got {kind!r}.")
     if kind == "transformer":
         return transformer_lm_reference(ids, params, num_heads, mask=mask)
     ids = np.asarray(ids)
@@ -212,8 +209,8 @@ def sequence_regressor_reference(
     cnn          x·W + b → SAME dilated conv stack with residuals → masked mean → dense
     transformer  x·W + b + sinusoidal P → blocks (padded keys hidden) → masked mean → dense
     """
-    if kind not in _KINDS:
-        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}.")
+    if kind not in ARCHITECTURES:
+        raise ValueError(f"kind must be one of {ARCHITECTURES}, got {kind!r}.")
     (x,) = _f64(x)
     head = _one(params, "head")
     if kind in ("rnn", "lstm"):
@@ -221,18 +218,14 @@ def sequence_regressor_reference(
         return dense_reference(summary, head)[:, 0]
     h = dense_reference(x, _one(params, "input"))
     if kind == "bow":
-        h = relu_reference(h)
+        h = relu(h)
     h = _conv_stack(h, params, mask, "SAME")
     if kind == "transformer":
         h = h + sinusoidal_positions_reference(h.shape[1], h.shape[2])[None]
         for key in _blocks(params):
             h = transformer_block_reference(h, params[key], num_heads, mask=mask)
     summary = masked_mean_reference(h, mask)
-    out = (
-        mlp_reference(summary, head, relu_reference)
-        if "w" not in head
-        else dense_reference(summary, head)
-    )
+    out = mlp_reference(summary, head, relu) if "w" not in head else dense_reference(summary, head)
     return out[:, 0]
 
 
@@ -245,7 +238,7 @@ def conv_pool_reference(x, params):
     """
     (x,) = _f64(x)
     h = conv1d_reference(x, params["conv1d_0"]["w"], params["conv1d_0"]["b"], padding="SAME")
-    h = pool1d_reference(relu_reference(h), 2, 2, "max")
+    h = pool1d_reference(relu(h), 2, 2, "max")
     c = params["conv1d_3"]
     h = conv1d_reference(h, c["w"], c["b"], padding="VALID", dilation=2)
     h = pool1d_reference(h, 2, 2, "avg")

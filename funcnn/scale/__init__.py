@@ -18,10 +18,8 @@ change. `funcnn.train` uses this package (fit's `mesh=`); nothing here imports
 from funcnn.scale import distributed, launch, mesh, placement, precision, sharding, xla
 from funcnn.scale.mesh import DATA_AXIS, MODEL_AXIS, make_mesh, simulate_cpu_devices
 from funcnn.scale.placement import (
-    active_mesh,
     batch_mesh,
     constrain_batches,
-    data_parallel,
     data_sharding,
     place_global,
     place_local,
@@ -45,11 +43,9 @@ __all__ = [
     "MODEL_AXIS",
     "TRANSFORMER_RULES",
     "Rule",
-    "active_mesh",
     "batch_mesh",
     "bytes_per_device",
     "constrain_batches",
-    "data_parallel",
     "data_sharding",
     "distributed",
     "fsdp_spec",

@@ -33,8 +33,6 @@ then lists all processes' devices and the same `make_mesh()` spans them. Sharded
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -44,10 +42,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from funcnn.scale.mesh import DATA_AXIS
 
 __all__ = [
-    "active_mesh",
     "batch_mesh",
     "constrain_batches",
-    "data_parallel",
     "data_sharding",
     "place_global",
     "place_local",
@@ -174,22 +170,3 @@ def constrain_batches(batches: Any, mesh: Mesh | None, *, batch_axis: int = 0) -
         return batches
     spec = PartitionSpec(*([None] * batch_axis), DATA_AXIS)
     return jax.lax.with_sharding_constraint(batches, NamedSharding(mesh, spec))
-
-
-_ACTIVE_MESHES: list[Mesh] = []
-
-
-@contextlib.contextmanager
-def data_parallel(mesh: Mesh) -> Iterator[Mesh]:
-    """Within the block, `train.fit` runs data-parallel over `mesh`: it replicates the state
-    and the data and splits every minibatch along "data" (batch_size must divide evenly)."""
-    _ACTIVE_MESHES.append(mesh)
-    try:
-        yield mesh
-    finally:
-        _ACTIVE_MESHES.pop()
-
-
-def active_mesh() -> Mesh | None:
-    """The mesh of the innermost `data_parallel` block, or None outside one."""
-    return _ACTIVE_MESHES[-1] if _ACTIVE_MESHES else None

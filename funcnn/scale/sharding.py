@@ -35,6 +35,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from funcnn.params import path_string  # the one key-path spelling, re-exported here
 from funcnn.scale.mesh import DATA_AXIS, MODEL_AXIS
 
 __all__ = [
@@ -65,19 +66,6 @@ TRANSFORMER_RULES: tuple[Rule, ...] = (
 )
 """Megatron-style rules for transformer params: q/k/v and the MLP's first dense split by
 columns, the attention output and the MLP's last dense by rows; everything else replicated."""
-
-
-def path_string(path: tuple[Any, ...]) -> str:
-    """A `jax.tree_util` key path as `a/b/0/c` — what rule patterns are matched against."""
-    parts = []
-    for key in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(key, attr):
-                parts.append(str(getattr(key, attr)))
-                break
-        else:
-            parts.append(str(key))
-    return "/".join(parts)
 
 
 def fsdp_spec(shape: Sequence[int], size: int, *, min_size: int = 1024) -> PartitionSpec:

@@ -13,19 +13,24 @@ array or compilation). `enable_cpu_multi_output_fusion()` sets it;
 (it reads the backend name and ``XLA_FLAGS``, compiles nothing); `fuses_sibling_loops()` is a
 diagnostic that compiles a probe and reports what the backend really does.
 
-Usage, first thing in a script (before any JAX computation)::
-
-    import funcnn.scale.xla
-    funcnn.scale.xla.enable_cpu_multi_output_fusion()
+Fast by default: `import funcnn` calls `enable_cpu_multi_output_fusion()` before anything
+starts JAX's backend (opt out with ``FUNCNN_CPU_FUSION=0``), so a user who follows nothing but
+the quick start gets the one-pass AdamW update. If JAX's CPU backend was already running when
+funcnn was imported (an array made first), the option cannot take effect in this process:
+the first optimizer traced with ``fused=None`` then finds out (one probe compile), warns once
+naming the fix, and uses the textbook form, which is the fast one without fusion.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import warnings
 
 import jax
 import jax.numpy as jnp
+
+from funcnn import _cpu_fusion
 
 __all__ = [
     "MULTI_OUTPUT_FUSION_OPTION",
@@ -34,33 +39,9 @@ __all__ = [
     "sibling_fusion_expected",
 ]
 
-MULTI_OUTPUT_FUSION_OPTION = "xla_cpu_use_multi_output_fusion"
-_EXTRA_OPTIONS = "--xla_backend_extra_options="
-
-
-def _with_option(xla_flags: str) -> str:
-    """`xla_flags` with the CPU multi-output fusion option added to its backend extra options."""
-    words = xla_flags.split()
-    for i, word in enumerate(words):
-        if word.startswith(_EXTRA_OPTIONS):
-            if MULTI_OUTPUT_FUSION_OPTION not in _option_names(word):
-                words[i] = word + "," + MULTI_OUTPUT_FUSION_OPTION
-            return " ".join(words)
-    return " ".join([*words, _EXTRA_OPTIONS + MULTI_OUTPUT_FUSION_OPTION])
-
-
-def _option_names(word: str) -> list[str]:
-    """The option names in one ``--xla_backend_extra_options=a,b=v`` word: ["a", "b"]."""
-    return [item.split("=", 1)[0] for item in word[len(_EXTRA_OPTIONS) :].split(",")]
-
-
-def _flags_ask_for_fusion(xla_flags: str) -> bool:
-    """True if some ``--xla_backend_extra_options=`` word of `xla_flags` names the option."""
-    return any(
-        MULTI_OUTPUT_FUSION_OPTION in _option_names(word)
-        for word in xla_flags.split()
-        if word.startswith(_EXTRA_OPTIONS)
-    )
+MULTI_OUTPUT_FUSION_OPTION = _cpu_fusion.MULTI_OUTPUT_FUSION_OPTION
+"""The XLA:CPU backend option that turns on multi-output (sibling) loop fusion."""
+_flags_ask_for_fusion = _cpu_fusion.flags_ask_for_fusion
 
 
 def enable_cpu_multi_output_fusion() -> None:
@@ -74,7 +55,7 @@ def enable_cpu_multi_output_fusion() -> None:
     default (`fuses_sibling_loops()` tells which, by compiling a probe). Harmless on GPU/TPU,
     which fuse siblings anyway.
     """
-    os.environ["XLA_FLAGS"] = _with_option(os.environ.get("XLA_FLAGS", ""))
+    _cpu_fusion.enable()
 
 
 def sibling_fusion_expected() -> bool:
@@ -86,13 +67,35 @@ def sibling_fusion_expected() -> bool:
       ``xla_cpu_use_multi_output_fusion`` (what `enable_cpu_multi_output_fusion` adds);
     - any other backend: False (the textbook form, which never forces copies).
 
-    Reads the variable *now*: it matches what XLA:CPU does as long as the variable was not
-    changed after JAX started its backend. Nothing is compiled.
+    When the variable asks for fusion on CPU, the answer is also checked once per process
+    against what the backend really does (`fuses_sibling_loops()`, one ~10 ms probe compile):
+    the variable set *after* JAX started its CPU backend — say an array was made before
+    `import funcnn` — has no effect, and then this warns once (naming the fix) and answers
+    False, so the optimizers pick the form that is fast on this backend.
     """
     backend = jax.default_backend()
     if backend in ("gpu", "tpu"):
         return True
-    return backend == "cpu" and _flags_ask_for_fusion(os.environ.get("XLA_FLAGS", ""))
+    if backend != "cpu" or not _flags_ask_for_fusion(os.environ.get("XLA_FLAGS", "")):
+        return False
+    return _cpu_option_took_effect()
+
+
+@functools.cache
+def _cpu_option_took_effect() -> bool:
+    """True if XLA:CPU fuses siblings as ``XLA_FLAGS`` asks; else warn once and say False."""
+    if fuses_sibling_loops():
+        return True
+    warnings.warn(
+        "XLA_FLAGS asks XLA:CPU for multi-output fusion, but JAX's CPU backend started before "
+        "the option was set (an array was made before `import funcnn`), so it has no effect "
+        "in this process: the optimizers use the textbook Adam form. Fix: import funcnn "
+        "before your first JAX computation, or start Python with XLA_FLAGS="
+        f"--xla_backend_extra_options={MULTI_OUTPUT_FUSION_OPTION}.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return False
 
 
 @functools.cache
@@ -100,9 +103,9 @@ def fuses_sibling_loops() -> bool:
     """Diagnostic: True if the default backend compiles x ↦ (x + 1, 2·x) into one loop.
 
     Compiles a tiny probe once per process (cached; ~10 ms) and reads its optimized HLO
-    through public `jax.jit(...).lower(...).compile().as_text()`. The library never consults
-    it (optimizers follow `sibling_fusion_expected()`); tests and benchmarks use it to check
-    that rule against what XLA really does.
+    through public `jax.jit(...).lower(...).compile().as_text()`. `sibling_fusion_expected()`
+    consults it only on CPU when ``XLA_FLAGS`` asks for fusion, to catch an option set too
+    late; tests and benchmarks use it to check the rule against what XLA really does.
     """
     probe = jax.jit(lambda x: (x + 1.0, 2.0 * x))
     spec = jax.ShapeDtypeStruct((64, 64), jnp.float32)

@@ -27,6 +27,14 @@ is refused before anything of that size is allocated.
 
 `CheckpointManager(directory, keep)` writes `ckpt_<step>.npz` files, keeps the newest
 `keep`, and restores the newest one that verifies (skipping a corrupt one with a warning).
+
+Dtypes round-trip exactly or are refused. Every leaf is stored at its own width (int64,
+uint64, float64, complex128, bool, float16, bfloat16, float8 …); `restore` never lets a
+device copy narrow one: without `like` the leaves come back as NumPy arrays of the stored
+dtype (jax's x64 mode off would turn 2**40 into 0), and with `like` a leaf that `like`
+holds in NumPy, or as a `jax.ShapeDtypeStruct` of a 64-bit dtype jax cannot hold on device
+right now, comes back as a NumPy array too. Leaves of any other dtype (strings, objects,
+int4, …) are a TypeError on save.
 """
 
 from __future__ import annotations
@@ -192,6 +200,7 @@ def save(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) ->
     (e.g. the run's config); read it back with `read_metadata`.
     """
     path = Path(path)
+    _check_metadata(metadata)
     leaves, _ = _flatten(tree)
     entries, arrays = (
         zip(*(_encode_leaf(leaf) for leaf in leaves), strict=True) if leaves else ((), ())
@@ -228,6 +237,30 @@ def save(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) ->
     _stage("renamed", path)
     _fsync_dir(folder, path)
     return path
+
+
+def _check_metadata(metadata: Any) -> None:
+    """Refuse metadata that would not come back as given: not a dict, or a dict anywhere
+    inside with a key that is not a str (JSON turns 1 into "1" and cannot sort mixed keys)."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise TypeError(
+            f"metadata must be a dict (JSON object) or None, got {type(metadata).__name__}."
+        )
+    pending: list[tuple[str, Any]] = [("metadata", metadata)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise TypeError(
+                        f"metadata keys must be str (JSON object keys), got {key!r} "
+                        f"({type(key).__name__}) in {where}."
+                    )
+                pending.append((f"{where}[{key!r}]", item))
+        elif isinstance(value, list | tuple):
+            pending.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
 
 
 def _fsync_dir(folder: Path, path: Path) -> None:
@@ -386,7 +419,12 @@ def restore(path: str | os.PathLike, like: Any = None) -> Any:
     mismatching key path is named in the error. Leaves land on `like`'s shardings; where
     `like` has a NumPy leaf the result has the same NumPy array type (no device copy, so
     float64/int64 leaves keep their width with jax's x64 mode off).
-    Without `like` the result is nested dicts keyed by the path elements (as strings).
+    A `like` leaf given as a `jax.ShapeDtypeStruct` of a 64-bit dtype that jax cannot hold
+    on device (x64 mode off) also comes back as NumPy rather than narrowed.
+    Without `like` the result is nested dicts keyed by the path elements (as strings) whose
+    leaves are NumPy arrays of exactly the stored dtype and shape — int64, uint64, float64
+    and complex128 included, whatever jax's x64 mode (typed PRNG keys come back as jax
+    key arrays); `jnp.asarray` them to move them to a device.
 
     Raises FileNotFoundError for a missing file, CheckpointError (a ValueError) for a
     corrupt, truncated or mismatching one — never a partial result.
@@ -423,12 +461,20 @@ def _match_like(path: str | os.PathLike, leaves: list[_Leaf], like: Any) -> Any:
                 f"shape={tuple(got.shape)} dtype={got.dtype}, expected "
                 f"shape={tuple(want_shape)} dtype={want_dtype}."
             )
-        if isinstance(want.value, np.ndarray | np.generic):
-            # A host (NumPy) leaf comes back as one: a device copy would silently narrow
-            # float64/int64 to 32 bits when jax's x64 mode is off.
+        sharding = getattr(want.value, "sharding", None)
+        narrows = not _is_prng_key(got) and jax.dtypes.canonicalize_dtype(got.dtype) != got.dtype
+        if isinstance(want.value, np.ndarray | np.generic) or (narrows and sharding is None):
+            # A host (NumPy) leaf, or a 64-bit one jax cannot hold on device with its x64
+            # mode off, comes back as NumPy: a device copy would turn 2**40 into 0.
             values.append(got)
             continue
-        sharding = getattr(want.value, "sharding", None)
+        if narrows:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r}, key path {path_str(want.path)!r}: dtype {got.dtype} "
+                f"cannot be placed on {sharding} with jax_enable_x64 off (it would narrow to "
+                f"{jax.dtypes.canonicalize_dtype(got.dtype)}); enable x64 or drop the sharding "
+                "to get a NumPy array."
+            )
         values.append(
             jax.device_put(got, sharding) if sharding is not None else jax.device_put(got)
         )
@@ -452,11 +498,23 @@ def _nested_dicts(leaves: list[_Leaf]) -> dict:
         *parents, last = [str(value) for _, value in leaf.path] or ["<root>"]
         for key in parents:
             node = node.setdefault(key, {})
-        node[last] = jax.device_put(leaf.value)
+        # No device copy: NumPy keeps every stored width (typed PRNG keys stay jax keys).
+        node[last] = leaf.value
     return root
 
 
 # ----------------------------------------------------------------------------- manager
+
+
+def _check_step(step: Any) -> int:
+    """`step` as an int if it is a (NumPy) integer ≥ 0 — bools refused — else raise."""
+    if isinstance(step, bool | np.bool_) or not isinstance(step, int | np.integer):
+        raise TypeError(
+            f"step must be an int ≥ 0, got {step!r} ({type(step).__name__}); pass int(state.step)."
+        )
+    if step < 0:
+        raise ValueError(f"step must be an int ≥ 0, got step={step}.")
+    return int(step)
 
 
 class CheckpointManager:
@@ -466,13 +524,25 @@ class CheckpointManager:
     manager.save(step, state, metadata={"epoch": 2, "index": 128})
     found = manager.restore_latest(like=state)   # None when nothing valid exists
     if found: state, metadata, step = found
+
+    Rules. "Newest" means the highest step, so steps only go forward: a step must be an
+    int ≥ 0 (not a bool), and saving a step lower than a valid checkpoint already in the
+    folder is a ValueError (a run restarted over a later run's checkpoints would otherwise
+    be pruned in favour of them, and `restore_latest` would pick the other run's file); a
+    later file that fails verification — the one `restore_latest` skipped — is renamed to
+    `<name>.corrupt` with a warning instead. Saving the newest step again replaces its file.
+    Pruning never deletes the file just written.
     """
 
     _PATTERN = re.compile(r"^ckpt_(\d+)\.npz$")
 
-    def __init__(self, directory: str | os.PathLike, keep: int = 3):
+    def __init__(self, directory: str | os.PathLike, keep: int = 3, *, create: bool = True):
+        """`create=False` opens the folder read-only — nothing is made or swept, and
+        `steps()` is empty while it does not exist — to check a run before it starts."""
         self.directory = Path(directory)
         self.keep = check_positive_int(keep, "keep")
+        if not create:
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
         # A run killed mid-save leaves a temporary file; it was never a checkpoint.
         for stale in sorted(self.directory.glob(".ckpt_*.tmp")):
@@ -483,19 +553,53 @@ class CheckpointManager:
             stale.unlink(missing_ok=True)
 
     def path_for(self, step: int) -> Path:
-        return self.directory / f"ckpt_{step:010d}.npz"
+        """The file of `step` (an int ≥ 0): `ckpt_<step, 10 digits>.npz`."""
+        return self.directory / f"ckpt_{_check_step(step):010d}.npz"
 
     def steps(self) -> list[int]:
         """Steps with a checkpoint file on disk, newest first (validity not checked)."""
+        if not self.directory.is_dir():  # a read-only manager's folder may not exist yet
+            return []
         found = (self._PATTERN.match(p.name) for p in self.directory.iterdir())
         return sorted((int(m.group(1)) for m in found if m), reverse=True)
 
     def save(self, step: int, tree: Any, *, metadata: dict | None = None) -> Path:
-        """Atomically write the checkpoint for `step`, then delete all but the newest `keep`."""
+        """Atomically write the checkpoint for `step`, then delete all but the newest `keep`.
+
+        Refuses (ValueError, nothing written) a step below the newest one on disk."""
+        step = _check_step(step)
+        for later in (s for s in self.steps() if s > step):
+            self._refuse_or_set_aside(later, step)
         path = save(self.path_for(step), tree, metadata=metadata)
         for old in self.steps()[self.keep :]:
-            self.path_for(old).unlink(missing_ok=True)
+            if old != step:  # never the file just written, whatever else is in the folder
+                self.path_for(old).unlink(missing_ok=True)
         return path
+
+    def _refuse_or_set_aside(self, later: int, step: int) -> None:
+        """A checkpoint of a step after `step` is in the folder: refuse to save `step` if it
+        verifies; if it does not (torn by a crash or a bad disk, skipped by `restore_latest`
+        — the run resumed from an earlier one), rename it to `<name>.corrupt` with a warning,
+        so it neither blocks the resumed run nor is lost."""
+        path = self.path_for(later)
+        try:
+            _read(path)
+        except FileNotFoundError:
+            return  # removed meanwhile
+        except CheckpointError as err:
+            aside = path.with_name(path.name + ".corrupt")
+            os.replace(path, aside)
+            warnings.warn(
+                f"moved corrupt checkpoint {path} aside to {aside.name}: it fails verification "
+                f"and can never be restored ({err})",
+                stacklevel=3,
+            )
+            return
+        raise ValueError(
+            f"cannot save step {step} in {self.directory}: it already holds a valid checkpoint "
+            f"of a later step ({path.name}), which would count as newer; steps only go "
+            "forward. Remove the later files or use another folder."
+        )
 
     def _valid(self, like: Any) -> Iterator[tuple[Any, dict, int]]:
         for step in self.steps():

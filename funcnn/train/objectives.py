@@ -25,19 +25,20 @@ from funcnn import losses
 from funcnn._validation import check_choice
 
 __all__ = [
-    "KINDS",
+    "TASK_KINDS",
     "per_example",
     "supervised_loss",
     "supervised_metrics",
 ]
 
 Array = jax.Array
-KINDS = ("classification", "binary", "regression")
+TASK_KINDS = ("classification", "binary", "regression")
+"""What a supervised `kind` may be: softmax classes, one logit, or real targets."""
 
 
 def per_example(kind: str, outputs: Array, targets: Array) -> dict[str, Array]:
     """Per-example loss (and accuracy for classifiers), each of shape (batch,)."""
-    check_choice(kind, "kind", KINDS)
+    check_choice(kind, "kind", TASK_KINDS)
     if kind == "classification":
         loss = losses.cross_entropy(outputs, targets, reduction="none")
         correct = jnp.argmax(outputs, axis=-1) == targets
@@ -53,7 +54,7 @@ def per_example(kind: str, outputs: Array, targets: Array) -> dict[str, Array]:
 def supervised_loss(apply: Callable[..., Array], kind: str, *, stateful: bool = False) -> Callable:
     """`loss_fn(params, (x, y), key) -> (mean loss, {"accuracy": …})`, with dropout on;
     stateful=True: `loss_fn(params, (x, y), key, model_state) -> (loss, aux, new_state)`."""
-    check_choice(kind, "kind", KINDS)
+    check_choice(kind, "kind", TASK_KINDS)
     if stateful:
 
         def stateful_loss_fn(params, batch, key, model_state):
@@ -79,7 +80,7 @@ def supervised_metrics(
 ) -> Callable:
     """`metric_fn(params, (x, y)) -> {"loss": (b,), "accuracy": (b,)}` in eval mode;
     stateful=True: `metric_fn(params, (x, y), model_state)` (the running statistics)."""
-    check_choice(kind, "kind", KINDS)
+    check_choice(kind, "kind", TASK_KINDS)
     if stateful:
 
         def stateful_metric_fn(params, batch, model_state):

@@ -12,11 +12,11 @@ What makes the resume exact: the checkpoint holds the whole `TrainState` (params
 state, step, PRNG key), and `fit`'s data order is a pure function of `(data_key, epoch)` —
 so the step counter fixes the position (epoch = ⌊step / steps_per_epoch⌋, index = step mod
 steps_per_epoch), which is stored in the metadata too and cross-checked. The metadata's
-"carry" is fit's `info["carry"]`: the history so far, the interrupted epoch's running
-metric sums and step count, and the data key's bits. Checkpoints are only taken between
-fused chunks, so a resumed run replays the very same compiled chunks and reaches
-bit-identical parameters, and — given the carry back — a bit-identical history, the
-interrupted epoch's means included.
+"carry" is fit's `info.carry` (a `FitCarry`, stored as its `to_json()`): the history so
+far, the interrupted epoch's running metric sums and step count, and the data key's bits.
+Checkpoints are only taken between fused chunks, so a resumed run replays the very same
+compiled chunks and reaches bit-identical parameters, and — given the carry back — a
+bit-identical history, the interrupted epoch's means included.
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import jax
-import numpy as np
-
 from funcnn._validation import check_nonnegative_int
+from funcnn.params import all_finite
 from funcnn.train.checkpoint import CheckpointManager
+from funcnn.train.loop import FitInfo
 
 __all__ = [
     "StopRequest",
@@ -44,7 +43,7 @@ __all__ = [
     "stop_on_signals",
 ]
 
-Callback = Callable[[Any, dict[str, Any]], bool]
+Callback = Callable[[Any, FitInfo], bool]
 
 
 class StopRequest:
@@ -126,7 +125,7 @@ def checkpoint_callback(
     then returns `stop.requested`, which makes `fit` return. Metadata: the `config` (JSON),
     the data position from `data_position`, the per-epoch history so far (`history`,
     the part from before a resume that fit was not given as its carry, followed by fit's),
-    and fit's `info["carry"]` (history merged the same way) under "carry", which `fit(...,
+    and fit's `info.carry` (history merged the same way) under "carry", which `fit(...,
     carry=...)` takes back to resume exactly mid-epoch. Give `fit`
     `steps_per_dispatch=every` so chunks end exactly on checkpoint steps.
 
@@ -139,14 +138,14 @@ def checkpoint_callback(
     last_saved = [-1]
     latest_history: list[Mapping[str, list]] = [{}]
 
-    def callback(state: Any, info: dict[str, Any]) -> bool:
-        step = info["step"]
-        latest_history[0] = info.get("carry", info).get("history", latest_history[0])
+    def callback(state: Any, info: FitInfo) -> bool:
+        step = info.step
+        latest_history[0] = info.carry.history
         stopping = stop is not None and stop.requested
         crossed = every > 0 and step // every > max(last_saved[0], 0) // every
         finished = total_steps is not None and step >= total_steps
         if (crossed or finished or stopping) and step != last_saved[0]:
-            if not _all_finite(state):
+            if not bool(all_finite(state)):
                 warnings.warn(
                     f"not checkpointing step {step}: the state holds NaN or inf (the run "
                     f"diverged); the newest checkpoint in {manager.directory} is the last "
@@ -158,11 +157,10 @@ def checkpoint_callback(
             merged = merge_histories(history or {}, latest_history[0])
             metadata = {
                 "config": config,
-                "position": data_position(step, info["steps_per_epoch"]),
+                "position": data_position(step, info.steps_per_epoch),
                 "history": merged,
             }
-            if "carry" in info:
-                metadata["carry"] = {**info["carry"], "history": merged}
+            metadata["carry"] = {**info.carry.to_json(), "history": merged}
             manager.save(step, state, metadata=metadata)
             last_saved[0] = step
         return stopping
@@ -218,16 +216,6 @@ def resume_latest(
             f"{step} with {steps_per_epoch} steps per epoch is {expected}."
         )
     return state, metadata
-
-
-def _all_finite(tree: Any) -> bool:
-    """True when every floating-point leaf of `tree` is finite (PRNG keys and ints pass)."""
-    for leaf in jax.tree.leaves(tree):
-        dtype = getattr(leaf, "dtype", None)
-        if dtype is not None and jax.dtypes.issubdtype(dtype, np.inexact):
-            if not np.isfinite(np.asarray(leaf)).all():
-                return False
-    return True
 
 
 def merge_histories(before: Mapping[str, list], after: Mapping[str, list]) -> dict[str, list]:

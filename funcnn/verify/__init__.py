@@ -1,12 +1,15 @@
 """Verification: every optimizer configuration held against its float64 NumPy reference.
 
-`registry` holds the configurations (each a funcnn optimizer and its `funcnn.reference`
-counterpart) and the small nonconvex test problem they both run on; `scripts/
-compare_optimizers.py verify` and `tests/test_reference_agreement.py` use it. This is the only
-package that pairs `funcnn.optim` with `funcnn.reference`: the optimizers never import the
-reference.
+    registry   the configurations — each one `Spec` (a name and its hyperparameters, written
+               once) from which both the `funcnn.optim` optimizer and its
+               `funcnn.reference.optim` twin are built — and the small test problem
+    runner     runs funcnn and the reference side by side and measures how far apart they end
+
+`scripts/compare_optimizers.py verify` (through `funcnn.lab.compare.verify`) and
+`tests/test_reference_agreement.py` use them. This is the only package that pairs
+`funcnn.optim` with `funcnn.reference`: the optimizers never import the reference.
 """
 
-from funcnn.verify import registry
+from funcnn.verify import registry, runner
 
-__all__ = ["registry"]
+__all__ = ["registry", "runner"]

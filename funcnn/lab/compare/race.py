@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn import datasets, losses, nn, optim
+from funcnn.lab import optimizers
 from funcnn.optim.base import GradientTransformation, optimizer_step
 
 __all__ = [
@@ -51,28 +52,19 @@ OptimizerFactory = Callable[[optim.Schedule], GradientTransformation]
 LEARNING_RATES: tuple[float, ...] = tuple(float(x) for x in np.logspace(-4, 0.5, 10))
 
 
-def _muon_and_adamw(learning_rate: optim.Schedule) -> GradientTransformation:
-    """Muon (torch's defaults, λ = 0.1) on the 2-D leaves, AdamW (λ = 1e-3) on the others,
-    both at the swept η. On problems without a matrix (quadratic, rosenbrock) it is AdamW."""
-    return optim.partition(
-        {"muon": optim.muon(learning_rate), "adamw": optim.adamw(learning_rate, weight_decay=1e-3)},
-        lambda params: jax.tree.map(lambda x: "muon" if x.ndim == 2 else "adamw", params),
-    )
+# Decoupled weight decay in the race: AdamW's (and Muon's AdamW part's) λ = 1e-3; the
+# others race without decay.
+RACE_WEIGHT_DECAY: dict[str, float] = {"adamw": 1e-3, "muon": 1e-3}
 
 
-# Standard hyperparameters; only the learning rate is swept (for Adafactor η is the cap of
-# the relative step ρₜ = min(η, 1/√t)).
-RACE_OPTIMIZERS: dict[str, OptimizerFactory] = {
-    "sgd": lambda lr: optim.sgd(lr),
-    "momentum": lambda lr: optim.sgd(lr, momentum=0.9),
-    "nesterov": lambda lr: optim.sgd(lr, momentum=0.9, nesterov=True),
-    "rmsprop": lambda lr: optim.rmsprop(lr),
-    "adam": lambda lr: optim.adam(lr),
-    "adamw": lambda lr: optim.adamw(lr, weight_decay=1e-3),
-    "adafactor": lambda lr: optim.adafactor(lr),
-    "muon": _muon_and_adamw,
-    "schedule_free_adamw": lambda lr: optim.schedule_free_adamw(lr),
-}
+def _racer(name: str) -> OptimizerFactory:
+    weight_decay = RACE_WEIGHT_DECAY.get(name, 0.0)
+    return lambda lr: optimizers.optimizer(name, lr, weight_decay=weight_decay)
+
+
+# Every optimizer of `funcnn.lab.optimizers` at its standard hyperparameters; only the
+# learning rate is swept (for Adafactor η is the cap of the relative step ρₜ = min(η, 1/√t)).
+RACE_OPTIMIZERS: dict[str, OptimizerFactory] = {name: _racer(name) for name in optimizers.NAMES}
 
 
 class Problem(NamedTuple):
