@@ -431,7 +431,7 @@ def test_fit_with_model_state_resumes_bit_exactly_from_a_checkpoint(tmp_path):
         loss,
         opt,
         (x, y),
-        callback=lambda s, i: stop_at_3(s, i) or i["step"] == 3,
+        callback=lambda s, i: stop_at_3(s, i) or i.step == 3,
         **kwargs,
     )
     restored, metadata = resume.resume_latest(manager, like=fresh(), steps_per_epoch=5)

@@ -287,10 +287,6 @@ MASK_FAMILIES = [n for n, f in FAMILIES.items() if f.sequence] + ["rnn_reverse",
 FAMILIES_WITH_MASK = {**FAMILIES, "rnn_reverse": Family(nn.rnn(3, reverse=True), 4, True)}
 
 MASK_XFAILS = {
-    "avg_pool1d": f"{IMAGES}: NaN/inf at a padded step of x (2, T, 4) makes the pooled value "
-    "NaN (the masked mean computes x·0); expected the value with the padded steps zeroed",
-    "global_avg_pool": f"{IMAGES}: NaN/inf at a padded step → NaN output (x·0 in the masked "
-    "mean); expected the mean over real steps",
     "multi_head_attention": f"{LLM}: NaN/inf in a padded key/value step makes every output "
     "NaN, real queries included, and every gradient NaN",
     "multi_head_attention_chunked": f"{LLM}: NaN/inf (and 1e30: overflow) in a padded step "
