@@ -136,6 +136,16 @@ def _correlate(padded: Array, w: Array, strides: Sequence[int], dilation: Sequen
     return jnp.reshape(y, (n, *out, features))
 
 
+def _check_array(x: Any, name: str) -> None:
+    """Raise TypeError unless x is a floating-point array (a Python number, None or a list is
+    refused by name, before anything reads x.shape)."""
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise TypeError(
+            f"{name}: x must be a floating-point array, got {type(x).__name__} {x!r:.60}."
+        )
+    check_floating(x, f"{name}: x")
+
+
 def _check_groups(groups: int, channels: int, features: int, name: str) -> None:
     if channels % groups or features % groups:
         raise ValueError(
@@ -210,13 +220,15 @@ def conv1d(
         train: bool = False,
     ) -> Array:
         del key, train
-        check_floating(x, f"{name}: x")
+        _check_array(x, name)
         w = params["w"]
         if jnp.ndim(x) < 3:
             raise ValueError(
                 f"{name}: expects x of shape (batch, time, channels), got x.shape={x.shape}; "
                 f"add a batch axis for a single sequence: x[None]."
             )
+        if 0 in x.shape[:-1]:
+            raise ValueError(f"{name}: x has no time steps or no examples: x.shape={x.shape}.")
         if x.shape[-1] != w.shape[1] * groups:
             raise ValueError(
                 f"{name}: x has {x.shape[-1]} channels but w expects {w.shape[1] * groups} "
@@ -382,8 +394,10 @@ def conv2d(
         train: bool = False,
     ) -> Array:
         del key, train
-        check_floating(x, f"{name}: x")
+        _check_array(x, name)
         _check_image_shape(jnp.shape(x), name, "x.shape")
+        if 0 in x.shape[:-1]:
+            raise ValueError(f"{name}: x has an empty axis: x.shape={x.shape}.")
         w = params["w"]
         if w.ndim != 4 or x.shape[-1] != w.shape[2] * groups:
             raise ValueError(
@@ -482,8 +496,10 @@ def conv_transpose2d(
         train: bool = False,
     ) -> Array:
         del key, train
-        check_floating(x, f"{name}: x")
+        _check_array(x, name)
         _check_image_shape(jnp.shape(x), name, "x.shape")
+        if 0 in x.shape[:-1]:
+            raise ValueError(f"{name}: x has an empty axis: x.shape={x.shape}.")
         w = params["w"]
         if w.ndim != 4 or x.shape[-1] != w.shape[2]:
             raise ValueError(

@@ -30,7 +30,13 @@ import jax
 import jax.numpy as jnp
 
 from funcnn._validation import check_choice, check_positive_int
-from funcnn.nn.conv import _explicit_pairs, _pair, conv_output_length, conv_padding
+from funcnn.nn.conv import (
+    _check_array,
+    _explicit_pairs,
+    _pair,
+    conv_output_length,
+    conv_padding,
+)
 from funcnn.nn.core import Layer, Params, Shape, as_shape
 from funcnn.nn.masking import check_mask, masked_mean
 
@@ -91,7 +97,9 @@ def _pool_shape(shape: Shape, window: int, stride: int, padding: str, name: str)
     if length == -1:
         return shape
     if padding == "VALID" and length < window:
-        raise ValueError(f"{name}: VALID pooling needs T ≥ window={window}, got T={length}.")
+        raise ValueError(
+            f"{name}: VALID pooling needs T ≥ window={window}, got T={length} (shape {shape})."
+        )
     out_len = conv_output_length(length, window, stride=stride, padding=padding)
     return (*shape[:-2], out_len, shape[-1])
 
@@ -114,6 +122,7 @@ def _window_pool(kind: str, window: int, stride: int | None, padding: str, name:
         train: bool = False,
     ) -> Array:
         del params, key, train
+        _check_input(x, 1, name)
         _pool_shape(tuple(jnp.shape(x)), window, stride, padding, name)
         mask = check_mask(mask, x.shape[:-1], name)
         pad = conv_padding(x.shape[-2], window, stride=stride, padding=padding)
@@ -155,6 +164,15 @@ def _check_rank(shape: Sequence[int], rank: int, name: str) -> None:
         )
 
 
+def _check_input(x: Any, rank: int, name: str) -> None:
+    """A floating array (bool, int and complex have no meaningful max or mean here) of the
+    layout's rank with at least one cell to pool."""
+    _check_array(x, name)
+    _check_rank(jnp.shape(x), rank, name)
+    if 0 in jnp.shape(x)[:-1]:
+        raise ValueError(f"{name}: x has nothing to pool: x.shape={jnp.shape(x)}.")
+
+
 def _global_pool(kind: str, name: str, rank: int = 1) -> Layer:
     def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
         del key
@@ -171,7 +189,7 @@ def _global_pool(kind: str, name: str, rank: int = 1) -> Layer:
         train: bool = False,
     ) -> Array:
         del params, key, train
-        _check_rank(jnp.shape(x), rank, name)
+        _check_input(x, rank, name)
         mask = check_mask(mask, x.shape[:-1], name)
         if rank == 2:  # (..., H, W, C) → (..., H·W, C): one axis of cells, as a sequence
             x = jnp.reshape(x, (*x.shape[:-3], -1, x.shape[-1]))
@@ -230,7 +248,8 @@ def _window_pool2d(kind: str, window: Any, strides: Any, padding: Any, name: str
                 out.append(-1)
             elif t + before + after < k:
                 raise ValueError(
-                    f"{name}: a {k}-cell window does not fit {t} cells with padding {padding!r}."
+                    f"{name}: a {k}-cell window does not fit {t} cells with padding {padding!r} "
+                    f"(shape {tuple(shape)})."
                 )
             else:
                 out.append((t + before + after - k) // s + 1)
@@ -249,6 +268,7 @@ def _window_pool2d(kind: str, window: Any, strides: Any, padding: Any, name: str
         train: bool = False,
     ) -> Array:
         del params, key, train
+        _check_input(x, 2, name)
         out_shape(tuple(jnp.shape(x)))
         mask = check_mask(mask, x.shape[:-1], name)
         return _reduce_windows(kind, x, mask, win, steps, pads_for(x.shape[-3:-1]))
