@@ -1,10 +1,13 @@
-"""Train an MLP on a task and report held-out quality (the main job).
+"""Train an MLP (or a CNN on digits) on a task and report held-out quality (the main job).
 
     python scripts/train.py                      # digits, AdamW, warmup + cosine, clipping
+    python scripts/train.py --model cnn          # digits as 8×8 images: conv → batch norm → pool
     python scripts/train.py --task spam          # logistic regression; prints the word votes
     python scripts/train.py --task house         # linear regression; coefficients vs truth
 
-Writes `history.png` (loss/accuracy curves) and `params.ckpt` (a funcnn checkpoint) to --out.
+Writes `history.png` (loss/accuracy curves) and `params.ckpt` (a funcnn checkpoint) to --out;
+with --model cnn also `kernels.png` (the learned first-layer 3×3 kernels) and
+`model_state.ckpt` (batch norm's running statistics, which evaluation needs).
 
     python scripts/train.py --checkpoint-every 200 --keep 3   # TrainState → --out/checkpoints
     python scripts/train.py --checkpoint-every 200 --resume   # continue, bit-identically
@@ -33,7 +36,7 @@ import jax
 
 from funcnn import datasets, scale
 from funcnn.lab import cli, recipes
-from funcnn.lab.plotting import plot_history
+from funcnn.lab.plotting import plot_history, plot_kernels
 from funcnn.params import all_finite, summary
 from funcnn.scale import distributed, xla
 from funcnn.train import checkpoint, resume, steps_per_epoch
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--task", default="digits", choices=sorted(recipes.TASK_DEFAULTS))
     p.add_argument("--optimizer", default="adamw", choices=recipes.OPTIMIZERS)
+    p.add_argument("--model", default="mlp", choices=recipes.MODELS, help="cnn: digits only")
     cli.add_optimizer_flags(p, learning_rate=None, weight_decay=1e-4, clip_norm=1.0)
     p.add_argument("--epochs", type=cli.positive_int)
     p.add_argument("--batch-size", type=cli.positive_int)
@@ -96,6 +100,7 @@ def config_from_args(args: argparse.Namespace) -> recipes.TrainConfig:
         weight_decay=args.weight_decay,
         clip_norm=args.clip_norm,
         seed=args.seed,
+        model=args.model,
     )
 
 
@@ -223,11 +228,20 @@ def main(argv=None) -> int:
     plot = plot_history(result.history, args.out / "history.png", title=config.task)
     ckpt = args.out / "params.ckpt"
     checkpoint.save(ckpt, result.state.params, metadata={"config": dataclasses.asdict(config)})
+    if result.state.model_state is not None:  # batch norm's running statistics
+        checkpoint.save(args.out / "model_state.ckpt", result.state.model_state)
+        plot_kernels(
+            result.state.params["conv2d_1"]["w"],
+            args.out / "kernels.png",
+            title="first-layer 3×3 kernels",
+        )
     metrics = {"test": result.test_metrics, "history": result.history}
     (args.out / "metrics.json").write_text(cli.json_text(metrics))  # NaN → null
     final = "  ".join(f"{k} {v:.4g}" for k, v in result.test_metrics.items())
     print(f"final {final}")
     print(f"wrote {plot}, {ckpt}, {args.out / 'metrics.json'}")
+    if result.state.model_state is not None:
+        print(f"wrote {args.out / 'kernels.png'}, {args.out / 'model_state.ckpt'}")
     return 0
 
 

@@ -44,6 +44,7 @@ CASES = [
     Case("dropout", nn.dropout(0.5), leaks=False),
     Case("activation", nn.activation(gelu), leaks=False),
     Case("flatten", nn.flatten(), real="all"),
+    Case("reshape", nn.reshape((T, F)), leaks=False),
     Case("embedding", nn.embedding(VOCAB, F), ids=True, leaks=False),
     Case("bag_of_words", nn.bag_of_words(VOCAB, F), ids=True, real="all"),
     Case("bag_of_words (causal)", nn.bag_of_words(VOCAB, F, causal=True), ids=True, leaks=False),
@@ -144,9 +145,62 @@ def test_padding_changes_no_real_output(case):
         assert np.abs(change).max() > 1e-3
 
 
+# Images (B, H, W, C) with a mask (B, H, W): image 0's last two rows are padding. Stateful
+# layers (batch norm) run through nn.apply_with_state from their initial state. real: "image"
+# (outputs at real cells, same resolution) or "all" (every output must ignore the padding).
+H, W, C = 5, 4, 4
+REAL_IMAGE = np.ones((B, H, W), bool)
+REAL_IMAGE[0, 3:] = False
+IMAGE_CASES = [
+    Case("conv2d", nn.conv2d(C, 3), real="all"),
+    Case(
+        "conv2d (grouped, strided)", nn.conv2d(C, 3, strides=2, feature_group_count=2), real="all"
+    ),
+    Case("conv_transpose2d", nn.conv_transpose2d(C, 3, strides=2), real="all"),
+    Case("max_pool2d", nn.max_pool2d(2, strides=1, padding="SAME"), real="all"),
+    Case("avg_pool2d", nn.avg_pool2d(3, strides=2, padding=1), real="all"),
+    Case("global_max_pool2d", nn.global_max_pool2d(), real="all"),
+    Case("global_avg_pool2d", nn.global_avg_pool2d(), real="all"),
+    Case("batch_norm", nn.batch_norm(), real="all"),
+    Case("group_norm", nn.group_norm(2), real="all"),
+    Case("instance_norm", nn.instance_norm(), real="all"),
+    Case("dropout2d", nn.dropout2d(0.5), real="image", leaks=False),
+    Case("serial (stateful)", nn.serial(nn.conv2d(C, 3), nn.batch_norm()), real="all"),
+]
+
+
+@pytest.mark.parametrize("case", IMAGE_CASES, ids=[c.name for c in IMAGE_CASES])
+def test_padding_changes_no_real_output_of_image_layers(case):
+    seed = IMAGE_CASES.index(case)
+    model = nn.serial(nn.dense(C), case.layer, nn.dense(3))  # dense: per pixel, maskless
+    params, out_shape = model.init(jax.random.key(seed), (B, H, W, C))
+    state = nn.initial_state(model, (B, H, W, C))
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(B, H, W, C))
+    garbage = np.where(REAL_IMAGE[..., None], x, 100.0 * rng.normal(size=x.shape))
+    key = jax.random.key(seed + 200)
+
+    @jax.jit
+    def apply(x, mask):
+        y, _ = nn.apply_with_state(model, params, x, state, mask=mask, key=key, train=True)
+        return y
+
+    def real(y):
+        return y if case.real == "all" else y[REAL_IMAGE]
+
+    mask = jnp.asarray(REAL_IMAGE)
+    y = np.asarray(apply(jnp.asarray(x, jnp.float32), mask))
+    assert y.shape == out_shape
+    y_garbage = np.asarray(apply(jnp.asarray(garbage, jnp.float32), mask))
+    np.testing.assert_allclose(real(y_garbage), real(y), rtol=1e-5, atol=1e-5)
+    if case.leaks:  # the mask is what protects the real outputs
+        change = apply(jnp.asarray(garbage, jnp.float32), None) - apply(jnp.asarray(x), None)
+        assert np.abs(np.asarray(real(change))).max() > 1e-3
+
+
 def test_every_layer_constructor_has_a_row():
-    """A new layer kind in funcnn.nn must join the table above."""
-    covered = {c.name.split(" ")[0] for c in CASES}
+    """A new layer kind in funcnn.nn must join the tables above."""
+    covered = {c.name.split(" ")[0] for c in CASES + IMAGE_CASES}
     not_layers = {
         "Layer", "attention_weights", "causal_mask", "dot_product_attention", "gru_cell",
         "key_padding_mask", "lengths_to_mask", "lstm_cell", "rnn_cell", "scan_steps",
@@ -154,6 +208,7 @@ def test_every_layer_constructor_has_a_row():
         "FEED_FORWARD_ACTIVATIONS", "apply_rotary", "init_kv_cache", "repeat_kv", "rotary_angles",
         "soft_cap", "tied_logits", "window_mask",  # functions and constants of the LM layers
         "scan_apply", "stack_init", "stack_layers", "unstack_layers",  # helpers behind repeat
+        "apply_with_state", "initial_state", "is_stateful",  # helpers for layer state
     }  # fmt: skip
     layer_kinds = set(nn.__all__) - not_layers
     assert layer_kinds <= covered, sorted(layer_kinds - covered)

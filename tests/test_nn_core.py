@@ -218,3 +218,134 @@ def test_flatten_accepts_rank_two_and_rejects_rank_one():
     np.testing.assert_array_equal(layer.apply(params, jnp.asarray(x)), x)
     with pytest.raises(ValueError, match=r"rank ≥ 2"):
         layer.init(jax.random.PRNGKey(0), (7,))
+
+
+# ---------------------------------------------------------------------------- state
+
+
+def _stateful_zoo():
+    """Every stateful and stateless layer kind, composed in one serial over (B, H, W, C)."""
+    from funcnn.activations import relu as relu_
+    from funcnn.scale.precision import FULL_FLOAT32, with_policy
+
+    return [
+        nn.conv2d(4, 3),
+        nn.batch_norm(),
+        nn.activation(relu_),
+        nn.dropout2d(0.25),
+        nn.residual(nn.serial(nn.conv2d(4, 3, feature_group_count=4), nn.batch_norm())),
+        nn.parallel(nn.batch_norm(), nn.conv2d(2, 1), combine="concat"),
+        nn.max_pool2d(2, strides=1, padding="SAME"),
+        nn.group_norm(2),
+        nn.repeat(nn.residual(nn.batch_norm(momentum=0.5)), 2),
+        nn.repeat(nn.residual(nn.batch_norm()), 2, scan=False),
+        with_policy(nn.batch_norm(), FULL_FLOAT32),
+        nn.instance_norm(),
+        nn.conv_transpose2d(3, 2, strides=2),
+        nn.layer_norm(),
+        nn.avg_pool2d(2),
+        nn.global_avg_pool2d(),
+        nn.dense(5),
+        nn.dropout(0.1),
+    ]
+
+
+def _manual(layers, params, state, x, key, train):
+    """The composition written out: child i sees child i−1's output, its own params/state."""
+    new = {}
+    for (k, layer), layer_key in zip(
+        zip(child_keys(layers), layers, strict=True),
+        jax.random.split(key, len(layers)),
+        strict=True,
+    ):
+        x, new[k] = nn.apply_with_state(layer, params[k], x, state[k], key=layer_key, train=train)
+    return x, new
+
+
+def test_serial_threads_every_child_state_and_eval_leaves_it_unchanged():
+    layers = _stateful_zoo()
+    model = nn.serial(*layers)
+    in_shape = (3, 5, 5, 2)
+    params, out_shape = model.init(KEY, in_shape)
+    state = nn.initial_state(model, in_shape)
+    assert nn.is_stateful(model) and list(state) == list(params)
+    stateful = [
+        k for k, layer in zip(child_keys(layers), layers, strict=True) if nn.is_stateful(layer)
+    ]
+    assert stateful == [
+        "batch_norm_1",
+        "residual_4",
+        "parallel_5",
+        "repeat(residual)_8",
+        "repeat(residual)_9",
+        "batch_norm_10",
+    ]
+    assert state["repeat(residual)_8"]["batch_norm_0"]["mean"].shape == (2, 6)  # stacked
+    assert set(state["repeat(residual)_9"]) == {"layer_0", "layer_1"}
+    x = jnp.asarray(np.random.default_rng(0).normal(1.0, 2.0, size=in_shape), jnp.float32)
+
+    run = jax.jit(lambda p, s, x, k: model.apply(p, x, state=s, key=k, train=True))
+    y, new_state = run(params, state, x, KEY)
+    assert y.shape == out_shape
+    want_y, want_state = jax.jit(lambda p, s, x, k: _manual(layers, p, s, x, k, True))(
+        params, state, x, KEY
+    )
+    np.testing.assert_allclose(y, want_y, rtol=1e-6, atol=1e-6)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), new_state, want_state
+    )
+    # Every running statistic moved (train=True), stateless children kept {}.
+    for k in stateful:
+        moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), new_state[k], state[k])
+        assert all(jax.tree.leaves(moved)), k
+    assert all(new_state[k] == {} for k in new_state if k not in stateful)
+
+    y_eval, same = jax.jit(lambda p, s, x: model.apply(p, x, state=s))(params, new_state, x)
+    jax.tree.map(np.testing.assert_array_equal, same, new_state)  # train=False: unchanged
+    # Eval normalizes with the running statistics, so it differs from the batch-statistics run.
+    assert np.all(np.isfinite(y_eval)) and not np.allclose(y_eval, y, rtol=1e-2, atol=0)
+    with pytest.raises(ValueError, match=r"nn\.initial_state"):
+        model.apply(params, x)
+
+
+def test_stateless_containers_keep_the_one_array_contract():
+    model = nn.serial(nn.conv2d(2, 3), nn.group_norm(1), nn.global_max_pool2d())
+    assert not nn.is_stateful(model) and model.init_state is None
+    params, _ = model.init(KEY, (1, 4, 4, 1))
+    y = model.apply(params, jnp.ones((1, 4, 4, 1)))
+    assert isinstance(y, jax.Array) and y.shape == (1, 2)
+    assert nn.initial_state(model, (1, 4, 4, 1)) == {}
+    y2, state = nn.apply_with_state(model, params, jnp.ones((1, 4, 4, 1)), {})
+    np.testing.assert_array_equal(y2, y)
+    assert state == {}
+
+
+def test_repeat_scanned_and_unrolled_agree_with_state():
+    block = nn.residual(nn.serial(nn.dense(3), nn.batch_norm()))
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(6, 3)), jnp.float32)
+    outs = []
+    for scan in (True, False):
+        model = nn.repeat(block, 3, scan=scan)
+        params, _ = model.init(KEY, x.shape)
+        state = nn.initial_state(model, x.shape)
+        outs.append(model.apply(params, x, state=state, train=True))
+    (y_scan, s_scan), (y_loop, s_loop) = outs
+    np.testing.assert_allclose(y_scan, y_loop, rtol=1e-6)
+    for i in range(3):
+        np.testing.assert_allclose(
+            s_scan["serial_0"]["batch_norm_1"]["mean"][i],
+            s_loop[f"layer_{i}"]["serial_0"]["batch_norm_1"]["mean"],
+            rtol=1e-6,
+        )
+
+
+def test_reshape_keeps_the_batch_axis_and_refuses_a_size_mismatch():
+    layer = nn.reshape((2, 3, 1))
+    params, out = layer.init(KEY, (-1, 6))
+    assert params == {} and out == (-1, 2, 3, 1)
+    x = np.arange(12.0).reshape(2, 6)
+    np.testing.assert_array_equal(layer.apply({}, jnp.asarray(x)), x.reshape(2, 2, 3, 1))
+    with pytest.raises(ValueError, match="must multiply to 6"):
+        layer.init(KEY, (-1, 7))
+    with pytest.raises(ValueError, match="known positive sizes"):
+        nn.reshape((-1, 3))

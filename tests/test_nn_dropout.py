@@ -80,3 +80,16 @@ def test_gradient_is_mask_over_keep_prob():
     y = layer.apply({}, x, key=KEY, train=True)
     g = jax.grad(lambda x: jnp.sum(layer.apply({}, x, key=KEY, train=True)))(x)
     np.testing.assert_allclose(g, np.where(np.asarray(y) != 0, 1 / 0.75, 0.0), rtol=1e-6)
+
+
+def test_dropout2d_drops_whole_channels_and_keeps_the_mean():
+    # One Bernoulli draw per (example, channel), shared by every cell of the feature map.
+    x = jnp.ones((4, 3, 5, 64))
+    y = np.asarray(nn.dropout2d(0.25).apply({}, x, key=KEY, train=True))
+    per_map = y.reshape(4, 15, 64)
+    assert np.all(per_map == per_map[:, :1, :])  # a map is all kept or all dropped
+    assert set(np.unique(y).tolist()) <= {0.0, np.float32(1.0) / np.float32(0.75)}
+    assert 0.1 < np.mean(per_map[:, 0] == 0) < 0.4  # about a quarter of the maps dropped
+    np.testing.assert_array_equal(nn.dropout2d(0.25).apply({}, x, key=KEY), x)  # eval
+    with pytest.raises(ValueError, match="channels-last images"):
+        nn.dropout2d(0.5).init(KEY, (4, 64))

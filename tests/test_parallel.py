@@ -100,6 +100,35 @@ WORKER = textwrap.dedent(
     report["fit_moved"] = max(
         float(jnp.max(jnp.abs(a - b)))
         for a, b in zip(jax.tree.leaves(fit_single.params), jax.tree.leaves(fresh().params)))
+
+    # --- batch_norm: the statistics are the global batch's on 4 devices, as on 1
+    from funcnn import nn
+    from funcnn.train import objectives
+    # No bias before batch_norm (it would cancel): its true gradient is 0, and Adam turns
+    # that 0's rounding noise into full-size steps that differ between 1 and 4 devices.
+    bn = nn.serial(nn.dense(8, use_bias=False), nn.batch_norm(), nn.activation(jnp.tanh),
+                   nn.dense(1))
+    bn_loss = objectives.supervised_loss(bn.apply, "regression", stateful=True)
+    bn_fresh = lambda: train.init_state(bn.init(key, (-1, 3))[0], optimizer,
+                                        jax.random.PRNGKey(0), nn.initial_state(bn, (-1, 3)))
+    bn_step = train.make_step(bn_loss, optimizer)
+    one, _ = bn_step(bn_fresh(), batches[0])
+    four, _ = bn_step(scale.replicate(bn_fresh(), mesh), scale.shard_batch(batches[0], mesh))
+    dense_0 = bn_fresh().params["dense_0"]
+    h = batches[0][0] @ dense_0["w"]  # what batch_norm saw: (16, 8)
+    report["bn_global_mean_err"] = float(jnp.max(jnp.abs(
+        four.model_state["batch_norm_1"]["mean"] - 0.1 * h.mean(0))))
+    report["bn_local_mean_gap"] = float(jnp.max(jnp.abs(0.1 * h[:4].mean(0) - 0.1 * h.mean(0))))
+    bn_fit_1, _ = train.fit(bn_fresh(), bn_loss, optimizer, (x, y), batch_size=16, epochs=2,
+                            progress=False)
+    bn_fit_4, _ = train.fit(scale.replicate(bn_fresh(), mesh), bn_loss, optimizer,
+                            scale.shard_batch((x, y), mesh), batch_size=16, epochs=2,
+                            progress=False)
+    report["bn_fit_max_diff"] = max(
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip(jax.tree.leaves((bn_fit_1.params, bn_fit_1.model_state)),
+                        jax.tree.leaves((bn_fit_4.params, bn_fit_4.model_state))))
+    report["bn_fit_moved"] = float(jnp.max(jnp.abs(bn_fit_1.model_state["batch_norm_1"]["mean"])))
     print("REPORT " + json.dumps(report))
     """
 )
@@ -149,6 +178,16 @@ def test_fit_on_sharded_data_matches_single_device(report):
 def test_fit_given_a_mesh_matches_single_device(report):
     assert report["ctx_param_devices"] == 4
     assert report["ctx_max_diff"] <= 1e-5 * max(1.0, report["step_max_abs"])
+
+
+def test_batch_norm_statistics_are_the_global_batchs_on_four_devices(report):
+    # One step on 4 devices: running mean = 0.1 × the mean over all 16 rows of the batch —
+    # not of a device's 4 rows, which differ by far more than rounding.
+    assert report["bn_global_mean_err"] <= 1e-6
+    assert report["bn_local_mean_gap"] > 1e-2
+    # Two epochs of fit with batch_norm: params and running statistics match one device.
+    assert report["bn_fit_moved"] > 1e-3
+    assert report["bn_fit_max_diff"] <= 1e-5
 
 
 def test_shard_batch_rejects_indivisible_batch():

@@ -36,3 +36,8 @@ def test_the_fit_example_runs_model_state_fit_evaluate():
 def test_sequence_models_example_runs():
     (code,) = python_blocks("Sequence models")
     exec(compile(code, "README sequence models", "exec"), {})  # it asserts its own shapes
+
+
+def test_images_example_runs():
+    (code,) = python_blocks("Images")
+    exec(compile(code, "README images", "exec"), {})  # it asserts its own shapes and state

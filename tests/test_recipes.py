@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from funcnn import datasets as ds
+from funcnn import nn
 from funcnn.lab import recipes
 
 
@@ -60,6 +61,7 @@ def test_spam_planted_words_rank_at_the_extremes():
         ("learning_rate", -1.0, "learning_rate must be in"),
         ("dropout", 1.5, r"dropout must be in \[0.0, 1.0\]"),
         ("activation", "swish2", "activation must be one of"),
+        ("model", "resnet", "model must be one of"),
     ],
 )
 def test_bad_configuration_is_named(field, value, match):
@@ -120,3 +122,16 @@ def test_the_main_jobs_optimizer_clips_then_decays_only_matrices():
         np.testing.assert_allclose(got[name], value, rtol=1e-10, atol=1e-13, err_msg=name)
     # An undecayed leaf with zero gradient is bitwise what it was.
     np.testing.assert_array_equal(got["dense_0/b"], start["dense_0"]["b"])
+
+
+def test_the_cnn_trains_with_batch_statistics_and_evaluates_with_running_ones():
+    # One short epoch: the model is stateful, its running statistics move, the test metrics
+    # come from them, and the images task is the only one a CNN accepts.
+    result = run("digits", model="cnn", epochs=1, batch_size=128)
+    assert result.config.model == "cnn" and nn.is_stateful(result.model)
+    stats = result.state.model_state["batch_norm_2"]
+    assert float(np.abs(np.asarray(stats["mean"])).max()) > 0  # moved from 0
+    assert result.test_metrics["test_accuracy"] > 0.3  # chance is 0.1
+    assert recipes.resolve(recipes.TrainConfig(model="cnn")).epochs == 20
+    with pytest.raises(ValueError, match="model='cnn' needs an image task"):
+        recipes.resolve(recipes.TrainConfig(task="spam", model="cnn"))

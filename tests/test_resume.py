@@ -403,3 +403,42 @@ def test_script_resumed_from_mid_epoch_step_62_prints_and_ends_bit_identically(t
     assert resumed_json["test"] == straight_json["test"]
     del straight_json["history"]["time"], resumed_json["history"]["time"]
     assert resumed_json["history"] == straight_json["history"]
+
+
+def test_fit_with_model_state_resumes_bit_exactly_from_a_checkpoint(tmp_path):
+    """batch_norm's running statistics are saved with the TrainState and restored: a run
+    stopped at step 3 (mid-epoch) and resumed from its checkpoint ends bit-identical to the
+    uninterrupted run — params, optimizer state, key, model state and history."""
+    from funcnn import nn
+    from funcnn.train import objectives
+
+    model = nn.serial(nn.dense(4), nn.batch_norm(), nn.activation(jnp.tanh), nn.dense(1))
+    x = np.random.default_rng(5).standard_normal((20, 3)).astype(np.float32)
+    y = np.sin(x.sum(axis=1, keepdims=True)).astype(np.float32)
+    opt = optim.adam(0.01)
+    loss = objectives.supervised_loss(model.apply, "regression", stateful=True)
+
+    def fresh():
+        params, _ = model.init(jax.random.key(0), (-1, 3))
+        return train.init_state(params, opt, jax.random.key(1), nn.initial_state(model, (-1, 3)))
+
+    kwargs = dict(batch_size=4, epochs=2, steps_per_dispatch=1, progress=False)
+    straight, history = train.fit(fresh(), loss, opt, (x, y), **kwargs)
+    manager = CheckpointManager(tmp_path, keep=2)
+    stop_at_3 = resume.checkpoint_callback(manager, every=1)
+    train.fit(
+        fresh(),
+        loss,
+        opt,
+        (x, y),
+        callback=lambda s, i: stop_at_3(s, i) or i.step == 3,
+        **kwargs,
+    )
+    restored, metadata = resume.resume_latest(manager, like=fresh(), steps_per_epoch=5)
+    assert int(restored.step) == 3
+    resumed, resumed_history = train.fit(
+        restored, loss, opt, (x, y), carry=metadata["carry"], **kwargs
+    )
+    assert_bitwise_equal(resumed, straight)
+    assert not np.array_equal(straight.model_state["batch_norm_1"]["mean"], np.zeros(4))
+    assert _without_time(resumed_history) == _without_time(history)

@@ -42,6 +42,7 @@ def train(*flags: str, timeout: float = 240) -> subprocess.CompletedProcess:
         (["--devices", "3", "--batch-size", "16"], "--batch-size 16 must be divisible by"),
         (["--resume", "--overwrite"], "not allowed with argument"),
         (["--activation", "swish2"], "invalid choice: 'swish2'"),
+        (["--task", "spam", "--model", "cnn"], "model='cnn' needs an image task"),
     ],
 )
 def test_bad_flags_exit_2_with_a_message_and_touch_nothing(tmp_path, flags, message):
@@ -263,3 +264,14 @@ def test_mutation_flags_that_would_be_ignored_or_cannot_work_are_refused(
     spec.loader.exec_module(module)
     err = refusal(capsys, lambda: module.main(argv))
     assert message in err, err
+
+
+def test_cnn_writes_the_first_layer_kernels_and_its_running_statistics(tmp_path):
+    out = tmp_path / "run"
+    flags = ["--task", "digits", "--model", "cnn", "--epochs", "1", "--batch-size", "256"]
+    result = train(*flags, "--no-progress", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert (out / "kernels.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stats = checkpoint.restore(out / "model_state.ckpt")
+    assert stats["batch_norm_2"]["mean"].shape == (16,)
+    assert checkpoint.read_metadata(out / "params.ckpt")["config"]["model"] == "cnn"

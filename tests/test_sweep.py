@@ -148,28 +148,12 @@ FAMILIES: dict[str, Family] = {
     "gru": Family(nn.gru(3), 4, True),
 }
 
-IMAGES = "owned by images (funcnn/nn/pooling.py)"
 RECURRENT = "owned by the recurrent layers' branch (funcnn/nn/recurrent.py)"
 LLM = "owned by llm (funcnn/nn/attention.py)"
 UNOWNED = "no branch owns funcnn/nn/{} in this round"
 
 # Known cases, each the exact input that shows it; the family's sweep is xfail until fixed.
 INPUT_XFAILS = {
-    "conv1d": UNOWNED.format("conv.py") + ": x of shape (2, 0, 4) (T = 0) → bare "
-    "ZeroDivisionError 'integer modulo by zero' from jnp.reshape(x, (-1, 0, 4)) (conv.py:161); "
-    "expected a ValueError naming x (or an empty result)",
-    "conv1d_causal": UNOWNED.format("conv.py") + ": as conv1d — x (2, 0, 4) → bare "
-    "ZeroDivisionError from jnp.reshape(x, (-1, 0, 4))",
-    "avg_pool1d": f"{IMAGES}: bool x (2, 3, 4) → bare XLA TypeError 'operand to "
-    "reduce_window_sum must have a number dtype, got bool'; complex64 x (2, 3, 4) is averaged "
-    "instead of refused with a TypeError naming x",
-    "max_pool1d": f"{IMAGES}: complex64 x (2, 3, 4) returns a complex 'max' (lexicographic, "
-    "no meaning) instead of a TypeError naming x",
-    "global_avg_pool": f"{IMAGES}: complex64 x (2, 3, 4) is averaged instead of refused; "
-    "x (2, 0, 4) (T = 0) gives NaN (mean of nothing) instead of a ValueError naming x",
-    "global_max_pool": f"{IMAGES}: complex64 x (2, 3, 4) returns a lexicographic 'max' instead "
-    "of a TypeError naming x; x (2, 0, 4) → bare NumPy ValueError 'zero-size array to "
-    "reduction operation max which has no identity'",
     "multi_head_attention": f"{LLM}: x (2, 0, 4) (T = 0) → bare ValueError 'zero-size array "
     "to reduction operation max which has no identity'; the chunked implementation → bare "
     "ZeroDivisionError at attention.py:237 (-(-tq // cq))",
@@ -250,12 +234,7 @@ def test_layer_inputs_are_refused_clearly_or_computed_correctly(name):
 
 
 NOT_ARRAYS = {"float": 1.0, "int": 3, "list": [[1.0, 2.0]], "None": None, "str": "x"}
-SCALAR_XFAILS = {
-    ("conv1d", "float"): UNOWNED.format("conv.py") + ": conv1d.apply(params, 1.0) → "
-    "AttributeError 'float' object has no attribute 'shape'; expected a ValueError naming x",
-    ("conv1d", "None"): UNOWNED.format("conv.py") + ": conv1d.apply(params, None) → "
-    "AttributeError 'NoneType' object has no attribute 'shape'",
-}
+SCALAR_XFAILS: dict[tuple[str, str], str] = {}
 
 
 @pytest.mark.parametrize(
@@ -287,10 +266,6 @@ MASK_FAMILIES = [n for n, f in FAMILIES.items() if f.sequence] + ["rnn_reverse",
 FAMILIES_WITH_MASK = {**FAMILIES, "rnn_reverse": Family(nn.rnn(3, reverse=True), 4, True)}
 
 MASK_XFAILS = {
-    "avg_pool1d": f"{IMAGES}: NaN/inf at a padded step of x (2, T, 4) makes the pooled value "
-    "NaN (the masked mean computes x·0); expected the value with the padded steps zeroed",
-    "global_avg_pool": f"{IMAGES}: NaN/inf at a padded step → NaN output (x·0 in the masked "
-    "mean); expected the mean over real steps",
     "dense": UNOWNED.format("dense.py")
     + ": dense takes mask= but ignores it (after a pooling layer the mask no longer fits x), "
     "so NaN/inf in a padded step of x (2, T, 4) makes ∂L/∂w NaN even when the loss masks "

@@ -447,3 +447,81 @@ def test_the_callback_gets_a_typed_info_whose_carry_round_trips_through_json():
     assert train.FitCarry.from_json(first.carry.to_json()) == first.carry
     with pytest.raises(ValueError, match="carry must be a FitCarry or its to_json"):
         train.FitCarry.from_json({"history": {}})
+
+
+# ---------------------------------------------------------------------------- model state
+
+
+def _bn_setup():
+    """y = dense(batch_norm(x)): the running statistics are those of x itself, in closed form."""
+    from funcnn import nn
+    from funcnn.train import objectives
+
+    model = nn.serial(nn.batch_norm(), nn.dense(1))
+    params, _ = model.init(jax.random.key(0), (-1, 3))
+    rng = np.random.default_rng(4)
+    x = rng.normal(2.0, 3.0, size=(12, 3)).astype(np.float32)
+    y = (x @ np.array([1.0, -1.0, 0.5])).astype(np.float32)[:, None]
+    loss = objectives.supervised_loss(model.apply, "regression", stateful=True)
+    metrics = objectives.supervised_metrics(model.apply, "regression", stateful=True)
+    state = train.init_state(
+        params, optim.sgd(0.1), jax.random.key(1), nn.initial_state(model, (-1, 3))
+    )
+    return model, state, loss, metrics, (x, y)
+
+
+def test_make_step_carries_the_model_state_with_pytorch_running_statistics():
+    _, state, loss, _, (x, y) = _bn_setup()
+    step = train.make_step(loss, optim.sgd(0.1))
+    new, metrics = step(state, (x[:6], y[:6]))
+    stats = new.model_state["batch_norm_0"]
+    batch = x[:6].astype(np.float64)
+    np.testing.assert_allclose(stats["mean"], 0.1 * batch.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(stats["var"], 0.9 + 0.1 * batch.var(0, ddof=1), rtol=1e-5)
+    assert int(new.step) == 1 and np.isfinite(float(metrics["loss"]))
+    assert new.params["batch_norm_0"]["scale"].shape == (3,)  # params still trained
+
+
+def test_evaluate_and_fit_read_the_running_statistics():
+    _, state, loss, metrics, data = _bn_setup()
+    seen = []
+
+    def eval_fn(params, model_state):
+        seen.append(model_state)
+        return train.evaluate(metrics, params, data, model_state=model_state, batch_size=5)
+
+    final, history = train.fit(
+        state,
+        loss,
+        optim.sgd(0.1),
+        data,
+        batch_size=6,
+        epochs=2,
+        eval_fn=eval_fn,
+        progress=False,
+    )
+    assert len(seen) == 2 and "loss" in history
+    # Eval mode normalizes with the running statistics, in closed form:
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), final.params)
+    s = jax.tree.map(lambda a: np.asarray(a, np.float64), final.model_state["batch_norm_0"])
+    x, y = (np.asarray(a, np.float64) for a in data)
+    normed = (x - s["mean"]) / np.sqrt(s["var"] + 1e-5)
+    normed = normed * p["batch_norm_0"]["scale"] + p["batch_norm_0"]["bias"]
+    pred = normed @ p["dense_1"]["w"] + p["dense_1"]["b"]
+    np.testing.assert_allclose(history["loss"][-1], np.mean((pred - y) ** 2), rtol=1e-5)
+
+
+def test_fit_names_the_stateful_contract_when_the_loss_does_not_follow_it():
+    _, state, _, _, data = _bn_setup()
+
+    def stateless_loss(params, batch, key):
+        return jnp.zeros(()), {}
+
+    with pytest.raises(TypeError, match="model_state\\) -> \\(loss, aux, new_model_state\\)"):
+        train.fit(state, stateless_loss, optim.sgd(0.1), data, batch_size=6, epochs=1)
+
+    def wrong_state(params, batch, key, model_state):
+        return jnp.zeros(()), {}, {}
+
+    with pytest.raises(TypeError, match="shaped like the old"):
+        train.fit(state, wrong_state, optim.sgd(0.1), data, batch_size=6, epochs=1)

@@ -184,6 +184,9 @@ def layer_cases(seed: int = 0) -> list[GradCase]:
     x_flat, x_seq = _inputs(seed, 3, 4), _inputs(seed, 2, 5, 4)  # (B, d), (B, T, d)
     ids = _ids(seed, 7, 2, 5)  # (B, T) token ids
     mask = np.array([[True] * 3 + [False] * 2, [True] * 5])  # (B, T): row 0 padded after 3
+    x_img = _inputs(seed, 2, 5, 4, 2)  # (B, H, W, C)
+    img_mask = np.ones((2, 5, 4), bool)
+    img_mask[0, 3:] = False  # image 0: its last two rows are padding
     return [
         GradCase("dense", nn.dense(3), x_flat),
         GradCase("perceptron (sigmoid)", nn.perceptron(activations.sigmoid), x_flat),
@@ -214,6 +217,35 @@ def layer_cases(seed: int = 0) -> list[GradCase]:
         GradCase("avg_pool1d", nn.avg_pool1d(2), x_seq),
         GradCase("global_max_pool", nn.global_max_pool(), x_seq),
         GradCase("global_avg_pool", nn.global_avg_pool(), x_seq),
+        GradCase(
+            "conv2d (grouped, strided)", nn.conv2d(4, 3, strides=2, feature_group_count=2), x_img
+        ),
+        GradCase(
+            "conv2d (dilated, explicit padding)", nn.conv2d(3, (2, 3), padding=1, dilation=2), x_img
+        ),
+        GradCase("conv_transpose2d (stride 2)", nn.conv_transpose2d(2, 3, strides=2), x_img),
+        GradCase("max_pool2d (SAME)", nn.max_pool2d(2, padding="SAME"), x_img),
+        GradCase(
+            "avg_pool2d (padded, masked)",
+            nn.avg_pool2d(3, strides=2, padding=1),
+            x_img,
+            {"mask": img_mask},
+        ),
+        GradCase("global_max_pool2d", nn.global_max_pool2d(), x_img),
+        GradCase("global_avg_pool2d (masked)", nn.global_avg_pool2d(), x_img, {"mask": img_mask}),
+        GradCase(
+            "dropout2d (train, fixed key)", nn.dropout2d(0.5), x_img, {"key": key, "train": True}
+        ),
+        GradCase(
+            "batch_norm (train, masked)",
+            _output_only(nn.batch_norm(), x_img.shape),
+            x_img,
+            {"train": True, "mask": img_mask},
+        ),
+        GradCase("batch_norm (eval)", _output_only(nn.batch_norm(), x_img.shape), x_img),
+        GradCase("group_norm", nn.group_norm(2), x_img, {"mask": img_mask}),
+        GradCase("instance_norm", nn.instance_norm(), x_img),
+        GradCase("reshape", nn.reshape((20, 2)), x_img),
         GradCase("rnn (masked)", nn.rnn(3), x_seq, {"mask": mask}),
         GradCase("lstm", nn.lstm(3), x_seq),
         GradCase("gru (reverse)", nn.gru(3, reverse=True), x_seq),
@@ -234,6 +266,17 @@ def layer_cases(seed: int = 0) -> list[GradCase]:
             ids,
         ),
     ]
+
+
+def _output_only(layer: nn.Layer, in_shape: Sequence[int]) -> nn.Layer:
+    """A stateful layer seen through its output alone, from its initial state: the new state
+    (running statistics) is carried, not differentiated, so it is not part of the loss."""
+    state = nn.initial_state(layer, in_shape)
+
+    def apply(params: Any, x: Any, **kwargs: Any) -> Any:
+        return layer.apply(params, x, state=state, **kwargs)[0]
+
+    return nn.Layer(layer.init, apply, layer.name)
 
 
 def case_loss(case: GradCase, seed: int = 0) -> tuple[Callable[[Any], Array], dict[str, Any]]:

@@ -14,17 +14,22 @@ from funcnn.nn.attention import (
     soft_cap,
     window_mask,
 )
-from funcnn.nn.conv import conv1d
+from funcnn.nn.batch_norm import batch_norm, group_norm, instance_norm
+from funcnn.nn.conv import conv1d, conv2d, conv_transpose2d
 from funcnn.nn.core import (
     Layer,
     activation,
+    apply_with_state,
     flatten,
+    initial_state,
+    is_stateful,
     parallel,
+    reshape,
     residual,
     serial,
 )
 from funcnn.nn.dense import FEED_FORWARD_ACTIVATIONS, dense, feed_forward, mlp, perceptron
-from funcnn.nn.dropout import dropout
+from funcnn.nn.dropout import dropout, dropout2d
 from funcnn.nn.embedding import (
     bag_of_words,
     embedding,
@@ -34,7 +39,16 @@ from funcnn.nn.embedding import (
 )
 from funcnn.nn.masking import lengths_to_mask
 from funcnn.nn.norm import layer_norm, rms_norm
-from funcnn.nn.pooling import avg_pool1d, global_avg_pool, global_max_pool, max_pool1d
+from funcnn.nn.pooling import (
+    avg_pool1d,
+    avg_pool2d,
+    global_avg_pool,
+    global_avg_pool2d,
+    global_max_pool,
+    global_max_pool2d,
+    max_pool1d,
+    max_pool2d,
+)
 from funcnn.nn.recurrent import (
     gru,
     gru_cell,
@@ -54,28 +68,41 @@ __all__ = [
     "Layer",
     "activation",
     "apply_rotary",
+    "apply_with_state",
     "attention_weights",
     "avg_pool1d",
+    "avg_pool2d",
     "bag_of_words",
+    "batch_norm",
     "causal_mask",
     "conv1d",
+    "conv2d",
+    "conv_transpose2d",
     "dense",
     "dot_product_attention",
     "dropout",
+    "dropout2d",
     "embedding",
     "feed_forward",
     "flatten",
     "global_avg_pool",
+    "global_avg_pool2d",
     "global_max_pool",
+    "global_max_pool2d",
+    "group_norm",
     "gru",
     "gru_cell",
     "init_kv_cache",
+    "initial_state",
+    "instance_norm",
+    "is_stateful",
     "key_padding_mask",
     "layer_norm",
     "lengths_to_mask",
     "lstm",
     "lstm_cell",
     "max_pool1d",
+    "max_pool2d",
     "mlp",
     "multi_head_attention",
     "parallel",
@@ -83,6 +110,7 @@ __all__ = [
     "positional_encoding",
     "repeat",
     "repeat_kv",
+    "reshape",
     "residual",
     "rms_norm",
     "rnn",

@@ -16,6 +16,21 @@ to every child and split `key` into one independent key per child.
 Parameters are nested dicts with readable string keys: `serial` stores child `i` under
 `"<child name>_<i>"` (PyTorch's `nn.Sequential` also names children by position), so an
 MLP's first weight is `params["dense_0"]["w"]`. Parameterless layers own `{}`.
+
+State — one mechanism for every layer. Some layers keep values that are not parameters:
+batch_norm's running mean and variance are not differentiated and never touched by the
+optimizer. Such a layer is *stateful*: its `Layer.init_state` is set, and
+
+    state, out_shape = layer.init_state(in_shape)      # deterministic, no key
+    y, new_state = layer.apply(params, x, state=state, train=True)   # (y, state) out
+
+`state=` is how a caller asks for the state: a stateful apply always takes it and always
+returns `(y, new_state)` (with `train=False` the state comes back unchanged), while every
+stateless layer keeps the one-array contract above and has `init_state = None`. A container
+is stateful exactly when one of its children is; its state mirrors its params' keys
+(`state["batch_norm_1"]["mean"]`, `{}` for stateless children), and it threads each child's
+state in and out. `initial_state(layer, in_shape)` and `apply_with_state` work for any
+layer (stateless ones own `{}`), so generic code — `serial`, `fit` — needs no special case.
 """
 
 from __future__ import annotations
@@ -35,22 +50,31 @@ Shape = tuple[int, ...]
 """A plain shape: a tuple of ints, -1 for a size unknown at init (usually the batch)."""
 Params = dict[str, Any]
 """A layer's parameters: a dict with readable string keys and array (or dict) values."""
+State = dict[str, Any]
+"""A layer's non-parameter state (running statistics): a dict like Params; `{}` if none."""
 
 __all__ = [
     "ApplyFn",
     "InitFn",
+    "InitStateFn",
     "Layer",
     "Params",
     "Shape",
+    "State",
     "activation",
     "apply_child",
+    "apply_with_state",
     "as_shape",
     "check_children",
     "check_out_shape",
     "child_keys",
     "flatten",
     "get_child",
+    "infer_out_shape",
+    "initial_state",
+    "is_stateful",
     "parallel",
+    "reshape",
     "residual",
     "serial",
     "split_key",
@@ -69,16 +93,25 @@ class ApplyFn(Protocol):
     def __call__(self, params: Params, x: Any, /, *args: Any, **kwargs: Any) -> Any: ...
 
 
+class InitStateFn(Protocol):
+    """`init_state(in_shape) -> (state, out_shape)`: a stateful layer's initial state."""
+
+    def __call__(self, in_shape: Sequence[int], /) -> tuple[State, Shape]: ...
+
+
 class Layer(NamedTuple):
     """A layer: `init(key, in_shape) -> (params, out_shape)` and pure `apply(params, x, ...)`.
 
     `apply(params, x, *, mask=None, key=None, train=False)` returns one array. `name` is the
-    prefix of this layer's key in a parent's parameter dict.
+    prefix of this layer's key in a parent's parameter dict. `init_state` is None for a
+    stateless layer; a stateful one sets it, and its apply takes `state=` and returns
+    `(y, new_state)` (see the module docstring).
     """
 
     init: InitFn
     apply: ApplyFn
     name: str = "layer"
+    init_state: InitStateFn | None = None
 
 
 def as_shape(in_shape: Sequence[int], name: str = "in_shape") -> Shape:
@@ -181,11 +214,96 @@ def apply_child(
     return layer.apply(params, x, mask=mask, key=key, train=train)
 
 
+def is_stateful(layer: Layer) -> bool:
+    """Whether `layer` keeps state beside its params (its `init_state` is set)."""
+    return layer.init_state is not None
+
+
+def infer_out_shape(layer: Layer, in_shape: Sequence[int]) -> Shape:
+    """`layer.init(key, in_shape)`'s out_shape, found by tracing init abstractly (no compute)."""
+    found: list[Shape] = []
+
+    def params_only(key: Array) -> Params:
+        params, out = layer.init(key, in_shape)
+        found.append(out)
+        return params
+
+    jax.eval_shape(params_only, jax.random.key(0))
+    return check_out_shape(found[0], layer.name, "infer_out_shape")
+
+
+def initial_state(layer: Layer, in_shape: Sequence[int]) -> State:
+    """The state a model starts with: `layer.init_state(in_shape)[0]`, `{}` for a stateless
+    layer. Batch norm's is {"mean": 0, "var": 1} per channel (PyTorch's initial values)."""
+    if layer.init_state is None:
+        return {}
+    state, _ = layer.init_state(as_shape(in_shape))
+    return state
+
+
+def apply_with_state(
+    layer: Layer,
+    params: Params,
+    x: Any,
+    state: State,
+    *,
+    mask: Array | None = None,
+    key: Array | None = None,
+    train: bool = False,
+) -> tuple[Any, State]:
+    """`(y, new_state)` for any layer: a stateful one gets `state=` and returns both; a
+    stateless one (whose state is `{}`) returns `(apply(...), state)` unchanged."""
+    if layer.init_state is None:
+        return apply_child(layer, params, x, mask=mask, key=key, train=train), state
+    options: dict[str, Any] = {"key": key, "train": train, "state": state}
+    if mask is not None and _takes_mask(layer.apply):
+        options["mask"] = mask
+    out = layer.apply(params, x, **options)
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(
+            f"{layer.name}: a stateful layer's apply must return (y, new_state) when given "
+            f"state=, got {type(out).__name__}."
+        )
+    return out
+
+
+def no_state_error(name: str) -> ValueError:
+    """The error a stateful layer raises when called without `state=`."""
+    return ValueError(
+        f"{name} keeps state (e.g. batch_norm's running statistics), so apply needs it: "
+        f"y, state = model.apply(params, x, state=state, train=...), with the first state "
+        f"from nn.initial_state(model, in_shape). It returns (y, new_state)."
+    )
+
+
+def _children_state(
+    keys: Sequence[str], layers: Sequence[Layer], shape: Shape, name: str, *, chain: bool
+) -> tuple[State, list[Shape]]:
+    """Each child's initial state ({} if stateless) and out_shape; `chain` feeds each child
+    the previous one's out_shape (serial), else every child sees `shape` (parallel)."""
+    state: State = {}
+    shapes = []
+    current = shape
+    for k, layer in zip(keys, layers, strict=True):
+        if layer.init_state is None:
+            state[k], out = {}, infer_out_shape(layer, current)
+        else:
+            state[k], out = layer.init_state(current)
+        out = check_out_shape(out, k, name)
+        shapes.append(out)
+        if chain:
+            current = out
+    return state, shapes
+
+
 def serial(*layers: Layer, name: str = "serial") -> Layer:
     """Compose layers: y = fₙ(…f₂(f₁(x))). Child i's params live at `"<name>_<i>"`.
 
     Shapes are composed at init (each child's out_shape must be a plain shape). apply passes
     the same `mask` and `train` to every child and splits `key` into one key per child.
+    With a stateful child the serial is stateful: `init_state(in_shape)` gives
+    {"<name>_<i>": child state ({} if none)}, and `apply(params, x, state=s, ...)` threads
+    each child's state and returns `(y, new_state)`.
     """
     keys = child_keys(check_children(layers, name))
 
@@ -212,7 +330,33 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
             x = apply_child(layer, child, x, mask=mask, key=layer_key, train=train)
         return x
 
-    return Layer(init, apply, name)
+    if not any(is_stateful(layer) for layer in layers):
+        return Layer(init, apply, name)
+
+    def init_state(in_shape: Sequence[int]) -> tuple[State, Shape]:
+        state, shapes = _children_state(keys, layers, as_shape(in_shape), name, chain=True)
+        return state, shapes[-1]
+
+    def apply_stateful(
+        params: Params,
+        x: Any,
+        *,
+        state: State | None = None,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> tuple[Any, State]:
+        if state is None:
+            raise no_state_error(name)
+        new_state: State = {}
+        for k, layer, layer_key in zip(keys, layers, split_key(key, len(layers)), strict=True):
+            child, child_state = get_child(params, k, name), get_child(state, k, name)
+            x, new_state[k] = apply_with_state(
+                layer, child, x, child_state, mask=mask, key=layer_key, train=train
+            )
+        return x, new_state
+
+    return Layer(init, apply_stateful, name, init_state)
 
 
 COMBINES = ("concat", "sum")
@@ -225,7 +369,8 @@ def parallel(*layers: Layer, combine: str = "concat", name: str = "parallel") ->
         combine="sum":     y = f₁(x) + … + fₙ(x)     outputs must have one shape
 
     Children's outputs must agree on every axis but the last ("concat") or on all ("sum").
-    `mask` and `train` reach every child; `key` is split per child.
+    `mask` and `train` reach every child; `key` is split per child; state, when a child has
+    some, is threaded per child as in `serial`.
     """
     keys = child_keys(check_children(layers, name))
     check_choice(combine, "combine", COMBINES)
@@ -265,6 +410,9 @@ def parallel(*layers: Layer, combine: str = "concat", name: str = "parallel") ->
             apply_child(layer, get_child(params, k, name), x, mask=mask, key=k_, train=train)
             for k, layer, k_ in zip(keys, layers, split_key(key, len(layers)), strict=True)
         ]
+        return merge(ys)
+
+    def merge(ys: list[Array]) -> Array:
         if combine == "sum":
             total = ys[0]
             for y in ys[1:]:
@@ -272,13 +420,47 @@ def parallel(*layers: Layer, combine: str = "concat", name: str = "parallel") ->
             return total
         return jnp.concatenate(ys, axis=-1)
 
-    return Layer(init, apply, name)
+    if not any(is_stateful(layer) for layer in layers):
+        return Layer(init, apply, name)
+
+    def init_state(in_shape: Sequence[int]) -> tuple[State, Shape]:
+        shape = as_shape(in_shape)
+        state, _ = _children_state(keys, layers, shape, name, chain=False)
+        return state, infer_out_shape(Layer(init, apply, name), shape)
+
+    def apply_stateful(
+        params: Params,
+        x: Any,
+        *,
+        state: State | None = None,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> tuple[Array, State]:
+        if state is None:
+            raise no_state_error(name)
+        ys, new_state = [], {}
+        for k, layer, k_ in zip(keys, layers, split_key(key, len(layers)), strict=True):
+            y, new_state[k] = apply_with_state(
+                layer,
+                get_child(params, k, name),
+                x,
+                get_child(state, k, name),
+                mask=mask,
+                key=k_,
+                train=train,
+            )
+            ys.append(y)
+        return merge(ys), new_state
+
+    return Layer(init, apply_stateful, name, init_state)
 
 
 def residual(layer: Layer, *, name: str = "residual") -> Layer:
     """Skip connection: y = x + f(x). f must preserve the shape; its params live under `"<f>_0"`.
 
-    `mask`, `key` and `train` are forwarded to f.
+    `mask`, `key` and `train` are forwarded to f; a stateful f makes the residual stateful
+    (its state under `"<f>_0"` too, and apply returns `(y, new_state)`).
     """
     inner = serial(layer, name=name)
 
@@ -302,7 +484,22 @@ def residual(layer: Layer, *, name: str = "residual") -> Layer:
     ) -> Array:
         return x + inner.apply(params, x, mask=mask, key=key, train=train)
 
-    return Layer(init, apply, name)
+    if inner.init_state is None:
+        return Layer(init, apply, name)
+
+    def apply_stateful(
+        params: Params,
+        x: Array,
+        *,
+        state: State | None = None,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> tuple[Array, State]:
+        y, new_state = inner.apply(params, x, state=state, mask=mask, key=key, train=train)
+        return x + y, new_state
+
+    return Layer(init, apply_stateful, name, inner.init_state)
 
 
 def activation(fn: Callable[[Array], Array], *, name: str | None = None) -> Layer:
@@ -369,5 +566,42 @@ def flatten(*, name: str = "flatten") -> Layer:
             keep = jnp.reshape(mask, mask.shape + (1,) * (x.ndim - 2))  # (B, T, 1, …)
             x = jnp.where(keep, x, jnp.zeros_like(x))
         return jnp.reshape(x, (x.shape[0], -1))
+
+    return Layer(init, apply, name)
+
+
+def reshape(shape: Sequence[int], *, name: str = "reshape") -> Layer:
+    """Reshape all but the leading (batch) axis: (B, d₁, …, dₖ) → (B, *shape), e.g. flat
+    8×8 digit pixels (B, 64) into images (B, 8, 8, 1). The sizes must agree: ∏dᵢ = ∏shape
+    (no -1 inside `shape`: the layer never guesses). params {}; no mask (a per-example op)."""
+    target = as_shape(shape, "shape")
+    if -1 in target or not target:
+        raise ValueError(f"{name}: shape must be known positive sizes, got shape={shape!r}.")
+    size = 1
+    for d in target:
+        size *= d
+
+    def check(in_shape: Sequence[int], what: str) -> None:
+        rest = tuple(in_shape)[1:]
+        known = -1 not in rest and len(in_shape) >= 1
+        total = 1
+        for d in rest:
+            total *= d
+        if not known or total != size:
+            raise ValueError(
+                f"{name}: cannot reshape {what}={tuple(in_shape)} to (batch, *{target}): the "
+                f"non-batch sizes must multiply to {size}."
+            )
+
+    def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
+        del key
+        shape_in = as_shape(in_shape)
+        check(shape_in, "in_shape")
+        return {}, (shape_in[0], *target)
+
+    def apply(params: Params, x: Array, *, key: Array | None = None, train: bool = False) -> Array:
+        del params, key, train
+        check(jnp.shape(x), "x.shape")
+        return jnp.reshape(x, (x.shape[0], *target))
 
     return Layer(init, apply, name)

@@ -59,12 +59,14 @@ def check_mask(mask: Array | None, expected_shape: tuple[int, ...], name: str) -
 def masked_mean(x: Array, mask: Array | None) -> Array:
     """Mean over the time axis counting only real steps: Σₜ mₜxₜ / max(Σₜ mₜ, 1).
 
-    x (..., T, d), mask (..., T) or None → (..., d). An all-padding row gives zeros.
+    x (..., T, d), mask (..., T) or None → (..., d). An all-padding row gives zeros. Padded
+    steps are selected away, not multiplied by 0, so their content (NaN, inf) never leaks.
     """
     if mask is None:
         return jnp.mean(x, axis=-2)
     weights = mask.astype(x.dtype)[..., None]  # (..., T, 1)
-    total = jnp.sum(x * weights, axis=-2)  # (..., d)
+    # Select, never multiply: NaN·0 is NaN, so a padded step holding NaN or inf would leak.
+    total = jnp.sum(jnp.where(mask[..., None], x, jnp.zeros_like(x)), axis=-2)  # (..., d)
     count = jnp.sum(weights, axis=-2)  # (..., 1)
     return total / jnp.maximum(count, 1.0)
 
@@ -78,6 +80,7 @@ def prefix_mean(x: Array, mask: Array | None) -> Array:
         weights = jnp.ones((*x.shape[:-1], 1), x.dtype)
     else:
         weights = mask.astype(x.dtype)[..., None]  # (..., T, 1)
-    total = jnp.cumsum(x * weights, axis=-2)  # (..., T, d)
+    real = jnp.broadcast_to(weights > 0, x.shape)
+    total = jnp.cumsum(jnp.where(real, x, jnp.zeros_like(x)), axis=-2)  # (..., T, d)
     count = jnp.cumsum(weights, axis=-2)  # (..., T, 1)
     return total / jnp.maximum(count, 1.0)

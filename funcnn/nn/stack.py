@@ -3,6 +3,8 @@
     x_{l+1} = layer(θ_l, x_l),  l = 0 … depth−1,  θ = stack(θ_0 … θ_{depth−1}) (leading axis depth)
 
 run with `jax.lax.scan`, so the layer body is traced and compiled once whatever the depth.
+A stateful layer's state is stacked the same way (leading axis depth) and scanned beside
+its params: copy l reads state[l] and writes the new state[l].
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from funcnn._validation import check_positive_int
-from funcnn.nn.core import Layer, Params, Shape, as_shape
+from funcnn.nn.core import Layer, Params, Shape, State, as_shape, no_state_error
 
 Array = jax.Array
 
@@ -53,12 +55,25 @@ def scan_apply(
     mask: Array | None = None,
     train: bool = False,
     remat: bool = False,
-) -> Array:
+    state: State | None = None,
+) -> Any:
     """x_{l+1} = layer.apply(params[l], x_l, key=keys[l]) for l < depth, by `jax.lax.scan`.
 
     params: stacked (leading axis depth); keys (depth, …) or None; mask and train reach every
     copy. remat=True wraps the body in `jax.checkpoint` (activations recomputed in backward).
+    A stateful layer needs `state` (stacked like params) and gives `(x_depth, new_state)`.
     """
+    if layer.init_state is not None:
+        if state is None:
+            raise no_state_error(f"repeat({layer.name})")
+
+        def stateful_body(h: Array, slice_: tuple[Params, State, Array | None]) -> Any:
+            p, s, k = slice_
+            return layer.apply(p, h, state=s, mask=mask, key=k, train=train)
+
+        if remat:
+            stateful_body = jax.checkpoint(stateful_body)
+        return jax.lax.scan(stateful_body, x, (params, state, keys))
 
     def body(h: Array, slice_: tuple[Params, Array | None]) -> tuple[Array, None]:
         p, k = slice_
@@ -77,11 +92,14 @@ def repeat(layer: Layer, depth: int, *, scan: bool = True, remat: bool = False) 
     scan=True params are stacked (leading axis depth), else {"layer_0" … "layer_{depth−1}"}.
     apply: x ← layer_l(x) with key split(key, depth)[l]; scan=True runs one `lax.scan` body
     (remat=True: `jax.checkpoint` per copy). Both layouts give equal outputs for equal keys.
+    A stateful layer makes the repeat stateful: its state is laid out like its params
+    (stacked, or {"layer_l": …}) and apply(…, state=s) returns (y, new_state).
     """
     check_positive_int(depth, "depth")
     if remat and not scan:
         raise ValueError("repeat: remat=True needs scan=True.")
     names = [f"layer_{i}" for i in range(depth)]
+    name = f"repeat({layer.name})"
 
     def init(key: Array, in_shape: Sequence[int]) -> tuple[Params, Shape]:
         keys = jax.random.split(key, depth)
@@ -110,7 +128,45 @@ def repeat(layer: Layer, depth: int, *, scan: bool = True, remat: bool = False) 
             )
         return x
 
-    return Layer(init, apply, f"repeat({layer.name})")
+    if layer.init_state is None:
+        return Layer(init, apply, name)
+    layer_init_state = layer.init_state
+
+    def init_state(in_shape: Sequence[int]) -> tuple[State, Shape]:
+        state, shape = layer_init_state(as_shape(in_shape))
+        if scan:  # depth equal copies, stacked like the params
+            return jax.tree.map(lambda a: jnp.stack([a] * depth), state), shape
+        return {n: state for n in names}, shape
+
+    def apply_stateful(
+        params: Params,
+        x: Array,
+        *,
+        state: State | None = None,
+        mask: Array | None = None,
+        key: Array | None = None,
+        train: bool = False,
+    ) -> tuple[Array, State]:
+        if state is None:
+            raise no_state_error(name)
+        keys = None if key is None else jax.random.split(key, depth)
+        if scan:
+            return scan_apply(
+                layer, params, x, keys=keys, mask=mask, train=train, remat=remat, state=state
+            )
+        new_state: State = {}
+        for i, n in enumerate(names):
+            x, new_state[n] = layer.apply(
+                params[n],
+                x,
+                state=state[n],
+                mask=mask,
+                key=None if keys is None else keys[i],
+                train=train,
+            )
+        return x, new_state
+
+    return Layer(init, apply_stateful, name, init_state)
 
 
 def stack_layers(

@@ -28,7 +28,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from funcnn.nn.core import Layer, Params, Shape, apply_child
+from funcnn.nn.core import (
+    Layer,
+    Params,
+    Shape,
+    State,
+    apply_child,
+    apply_with_state,
+    no_state_error,
+)
 
 __all__ = ["FULL_FLOAT32", "MIXED_BFLOAT16", "Policy", "with_policy"]
 
@@ -77,7 +85,9 @@ def with_policy(layer: Layer, policy: Policy = MIXED_BFLOAT16) -> Layer:
 
     Shapes are unchanged; only floating dtypes change. Integer inputs (token ids, labels)
     are passed through, so embedding lookups still index correctly. `mask`, `key` and
-    `train` are forwarded to the wrapped layer unchanged.
+    `train` are forwarded to the wrapped layer unchanged. A stateful layer stays stateful:
+    its state (running statistics) is passed and returned uncast — kept at the precision it
+    was made in, since statistics averaged over many steps need more than bf16's 8 bits.
     """
     if not isinstance(layer, Layer):
         raise TypeError(
@@ -112,4 +122,29 @@ def with_policy(layer: Layer, policy: Policy = MIXED_BFLOAT16) -> Layer:
         )
         return policy.cast_to_output(y)
 
-    return Layer(init, apply, layer.name)
+    if layer.init_state is None:
+        return Layer(init, apply, layer.name)
+
+    def apply_stateful(
+        params: Params,
+        x: Any,
+        *,
+        state: State | None = None,
+        mask: jax.Array | None = None,
+        key: jax.Array | None = None,
+        train: bool = False,
+    ) -> tuple[Any, State]:
+        if state is None:
+            raise no_state_error(layer.name)
+        y, new_state = apply_with_state(
+            layer,
+            policy.cast_to_compute(params),
+            policy.cast_to_compute(x),
+            state,
+            mask=mask,
+            key=key,
+            train=train,
+        )
+        return policy.cast_to_output(y), new_state
+
+    return Layer(init, apply_stateful, layer.name, layer.init_state)

@@ -21,13 +21,14 @@ from funcnn.train.data import num_examples
 __all__ = ["MetricFn", "evaluate"]
 
 Params = Any
-MetricFn = Callable[[Params, Any], Mapping[str, jax.Array]]
-"""`metric_fn(params, batch) -> {name: (b,) array}`: one value per example of the batch."""
+MetricFn = Callable[..., Mapping[str, jax.Array]]
+"""`metric_fn(params, batch) -> {name: (b,) array}`: one value per example of the batch
+(`metric_fn(params, batch, model_state)` for a stateful model)."""
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_evaluate(metric_fn: MetricFn, batch_size: int):
-    def run(params, data):
+def _compiled_evaluate(metric_fn: MetricFn, batch_size: int, stateful: bool = False):
+    def run(params, data, model_state):
         n = num_examples(data)
         num_batches = -(-n // batch_size)
         index = jnp.arange(num_batches * batch_size).reshape(num_batches, batch_size)
@@ -35,7 +36,7 @@ def _compiled_evaluate(metric_fn: MetricFn, batch_size: int):
         index = jnp.minimum(index, n - 1)  # pad the last batch by repeating the final example
 
         def per_example(batch):
-            values = metric_fn(params, batch)
+            values = metric_fn(params, batch, model_state) if stateful else metric_fn(params, batch)
             for name, v in values.items():
                 if jnp.shape(v) != (batch_size,):
                     raise ValueError(
@@ -60,14 +61,22 @@ def _compiled_evaluate(metric_fn: MetricFn, batch_size: int):
 
 
 def evaluate(
-    metric_fn: MetricFn, params: Params, data: Any, *, batch_size: int = 1024
+    metric_fn: MetricFn,
+    params: Params,
+    data: Any,
+    *,
+    batch_size: int = 1024,
+    model_state: Any = None,
 ) -> dict[str, float]:
     """Exact means over all N examples of per-example metrics, computed in batches.
 
     `metric_fn(params, batch) -> {name: (b,) array}` gives one value per example; the
     result is `{name: (1/N)·Σᵢ valueᵢ}`. The last partial batch is padded and masked out.
+    A stateful model passes its `model_state`, and `metric_fn(params, batch, model_state)`
+    is called instead (in eval mode it reads the state and changes nothing).
     """
     check_positive_int(batch_size, "batch_size")
     batch_size = min(batch_size, num_examples(data))
-    means = _compiled_evaluate(metric_fn, batch_size)(params, data)
+    compiled = _compiled_evaluate(metric_fn, batch_size, model_state is not None)
+    means = compiled(params, data, model_state)
     return {k: float(v) for k, v in means.items()}

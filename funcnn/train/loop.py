@@ -189,7 +189,8 @@ def fit(
                  could not be reproduced and fit raises ValueError.
     steps_per_dispatch: steps fused per compiled call; default: a whole epoch (one dispatch
                  per epoch). Progress and `callback` run between dispatches.
-    eval_fn:     `eval_fn(params) -> {name: scalar}`, run after every epoch; its names join
+    eval_fn:     `eval_fn(params) -> {name: scalar}` (`eval_fn(params, model_state)` when the
+                 state has a model_state), run after every epoch; its names join
                  the history and may not be fit's own (`HISTORY_NAMES`, "train_…").
     progress:    a tqdm bar (when tqdm is installed) and one line of metrics per epoch.
     callback:    `callback(state, info) -> stop?` after every dispatch, with `info` a
@@ -260,7 +261,7 @@ def _check_arguments(
     check_state(state, "fit")
     per_epoch = steps_per_epoch(data, batch_size)
     first_batch = jax.tree.map(lambda a: a[:batch_size], data)
-    check_loss_contract(loss_fn, state.params, first_batch, state.key)
+    check_loss_contract(loss_fn, state.params, first_batch, state.key, state.model_state)
     chunk = per_epoch if steps_per_dispatch is None else steps_per_dispatch
     check_positive_int(chunk, "steps_per_dispatch")
     return chunk, per_epoch
@@ -406,7 +407,7 @@ class _Run:
         if nonfinite is not None:
             row["skipped_steps"] = nonfinite["skipped"]
         if self.eval_fn is not None:
-            row |= _eval_row(self.eval_fn, state.params)
+            row |= _eval_row(self.eval_fn, state.params, state.model_state)
         for name, value in row.items():
             self.history.setdefault(name, []).append(value)
         if self.progress:
@@ -418,11 +419,13 @@ class _Run:
             self.bar.close()
 
 
-def _eval_row(eval_fn: Callable[[Params], Mapping[str, Any]], params: Params) -> dict[str, float]:
-    """`eval_fn(params)` as {name: float}, checked: a dict of scalars whose names are not the
-    history's own."""
+def _eval_row(
+    eval_fn: Callable[..., Mapping[str, Any]], params: Params, model_state: Any = None
+) -> dict[str, float]:
+    """`eval_fn(params)` (`eval_fn(params, model_state)` for a stateful model) as
+    {name: float}, checked: a dict of scalars whose names are not the history's own."""
     name = getattr(eval_fn, "__name__", "eval_fn")
-    values = eval_fn(params)
+    values = eval_fn(params) if model_state is None else eval_fn(params, model_state)
     if not isinstance(values, Mapping):
         raise TypeError(
             f"eval_fn must be eval_fn(params) -> {{name: scalar}} (a dict of metrics, e.g. "

@@ -8,6 +8,10 @@ Three task kinds (see `funcnn.datasets.tabular`):
 
 `supervised_loss` gives the `loss_fn(params, batch, key) -> (loss, aux)` that
 `funcnn.train` expects; `supervised_metrics` gives per-example values for `evaluate`.
+With `stateful=True` (a model with running statistics, `nn.is_stateful(model)`) they follow
+the stateful contract: `loss_fn(params, batch, key, model_state) -> (loss, aux, new_state)`
+trains with batch statistics and returns the updated state; `metric_fn(params, batch,
+model_state)` evaluates with the running statistics.
 """
 
 from __future__ import annotations
@@ -47,9 +51,20 @@ def per_example(kind: str, outputs: Array, targets: Array) -> dict[str, Array]:
     return {"loss": jnp.mean(loss, axis=-1)}
 
 
-def supervised_loss(apply: Callable[..., Array], kind: str) -> Callable:
-    """`loss_fn(params, (x, y), key) -> (mean loss, {"accuracy": …})`, with dropout on."""
+def supervised_loss(apply: Callable[..., Array], kind: str, *, stateful: bool = False) -> Callable:
+    """`loss_fn(params, (x, y), key) -> (mean loss, {"accuracy": …})`, with dropout on;
+    stateful=True: `loss_fn(params, (x, y), key, model_state) -> (loss, aux, new_state)`."""
     check_choice(kind, "kind", TASK_KINDS)
+    if stateful:
+
+        def stateful_loss_fn(params, batch, key, model_state):
+            x, y = batch
+            outputs, new_state = apply(params, x, state=model_state, key=key, train=True)
+            values = per_example(kind, outputs, y)
+            aux = {name: jnp.mean(v) for name, v in values.items() if name != "loss"}
+            return jnp.mean(values["loss"]), aux, new_state
+
+        return stateful_loss_fn
 
     def loss_fn(params, batch, key):
         x, y = batch
@@ -60,9 +75,20 @@ def supervised_loss(apply: Callable[..., Array], kind: str) -> Callable:
     return loss_fn
 
 
-def supervised_metrics(apply: Callable[..., Array], kind: str) -> Callable:
-    """`metric_fn(params, (x, y)) -> {"loss": (b,), "accuracy": (b,)}` in eval mode."""
+def supervised_metrics(
+    apply: Callable[..., Array], kind: str, *, stateful: bool = False
+) -> Callable:
+    """`metric_fn(params, (x, y)) -> {"loss": (b,), "accuracy": (b,)}` in eval mode;
+    stateful=True: `metric_fn(params, (x, y), model_state)` (the running statistics)."""
     check_choice(kind, "kind", TASK_KINDS)
+    if stateful:
+
+        def stateful_metric_fn(params, batch, model_state):
+            x, y = batch
+            outputs, _ = apply(params, x, state=model_state)
+            return per_example(kind, outputs, y)
+
+        return stateful_metric_fn
 
     def metric_fn(params, batch):
         x, y = batch

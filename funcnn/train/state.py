@@ -12,6 +12,15 @@ data pytree (e.g. `(x, y)`), `key` a PRNG key for stochastic layers, `loss` a sc
 returns the metrics `{"loss": ℓ, **aux}`. A `TrainState` is made with
 `init_state(params, optimizer, key)`.
 
+A model with state (batch_norm's running statistics, see `funcnn.nn.core`) keeps it in
+`TrainState.model_state` and its loss also takes and returns it — the stateful contract,
+used exactly when `model_state` is not None:
+
+    loss_fn(params, batch, key, model_state) -> (loss, aux, new_model_state)
+
+The new model state is carried to the next step beside θ but never differentiated nor seen
+by the optimizer; `evaluate` and fit's `eval_fn` receive it too (eval mode reads it).
+
 `make_step` compiles the step as one XLA program with params and optimizer state donated
 (updated in place); `make_sharded_step` does the same with fixed input/output shardings
 (`funcnn.scale`); `fit` (funcnn.train.fit) fuses many steps per dispatch.
@@ -46,8 +55,9 @@ __all__ = [
 Array = jax.Array
 Params = Any
 Batch = Any
-LossFn = Callable[[Params, Batch, Array], tuple[Array, Mapping[str, Array]]]
-"""`loss_fn(params, batch, key) -> (loss, aux)`: a scalar loss and a dict of scalar metrics."""
+LossFn = Callable[..., Any]
+"""`loss_fn(params, batch, key) -> (loss, aux)`: a scalar loss and a dict of scalar metrics;
+stateful: `loss_fn(params, batch, key, model_state) -> (loss, aux, new_model_state)`."""
 
 LOSS_CONTRACT = (
     "loss_fn(params, batch, key) -> (loss, aux), with batch one slice of the data pytree "
@@ -63,23 +73,30 @@ class TrainState(NamedTuple):
     opt_state: the optimizer's state s.
     step:      int32 scalar, number of updates applied so far.
     key:       PRNG key; split once per step for stochastic layers (dropout).
+    model_state: the model's non-parameter state (running statistics), or None for a
+               stateless model; not None switches the loss to the stateful contract.
 
-    Make one with `init_state(params, optimizer, key)`.
+    Make one with `init_state(params, optimizer, key[, model_state])`.
     """
 
     params: Params
     opt_state: Any
     step: Array
     key: Array
+    model_state: Any = None
 
 
-def init_state(params: Params, optimizer: GradientTransformation, key: Array) -> TrainState:
-    """A fresh TrainState at step 0 with `optimizer.init(params)` as its state."""
+def init_state(
+    params: Params, optimizer: GradientTransformation, key: Array, model_state: Any = None
+) -> TrainState:
+    """A fresh TrainState at step 0 with `optimizer.init(params)` as its state; pass a
+    stateful model's `nn.initial_state(model, in_shape)` as `model_state`."""
     return TrainState(
         params=params,
         opt_state=optimizer.init(params),
         step=jnp.zeros((), jnp.int32),
         key=key,
+        model_state=model_state,
     )
 
 
@@ -135,19 +152,40 @@ def train_step_fn(
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, Array]]]:
     """The un-jitted step (state, batch) -> (state, metrics); `make_step` and `fit` compile it.
 
-    `loss_fn(params, batch, key) -> (loss, aux)` where `aux` is a dict of scalar metrics.
-    The returned metrics are `{"loss": ℓ, **aux}`. The optimizer gets optax's extra
-    arguments — `value` = ℓ, `grad` = ∇ℓ and `value_fn` = θ ↦ ℓ(θ) on this batch and key — so
-    `lbfgs`'s line search, `polyak_sgd` and `reduce_on_plateau` work inside `fit`; every
-    other optimizer ignores them (nothing is computed unless a stage calls `value_fn`).
+    `loss_fn(params, batch, key) -> (loss, aux)` where `aux` is a dict of scalar metrics;
+    with `state.model_state` not None, `loss_fn(params, batch, key, model_state) -> (loss,
+    aux, new_model_state)` and the new model state is carried on. The returned metrics are
+    `{"loss": ℓ, **aux}`. The optimizer gets optax's extra arguments — `value` = ℓ,
+    `grad` = ∇ℓ and `value_fn` = θ ↦ ℓ(θ) on this batch and key — so `lbfgs`'s line
+    search, `polyak_sgd` and `reduce_on_plateau` work inside `fit`; every other optimizer
+    ignores them (nothing is computed unless a stage calls `value_fn`).
     """
 
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, Array]]:
         check_state(state, "the training step")
         key, step_key = jax.random.split(state.key)
-        (loss, aux), grads = jax.value_and_grad(
-            functools.partial(_checked_call, loss_fn), has_aux=True
-        )(state.params, batch, step_key)
+        model_state = state.model_state
+        if model_state is None:
+            (loss, aux), grads = jax.value_and_grad(
+                functools.partial(_checked_call, loss_fn), has_aux=True
+            )(state.params, batch, step_key)
+
+            def value_fn(params: Params) -> Array:
+                return loss_fn(params, batch, step_key)[0]
+        else:
+            before = model_state
+
+            def stateful(params: Params) -> tuple[Array, Any]:
+                loss, aux, new_model_state = loss_fn(params, batch, step_key, before)
+                return loss, (aux, new_model_state)
+
+            (loss, (aux, model_state)), grads = jax.value_and_grad(stateful, has_aux=True)(
+                state.params
+            )
+
+            def value_fn(params: Params) -> Array:  # the loss at θ, statistics as they were
+                return loss_fn(params, batch, step_key, before)[0]
+
         params, opt_state = optimizer_step(
             optimizer,
             grads,
@@ -155,9 +193,9 @@ def train_step_fn(
             state.params,
             value=loss,
             grad=grads,
-            value_fn=lambda p: loss_fn(p, batch, step_key)[0],
+            value_fn=value_fn,
         )
-        new_state = TrainState(params, opt_state, state.step + 1, key)
+        new_state = TrainState(params, opt_state, state.step + 1, key, model_state)
         return new_state, {"loss": loss, **aux}
 
     return step
@@ -260,8 +298,13 @@ def check_loss_fn(loss_fn: Any) -> None:
         ) from None
 
 
-def check_loss_contract(loss_fn: LossFn, params: Params, batch: Any, key: Array) -> None:
+def check_loss_contract(
+    loss_fn: LossFn, params: Params, batch: Any, key: Array, model_state: Any = None
+) -> None:
     """Check `loss_fn` against the contract on one batch, abstractly (no compute).
+
+    With `model_state`, the stateful contract: `loss_fn(params, batch, key, model_state)
+    -> (loss, aux, new_model_state)`, the new state shaped like the old.
 
     A signature that cannot take `(params, batch, key)` or an output other than `(scalar,
     {name: scalar})` is a TypeError/ValueError stating the contract. An error raised
@@ -269,6 +312,9 @@ def check_loss_contract(loss_fn: LossFn, params: Params, batch: Any, key: Array)
     its own type and message first — the real cause — followed by a note giving the call
     fit made, the batch's shapes and dtypes, and the contract.
     """
+    if model_state is not None:
+        _check_stateful_loss(loss_fn, params, batch, key, model_state)
+        return
     check_loss_fn(loss_fn)
     try:
         out = jax.eval_shape(loss_fn, params, batch, key)
@@ -287,3 +333,28 @@ def check_loss_contract(loss_fn: LossFn, params: Params, batch: Any, key: Array)
             raise err from None
         raise annotated from err
     check_loss_output(out, loss_fn)
+
+
+def _check_stateful_loss(
+    loss_fn: LossFn, params: Params, batch: Any, key: Array, model_state: Any
+) -> None:
+    contract = (
+        "with a model_state in the TrainState, loss_fn must be loss_fn(params, batch, key, "
+        "model_state) -> (loss, aux, new_model_state) with a scalar loss, a dict of scalar "
+        "metrics and the new state shaped like the old (e.g. objectives.supervised_loss(apply, "
+        "kind, stateful=True))"
+    )
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}.")
+    try:
+        out = jax.eval_shape(loss_fn, params, batch, key, model_state)
+    except Exception as err:
+        raise TypeError(f"{contract}; calling it that way failed: {err!r}") from err
+    ok = isinstance(out, tuple) and len(out) == 3 and getattr(out[0], "shape", None) == ()
+    expected = jax.tree.map(lambda a: (jnp.shape(a), jnp.result_type(a)), model_state)
+    if ok:
+        got = jax.tree.map(lambda a: (a.shape, a.dtype), out[2])
+        ok = bool(got == expected)
+    if not ok:
+        raise TypeError(f"{contract}; it returned {out!r}.")
+    check_loss_output(out[:2], loss_fn)
