@@ -48,7 +48,7 @@ def test_changed_values_take_effect_without_recompiling():
 
 
 def test_a_schedule_is_evaluated_each_step_and_logged():
-    schedule = optim.exponential_decay(0.1, 0.5, 1)
+    schedule = optim.exponential_decay(0.1, transition_steps=1, decay_rate=0.5)
     opt = inject_hyperparams(optim.sgd)(learning_rate=schedule)
     state = opt.init(PARAMS)
     seen = []

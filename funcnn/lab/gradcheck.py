@@ -195,6 +195,10 @@ def layer_cases(seed: int = 0) -> list[GradCase]:
             "mlp (tanh, layer_norm)", nn.mlp([4, 5, 3], activations.tanh, layer_norm=True), x_flat
         ),
         GradCase("layer_norm", nn.layer_norm(), x_flat),
+        GradCase("rms_norm", nn.rms_norm(), x_flat),
+        GradCase(
+            "feed_forward (SwiGLU)", nn.feed_forward(4, 6, activation="silu", gated=True), x_seq
+        ),
         GradCase(
             "dropout (train, fixed key)", nn.dropout(0.5), x_flat, {"key": key, "train": True}
         ),
@@ -259,6 +263,13 @@ def layer_cases(seed: int = 0) -> list[GradCase]:
             nn.transformer_block(4, num_heads=2, mlp_ratio=2),
             x_seq,
             {"mask": mask},
+        ),
+        GradCase(
+            "multi_head_attention (GQA, RoPE, QK-norm)",
+            nn.multi_head_attention(
+                4, num_heads=2, num_kv_heads=1, causal=True, rope_theta=10_000.0, qk_norm=True
+            ),
+            x_seq,
         ),
         GradCase(
             "transformer_lm",
