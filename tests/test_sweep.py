@@ -148,16 +148,10 @@ FAMILIES: dict[str, Family] = {
     "gru": Family(nn.gru(3), 4, True),
 }
 
-RECURRENT = "owned by the recurrent layers' branch (funcnn/nn/recurrent.py)"
-LLM = "owned by llm (funcnn/nn/attention.py)"
 UNOWNED = "no branch owns funcnn/nn/{} in this round"
 
 # Known cases, each the exact input that shows it; the family's sweep is xfail until fixed.
-INPUT_XFAILS = {
-    "multi_head_attention": f"{LLM}: x (2, 0, 4) (T = 0) → bare ValueError 'zero-size array "
-    "to reduction operation max which has no identity'; the chunked implementation → bare "
-    "ZeroDivisionError at attention.py:237 (-(-tq // cq))",
-}
+INPUT_XFAILS = {}
 
 
 def family_params(xfails: dict[str, str], names: Any) -> list:
@@ -572,12 +566,7 @@ def token_ids(draw):
     return np.where(mask, ids, garbage).astype(dtype), mask, draw(st.booleans())
 
 
-ID_XFAILS = {
-    "bag_of_words": UNOWNED.format("embedding.py")
-    + ": bag_of_words(5, 3).apply(params, zeros((2, 0), int32)) without a mask (T = 0) "
-    "returns NaN (mean of nothing); with a mask an all-padding row gives zeros — expected "
-    "zeros (or a ValueError naming ids)",
-}
+ID_XFAILS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("name", family_params(ID_XFAILS, ID_LAYERS))

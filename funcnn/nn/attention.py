@@ -657,6 +657,10 @@ def multi_head_attention(
         q = heads("q", params, x, num_heads, positions)  # (..., H, Tq, dh)
         k = heads("k", params, context, kv_heads, context_positions)  # (..., H_kv, Tk, dh)
         v = heads("v", params, context, kv_heads, context_positions)  # (..., H_kv, Tk, dh)
+        if cache is None and (steps == 0 or context.shape[-2] == 0):
+            # No queries, or nothing to attend to: the empty sum, never a max over nothing.
+            y = jnp.zeros((*q.shape[:-1], v.shape[-1]), q.dtype)  # (..., H, Tq, dh)
+            return _output(params, y)
         if cache is None:
             full = None if context_mask is None else context_mask[..., None, None, :]
             y = dot_product_attention(

@@ -59,11 +59,12 @@ def check_mask(mask: Array | None, expected_shape: tuple[int, ...], name: str) -
 def masked_mean(x: Array, mask: Array | None) -> Array:
     """Mean over the time axis counting only real steps: Σₜ mₜxₜ / max(Σₜ mₜ, 1).
 
-    x (..., T, d), mask (..., T) or None → (..., d). An all-padding row gives zeros. Padded
-    steps are selected away, not multiplied by 0, so their content (NaN, inf) never leaks.
+    x (..., T, d), mask (..., T) or None → (..., d). An all-padding row (or T = 0) gives
+    zeros. Padded steps are selected away, not multiplied by 0, so their content (NaN, inf)
+    never leaks.
     """
-    if mask is None:
-        return jnp.mean(x, axis=-2)
+    if mask is None:  # Σₜ xₜ / max(T, 1): no steps at all is zeros, like an all-padding row
+        return jnp.sum(x, axis=-2) / max(x.shape[-2], 1)
     weights = mask.astype(x.dtype)[..., None]  # (..., T, 1)
     # Select, never multiply: NaN·0 is NaN, so a padded step holding NaN or inf would leak.
     total = jnp.sum(jnp.where(mask[..., None], x, jnp.zeros_like(x)), axis=-2)  # (..., d)
