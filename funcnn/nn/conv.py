@@ -339,6 +339,35 @@ def _check_image_shape(shape: Sequence[int], name: str, what: str = "in_shape") 
         )
 
 
+def _image_kernel_params(
+    key: Array, kernel: Sequence[int], in_channels: int, features: int, use_bias: bool
+) -> Params:
+    """w (kH, kW, in_channels, features) ~ U(±1/√(kH·kW·in_channels)) (PyTorch's default for
+    both convolutions), b = 0 when `use_bias`."""
+    bound = 1.0 / math.sqrt(kernel[0] * kernel[1] * in_channels)
+    w_shape = (*kernel, in_channels, features)
+    params = {"w": jax.random.uniform(key, w_shape, jnp.float32, -bound, bound)}
+    if use_bias:
+        params["b"] = jnp.zeros((features,), jnp.float32)
+    return params
+
+
+def _check_image_input(x: Any, w: Array, name: str, groups: int = 1, detail: str = "") -> None:
+    """x must be a real array (..., H, W, C) with no empty axis and C = groups · w.shape[2],
+    the channel count w (kH, kW, C/groups, F) expects; `detail` adds what decides that count
+    to the message."""
+    _check_array(x, name)
+    _check_image_shape(jnp.shape(x), name, "x.shape")
+    if 0 in x.shape[:-1]:
+        raise ValueError(f"{name}: x has an empty axis: x.shape={x.shape}.")
+    channels = w.shape[2] * groups if w.ndim >= 3 else None
+    if w.ndim != 4 or x.shape[-1] != channels:
+        raise ValueError(
+            f"{name}: x has {x.shape[-1]} channels but w expects {channels} "
+            f"(w.shape={w.shape}, {detail}x.shape={x.shape})."
+        )
+
+
 def conv2d(
     features: int,
     kernel_size: int | Sequence[int],
@@ -377,12 +406,7 @@ def conv2d(
         channels = shape[-1]
         _check_groups(groups, channels, features, name)
         out = _conv2d_out(shape[-3:-1], kernel, stride, dil, padding, name)
-        group_in = channels // groups
-        bound = 1.0 / math.sqrt(kernel[0] * kernel[1] * group_in)
-        w_shape = (*kernel, group_in, features)
-        params = {"w": jax.random.uniform(key, w_shape, jnp.float32, -bound, bound)}
-        if use_bias:
-            params["b"] = jnp.zeros((features,), jnp.float32)
+        params = _image_kernel_params(key, kernel, channels // groups, features, use_bias)
         return params, (*shape[:-3], *out, features)
 
     def apply(
@@ -394,16 +418,8 @@ def conv2d(
         train: bool = False,
     ) -> Array:
         del key, train
-        _check_array(x, name)
-        _check_image_shape(jnp.shape(x), name, "x.shape")
-        if 0 in x.shape[:-1]:
-            raise ValueError(f"{name}: x has an empty axis: x.shape={x.shape}.")
         w = params["w"]
-        if w.ndim != 4 or x.shape[-1] != w.shape[2] * groups:
-            raise ValueError(
-                f"{name}: x has {x.shape[-1]} channels but w expects {w.shape[2] * groups} "
-                f"(w.shape={w.shape}, feature_group_count={groups}, x.shape={x.shape})."
-            )
+        _check_image_input(x, w, name, groups, f"feature_group_count={groups}, ")
         lead, size = x.shape[:-3], x.shape[-3:-1]
         _conv2d_out(size, kernel, stride, dil, padding, name)
         mask = check_mask(mask, x.shape[:-1], name)
@@ -480,11 +496,7 @@ def conv_transpose2d(
         shape = as_shape(in_shape)
         _check_image_shape(shape, name)
         out = out_size(shape[-3:-1])
-        bound = 1.0 / math.sqrt(kernel[0] * kernel[1] * shape[-1])
-        w_shape = (*kernel, shape[-1], features)
-        params = {"w": jax.random.uniform(key, w_shape, jnp.float32, -bound, bound)}
-        if use_bias:
-            params["b"] = jnp.zeros((features,), jnp.float32)
+        params = _image_kernel_params(key, kernel, shape[-1], features, use_bias)
         return params, (*shape[:-3], *out, features)
 
     def apply(
@@ -496,16 +508,8 @@ def conv_transpose2d(
         train: bool = False,
     ) -> Array:
         del key, train
-        _check_array(x, name)
-        _check_image_shape(jnp.shape(x), name, "x.shape")
-        if 0 in x.shape[:-1]:
-            raise ValueError(f"{name}: x has an empty axis: x.shape={x.shape}.")
         w = params["w"]
-        if w.ndim != 4 or x.shape[-1] != w.shape[2]:
-            raise ValueError(
-                f"{name}: x has {x.shape[-1]} channels but w expects {w.shape[2]} "
-                f"(w.shape={w.shape}, x.shape={x.shape})."
-            )
+        _check_image_input(x, w, name)
         lead = x.shape[:-3]
         out_size(x.shape[-3:-1])
         mask = check_mask(mask, x.shape[:-1], name)
