@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from funcnn._validation import check_positive_int, check_real
 from funcnn.nn.core import Layer, Params
+from funcnn.nn.embedding import check_token_ids
 
 Array = jax.Array
 
@@ -63,12 +63,7 @@ def generate(
         raise ValueError(f"temperature must be > 0, got temperature={temperature}.")
     if top_k is not None:
         check_positive_int(top_k, "top_k")
-    dtype = jnp.result_type(prompt)
-    if not jnp.issubdtype(dtype, jnp.integer):
-        raise TypeError(
-            f"prompt must hold integer token ids, got dtype {dtype} (a float prompt is not "
-            f"truncated: convert it yourself if that is what you mean)."
-        )
+    check_token_ids(prompt, "prompt")  # integers: a float prompt is refused, never truncated
     prompt = jnp.asarray(prompt, jnp.int32)
     if prompt.ndim != 1 or prompt.shape[0] < 1:
         raise ValueError(f"prompt must be a non-empty 1-D array of ids, got {prompt.shape}.")
@@ -77,11 +72,7 @@ def generate(
     # The vocabulary is the logits' last axis; an id outside it would be clamped by the
     # embedding under jit, so it is refused here, where the prompt is still concrete.
     vocab = jax.eval_shape(model.apply, params, jnp.zeros((1, window), jnp.int32)).shape[-1]
-    if not isinstance(prompt, jax.core.Tracer):
-        ids = np.asarray(prompt)
-        bad = (ids < 0) | (ids >= vocab)
-        if bad.any():
-            raise ValueError(f"prompt ids must lie in [0, {vocab}), got {ids[bad][:5].tolist()}.")
+    check_token_ids(prompt, "prompt", vocab=vocab)
     return _generate_compiled(model, window, length, temperature, top_k)(params, prompt, key)
 
 

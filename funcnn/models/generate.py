@@ -18,11 +18,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from funcnn._validation import check_nonnegative_int, check_positive_int, check_real
 from funcnn.models.decoder import Decoder, DecoderConfig, decoder
 from funcnn.nn.core import Params
+from funcnn.nn.embedding import check_token_ids
 from funcnn.sampling import sample_next
 
 __all__ = ["generate"]
@@ -85,24 +85,12 @@ def generate(
 
 def _check_prompt(prompt_ids: Any, vocab: int) -> Array:
     """(B, T) int32 prompt, refusing floats, bad ranks, empty prompts and ids outside [0, V)."""
-    dtype = jnp.result_type(prompt_ids)
-    if not jnp.issubdtype(dtype, jnp.integer):
-        raise TypeError(
-            f"generate: prompt_ids must be integer token ids, got dtype {dtype}; a float "
-            f"prompt is not truncated — convert it with .astype(int) if that is what you mean."
-        )
+    check_token_ids(prompt_ids, "generate: prompt_ids", batched=True, vocab=vocab)
     shape = jnp.shape(prompt_ids)
-    if len(shape) != 2 or shape[1] < 1 or shape[0] < 1:
+    if shape[1] < 1 or shape[0] < 1:
         raise ValueError(
             f"generate: prompt_ids must be (batch, time) with time ≥ 1, got shape {shape}."
         )
-    if not isinstance(prompt_ids, jax.core.Tracer):
-        values = np.asarray(prompt_ids)
-        bad = (values < 0) | (values >= vocab)
-        if bad.any():
-            raise ValueError(
-                f"generate: prompt ids must lie in [0, {vocab}), got {values[bad][:5].tolist()}."
-            )
     return jnp.asarray(prompt_ids, jnp.int32)
 
 

@@ -50,8 +50,8 @@ def check_token_ids(
     dtype = jnp.result_type(ids)
     if not jnp.issubdtype(dtype, jnp.integer):
         raise TypeError(
-            f"{name}: token ids must be an integer array, got dtype {dtype}. "
-            f"Convert with ids.astype(jnp.int32)."
+            f"{name}: expects integer token ids, got dtype {dtype}; a float array is never "
+            f"truncated — convert with ids.astype(jnp.int32) if that is what you mean."
         )
     if batched and jnp.ndim(ids) != 2:
         raise ValueError(f"{name}: expects ids of shape (batch, time), got {jnp.shape(ids)}.")
