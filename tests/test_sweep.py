@@ -148,7 +148,6 @@ FAMILIES: dict[str, Family] = {
     "gru": Family(nn.gru(3), 4, True),
 }
 
-UNOWNED = "no branch owns funcnn/nn/{} in this round"
 
 # Known cases, each the exact input that shows it; the family's sweep is xfail until fixed.
 INPUT_XFAILS = {}
@@ -256,15 +255,29 @@ def test_python_scalars_and_lists_for_x_are_refused_or_computed(name, kind):
 
 # ----------------------------------------------------------------------------- masks
 
-MASK_FAMILIES = [n for n, f in FAMILIES.items() if f.sequence] + ["rnn_reverse", "dense"]
-FAMILIES_WITH_MASK = {**FAMILIES, "rnn_reverse": Family(nn.rnn(3, reverse=True), 4, True)}
-
-MASK_XFAILS = {
-    "dense": UNOWNED.format("dense.py")
-    + ": dense takes mask= but ignores it (after a pooling layer the mask no longer fits x), "
-    "so NaN/inf in a padded step of x (2, T, 4) makes ∂L/∂w NaN even when the loss masks "
-    "that step (0·NaN in xᵀ·δ); expected padded x zeroed",
+# Per-step layers take the mask too: they zero padded steps, so ∂L/∂w never sees 0·NaN.
+PER_STEP_WITH_MASK = {
+    "rms_norm": Family(nn.rms_norm(), 4, False),
+    "feed_forward": Family(nn.feed_forward(4, 6), 4, False),
+    "activation": Family(nn.activation(funcnn.activations.sigmoid), 4, False),
+    "pool_then_dense": Family(
+        nn.serial(nn.conv1d(3, 2), nn.global_avg_pool(), nn.dense(2)), 4, False
+    ),
 }
+MASK_FAMILIES = [n for n, f in FAMILIES.items() if f.sequence] + [
+    "rnn_reverse",
+    "dense",
+    "mlp",
+    "layer_norm",
+    *PER_STEP_WITH_MASK,
+]
+FAMILIES_WITH_MASK = {
+    **FAMILIES,
+    **PER_STEP_WITH_MASK,
+    "rnn_reverse": Family(nn.rnn(3, reverse=True), 4, True),
+}
+
+MASK_XFAILS: dict[str, str] = {}
 
 
 MASK_STEPS = 4  # one shape (2, 4, C) per family, so the jitted check compiles once
@@ -329,17 +342,27 @@ def test_padded_steps_never_change_values_or_gradients(name):
     sweep()
 
 
-@pytest.mark.parametrize("name", [n for n in MASK_FAMILIES if n != "dense"])
-@pytest.mark.parametrize(
-    "mask",
-    [
-        np.ones((2, 3), np.float32),
-        np.ones((2, 2), bool),
-        np.ones(3, bool),
-        np.ones((2, 3, 1), bool),
-    ],
-    ids=["float", "short", "unbatched", "extra-axis"],
-)
+WRONG_MASKS = {
+    "float": np.ones((2, 3), np.float32),
+    "short": np.ones((2, 2), bool),
+    "unbatched": np.ones(3, bool),
+    "extra-axis": np.ones((2, 3, 1), bool),
+}
+
+
+def wrong_mask_cases() -> list:
+    # A per-step layer after a windowed pool sees fewer steps than the mask counts: it has
+    # nothing to select and passes x on (nn.masking.zero_padding), so "short" is not wrong
+    # for it; its rank and dtype are still checked.
+    return [
+        pytest.param(name, WRONG_MASKS[kind], id=f"{kind}-{name}")
+        for kind in WRONG_MASKS
+        for name in MASK_FAMILIES
+        if kind != "short" or FAMILIES_WITH_MASK[name].sequence
+    ]
+
+
+@pytest.mark.parametrize(("name", "mask"), wrong_mask_cases())
 def test_masks_of_the_wrong_dtype_or_shape_are_refused_naming_mask(name, mask):
     family = FAMILIES_WITH_MASK[name]
     params, _ = family.layer.init(KEY, (2, 3, family.features))

@@ -7,11 +7,12 @@ any of them compose with `serial`:
                                                     # out_shape is a plain tuple of ints
     y = layer.apply(params, x, *, mask=None, key=None, train=False)   # one array out
 
-`mask` (..., T), True for real sequence steps, is honoured by every layer for which padding
-matters (recurrent layers, convolutions, pools, attention, bag of words) and ignored by the
-per-step ones (dense, layer_norm, activations); `key` is used only by stochastic layers when
-`train=True`. The combinators (`serial`, `parallel`, `residual`) forward `mask` and `train`
-to every child and split `key` into one independent key per child.
+`mask` (..., T), True for real sequence steps, is honoured by every layer that takes it:
+the sequence layers (recurrent layers, convolutions, pools, attention, bag of words) leave
+padded steps out, and the per-step ones (dense, the norms, activations) zero them before any
+arithmetic, so values and gradients never depend on what padding holds. `key` is used only
+by stochastic layers when `train=True`. The combinators (`serial`, `parallel`, `residual`)
+forward `mask` and `train` to every child and split `key` into one independent key per child.
 
 Parameters are nested dicts with readable string keys: `serial` stores child `i` under
 `"<child name>_<i>"` (PyTorch's `nn.Sequential` also names children by position), so an
@@ -43,7 +44,7 @@ import jax
 import jax.numpy as jnp
 
 from funcnn._validation import check_choice
-from funcnn.nn.masking import check_mask
+from funcnn.nn.masking import check_mask, has_time_axis, zero_padding
 
 Array = jax.Array
 Shape = tuple[int, ...]
@@ -300,7 +301,11 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
     """Compose layers: y = fₙ(…f₂(f₁(x))). Child i's params live at `"<name>_<i>"`.
 
     Shapes are composed at init (each child's out_shape must be a plain shape). apply passes
-    the same `mask` and `train` to every child and splits `key` into one key per child.
+    the same `mask` and `train` to every child and splits `key` into one key per child. The
+    mask (..., T) ends at the child whose output has no time axis left (x.ndim = mask.ndim,
+    after a global pool or bag of words): the children after it get no mask. A child that
+    changes T (a strided pool) leaves a mask that no longer fits, which the next
+    mask-taking child refuses by name.
     With a stateful child the serial is stateful: `init_state(in_shape)` gives
     {"<name>_<i>": child state ({} if none)}, and `apply(params, x, state=s, ...)` threads
     each child's state and returns `(y, new_state)`.
@@ -328,6 +333,7 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
         for k, layer, layer_key in zip(keys, layers, split_key(key, len(layers)), strict=True):
             child = get_child(params, k, name)
             x = apply_child(layer, child, x, mask=mask, key=layer_key, train=train)
+            mask = mask if has_time_axis(x, mask) else None  # a pool ended the time axis
         return x
 
     if not any(is_stateful(layer) for layer in layers):
@@ -354,6 +360,7 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
             x, new_state[k] = apply_with_state(
                 layer, child, x, child_state, mask=mask, key=layer_key, train=train
             )
+            mask = mask if has_time_axis(x, mask) else None  # a pool ended the time axis
         return x, new_state
 
     return Layer(init, apply_stateful, name, init_state)
@@ -506,7 +513,7 @@ def activation(fn: Callable[[Array], Array], *, name: str | None = None) -> Laye
     """A parameterless layer y = fn(x), applied elementwise (or over the last axis for softmax).
 
     Its name defaults to the function's name, so `activation(relu)` stores `{}` at `"relu_<i>"`.
-    Per-step: `mask` is accepted and ignored.
+    Per-step: with a `mask` (x.shape[:-1]) padded steps are zeroed first, y = fn(0) there.
     """
     if not callable(fn):
         raise TypeError(f"activation: fn must be callable, got fn={fn!r}.")
@@ -524,8 +531,8 @@ def activation(fn: Callable[[Array], Array], *, name: str | None = None) -> Laye
         key: Array | None = None,
         train: bool = False,
     ) -> Array:
-        del params, mask, key, train
-        return fn(x)
+        del params, key, train
+        return fn(zero_padding(x, mask, layer_name))  # padded steps hold 0, then f(0)
 
     return Layer(init, apply, layer_name)
 

@@ -24,6 +24,7 @@ from funcnn.activations import gelu, relu, sigmoid, silu
 from funcnn.nn.core import Layer, Params, Shape, as_shape, get_child, serial
 from funcnn.nn.core import activation as activation_layer
 from funcnn.nn.dropout import dropout as dropout_layer
+from funcnn.nn.masking import zero_padding
 from funcnn.nn.norm import layer_norm as layer_norm_layer
 
 Array = jax.Array
@@ -94,9 +95,10 @@ def dense(
         key: Array | None = None,
         train: bool = False,
     ) -> Array:
-        del mask, key, train  # per-step and deterministic
+        del key, train  # deterministic
         w = get_child(params, "w", name)
         _check_input(x, w, name)
+        x = zero_padding(x, mask, name)  # per-step: padded steps hold 0, whatever they held
         y = jnp.matmul(x, w)  # (..., in) @ (in, out) → (..., out)
         if use_bias:
             b = get_child(params, "b", name)
@@ -288,7 +290,8 @@ def feed_forward(
         key: Array | None = None,
         train: bool = False,
     ) -> Array:
-        del mask, key, train  # per-step and deterministic
+        del key, train  # deterministic
+        x = zero_padding(x, mask, name)  # per-step: padded steps hold 0, whatever they held
         gate = fn(parts["gate"].apply(get_child(params, "gate", name), x))  # (..., F)
         up = parts["up"].apply(get_child(params, "up", name), x)  # (..., F)
         return parts["down"].apply(get_child(params, "down", name), gate * up)  # (..., dim)

@@ -20,7 +20,14 @@ from funcnn._validation import check_positive_int
 
 Array = jax.Array
 
-__all__ = ["check_mask", "lengths_to_mask", "masked_mean", "prefix_mean"]
+__all__ = [
+    "check_mask",
+    "has_time_axis",
+    "lengths_to_mask",
+    "masked_mean",
+    "prefix_mean",
+    "zero_padding",
+]
 
 
 def lengths_to_mask(lengths: Array, max_len: int) -> Array:
@@ -54,6 +61,41 @@ def check_mask(mask: Array | None, expected_shape: tuple[int, ...], name: str) -
             f"its feature axis), got mask.shape={mask.shape}."
         )
     return mask.astype(bool)
+
+
+def zero_padding(x: Array, mask: Array | None, name: str) -> Array:
+    """x with every padded step selected to 0: where(mask[..., None], x, 0). x (..., T, d),
+    mask (..., T) or None → (..., T, d).
+
+    Per-step layers (dense, the norms, activations) call it first, so what padding holds
+    (NaN, inf, 1e30) never reaches their arithmetic: not their outputs at real steps, and not
+    their gradients either (∂L/∂w = Σₜ xₜᵀ·δₜ would be 0·NaN = NaN at a padded step). A select,
+    not a multiply, for the same reason.
+
+    A mask must be boolean (or integer 0/1) of rank x.ndim − 1, else it is refused naming
+    `mask`. Its sizes may differ from x.shape[:-1]: after a windowed pool or a strided
+    convolution (which give finite values at windows with no real step, see `nn.pooling`)
+    the mask describes the steps before that layer, and a per-step layer, whose output at a
+    step depends on that step only, has nothing to select and returns x.
+    """
+    if mask is None:
+        return x
+    shape = jnp.shape(x)
+    if jnp.ndim(mask) != len(shape) - 1:
+        check_mask(mask, shape[:-1], name)  # names the expected shape and what was given
+    mask = check_mask(mask, jnp.shape(mask), name)  # the dtype rule
+    assert mask is not None
+    if mask.shape != shape[:-1]:  # the steps of an earlier, longer sequence: nothing to select
+        return x
+    return jnp.where(mask[..., None], x, jnp.zeros_like(x))
+
+
+def has_time_axis(x: object, mask: Array | None) -> bool:
+    """Whether a padding mask (..., T) still describes x: x keeps the mask's axes plus a
+    feature axis (x.ndim = mask.ndim + 1). A layer that removed the time axis (a global
+    pool, bag of words) leaves x.ndim = mask.ndim, and the mask ends there (`serial`)."""
+    ndim = getattr(x, "ndim", None)
+    return mask is not None and ndim is not None and ndim > jnp.ndim(mask)
 
 
 def masked_mean(x: Array, mask: Array | None) -> Array:

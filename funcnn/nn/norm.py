@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from funcnn import initializers
 from funcnn._validation import check_floating, check_real
 from funcnn.nn.core import Layer, Params, Shape, as_shape, get_child
+from funcnn.nn.masking import zero_padding
 
 Array = jax.Array
 
@@ -97,12 +98,14 @@ def layer_norm(
         key: Array | None = None,
         train: bool = False,
     ) -> Array:
-        del mask, key, train  # per-step (each vector is normalized alone) and deterministic
+        del key, train  # deterministic
         if use_scale or use_bias:
             leaf_name = "scale" if use_scale else "bias"
             _check_x(x, get_child(params, leaf_name, name), leaf_name, name)
         else:
             check_floating(x, f"{name}: x")
+        # Per-step (each vector is normalized alone): padded steps hold 0, whatever they held.
+        x = zero_padding(x, mask, name)
         x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
         mean = jnp.mean(x32, axis=-1, keepdims=True)  # (..., 1)
         centered = x32 - mean  # (..., d)
@@ -144,11 +147,12 @@ def rms_norm(
         key: Array | None = None,
         train: bool = False,
     ) -> Array:
-        del mask, key, train  # per-step and deterministic
+        del key, train  # deterministic
         if use_scale:
             _check_x(x, get_child(params, "scale", name), "scale", name)
         else:
             check_floating(x, f"{name}: x")
+        x = zero_padding(x, mask, name)  # per-step: padded steps hold 0, whatever they held
         x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
         mean_square = jnp.mean(jnp.square(x32), axis=-1, keepdims=True)  # (..., 1)
         normed = x32 * jax.lax.rsqrt(mean_square + eps)  # (..., d)
