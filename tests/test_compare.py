@@ -234,3 +234,13 @@ def test_verify_accepts_out_after_the_subcommand(tmp_path):
         timeout=300,
     )
     assert bad.returncode == 2 and "--steps: expected a positive integer" in bad.stderr
+
+
+def test_write_json_is_strict_json_with_null_for_nan_and_inf_like_the_train_scripts(tmp_path):
+    from funcnn.lab.compare import write_json
+
+    payload = {"loss": [1.5, float("nan")], "best": float("inf"), "t": np.float32("-inf")}
+    text = write_json(tmp_path / "sub" / "r.json", payload).read_text()
+    # json.loads with parse_constant raising: the NaN/Infinity tokens would not be JSON.
+    strict = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON token {c}"))
+    assert strict == {"loss": [1.5, None], "best": None, "t": None}

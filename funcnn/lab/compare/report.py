@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from funcnn.lab.cli import json_text
 
 __all__ = [
     "format_table",
@@ -41,19 +42,10 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> s
     return "\n".join([line(columns), rule, *(line(r).rstrip() for r in cells)])
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no inf/nan; keep them readable
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def write_json(path: str | Path, payload: Any) -> Path:
-    """Write `payload` as indented JSON (non-finite floats become the strings "inf"/"nan")."""
+    """Write `payload` as strict, indented JSON (`cli.json_text`: NaN and ±inf become `null`,
+    as in the train scripts' metrics.json), creating the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
+    path.write_text(json_text(payload) + "\n")
     return path
