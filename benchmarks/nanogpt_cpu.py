@@ -34,7 +34,7 @@ is timed from the NumPy batch to the loss as a Python float (nanoGPT's --log_int
 
 Reported: the step-0 losses and their difference; the training and validation loss curves
 (a PNG with both, and the numbers as JSON, under --out); the final validation loss; the
-median steady-state time per step (the first --warmup-steps steps, which hold funcnn's
+median steady-state time per step (the first --untimed-steps steps, which hold funcnn's
 compile, are left out) and the median of the paired per-step ratios funcnn/torch; the time
 to reach a fixed validation loss — torch's at the last evaluation at or before 75 % of the
 steps — as the sum of each trainer's step times until its validation curve (interpolated
@@ -67,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=2000, help="max_iters = lr_decay_iters")
     p.add_argument("--eval-every", type=int, default=100, help="steps between validations")
     p.add_argument("--eval-iters", type=int, default=20, help="validation batches per eval")
-    p.add_argument("--warmup-steps", type=int, default=10, help="untimed steps (compile)")
+    p.add_argument("--untimed-steps", type=int, default=10, help="first steps left out of ms/step")
     p.add_argument("--threads", type=int, default=0, help="cores for both (0: all allowed)")
     p.add_argument("--text", type=Path, help="UTF-8 corpus (default: stdlib docstrings)")
     p.add_argument("--seed", type=int, default=0)
@@ -313,36 +313,50 @@ def time_to_target(
 
 
 def run() -> dict:
+    """Build both trainers, check step 0, train them interleaved; the raw records."""
     steps = ARGS.steps
     warmup = WARMUP_ITERS if steps > WARMUP_ITERS else steps // 10  # smoke runs: shorter
     train_ids, val_ids, vocab, source = load_corpus()
     load_start = os.getloadavg()
     fusion = xla.fuses_sibling_loops()  # a probe compile: the CPU client now exists
+    environment = {
+        "jax": jax.__version__,
+        "torch": torch.__version__,
+        "cores": ALLOWED[:THREADS],
+        "xla_intra_op_threads": xla_intra_op_threads(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "multi_output_fusion": bool(fusion),
+        "load_start": list(load_start),
+    }
     print(
-        f"jax {jax.__version__} (XLA:CPU, multi-output fusion {fusion}), "
-        f"torch {torch.__version__}\nthreads: cores {ALLOWED[:THREADS]} for both; XLA:CPU "
-        f"intra-op (Eigen) pool {xla_intra_op_threads()} threads; torch intra-op "
+        f"jax {jax.__version__} (XLA:CPU, multi-output fusion {fusion}), torch "
+        f"{torch.__version__}\nthreads: cores {ALLOWED[:THREADS]} for both; XLA:CPU intra-op "
+        f"(Eigen) pool {environment['xla_intra_op_threads']} threads; torch intra-op "
         f"{torch.get_num_threads()}, inter-op {torch.get_num_interop_threads()}, "
-        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}\nload average {load_start[0]:.2f} "
-        f"{load_start[1]:.2f} {load_start[2]:.2f} at start\ncorpus: {source}, vocab {vocab}"
+        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}\nload average "
+        f"{load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} at start\n"
+        f"corpus: {source}, vocab {vocab}"
     )
 
     params, f_step, f_state, f_eval, schedule = funcnn_trainer(vocab, steps, warmup)
-    model, t_opt, t_kind = torch_trainer(params, vocab)
-    mask = funcnn.params.decay_mask(params)
+    model, t_opt, environment["torch_adamw"] = torch_trainer(params, vocab)
     decayed = t_opt.param_groups[0]["params"]
     print(
         f"model: funcnn {funcnn.params.count_params(params):,} params, torch "
         f"{sum(p.numel() for p in model.parameters()):,}; funcnn "
-        f"{funcnn.params.describe_mask(params, mask).split(':')[0]}, torch decays "
-        f"{len(decayed)} tensors ({sum(p.numel() for p in decayed):,} params; q, k, v are "
-        f"one c_attn); torch AdamW {t_kind}"
+        f"{funcnn.params.describe_mask(params, funcnn.params.decay_mask).split(':')[0]}, "
+        f"torch decays {len(decayed)} tensors ({sum(p.numel() for p in decayed):,} params; "
+        f"q, k, v are one c_attn); torch AdamW {environment['torch_adamw']}"
     )
     torch_lrs = [nanogpt_get_lr(it, warmup, steps) for it in range(steps)]
     funcnn_lrs = np.asarray(jax.vmap(schedule)(jnp.arange(steps)), np.float64)
     lr_gap = float(np.max(np.abs(funcnn_lrs - np.asarray(torch_lrs))))
     print(f"lr: warmup {warmup}, decay to {MIN_LR:g} at {steps}; max |Δlr| = {lr_gap:.1e}")
 
+    # -------------------------------------------------------------- the two trainers' calls
     def funcnn_loss(x, y) -> float:
         return float(f_eval(f_state.params, jnp.asarray(x), jnp.asarray(y)))
 
@@ -369,63 +383,105 @@ def run() -> dict:
         t_opt.step()
         return loss.item()
 
+    # -------------------------------------------------------------- step 0: same function?
     batches, eval_batches = BatchSampler(train_ids, ARGS.seed), BatchSampler(val_ids, ARGS.seed + 1)
     x0, y0 = batches()
     loss0 = {"funcnn": funcnn_loss(x0, y0), "torch": torch_loss(x0, y0)}
-    gap0 = abs(loss0["funcnn"] - loss0["torch"])
     print(
         f"step-0 loss (first batch): funcnn {loss0['funcnn']:.7f}, torch {loss0['torch']:.7f}, "
-        f"|Δ| = {gap0:.1e} (ln V = {math.log(vocab):.4f})"
+        f"|Δ| = {abs(loss0['funcnn'] - loss0['torch']):.1e} (ln V = {math.log(vocab):.4f})"
     )
-    if gap0 > 1e-4 * abs(loss0["torch"]):
+    if abs(loss0["funcnn"] - loss0["torch"]) > 1e-4 * abs(loss0["torch"]):
         raise SystemExit("step-0 losses disagree: the two models are not the same function")
 
+    # -------------------------------------------------------------- the interleaved loop
     names = ("funcnn", "torch")
     train_loss: dict[str, list[float]] = {n: [] for n in names}
     seconds: dict[str, list[float]] = {n: [] for n in names}
     evals: list[int] = []
     val: dict[str, list[float]] = {n: [] for n in names}
-    x, y = x0, y0
+
+    def evaluate(it: int) -> None:
+        held_out = [eval_batches() for _ in range(ARGS.eval_iters)]  # the same for both
+        evals.append(it)
+        for name, loss_of in (("funcnn", funcnn_loss), ("torch", torch_loss)):
+            val[name].append(float(np.mean([loss_of(*batch) for batch in held_out])))
+        line = f"step {it:5d}: val funcnn {val['funcnn'][-1]:.4f} torch {val['torch'][-1]:.4f}"
+        if it:
+            ms = {n: 1e3 * np.median(seconds[n][-ARGS.eval_every :]) for n in names}
+            line += (
+                f" | train funcnn {train_loss['funcnn'][-1]:.4f} torch "
+                f"{train_loss['torch'][-1]:.4f} | ms/step funcnn {ms['funcnn']:.1f} torch "
+                f"{ms['torch']:.1f}"
+            )
+        print(line, flush=True)
+
+    trainers = (("funcnn", funcnn_train_step), ("torch", torch_train_step))
     for it in range(steps + 1):
         if it % ARGS.eval_every == 0 or it == steps:
-            held_out = [eval_batches() for _ in range(ARGS.eval_iters)]
-            evals.append(it)
-            for name, fn in (("funcnn", funcnn_loss), ("torch", torch_loss)):
-                val[name].append(float(np.mean([fn(*b) for b in held_out])))
-            recent = {n: np.median(seconds[n][-ARGS.eval_every :] or [0.0]) for n in names}
-            print(
-                f"step {it:5d}: val funcnn {val['funcnn'][-1]:.4f} torch {val['torch'][-1]:.4f}"
-                + (
-                    f" | train funcnn {train_loss['funcnn'][-1]:.4f} torch "
-                    f"{train_loss['torch'][-1]:.4f} | ms/step funcnn "
-                    f"{1e3 * recent['funcnn']:.1f} torch {1e3 * recent['torch']:.1f}"
-                    if it
-                    else ""
-                ),
-                flush=True,
-            )
+            evaluate(it)
         if it == steps:
             break
-        if it:
-            x, y = batches()
-        order = (("funcnn", funcnn_train_step), ("torch", torch_train_step))
-        for name, fn in order if it % 2 == 0 else order[::-1]:  # alternate who goes first
+        x, y = (x0, y0) if it == 0 else batches()
+        for name, train_step in trainers if it % 2 == 0 else trainers[::-1]:  # alternate
             t0 = time.perf_counter()
-            loss = fn(x, y, it)
+            train_loss[name].append(train_step(x, y, it))
             seconds[name].append(time.perf_counter() - t0)
-            train_loss[name].append(loss)
-    load_end = os.getloadavg()
+    environment["load_end"] = list(os.getloadavg())
 
-    # ------------------------------------------------------------------------- figures
-    skip = min(ARGS.warmup_steps, steps - 1)
+    return {
+        "recipe": {
+            "n_layer": N_LAYER,
+            "n_head": N_HEAD,
+            "n_embd": N_EMBD,
+            "block_size": BLOCK_SIZE,
+            "batch_size": BATCH_SIZE,
+            "learning_rate": LEARNING_RATE,
+            "min_lr": MIN_LR,
+            "warmup_iters": warmup,
+            "lr_decay_iters": steps,
+            "betas": [BETA1, BETA2],
+            "eps": EPS,
+            "weight_decay": WEIGHT_DECAY,
+            "grad_clip": GRAD_CLIP,
+            "steps": steps,
+            "eval_every": ARGS.eval_every,
+            "eval_iters": ARGS.eval_iters,
+            "seed": ARGS.seed,
+        },
+        "environment": environment,
+        "corpus": source,
+        "vocab": vocab,
+        "params": funcnn.params.count_params(params),
+        "max_lr_difference": lr_gap,
+        "loss0": loss0,
+        "train_loss": train_loss,
+        "eval_steps": evals,
+        "val_loss": val,
+        "step_seconds": seconds,
+    }
+
+
+def summarize(r: dict) -> dict:
+    """The figures: agreement of the curves, time per step and time to the target loss."""
+    steps, evals, val, seconds = (
+        r["recipe"]["steps"],
+        r["eval_steps"],
+        r["val_loss"],
+        r["step_seconds"],
+    )
+    names = ("funcnn", "torch")
+    skip = min(ARGS.untimed_steps, steps - 1)
     steady = {n: np.asarray(seconds[n][skip:]) for n in names}
     paired = steady["funcnn"] / steady["torch"]
+    early = min(10, steps)
+
     target_step = max(s for s in evals if s <= 0.75 * steps)
     target = val["torch"][evals.index(target_step)]
     reach: dict[str, dict] = {}
     for n in names:
-        # also without the first step's one-off cost (funcnn's compile): it counts as a
-        # steady step instead
+        # second reading: the first step's one-off cost (funcnn's compile) replaced by a
+        # steady step
         no_compile = [float(np.median(steady[n])), *seconds[n][1:]]
         hit, hit_steady = (
             time_to_target(evals, val[n], ts, target) for ts in (seconds[n], no_compile)
@@ -440,54 +496,15 @@ def run() -> dict:
         f_s, t_s = reach["funcnn"][key], reach["torch"][key]
         return None if f_s is None or not t_s else f_s / t_s
 
-    early = min(10, steps)
+    def max_gap(a: list[float], b: list[float]) -> float:
+        return float(np.max(np.abs(np.subtract(a, b))))
+
     return {
-        "recipe": {
-            "n_layer": N_LAYER,
-            "n_head": N_HEAD,
-            "n_embd": N_EMBD,
-            "block_size": BLOCK_SIZE,
-            "batch_size": BATCH_SIZE,
-            "learning_rate": LEARNING_RATE,
-            "min_lr": MIN_LR,
-            "warmup_iters": warmup,
-            "lr_decay_iters": steps,
-            "betas": [BETA1, BETA2],
-            "weight_decay": WEIGHT_DECAY,
-            "grad_clip": GRAD_CLIP,
-            "steps": steps,
-            "eval_every": ARGS.eval_every,
-            "eval_iters": ARGS.eval_iters,
-            "seed": ARGS.seed,
-        },
-        "environment": {
-            "jax": jax.__version__,
-            "torch": torch.__version__,
-            "torch_adamw": t_kind,
-            "cores": ALLOWED[:THREADS],
-            "torch_threads": torch.get_num_threads(),
-            "torch_interop_threads": torch.get_num_interop_threads(),
-            "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
-            "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "multi_output_fusion": bool(fusion),
-            "xla_intra_op_threads": xla_intra_op_threads(),
-            "load_start": list(load_start),
-            "load_end": list(load_end),
-        },
-        "corpus": source,
-        "vocab": vocab,
-        "params": funcnn.params.count_params(params),
-        "max_lr_difference": lr_gap,
-        "loss0": {**loss0, "abs_difference": gap0},
-        "train_loss": train_loss,
-        "train_loss_max_abs_difference_first_10": float(
-            np.max(np.abs(np.subtract(train_loss["funcnn"][:early], train_loss["torch"][:early])))
+        "loss0_abs_difference": abs(r["loss0"]["funcnn"] - r["loss0"]["torch"]),
+        "train_loss_max_abs_difference_first_10": max_gap(
+            r["train_loss"]["funcnn"][:early], r["train_loss"]["torch"][:early]
         ),
-        "val_loss_max_abs_difference": float(
-            np.max(np.abs(np.subtract(val["funcnn"], val["torch"])))
-        ),
-        "eval_steps": evals,
-        "val_loss": val,
+        "val_loss_max_abs_difference": max_gap(val["funcnn"], val["torch"]),
         "final_val_loss": {n: val[n][-1] for n in names},
         "first_step_seconds": {n: seconds[n][0] for n in names},
         "ms_per_step": {n: 1e3 * float(np.median(steady[n])) for n in names},
@@ -500,7 +517,6 @@ def run() -> dict:
             "time_ratio": time_ratio("seconds"),
             "time_ratio_without_first_step": time_ratio("seconds_without_first_step"),
         },
-        "step_seconds": seconds,
     }
 
 
@@ -520,7 +536,7 @@ def report(r: dict) -> None:
         f"\nnanoGPT CPU recipe, {r['recipe']['steps']} steps, {r['params']:,} params, "
         f"{r['corpus']}\n"
         f"  step-0 loss      funcnn {r['loss0']['funcnn']:.7f}  torch "
-        f"{r['loss0']['torch']:.7f}  |Δ| {r['loss0']['abs_difference']:.1e}\n"
+        f"{r['loss0']['torch']:.7f}  |Δ| {r['loss0_abs_difference']:.1e}\n"
         f"  train loss |Δ|   max over the first 10 steps "
         f"{r['train_loss_max_abs_difference_first_10']:.1e}\n"
         f"  val loss |Δ|     max over the {len(r['eval_steps'])} evaluations "
@@ -569,6 +585,7 @@ def plot(r: dict, path: Path) -> None:
 
 def main() -> None:
     results = run()
+    results.update(summarize(results))
     report(results)
     ARGS.out.mkdir(parents=True, exist_ok=True)
     (ARGS.out / "nanogpt_cpu.json").write_text(json.dumps(results, indent=1))
