@@ -102,6 +102,7 @@ from funcnn.datasets import text as text_data  # noqa: E402
 from funcnn.scale import xla  # noqa: E402
 
 torch.set_num_threads(THREADS)
+torch.set_num_interop_threads(THREADS)
 
 # ----------------------------------------------------------------------------- the recipe
 
@@ -144,7 +145,7 @@ class BatchSampler:
 
 
 def funcnn_trainer(vocab: int, steps: int, warmup: int):
-    """(model, params at init, jitted step, state, jitted eval loss, schedule) from the API."""
+    """(params at init, jitted step, its TrainState, jitted eval loss, schedule): public API."""
     config = models.nanogpt_config(vocab, N_EMBD, N_LAYER, N_HEAD, BLOCK_SIZE, dropout=0.0)
     model = models.decoder(config)
     params, _ = model.init(jax.random.PRNGKey(ARGS.seed), (BATCH_SIZE, BLOCK_SIZE))
