@@ -45,11 +45,24 @@ def train(*flags: str, timeout: float = 240) -> subprocess.CompletedProcess:
         (["--task", "spam", "--model", "cnn"], "model='cnn' needs an image task"),
     ],
 )
-def test_bad_flags_exit_2_with_a_message_and_touch_nothing(tmp_path, flags, message):
+def test_bad_flags_exit_2_with_a_message_and_touch_nothing(
+    script, tmp_path, capsys, flags, message
+):
+    # In-process (main(argv) as the command line would run it): one Python start, not one
+    # per case; the subprocess test below shows a real process ends the same way.
     out = tmp_path / "run"
-    result = train(*TINY, "--out", str(out), *flags)
+    err = refusal(capsys, lambda: script.main([*TINY, "--out", str(out), *flags]))
+    assert message in err, err
+    assert not out.exists()
+
+
+def test_a_bad_flag_ends_the_process_with_exit_2_and_no_traceback(tmp_path):
+    out = tmp_path / "run"
+    result = train(*TINY, "--out", str(out), "--epochs", "0")
     assert result.returncode == 2, result.stderr
-    assert "usage:" in result.stderr and message in result.stderr, result.stderr
+    assert "usage:" in result.stderr and "--epochs: expected a positive integer, got '0'" in (
+        result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert not out.exists()
 

@@ -39,11 +39,23 @@ def train_lm(*flags: str) -> subprocess.CompletedProcess:
         (["--arch", "gpt2"], "--arch, --from-pretrained and --model each choose the model"),
     ],
 )
-def test_bad_flags_fail_before_training(flags, message):
+def test_bad_flags_fail_before_training(script, capsys, flags, message):
+    # In-process (main(argv) as the command line would run it): one Python start, not one
+    # per case; the subprocess test below shows a real process ends the same way.
+    with pytest.raises(SystemExit) as exit:
+        script.main([*TINY, *flags])
+    captured = capsys.readouterr()
+    assert exit.value.code == 2 and captured.err.count("error:") == 1, captured.err
+    assert "usage:" in captured.err and message in captured.err, captured.err
+    assert "bits/char" not in captured.out  # no training step ran
+
+
+def test_a_bad_flag_ends_the_process_with_exit_2_before_training():
     started = time.perf_counter()
-    result = train_lm(*TINY, *flags)
+    result = train_lm(*TINY, "--temperature", "0")
     assert result.returncode == 2, result.stderr
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert "--temperature: expected a finite number > 0, got '0'" in result.stderr
+    assert "Traceback" not in result.stderr
     assert "bits/char" not in result.stdout  # no training step ran
     assert time.perf_counter() - started < 120
 
