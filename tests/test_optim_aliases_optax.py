@@ -142,7 +142,15 @@ def test_bad_hyperparameters_name_the_argument(build, message):
 def test_state_keeps_float32_under_x64():
     params = {"w": jnp.ones((3,), jnp.float32)}
     with jax.enable_x64(True):
-        for build in (ox.adan, ox.yogi, ox.adabelief, ox.novograd, ox.adopt, ox.ademamix):
+        for build in (
+            ox.adan,
+            ox.yogi,
+            ox.adabelief,
+            ox.novograd,
+            ox.adopt,
+            ox.ademamix,
+            ox.optimistic_adam,
+        ):
             opt = build(1e-2)
             state = opt.init(params)
             _, state = jax.jit(opt.update)(params, state, params)

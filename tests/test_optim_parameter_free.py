@@ -225,3 +225,23 @@ def test_dadapt_and_mechanic_need_the_params(build):
     params = {"w": jnp.ones(2)}
     with pytest.raises(ValueError, match="params"):
         opt.update(params, opt.init(params))
+
+
+@pytest.mark.parametrize("build", [dadapt_adamw, lambda: mechanize(optim.adam(1e-2))])
+def test_dadapt_and_mechanic_keeps_float32_under_x64_and_bf16_leaves(build):
+    """Buffers keep each leaf's dtype (scalars at least float32); updates keep g's dtype."""
+    for dtype, x64 in ((jnp.float32, True), (jnp.bfloat16, False)):
+        with jax.enable_x64(x64):
+            params = {"w": jnp.ones((3,), dtype)}
+            opt = build()
+            state = opt.init(params)
+            updates, state = jax.jit(
+                lambda g, s, p, opt=opt, dtype=dtype: opt.update(
+                    g, s, p, value=jnp.asarray(1.0, dtype)
+                )
+            )(params, state, params)
+            assert updates["w"].dtype == dtype
+            floats = {
+                x.dtype for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)
+            }
+            assert floats <= {jnp.dtype(dtype), jnp.dtype(jnp.float32)}, floats

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import PyTreeDef
 
-from funcnn.optim._tree import is_off, unzip, upcast
+from funcnn.optim._tree import compute_dtype, is_off, unzip, upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -501,7 +501,7 @@ def dadapt_adamw(
     root_b2 = b2**0.5
 
     def init(params: Params) -> DAdaptAdamWState:
-        dtype = jnp.result_type(*jax.tree.leaves(params))
+        dtype = compute_dtype(jnp.result_type(*jax.tree.leaves(params)))  # ≥ float32
         return DAdaptAdamWState(
             tree_zeros_like(params),
             tree_zeros_like(params),
@@ -616,7 +616,7 @@ def mechanize(
     betas_f64 = 1.0 - 0.1**exponents  # (n,) βᵢ = 1 − 10⁻ⁱ
 
     def init(params: Params) -> MechanicState:
-        dtype = jnp.result_type(*jax.tree.leaves(params))
+        dtype = compute_dtype(jnp.result_type(*jax.tree.leaves(params)))  # ≥ float32
         zeros = jnp.zeros([num_betas], dtype)
         return MechanicState(
             base_optimizer.init(params),
