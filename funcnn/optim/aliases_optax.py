@@ -3,9 +3,9 @@ and defaults, so an optax user's call works unchanged: each a short `chain` of s
 
 Every alias returns a `GradientTransformation`; `learning_rate` may be a number or a
 schedule `step -> η` (the first update uses schedule(0)). θ is the parameters, g the
-gradient, ηₜ the learning rate at the t-th update (t = 1, 2, …). The L-BFGS, Polyak,
-Prodigy and reduce-on-plateau aliases live beside their stages (`line_search`, `polyak`,
-`parameter_free`, `plateau`).
+gradient, ηₜ the learning rate at the t-th update (t = 1, 2, …). The L-BFGS, Polyak and
+MoMo, Prodigy, D-Adaptation and Mechanic, and reduce-on-plateau optimizers live beside their
+stages (`line_search`, `polyak`, `parameter_free`, `plateau`).
 """
 
 from __future__ import annotations
