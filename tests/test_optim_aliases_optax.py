@@ -42,6 +42,7 @@ ALIASES = {
     "signum",
     "optimistic_gradient_descent",
     "fromage",
+    "optimistic_adam",
 }
 
 
@@ -141,7 +142,15 @@ def test_bad_hyperparameters_name_the_argument(build, message):
 def test_state_keeps_float32_under_x64():
     params = {"w": jnp.ones((3,), jnp.float32)}
     with jax.enable_x64(True):
-        for build in (ox.adan, ox.yogi, ox.adabelief, ox.novograd, ox.adopt, ox.ademamix):
+        for build in (
+            ox.adan,
+            ox.yogi,
+            ox.adabelief,
+            ox.novograd,
+            ox.adopt,
+            ox.ademamix,
+            ox.optimistic_adam,
+        ):
             opt = build(1e-2)
             state = opt.init(params)
             _, state = jax.jit(opt.update)(params, state, params)
@@ -149,3 +158,74 @@ def test_state_keeps_float32_under_x64():
                 x.dtype for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)
             }
             assert dtypes == {jnp.dtype(jnp.float32)}, (build.__name__, dtypes)
+
+
+# --- optimistic Adam (optax.optimistic_adam and its v2 interface) ------------------------------
+
+OPTIMISTIC_ADAM = {
+    "defaults": (lambda: ox.optimistic_adam(1e-2), lambda: ref.OptimisticAdam(1e-2)),
+    "flags": (
+        lambda: ox.optimistic_adam(
+            1e-2, 0.5, b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-8, nesterov=False
+        ),
+        lambda: ref.OptimisticAdam(
+            1e-2, 0.5, b1=0.8, b2=0.99, eps=1e-6, eps_root=1e-8, nesterov=False
+        ),
+    ),
+    "v2_flags": (
+        lambda: ox.optimistic_adam_v2(3e-2, alpha=0.5, beta=2.0, b1=0.0, eps_root=1e-8),
+        lambda: ref.OptimisticAdamV2(3e-2, alpha=0.5, beta=2.0, b1=0.0, eps_root=1e-8),
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_optimistic_adam_matches_its_transcription(dtype):
+    with jax.enable_x64(dtype == "float64"):
+        errors = run_against_reference(OPTIMISTIC_ADAM, dtype)
+    assert max(errors.values()) <= TOL[dtype], errors
+
+
+def test_optimistic_adam_first_step_in_closed_form():
+    """t = 1: v̂ = g², Nesterov's m̂ = β₁(1−β₁)g/(1−β₁²) + g = g·(1 + 2β₁)/(1 + β₁), and
+    r₀ = r₁ leaves −α·r₁: u = −α·g·(1 + 2β₁)/(1 + β₁)/(|g| + ε)."""
+    g = np.asarray(G["w"], np.float64)
+    with jax.enable_x64(True):
+        params = {"w": jnp.asarray(THETA["w"], jnp.float64)}
+        opt = ox.optimistic_adam(0.1, optimism=3.0)
+        updates, _ = opt.update({"w": jnp.asarray(g)}, opt.init(params), params)
+    expected = -0.1 * g * (1 + 2 * 0.9) / (1 + 0.9) / (np.abs(g) + 1e-8)
+    np.testing.assert_allclose(np.asarray(updates["w"]), expected, rtol=1e-12)
+
+
+def test_optimistic_adam_is_v2_with_unit_rate():
+    """optimistic_adam(α, o) = optimistic_adam_v2(1, alpha=α, beta=o): (α + o)r − o·r_prev."""
+    with jax.enable_x64(True):
+        errors = run_against_reference(
+            {
+                "v1_as_v2": (
+                    lambda: ox.optimistic_adam(2e-2, 0.3),
+                    lambda: ref.OptimisticAdamV2(1.0, alpha=2e-2, beta=0.3),
+                )
+            },
+            "float64",
+        )
+    assert errors["v1_as_v2"] <= 1e-13
+
+
+@pytest.mark.parametrize(
+    "build, error, message",
+    [
+        (lambda: ox.optimistic_adam(lambda t: 1e-2), TypeError, "optimistic_adam_v2"),
+        (lambda: ox.optimistic_adam(-1e-2), ValueError, "learning_rate"),
+        (lambda: ox.optimistic_adam(1e-2, optimism=-1.0), ValueError, "optimism"),
+        (lambda: ox.optimistic_adam(1e-2, b1=1.0), ValueError, "b1"),
+        (lambda: ox.optimistic_adam(1e-2, eps_root=-1.0), ValueError, "eps_root"),
+        (lambda: ox.optimistic_adam(1e-2, mu_dtype=jnp.int32), TypeError, "mu_dtype"),
+        (lambda: ox.optimistic_adam(1e-2, nesterov=1), TypeError, "nesterov"),
+        (lambda: ox.optimistic_adam_v2(1e-2, beta=-1.0), ValueError, "beta"),
+    ],
+)
+def test_optimistic_adam_refuses_bad_hyperparameters(build, error, message):
+    with pytest.raises(error, match=message):
+        build()

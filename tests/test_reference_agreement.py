@@ -96,6 +96,14 @@ def test_problem_gradient_matches_jax_grad():
         np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-13, atol=1e-13)
 
 
+def test_problem_loss_numpy_matches_the_jax_loss():
+    """The NumPy loss (the `value` MoMo's reference reads) and the JAX loss are one function."""
+    with jax.enable_x64(True):
+        params = registry.problem_params(seed=3)
+        ours = float(registry.problem_loss(params))
+    assert registry.problem_loss_numpy(ref.flatten_params(params)) == pytest.approx(ours, rel=1e-14)
+
+
 def test_problem_gradient_has_no_stationary_point():
     """The drift term keeps every gradient entry ≥ a − 1 − 2c·n > 0 (see problem_loss)."""
     n = sum(int(np.prod(s)) for group in registry.PROBLEM_SHAPES.values() for s in group.values())

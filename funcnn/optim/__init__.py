@@ -31,13 +31,16 @@ Every public name below is also exported here (`optim.scale_by_adam`, `optim.ada
 | `schedule_free` | the schedule-free wrapper and `schedule_free_eval_params`                  |
 | `wrappers`      | around a whole optimizer: `skip_nonfinite`, `accumulate`                   |
 | `adam_variants` | Adam's relatives only optax ships: AdaBelief, Yogi, Adan, NovoGrad, ADOPT,  |
-|                 | AdEMAMix (and simplified), MADGRAD, SM3, optimistic gradients             |
+|                 | AdEMAMix (and simplified), MADGRAD, SM3, optimistic gradients (and optax's |
+|                 | Adam ratio for optimistic Adam)                                            |
 | `normalize`     | stateless reshaping: `scale_by_sign`, `centralize`,                        |
 |                 | `normalize_by_update_norm`, `zero_nans`                                    |
 | `line_search`   | L-BFGS's direction and the zoom (strong-Wolfe) line search, `lbfgs`        |
-| `polyak`        | Polyak's step size from the loss value, `polyak_sgd`                       |
+| `polyak`        | Polyak-type steps from the loss value: `polyak_sgd`, MoMo (`momo`,         |
+|                 | `momo_adam`)                                                               |
 | `plateau`       | `reduce_on_plateau` (reads the loss value)                                 |
-| `parameter_free`| `prodigy`, `dog`, `dowg`, `cocob`: no learning rate to tune              |
+| `parameter_free`| `prodigy`, `dadapt_adamw`, `dog`, `dowg`, `cocob`: no learning rate to     |
+|                 | tune; `mechanize` learns the scale of any optimizer's updates              |
 | `slow_weights`  | `ema` of updates, `incremental_update`/`periodic_update`, `lookahead`      |
 | `clipping_per_unit` | `adaptive_grad_clip` (per unit), `per_example_global_norm_clip` (DP-SGD) |
 | `freezing`      | `set_to_zero`, `freeze`, `selective_transform`                             |
@@ -113,6 +116,8 @@ from funcnn.optim.aliases_optax import (
     lars,
     madgrad,
     novograd,
+    optimistic_adam,
+    optimistic_adam_v2,
     optimistic_gradient_descent,
     sign_sgd,
     signum,
@@ -205,12 +210,16 @@ from funcnn.optim.orthogonal import (
 )
 from funcnn.optim.parameter_free import (
     COCOBState,
+    DAdaptAdamWState,
     DoGState,
     DoWGState,
+    MechanicState,
     ProdigyState,
     cocob,
+    dadapt_adamw,
     dog,
     dowg,
+    mechanize,
     prodigy,
     scale_by_cocob,
     scale_by_dog,
@@ -221,6 +230,10 @@ from funcnn.optim.plateau import (
     reduce_on_plateau,
 )
 from funcnn.optim.polyak import (
+    MomoAdamState,
+    MomoState,
+    momo,
+    momo_adam,
     polyak_sgd,
     scale_by_polyak,
 )
@@ -286,6 +299,7 @@ __all__ = [
     "COCOBState",
     "ClipByBlockRmsState",
     "ClipByGlobalNormState",
+    "DAdaptAdamWState",
     "DoGState",
     "DoWGState",
     "EmaMomentumState",
@@ -298,6 +312,9 @@ __all__ = [
     "MadgradState",
     "MaskedNode",
     "MaskedState",
+    "MechanicState",
+    "MomoAdamState",
+    "MomoState",
     "MultiSteps",
     "MultiStepsState",
     "NonFiniteGradientsError",
@@ -369,6 +386,7 @@ __all__ = [
     "constant",
     "cosine_decay",
     "current_learning_rate",
+    "dadapt_adamw",
     "dog",
     "dowg",
     "ema",
@@ -389,6 +407,9 @@ __all__ = [
     "lookahead",
     "madgrad",
     "masked",
+    "mechanize",
+    "momo",
+    "momo_adam",
     "muon",
     "nadam",
     "noisy_sgd",
@@ -396,6 +417,8 @@ __all__ = [
     "normalize",
     "normalize_by_update_norm",
     "novograd",
+    "optimistic_adam",
+    "optimistic_adam_v2",
     "optimistic_gradient_descent",
     "optimizer_step",
     "orthogonalize_by_newton_schulz",

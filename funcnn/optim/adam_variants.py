@@ -1,5 +1,6 @@
 """Stages of Adam's relatives that optax (or optax.contrib) ships and torch does not: AdaBelief,
-Yogi, Adan, NovoGrad, ADOPT, AdEMAMix and its simplified form, and optimistic gradients.
+Yogi, Adan, NovoGrad, ADOPT, AdEMAMix and its simplified form, and optimistic gradients
+(with optax's form of Adam's stage, for optimistic Adam).
 
 Notation as in `transforms.py`: g is the incoming update, d the outgoing direction, t the
 1-based step number, x̂ = x/(1 − βᵗ) a bias-corrected moment. Names, argument names and
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.tree_util import PyTreeDef
 
-from funcnn.optim._tree import const, unzip, upcast
+from funcnn.optim._tree import check_state_dtype, const, unzip, upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -29,6 +30,7 @@ from funcnn.optim.base import (
     safe_increment,
     tree_zeros_like,
 )
+from funcnn.optim.moments import ScaleByAdamState
 
 __all__ = [
     "MadgradState",
@@ -586,6 +588,63 @@ def scale_by_optimistic_gradient(alpha: float = 1.0, beta: float = 1.0) -> Gradi
 
         updates, prev = unzip(jax.tree.map(leaf, updates, state.previous_gradient), updates)
         return updates, ScaleByOptimisticGradientState(jnp.asarray(False), prev)
+
+    return GradientTransformation(init, update)
+
+
+# --- optimistic Adam: Adam's ratio, then the optimistic extrapolation ---------------------
+
+
+def _scale_by_adam_nesterov(
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = True,
+) -> GradientTransformation:
+    """Adam's ratio with optax's `eps_root` and Nesterov look-ahead (optax's `scale_by_adam`
+    with `nesterov`), the first stage of `optimistic_adam`, t counting from 1:
+
+        mₜ = β₁·mₜ₋₁ + (1−β₁)·g,   vₜ = β₂·vₜ₋₁ + (1−β₂)·g²,   v̂ = vₜ/(1−β₂ᵗ)
+        m̂ = β₁·mₜ/(1−β₁ᵗ⁺¹) + (1−β₁)·g/(1−β₁ᵗ)     with nesterov (else m̂ = mₜ/(1−β₁ᵗ))
+        r = m̂/(√(v̂ + ε_root) + ε)
+
+    `b1`, `b2` ∈ [0, 1); `eps`, `eps_root` ≥ 0; `mu_dtype` stores m in another floating dtype.
+    The state is `ScaleByAdamState` (count, mu, nu), optax's. funcnn's `scale_by_adam` is
+    the torch-shaped stage (no ε_root, no look-ahead); this one is optax's, for its aliases.
+    """
+    b1, b2 = _beta(b1, "b1"), _beta(b2, "b2")
+    eps = check_hyperparameter(eps, "eps")
+    eps_root = check_hyperparameter(eps_root, "eps_root")
+    check_state_dtype(mu_dtype, "mu_dtype")
+    if not isinstance(nesterov, bool):
+        raise TypeError(f"nesterov must be True or False, got nesterov={nesterov!r}.")
+
+    def init(params: Params) -> ScaleByAdamState:
+        count = jnp.zeros([], jnp.int32)  # () int32
+        return ScaleByAdamState(count, tree_zeros_like(params, mu_dtype), tree_zeros_like(params))
+
+    def update(updates: Updates, state: ScaleByAdamState, params: Params | None = None, **extra):
+        del params, extra
+        count = safe_increment(state.count)  # t
+
+        def leaf(g: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
+            g32 = upcast(g)
+            beta1, beta2 = const(b1, g32), const(b2, g32)
+            t = count.astype(g32.dtype)
+            m_new = beta1 * upcast(m).astype(g32.dtype) + (1 - beta1) * g32
+            v_new = beta2 * upcast(v) + (1 - beta2) * g32 * g32
+            if nesterov:
+                m_hat = beta1 * _bias(m_new, beta1, t + 1) + (1 - beta1) * _bias(g32, beta1, t)
+            else:
+                m_hat = _bias(m_new, beta1, t)
+            denom = jnp.sqrt(_bias(v_new, beta2, t) + const(eps_root, g32)) + const(eps, g32)
+            return (m_hat / denom).astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+
+        updates, mu, nu = unzip(jax.tree.map(leaf, updates, state.mu, state.nu), updates, 3)
+        return updates, ScaleByAdamState(count, mu, nu)
 
     return GradientTransformation(init, update)
 

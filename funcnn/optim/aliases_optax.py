@@ -3,9 +3,9 @@ and defaults, so an optax user's call works unchanged: each a short `chain` of s
 
 Every alias returns a `GradientTransformation`; `learning_rate` may be a number or a
 schedule `step -> η` (the first update uses schedule(0)). θ is the parameters, g the
-gradient, ηₜ the learning rate at the t-th update (t = 1, 2, …). The L-BFGS, Polyak,
-Prodigy and reduce-on-plateau aliases live beside their stages (`line_search`, `polyak`,
-`parameter_free`, `plateau`).
+gradient, ηₜ the learning rate at the t-th update (t = 1, 2, …). The L-BFGS, Polyak and
+MoMo, Prodigy, D-Adaptation and Mechanic, and reduce-on-plateau optimizers live beside their
+stages (`line_search`, `polyak`, `parameter_free`, `plateau`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from funcnn.optim._tree import const, is_off, upcast
 from funcnn.optim.adam_variants import (
     FloatOrSchedule,
+    _scale_by_adam_nesterov,
     scale_by_adan,
     scale_by_ademamix,
     scale_by_adopt,
@@ -59,6 +60,8 @@ __all__ = [
     "lars",
     "madgrad",
     "novograd",
+    "optimistic_adam",
+    "optimistic_adam_v2",
     "optimistic_gradient_descent",
     "sign_sgd",
     "signum",
@@ -327,6 +330,73 @@ def optimistic_gradient_descent(
     Chain: scale_by_optimistic_gradient → scale_by_learning_rate."""
     lr = as_schedule(learning_rate, "learning_rate")
     return chain(scale_by_optimistic_gradient(alpha, beta), scale_by_learning_rate(lr))
+
+
+def optimistic_adam(
+    learning_rate: float,
+    optimism: float | None = None,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = True,
+) -> GradientTransformation:
+    """Optimistic Adam (Daskalakis et al. 2018, "Training GANs with Optimism"), as optax's
+    `optimistic_adam`, with α = learning_rate and o = optimism (α if None, as in the paper):
+
+        mₜ = β₁mₜ₋₁ + (1−β₁)g,   vₜ = β₂vₜ₋₁ + (1−β₂)g²
+        m̂ = β₁mₜ/(1−β₁ᵗ⁺¹) + (1−β₁)g/(1−β₁ᵗ)   (nesterov, the default; else mₜ/(1−β₁ᵗ))
+        rₜ = m̂/(√(vₜ/(1−β₂ᵗ) + ε_root) + ε)
+        θ ← θ − α·rₜ − o·(rₜ − rₜ₋₁)            (rₜ₋₁ = rₜ at t = 1)
+
+    α is a constant (optax's `optimistic_adam` refuses a schedule; `optimistic_adam_v2`
+    takes one). α enters the optimistic stage, so `current_learning_rate` reads 1 (optax's
+    chain, whose last stage only flips the sign). Chain: Adam's ratio (optax's form) →
+    scale_by_optimistic_gradient(α, o) → scale_by_learning_rate(1).
+    """
+    if callable(learning_rate):
+        raise TypeError(
+            "optimistic_adam takes a constant learning_rate (as optax's optimistic_adam), got a "
+            "schedule; use optimistic_adam_v2(learning_rate=schedule, alpha=…, beta=…)."
+        )
+    learning_rate = check_hyperparameter(learning_rate, "learning_rate")
+    optimism = learning_rate if optimism is None else check_hyperparameter(optimism, "optimism")
+    return chain(
+        _scale_by_adam_nesterov(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+        scale_by_optimistic_gradient(alpha=learning_rate, beta=optimism),
+        scale_by_learning_rate(1.0),
+    )
+
+
+def optimistic_adam_v2(
+    learning_rate: float | Schedule,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Any = None,
+    nesterov: bool = True,
+) -> GradientTransformation:
+    """Optimistic Adam with optax's newer interface (`optimistic_adam_v2`): the same rₜ as
+    `optimistic_adam`, then
+
+        θ ← θ − ηₜ·((α + β)·rₜ − β·rₜ₋₁)          (rₜ₋₁ = rₜ at t = 1)
+
+    with ηₜ = learning_rate (a number or a schedule). `optimistic_adam(α, o)` is
+    `optimistic_adam_v2(1, alpha=α, beta=o)`. Chain: Adam's ratio (optax's form) →
+    scale_by_optimistic_gradient(α, β) → scale_by_learning_rate(ηₜ).
+    """
+    lr = as_schedule(learning_rate, "learning_rate")
+    return chain(
+        _scale_by_adam_nesterov(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+        scale_by_optimistic_gradient(alpha, beta),
+        scale_by_learning_rate(lr),
+    )
 
 
 class _ShrinkState(NamedTuple):

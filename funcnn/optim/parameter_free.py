@@ -1,5 +1,6 @@
 """Learning-rate-free optimizers, which estimate the step from the distance travelled:
-optax.contrib's `prodigy`, `dog`, `dowg` and `cocob`.
+optax.contrib's `prodigy`, `dadapt_adamw`, `dog`, `dowg` and `cocob`, and `mechanize`, which
+learns the scale of any optimizer's updates.
 
 Notation as in `transforms.py`; t is the 1-based step number. The estimate d of the
 distance to the solution lives in the state and only grows.
@@ -11,9 +12,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.tree_util import PyTreeDef
 
-from funcnn.optim._tree import is_off, unzip, upcast
+from funcnn.optim._tree import compute_dtype, is_off, unzip, upcast
 from funcnn.optim.base import (
     Array,
     GradientTransformation,
@@ -32,12 +34,16 @@ from funcnn.optim.scaling import scale, scale_by_learning_rate
 
 __all__ = [
     "COCOBState",
+    "DAdaptAdamWState",
     "DoGState",
     "DoWGState",
+    "MechanicState",
     "ProdigyState",
     "cocob",
+    "dadapt_adamw",
     "dog",
     "dowg",
+    "mechanize",
     "prodigy",
     "scale_by_cocob",
     "scale_by_dog",
@@ -442,3 +448,232 @@ def cocob(
     weight_decay = check_hyperparameter(weight_decay, "weight_decay")
     decay = [] if is_off(weight_decay) else [add_decayed_weights(weight_decay, mask)]
     return chain(*decay, scale_by_learning_rate(lr), scale(-1.0), scale_by_cocob(alpha, eps))
+
+
+# --- D-Adaptation (AdamW) ---------------------------------------------------------------------
+
+
+class DAdaptAdamWState(NamedTuple):
+    """exp_avg: m (d-scaled). exp_avg_sq: v. grad_sum: s, the EMA of d-scaled gradients.
+    estim_lr: the distance estimate d (0-d). numerator_weighted: r (0-d). count: int32
+    scalar, updates done. (optax.contrib's fields.)"""
+
+    exp_avg: Params
+    exp_avg_sq: Params
+    grad_sum: Params
+    estim_lr: Array
+    numerator_weighted: Array
+    count: Array  # type: ignore[assignment]  # the field shadows tuple.count, as optax's do
+
+
+def dadapt_adamw(
+    learning_rate: float | Schedule = 1.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    estim_lr0: float = 1e-6,
+    weight_decay: float = 0.0,
+) -> GradientTransformation:
+    """D-Adaptation for AdamW (Defazio & Mishchenko 2023, "Learning-Rate-Free Learning by
+    D-Adaptation", Algorithm 4), as optax.contrib's `dadapt_adamw`, with d the distance
+    estimate (d₀ = estim_lr0), η = learning_rate(t − 1) a multiplier (1 = none; a schedule
+    from 1 down to 0 is the authors' advice), b = √β₂, and s, v, m, r from the step before:
+
+        η̂ = d·η·√(1−β₂ᵗ)/(1−β₁ᵗ)
+        r = b·r + (1−b)·η̂·⟨g, s/(√v + ε)⟩               (old s and v)
+        m = β₁m + (1−β₁)·η̂·g,   v = β₂v + (1−β₂)·g²,   s = b·s + (1−b)·η̂·g
+        d' = max(d, r/((1−b)·‖s‖₁))                      (for the next step; d if ‖s‖₁ = 0)
+        θ ← θ − m/(√v + ε) − λ·η̂·θ
+
+    `betas` = (β₁, β₂) ∈ [0, 1), `eps` = ε ≥ 0, `weight_decay` = λ ≥ 0 (decoupled, on every
+    leaf). d estimates the distance to the solution in the ∞-norm and only grows: no learning
+    rate to tune. Needs the params. One stage (the step is m itself, d-scaled, so it cannot
+    be split from the learning rate). optax divides by ‖s‖₁ = 0 (an all-zero gradient at the
+    first step) and gets NaN; d stays there instead.
+    """
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (β₁, β₂), got betas={betas!r}.")
+    b1 = check_hyperparameter(betas[0], "betas[0]", high=1.0, high_inclusive=False)
+    b2 = check_hyperparameter(betas[1], "betas[1]", high=1.0, high_inclusive=False)
+    eps = check_hyperparameter(eps, "eps")
+    d0 = check_hyperparameter(estim_lr0, "estim_lr0", low_inclusive=False)
+    weight_decay = check_hyperparameter(weight_decay, "weight_decay")
+    schedule = as_schedule(learning_rate, "learning_rate")
+    root_b2 = b2**0.5
+
+    def init(params: Params) -> DAdaptAdamWState:
+        dtype = compute_dtype(jnp.result_type(*jax.tree.leaves(params)))  # ≥ float32
+        return DAdaptAdamWState(
+            tree_zeros_like(params),
+            tree_zeros_like(params),
+            tree_zeros_like(params),
+            jnp.asarray(d0, dtype),
+            jnp.zeros([], dtype),
+            jnp.zeros([], jnp.int32),
+        )
+
+    def update(
+        updates: Updates, state: DAdaptAdamWState, params: Params | None = None, **extra: Any
+    ):
+        del extra
+        if params is None:
+            raise ValueError("dadapt_adamw needs the params: call update(grads, state, params).")
+        count = safe_increment(state.count)  # t
+        d = state.estim_lr
+        dtype = d.dtype
+        t = count.astype(dtype)
+        lr = jnp.asarray(schedule(state.count)).astype(dtype)
+        dlr = d * lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)  # η̂, () in d's dtype
+        # ⟨g, s/(√v + ε)⟩ with the s and v of the step before
+        inner = _tree_sum(
+            [
+                jnp.sum(
+                    upcast(g).astype(dtype) * s.astype(dtype) / (jnp.sqrt(v.astype(dtype)) + eps)
+                )
+                for g, s, v in zip(
+                    jax.tree.leaves(updates),
+                    jax.tree.leaves(state.grad_sum),
+                    jax.tree.leaves(state.exp_avg_sq),
+                    strict=True,
+                )
+            ]
+        )
+
+        def leaf(g, p, m, v, s):
+            g_ = upcast(g).astype(dtype)
+            m_new = b1 * m.astype(dtype) + (1 - b1) * dlr * g_
+            v_new = b2 * v.astype(dtype) + (1 - b2) * g_ * g_
+            s_new = root_b2 * s.astype(dtype) + (1 - root_b2) * dlr * g_
+            step = -weight_decay * dlr * p.astype(dtype) - m_new / (jnp.sqrt(v_new) + eps)
+            return (
+                step.astype(g.dtype),
+                m_new.astype(m.dtype),
+                v_new.astype(v.dtype),
+                s_new.astype(s.dtype),
+            )
+
+        out = jax.tree.map(leaf, updates, params, state.exp_avg, state.exp_avg_sq, state.grad_sum)
+        steps, m, v, s = unzip(out, updates, 4)
+        numerator = root_b2 * state.numerator_weighted + (1 - root_b2) * dlr * inner
+        l1 = _tree_sum([jnp.sum(jnp.abs(x.astype(dtype))) for x in jax.tree.leaves(s)])
+        safe_l1 = jnp.where(l1 > 0, l1, jnp.ones_like(l1))
+        estimate = jnp.where(l1 > 0, numerator / ((1 - root_b2) * safe_l1), d)
+        return steps, DAdaptAdamWState(m, v, s, jnp.maximum(d, estimate), numerator, count)
+
+    return GradientTransformation(init, update)
+
+
+# --- Mechanic: a learned scale around any optimizer ------------------------------------------
+
+
+class MechanicState(NamedTuple):
+    """base_optimizer_state: the wrapped optimizer's state. count: int32 scalar, updates done.
+    r, m, v, s: Mechanic's per-β wealth, max |h|, second moment of h and scale, each shaped
+    (num_betas,). x0: θ₀, the params at the first update. (optax.contrib's fields.)"""
+
+    base_optimizer_state: Any
+    count: Array  # type: ignore[assignment]  # the field shadows tuple.count, as optax's do
+    r: Array
+    m: Array
+    v: Array
+    s: Array
+    x0: Params
+
+
+def mechanize(
+    base_optimizer: GradientTransformation,
+    weight_decay: float = 1e-2,
+    eps: float = 1e-8,
+    s_init: float = 1e-6,
+    num_betas: int = 6,
+) -> GradientTransformation:
+    """Mechanic (Cutkosky, Defazio & Mehta 2023, "Mechanic: A Learning Rate Tuner",
+    Algorithm 1, memory-efficient form), as optax.contrib's `mechanize`: learns the scale
+    S = Σᵢ sᵢ of the updates u of `base_optimizer` (θ ← θ + u), per step with βᵢ = 1 − 10⁻ⁱ
+    (i = 1 … num_betas), θ₀ = the params at the first update, and s, m from the step before:
+
+        g̃ = g + λ·S·‖g‖/(‖θ‖ + ε)·θ                    (λ = weight_decay, on the raw g)
+        Δ = (θ₀ − θ)/(S + ε),   h = ⟨g̃, Δ⟩
+        mᵢ' = max(βᵢ·mᵢ, |h| + ε),   vᵢ = βᵢ²·vᵢ + h²
+        rᵢ = βᵢ·rᵢ + clip(h, −mᵢ, mᵢ)·sᵢ
+        sᵢ = ((s_init/n)·mᵢ' + max(rᵢ, 0))/(√vᵢ + ε)
+        θ' = θ₀ − Σᵢ sᵢ·(Δ − u),   i.e. the update θ' − θ
+
+    Any base optimizer (SGD, Adam, Lion with learning rate 1 and its schedule) gets its
+    learning rate tuned: S starts at n·s_init and grows while the updates agree. Extra
+    arguments (`value`, …) go on to the base optimizer. Needs the params.
+    """
+    if not isinstance(base_optimizer, GradientTransformation):
+        raise TypeError(
+            "base_optimizer must be a GradientTransformation (e.g. optim.adam(1.0)), got "
+            f"base_optimizer={base_optimizer!r}."
+        )
+    weight_decay = check_hyperparameter(weight_decay, "weight_decay")
+    eps = check_hyperparameter(eps, "eps")
+    s_init = check_hyperparameter(s_init, "s_init", low_inclusive=False)
+    if isinstance(num_betas, bool) or not isinstance(num_betas, int) or num_betas < 1:
+        raise ValueError(f"num_betas must be a positive int, got num_betas={num_betas!r}.")
+    exponents = np.arange(1, num_betas + 1, dtype=np.float64)
+    betas_f64 = 1.0 - 0.1**exponents  # (n,) βᵢ = 1 − 10⁻ⁱ
+
+    def init(params: Params) -> MechanicState:
+        dtype = compute_dtype(jnp.result_type(*jax.tree.leaves(params)))  # ≥ float32
+        zeros = jnp.zeros([num_betas], dtype)
+        return MechanicState(
+            base_optimizer.init(params),
+            jnp.zeros([], jnp.int32),
+            zeros,
+            zeros,
+            zeros,
+            jnp.full([num_betas], s_init, dtype),
+            jax.tree.map(jnp.copy, params),
+        )
+
+    def update(updates: Updates, state: MechanicState, params: Params | None = None, **extra: Any):
+        if params is None:
+            raise ValueError("mechanize needs the params: call update(grads, state, params).")
+        base_updates, base_state = base_optimizer.update(
+            updates, state.base_optimizer_state, params, **extra
+        )
+        first = state.count == 0
+        # θ₀ is the params the first update sees (a run may load weights after init).
+        x0 = jax.tree.map(lambda p, x: jnp.where(first, p, x), params, state.x0)
+        dtype = state.s.dtype
+        betas = jnp.asarray(betas_f64, dtype)  # (n,)
+        total = jnp.sum(state.s)  # S, ()
+        grad_norm = jnp.sqrt(_tree_norm_sq(updates)).astype(dtype)
+        param_norm = jnp.sqrt(_tree_norm_sq(params)).astype(dtype)
+        decay = weight_decay * total * grad_norm / (param_norm + eps)  # ()
+        leaves_g = jax.tree.leaves(updates)
+        leaves_p = jax.tree.leaves(params)
+        leaves_x0 = jax.tree.leaves(x0)
+        delta = [
+            (x.astype(dtype) - p.astype(dtype)) / (total + eps)
+            for p, x in zip(leaves_p, leaves_x0, strict=True)
+        ]
+        h = _tree_sum(
+            [
+                jnp.sum((upcast(g).astype(dtype) + decay * p.astype(dtype)) * dl)
+                for g, p, dl in zip(leaves_g, leaves_p, delta, strict=True)
+            ]
+        )
+        clipped = jnp.clip(h, -state.m, state.m)  # (n,) with the m of the step before
+        m = jnp.maximum(betas * state.m, jnp.abs(h) + eps)
+        v = betas * betas * state.v + h * h
+        r = betas * state.r + clipped * state.s
+        wealth = (s_init / num_betas) * m + jnp.maximum(r, 0.0)
+        s = wealth / (jnp.sqrt(v) + eps)
+        new_total = jnp.sum(s)
+        treedef: PyTreeDef = jax.tree.structure(updates)
+        steps = treedef.unflatten(
+            [
+                (
+                    x.astype(dtype) - new_total * (dl - upcast(u).astype(dtype)) - p.astype(dtype)
+                ).astype(g.dtype)
+                for g, u, p, x, dl in zip(
+                    leaves_g, jax.tree.leaves(base_updates), leaves_p, leaves_x0, delta, strict=True
+                )
+            ]
+        )
+        return steps, MechanicState(base_state, safe_increment(state.count), r, m, v, s, x0)
+
+    return GradientTransformation(init, update)

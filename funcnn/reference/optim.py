@@ -712,8 +712,11 @@ def run_reference(
     params: FlatParams,
     grad_fn: Callable[[FlatParams], FlatParams],
     num_steps: int,
+    loss_fn: Callable[[FlatParams], float] | None = None,
 ) -> tuple[FlatParams, np.ndarray]:
-    """θ₀ = params; θₖ₊₁ = θₖ + update(grad_fn(θₖ), θₖ) for k < num_steps, all in float64.
+    """θ₀ = params; θₖ₊₁ = θₖ + update(grad_fn(θₖ), θₖ) for k < num_steps, all in float64
+    (`update(..., value=loss_fn(θₖ))` when `loss_fn` is given: the optimizers that read the
+    loss, whose `needs_value` is True).
 
     Returns (θ_final, learning_rates) where learning_rates[k] is the η used at update k
     (NaN for an optimizer without a learning rate).
@@ -721,7 +724,11 @@ def run_reference(
     params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     rates = np.full(num_steps, np.nan)
     for k in range(num_steps):
-        params = optimizer.step(params, grad_fn(params))
+        if loss_fn is None:
+            params = optimizer.step(params, grad_fn(params))
+        else:
+            updates = optimizer.update(grad_fn(params), params, value=loss_fn(params))
+            params = {name: params[name] + updates[name] for name in params}
         rate = getattr(optimizer, "last_learning_rate", None)
         rates[k] = np.nan if rate is None else rate
     return params, rates
@@ -2004,3 +2011,309 @@ class COCOB(_Stage):
             )
             out[k] = new - theta
         return out
+
+
+# --- issue 22, the last five: optimistic Adam, D-Adaptation AdamW, Mechanic, MoMo, MoMo-Adam --
+#
+# Each a loop over the flat params written from the paper's pseudo-code as optax 0.2.8 runs it
+# (its docstring in funcnn.optim states the equations), not from funcnn's code.
+
+
+def _adam_ratio_optax(
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    t: int,
+    b1: float,
+    b2: float,
+    eps: float,
+    eps_root: float,
+    nesterov: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """optax's scale_by_adam at step t (from 1): returns (r, m', v') with
+    r = m̂/(√(v'/(1−β₂ᵗ) + ε_root) + ε), m̂ Nesterov's β₁m'/(1−β₁ᵗ⁺¹) + (1−β₁)g/(1−β₁ᵗ)."""
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    if nesterov:
+        m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
+    else:
+        m_hat = m / (1 - b1**t)
+    return m_hat / (np.sqrt(v / (1 - b2**t) + eps_root) + eps), m, v
+
+
+class OptimisticAdamV2(_Stage):
+    """Daskalakis et al. 2018 (optax's optimistic_adam_v2): r = Adam's ratio (optax's, with
+    ε_root and, by default, Nesterov's m̂); θ ← θ − η·((α + β)·r − β·r_prev), r_prev = r at
+    the first step."""
+
+    def __init__(
+        self,
+        learning_rate,
+        alpha=1.0,
+        beta=1.0,
+        b1=0.9,
+        b2=0.999,
+        eps=1e-8,
+        eps_root=0.0,
+        nesterov=True,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.alpha, self.beta = alpha, beta
+        self.b1, self.b2, self.eps, self.eps_root = b1, b2, eps, eps_root
+        self.nesterov = nesterov
+        self.t = 0
+        self.m: FlatParams = {}
+        self.v: FlatParams = {}
+        self.r_prev: FlatParams = {}
+
+    def update(self, grads, params):
+        lr = self.next_learning_rate()
+        out = {}
+        for k, g in grads.items():
+            zero = np.zeros_like(g)
+            r, self.m[k], self.v[k] = _adam_ratio_optax(
+                g,
+                self.m.get(k, zero),
+                self.v.get(k, zero),
+                self.t,
+                self.b1,
+                self.b2,
+                self.eps,
+                self.eps_root,
+                self.nesterov,
+            )
+            r_prev = self.r_prev.get(k, r)
+            out[k] = -lr * ((self.alpha + self.beta) * r - self.beta * r_prev)
+            self.r_prev[k] = r
+        return out
+
+
+class OptimisticAdam(OptimisticAdamV2):
+    """optax's optimistic_adam: u = −α·r − o·(r − r_prev) with α = learning_rate (a constant)
+    and o = optimism (α if None), r as `OptimisticAdamV2`. No learning rate is reported
+    (funcnn's chain carries α in its optimistic stage and reads 1)."""
+
+    def __init__(
+        self, learning_rate, optimism=None, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, nesterov=True
+    ):
+        optimism = learning_rate if optimism is None else optimism
+        super().__init__(1.0, learning_rate, optimism, b1, b2, eps, eps_root, nesterov)
+
+    def update(self, grads, params):
+        out = super().update(grads, params)
+        self.last_learning_rate = None
+        return out
+
+
+class DAdaptAdamW(_Stage):
+    """Defazio & Mishchenko 2023, Algorithm 4 (optax.contrib's dadapt_adamw), b = √β₂:
+    η̂ = d·η·√(1−β₂ᵗ)/(1−β₁ᵗ); r = b·r + (1−b)·η̂·Σ g·s/(√v + ε) (old s, v);
+    m = β₁m + (1−β₁)η̂g; v = β₂v + (1−β₂)g²; s = b·s + (1−b)η̂g;
+    d ← max(d, r/((1−b)·Σ|s|)); θ −= m/(√v + ε) + λ·η̂·θ."""
+
+    def __init__(
+        self, learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6, weight_decay=0.0
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2 = betas
+        self.eps, self.weight_decay = eps, weight_decay
+        self.d = estim_lr0
+        self.r = 0.0
+        self.t = 0
+        self.m: FlatParams = {}
+        self.v: FlatParams = {}
+        self.s: FlatParams = {}
+
+    def update(self, grads, params):
+        eta = self.next_learning_rate()
+        t, b1, b2 = self.t, self.b1, self.b2
+        b = math.sqrt(b2)
+        eta_hat = self.d * eta * math.sqrt(1 - b2**t) / (1 - b1**t)
+        self.last_learning_rate = None  # η̂ lives inside the one stage: nothing to compare
+        inner = 0.0
+        for k, g in grads.items():
+            zero = np.zeros_like(g)
+            inner += float(
+                np.sum(g * self.s.get(k, zero) / (np.sqrt(self.v.get(k, zero)) + self.eps))
+            )
+        out = {}
+        for k, g in grads.items():
+            zero = np.zeros_like(g)
+            self.m[k] = b1 * self.m.get(k, zero) + (1 - b1) * eta_hat * g
+            self.v[k] = b2 * self.v.get(k, zero) + (1 - b2) * g * g
+            self.s[k] = b * self.s.get(k, zero) + (1 - b) * eta_hat * g
+            out[k] = (
+                -self.m[k] / (np.sqrt(self.v[k]) + self.eps)
+                - self.weight_decay * eta_hat * params[k]
+            )
+        self.r = b * self.r + (1 - b) * eta_hat * inner
+        l1 = sum(float(np.sum(np.abs(s))) for s in self.s.values())
+        if l1 > 0:
+            self.d = max(self.d, self.r / ((1 - b) * l1))
+        return out
+
+
+class Mechanize(_Stage):
+    """Cutkosky et al. 2023, Algorithm 1 (optax.contrib's mechanize) around a reference optimizer
+    (u = its update, θ ← θ + u), βᵢ = 1 − 10⁻ⁱ, S = Σ sᵢ, θ₀ = params at the first update:
+    g̃ = g + λ·S·‖g‖/(‖θ‖ + ε)·θ; Δ = (θ₀ − θ)/(S + ε); h = ⟨g̃, Δ⟩;
+    r = β·r + clip(h, ±m_old)·s_old; m = max(β·m, |h| + ε); v = β²v + h²;
+    s = ((s_init/n)·m + max(r, 0))/(√v + ε); θ' = θ₀ − Σs·(Δ − u)."""
+
+    def __init__(self, base_optimizer, weight_decay=1e-2, eps=1e-8, s_init=1e-6, num_betas=6):
+        self.base = base_optimizer
+        self.weight_decay, self.eps, self.s_init, self.n = weight_decay, eps, s_init, num_betas
+        self.betas = np.array([1.0 - 0.1**i for i in range(1, num_betas + 1)])
+        self.r = np.zeros(num_betas)
+        self.m = np.zeros(num_betas)
+        self.v = np.zeros(num_betas)
+        self.s = np.full(num_betas, s_init)
+        self.theta0: FlatParams = {}
+
+    def update(self, grads, params):
+        u = self.base.update(grads, params)
+        if not self.theta0:
+            self.theta0 = {k: p.copy() for k, p in params.items()}
+        total = float(np.sum(self.s))
+        grad_norm = math.sqrt(_dot(grads, grads))
+        param_norm = math.sqrt(_dot(params, params))
+        lam = self.weight_decay * total * grad_norm / (param_norm + self.eps)
+        delta = {k: (self.theta0[k] - params[k]) / (total + self.eps) for k in params}
+        h = sum(float(np.sum((grads[k] + lam * params[k]) * delta[k])) for k in params)
+        clipped = np.minimum(np.maximum(h, -self.m), self.m)
+        self.r = self.betas * self.r + clipped * self.s
+        self.m = np.maximum(self.betas * self.m, abs(h) + self.eps)
+        self.v = self.betas**2 * self.v + h * h
+        self.s = (self.s_init / self.n * self.m + np.maximum(self.r, 0.0)) / (
+            np.sqrt(self.v) + self.eps
+        )
+        scale = float(np.sum(self.s))
+        self.last_learning_rate = getattr(self.base, "last_learning_rate", None)
+        return {k: self.theta0[k] - scale * (delta[k] - u[k]) - params[k] for k in params}
+
+
+def _momo_tau(barf, gamma, iprod, norm_sq, alpha, wd, lb, bias, floor, adapt):
+    """MoMo's τ and next lower bound (Schaipp et al. 2023, Algorithms 1 and 3), k = 1 + αλ."""
+    k = 1 + alpha * wd
+    if adapt:
+        h = k * (barf - gamma) + iprod
+        if h < k * bias * lb:
+            lb = max(h / (2 * bias * k), floor)
+    if norm_sq <= np.finfo(np.float64).eps:
+        tau = min(alpha / bias, 0.0)
+    else:
+        tau = min(alpha / bias, max(k * (barf - bias * lb - gamma) + iprod, 0.0) / norm_sq)
+    if adapt:
+        lb = max((barf + iprod - gamma - tau * norm_sq / 2) / bias, floor)
+    return tau, lb
+
+
+class Momo(_Stage):
+    """Schaipp et al. 2023, Algorithm 1 (optax.contrib's momo), ρ = 0 at the first step, β
+    after: m = ρm + (1−ρ)g; f̄ = ρf̄ + (1−ρ)f; γ = ργ + (1−ρ)⟨g, θ⟩;
+    τ = min(α, max((1+αλ)(f̄ − f* − γ) + ⟨m, θ⟩, 0)/‖m‖²); θ ← θ/(1+αλ) − τm."""
+
+    needs_value = True
+
+    def __init__(
+        self,
+        learning_rate=1.0,
+        beta=0.9,
+        lower_bound=0.0,
+        weight_decay=0.0,
+        adapt_lower_bound=False,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.beta, self.floor, self.wd, self.adapt = (
+            beta,
+            lower_bound,
+            weight_decay,
+            adapt_lower_bound,
+        )
+        self.lb = lower_bound
+        self.t = 0
+        self.m: FlatParams = {}
+        self.barf = self.gamma = 0.0
+
+    def update(self, grads, params, *, value=None, value_fn=None):
+        if value is None:
+            raise ValueError(f"{type(self).__name__} needs value=f(θ)")
+        rho = 0.0 if self.t == 0 else self.beta
+        alpha = self.next_learning_rate()
+        self.last_learning_rate = None  # α caps τ; no learning rate stage to compare
+        self.barf = rho * self.barf + (1 - rho) * value
+        self.gamma = rho * self.gamma + (1 - rho) * _dot(grads, params)
+        for k, g in grads.items():
+            self.m[k] = rho * self.m.get(k, np.zeros_like(g)) + (1 - rho) * g
+        tau, self.lb = _momo_tau(
+            self.barf,
+            self.gamma,
+            _dot(self.m, params),
+            _dot(self.m, self.m),
+            alpha,
+            self.wd,
+            self.lb,
+            1.0,
+            self.floor,
+            self.adapt,
+        )
+        shrink = alpha * self.wd / (1 + alpha * self.wd)
+        return {k: -shrink * params[k] - tau * self.m[k] for k in params}
+
+
+class MomoAdam(_Stage):
+    """Schaipp et al. 2023, Algorithm 3 (optax.contrib's momo_adam), t from 1, b = 1 − β₁ᵗ:
+    m = β₁m + (1−β₁)g; f̄ = β₁f̄ + (1−β₁)f; γ = β₁γ + (1−β₁)⟨g, θ⟩; v = β₂v + (1−β₂)g²;
+    D = ε + √(v/(1−β₂ᵗ)); τ = min(α/b, max((1+αλ)(f̄ − b·f* − γ) + ⟨m, θ⟩, 0)/⟨m, m/D⟩);
+    θ ← θ/(1+αλ) − τ·m/D."""
+
+    needs_value = True
+
+    def __init__(
+        self,
+        learning_rate=1e-2,
+        b1=0.9,
+        b2=0.999,
+        eps=1e-8,
+        lower_bound=0.0,
+        weight_decay=0.0,
+        adapt_lower_bound=False,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.b1, self.b2, self.eps = b1, b2, eps
+        self.floor, self.wd, self.adapt = lower_bound, weight_decay, adapt_lower_bound
+        self.lb = lower_bound
+        self.t = 0
+        self.m: FlatParams = {}
+        self.v: FlatParams = {}
+        self.barf = self.gamma = 0.0
+
+    def update(self, grads, params, *, value=None, value_fn=None):
+        if value is None:
+            raise ValueError(f"{type(self).__name__} needs value=f(θ)")
+        alpha = self.next_learning_rate()
+        self.last_learning_rate = None
+        t, b1, b2 = self.t, self.b1, self.b2
+        self.barf = b1 * self.barf + (1 - b1) * value
+        self.gamma = b1 * self.gamma + (1 - b1) * _dot(grads, params)
+        precond = {}
+        for k, g in grads.items():
+            zero = np.zeros_like(g)
+            self.m[k] = b1 * self.m.get(k, zero) + (1 - b1) * g
+            self.v[k] = b2 * self.v.get(k, zero) + (1 - b2) * g * g
+            precond[k] = self.eps + np.sqrt(self.v[k] / (1 - b2**t))
+        direction = {k: self.m[k] / precond[k] for k in self.m}
+        tau, self.lb = _momo_tau(
+            self.barf,
+            self.gamma,
+            _dot(self.m, params),
+            _dot(self.m, direction),
+            alpha,
+            self.wd,
+            self.lb,
+            1 - b1**t,
+            self.floor,
+            self.adapt,
+        )
+        shrink = alpha * self.wd / (1 + alpha * self.wd)
+        return {k: -shrink * params[k] - tau * direction[k] for k in params}

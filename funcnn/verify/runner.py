@@ -9,7 +9,8 @@
 Both sides start from the same `registry.problem_params(seed)` and take N steps on
 `registry.problem_loss`; the funcnn side runs every optimizer in one jitted program (a
 `lax.scan` each), the reference side its NumPy loop (`reference.optim.run_reference`) with
-the hand-written gradient. For a configuration run N steps:
+the hand-written gradient. An optimizer that reads the loss (its reference says
+`needs_value`: MoMo, Polyak) gets `value=f(θ)` on both sides. For a configuration run N steps:
 
     rel error = maxₗ ‖θₗ − θₗʳᵉᶠ‖∞ / ‖θₗʳᵉᶠ‖∞            (over parameter leaves l)
     lr error  = maxₖ |ηₖ − ηₖʳᵉᶠ| / |ηₖʳᵉᶠ|                (the learning rate used at step k)
@@ -20,7 +21,7 @@ and `tests/test_reference_agreement.py`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -44,9 +45,13 @@ class Buildable(Protocol):
 
 
 def run_funcnn(
-    optimizers: Mapping[str, GradientTransformation], params: Any, num_steps: int
+    optimizers: Mapping[str, GradientTransformation],
+    params: Any,
+    num_steps: int,
+    with_value: Collection[str] = (),
 ) -> dict[str, tuple[Any, jax.Array]]:
-    """θₖ₊₁ = θₖ + update(∇f(θₖ)) for `num_steps` steps of `problem_loss`, per optimizer.
+    """θₖ₊₁ = θₖ + update(∇f(θₖ)) for `num_steps` steps of `problem_loss`, per optimizer
+    (`update(..., value=f(θₖ))` for the names in `with_value`).
 
     All optimizers run in one jitted program (one `lax.scan` each), so a whole registry
     compiles once. Returns name -> (final params, learning rate used at each step, or NaN
@@ -59,11 +64,12 @@ def run_funcnn(
         except ValueError:
             return jnp.full([], jnp.nan, jnp.float32)
 
-    def run_one(optimizer: GradientTransformation, theta: Any):
+    def run_one(optimizer: GradientTransformation, theta: Any, reads_value: bool):
         def body(carry, _):
             theta, state = carry
-            grads = jax.grad(registry.problem_loss)(theta)
-            theta, state = optimizer_step(optimizer, grads, state, theta)
+            value, grads = jax.value_and_grad(registry.problem_loss)(theta)
+            extra = {"value": value} if reads_value else {}
+            theta, state = optimizer_step(optimizer, grads, state, theta, **extra)
             return (theta, state), rate_of(state)
 
         (theta, _), rates = jax.lax.scan(body, (theta, optimizer.init(theta)), length=num_steps)
@@ -71,7 +77,10 @@ def run_funcnn(
 
     @jax.jit
     def run_all(theta):
-        return {name: run_one(optimizer, theta) for name, optimizer in optimizers.items()}
+        return {
+            name: run_one(optimizer, theta, name in with_value)
+            for name, optimizer in optimizers.items()
+        }
 
     return run_all(params)
 
@@ -109,15 +118,20 @@ def compare_all(
     theta = jax.tree.map(jnp.asarray, start)
     if any(x.dtype != dtype for x in jax.tree.leaves(theta)):
         raise TypeError(f"dtype={dtype} needs jax x64 mode: wrap the call in jax.enable_x64(True).")
-    results = run_funcnn({name: c.build() for name, c in configs.items()}, theta, num_steps)
+    twins = {name: c.build_reference() for name, c in configs.items()}
+    with_value = [name for name, twin in twins.items() if getattr(twin, "needs_value", False)]
+    results = run_funcnn(
+        {name: c.build() for name, c in configs.items()}, theta, num_steps, with_value
+    )
     comparisons = {}
-    for name, config in configs.items():
+    for name in configs:
         final, rates = results[name]
         ref_final, ref_rates = ref.run_reference(
-            config.build_reference(),
+            twins[name],
             ref.flatten_params(start),
             registry.problem_grad_numpy,
             num_steps,
+            loss_fn=registry.problem_loss_numpy if name in with_value else None,
         )
         ours = ref.flatten_params(jax.tree.map(np.asarray, final))
         comparisons[name] = Comparison(
