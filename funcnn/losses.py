@@ -1087,7 +1087,8 @@ def dice_loss(
     )
     losses = 1 - (intersection + smooth) / denominator  # (B, C)
     if class_weights is not None:
-        losses = losses * _dice_class_weights(class_weights, shape[-1]).astype(losses.dtype)
+        weights = _dice_class_weights(class_weights, shape[-1]).astype(losses.dtype)
+        losses = losses * weights[None, :]  # (B, C) · (1, C)
     rows = None
     if pixels is not None:  # a sample counts when any of its pixels does
         kept = jnp.any(pixels.reshape(shape[0], -1), axis=1)  # (B,)
