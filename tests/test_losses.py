@@ -904,12 +904,18 @@ NT_KEEP = np.array([True, True, False, True, True, True, False])  # 3's partner 
 
 def test_ntxent_mask_drops_examples_as_anchors_positives_and_negatives():
     dirty = np.where(NT_KEEP[:, None], NT_E, np.nan)
+
+    @jax.jit
+    def run(e, keep):  # one program: value, gradient, the pair matrix and the sum
+        loss = lambda v, w: losses.ntxent(v, NT_LABELS, 0.5, where=w)  # noqa: E731
+        value, grad = jax.value_and_grad(loss)(e, keep)
+        pairs = losses.ntxent(e, NT_LABELS, 0.5, where=keep, reduction="none")
+        total = losses.ntxent(e, NT_LABELS, 0.5, where=keep, reduction="sum")
+        return value, grad, pairs, total
+
     with jax.enable_x64(True):
-        loss = lambda e, w: losses.ntxent(e, NT_LABELS, 0.5, where=w)  # noqa: E731
-        value, grad = jax.jit(jax.value_and_grad(loss))(jnp.asarray(dirty), NT_KEEP)
-        pairs = losses.ntxent(jnp.asarray(dirty), NT_LABELS, 0.5, where=NT_KEEP, reduction="none")
-        total = losses.ntxent(jnp.asarray(dirty), NT_LABELS, 0.5, where=NT_KEEP, reduction="sum")
-        nothing, no_grad = jax.value_and_grad(loss)(jnp.asarray(dirty), np.zeros(7, bool))
+        value, grad, pairs, total = run(jnp.asarray(dirty), NT_KEEP)
+        nothing, no_grad, _, _ = run(jnp.asarray(dirty), np.zeros(7, bool))
     want = ref.ntxent(NT_E, NT_LABELS, 0.5, where=NT_KEEP)
     np.testing.assert_allclose(value, want, rtol=1e-12)
     np.testing.assert_allclose(
@@ -928,11 +934,11 @@ def test_ntxent_mask_drops_examples_as_anchors_positives_and_negatives():
 
 
 def test_ntxent_is_finite_and_exact_at_small_temperature():
+    run = jax.jit(jax.value_and_grad(lambda e: losses.ntxent(e, NT_LABELS, 1e-3)))
     with jax.enable_x64(True):
-        value = losses.ntxent(jnp.asarray(NT_E), NT_LABELS, 1e-3)
+        value, _ = run(jnp.asarray(NT_E))
     np.testing.assert_allclose(value, ref.ntxent(NT_E, NT_LABELS, 1e-3), rtol=1e-10)
-    e32 = jnp.asarray(NT_E, jnp.float32)
-    value, grad = jax.value_and_grad(losses.ntxent)(e32, NT_LABELS, 1e-3)
+    value, grad = run(jnp.asarray(NT_E, jnp.float32))
     chex.assert_tree_all_finite((value, grad))
     np.testing.assert_allclose(value, ref.ntxent(NT_E, NT_LABELS, 1e-3), rtol=1e-4)
 
