@@ -388,17 +388,19 @@ def entmax_bisect(x: Array, alpha: float = 1.5, axis: int = -1, *, n_iter: int =
     Threshold: with z = (α − 1)·(x − max x) ≤ 0, Σ_i [z_i − τ]₊^{1/(α−1)} falls as τ rises,
     is ≥ 1 at τ = −1 (the top entry alone gives 1) and ≤ 1 at τ = −K^{1−α} (every entry gives
     at most 1/K). `n_iter` halvings of that bracket (50, the package's default: the bracket
-    is at most 1 wide, so 2⁻⁵⁰ ≈ 9e-16 is float64's resolution); p is taken at its low end (mass ≥ 1, so
-    never all zero) and divided by its sum, so Σ p = 1 to rounding (the package's
-    `ensure_sum_one`). Working on x − max x makes it finite at ±1e4; −∞ entries get p = 0 and
-    a row of only −∞ gives zeros. bf16/fp16 inputs are computed in float32.
+    is at most 1 wide, so 2⁻⁵⁰ ≈ 9e-16 is float64's resolution); p is taken at its low end
+    (mass ≥ 1, so never all zero) and divided by its sum, so Σ p = 1 to rounding (the
+    package's `ensure_sum_one`). Working on x − max x makes it finite at ±1e4; −∞ entries
+    get p = 0 and a row of only −∞ gives zeros. bf16/fp16 inputs are computed in float32.
 
     Gradient (implicit function theorem on Σ p = 1, a custom JVP — nothing is differentiated
     through the loop):  ∂p/∂x = diag(g) − g·gᵀ/Σ_i g_i,  g = p^{2−α} on the support, 0 off it
     (g = the support indicator for sparsemax, √p for 1.5-entmax).
     """
     alpha = _check_entmax_alpha(alpha)
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int):
+        raise TypeError(f"entmax_bisect: n_iter must be an int ≥ 1, got n_iter={n_iter!r}.")
+    if n_iter < 1:
         raise ValueError(f"entmax_bisect: n_iter must be an int ≥ 1, got n_iter={n_iter!r}.")
     z, axis = _last(x, axis)
     dtype = z.dtype

@@ -1,7 +1,7 @@
 """Loss functions: regression (mse, l1, smooth-L1, Huber, log-cosh, Gaussian and Poisson NLL),
 classification (cross-entropy, poly-1, NLL, binary cross-entropy, focal, hinge, perceptron,
-sparsemax, α-entmax), distributions (KL), similarity (cosine, triplet margin, NT-Xent), sequences (CTC),
-segmentation (dice), and the L2 penalty.
+sparsemax, α-entmax), distributions (KL), similarity (cosine, triplet margin, NT-Xent),
+sequences (CTC), segmentation (dice), and the L2 penalty.
 
 Every loss is `loss(prediction, targets, *, …)`: the prediction is named for what it is —
 `pred` (mse), `logits` (cross_entropy, binary_cross_entropy_with_logits) or `probs`
@@ -860,7 +860,7 @@ def entmax_bisect_loss(
     (which a finite margin reaches for α > 1: the loss is sparse). Stable at ±1e4."""
     alpha = float(check_in_range(alpha, "alpha", 1.0, math.inf))
     n_iter = check_positive_int(n_iter, "n_iter")
-    project = lambda s: entmax_bisect(s, alpha, n_iter=n_iter)  # noqa: E731
+    project = lambda s: entmax_bisect(s, alpha, n_iter=n_iter)
     return _tsallis_fenchel_young(
         "entmax_bisect_loss", project, alpha, scores, targets, where, reduction
     )

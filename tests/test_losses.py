@@ -769,7 +769,7 @@ def test_value_checks_skip_masked_padding():
 def test_entmax_bisect_loss_spans_cross_entropy_to_sparsemax_with_gradient_p_minus_onehot():
     onehot = np.eye(4)[IDS3]
     with jax.enable_x64(True):
-        at = lambda alpha: losses.entmax_bisect_loss(  # noqa: E731
+        at = lambda alpha: losses.entmax_bisect_loss(
             jnp.asarray(P), IDS3, alpha=alpha, reduction="none"
         )
         np.testing.assert_allclose(at(1.0), ref.cross_entropy(P, IDS3, reduction="none"))
@@ -838,7 +838,7 @@ def test_dice_loss_mask_gradient_matches_finite_differences_and_ignores_garbage(
     kwargs = {"class_weights": SEG_W}
     dirty = np.where(SEG_KEEP[..., None], SEG_Z, np.inf)
     with jax.enable_x64(True):
-        loss = lambda z, w: losses.dice_loss(z, jnp.asarray(SEG_Y), where=w, **kwargs)  # noqa: E731
+        loss = lambda z, w: losses.dice_loss(z, jnp.asarray(SEG_Y), where=w, **kwargs)
         value, grad = jax.jit(jax.value_and_grad(loss))(jnp.asarray(dirty), SEG_KEEP)
         nothing, no_grad = jax.jit(jax.value_and_grad(loss))(
             jnp.asarray(dirty), np.zeros_like(SEG_KEEP)
@@ -907,7 +907,7 @@ def test_ntxent_mask_drops_examples_as_anchors_positives_and_negatives():
 
     @jax.jit
     def run(e, keep):  # one program: value, gradient, the pair matrix and the sum
-        loss = lambda v, w: losses.ntxent(v, NT_LABELS, 0.5, where=w)  # noqa: E731
+        loss = lambda v, w: losses.ntxent(v, NT_LABELS, 0.5, where=w)
         value, grad = jax.value_and_grad(loss)(e, keep)
         pairs = losses.ntxent(e, NT_LABELS, 0.5, where=keep, reduction="none")
         total = losses.ntxent(e, NT_LABELS, 0.5, where=keep, reduction="sum")
