@@ -1,7 +1,7 @@
 """Activation functions, each written out in `jnp` in a numerically stable form.
 
-Every function is elementwise except `softmax`/`log_softmax`, `sparsemax`/`entmax15` and
-`glu`, which act along `axis`.
+Every function is elementwise except `softmax`/`log_softmax`, `sparsemax`/`entmax15`/
+`entmax_bisect` and `glu`, which act along `axis`.
 Each docstring states f(x) and f′(x); `funcnn.reference.functional` holds float64 NumPy
 transcriptions that the tests compare against (values and gradients).
 
@@ -13,6 +13,7 @@ harmless input, so its (unused) derivative cannot turn into 0·∞ = NaN in the 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "celu",
     "elu",
     "entmax15",
+    "entmax_bisect",
     "gelu",
     "glu",
     "hard_sigmoid",
@@ -370,6 +372,96 @@ def entmax15(x: Array, axis: int = -1) -> Array:
     support = jnp.sum((tau <= ordered).astype(jnp.int32), axis=-1, keepdims=True)
     tau_star = jnp.take_along_axis(tau, support - 1, axis=-1)
     return jnp.moveaxis(jnp.square(relu(z - tau_star)), -1, axis)
+
+
+def entmax_bisect(x: Array, alpha: float = 1.5, axis: int = -1, *, n_iter: int = 50) -> Array:
+    """α-entmax (Peters, Niculae & Martins 2019) by bisection, for any α ≥ 1 (the entmax
+    package's `entmax_bisect`): along `axis`,
+
+        p = argmax_{p ∈ Δ} ⟨p, x⟩ + H_α(p),   H_α(p) = (1 − Σ_i p_i^α)/(α(α − 1))  (Tsallis)
+          = [(α − 1)·x − τ]₊^{1/(α−1)},   τ the one threshold with Σ_i p_i = 1.
+
+    α = 2 is `sparsemax`, α = 1.5 is `entmax15` (which finds τ exactly by sorting; prefer it
+    for α = 1.5), α → 1 tends to softmax and α = 1 *is* `softmax` (H₁ is Shannon's entropy).
+    Larger α gives sparser p. Shapes: any, along `axis`; `alpha` a Python number ≥ 1.
+
+    Threshold: with z = (α − 1)·(x − max x) ≤ 0, Σ_i [z_i − τ]₊^{1/(α−1)} falls as τ rises,
+    is ≥ 1 at τ = −1 (the top entry alone gives 1) and ≤ 1 at τ = −K^{1−α} (every entry gives
+    at most 1/K). `n_iter` halvings of that bracket (50, the package's default: the bracket
+    is at most 1 wide, so 2⁻⁵⁰ ≈ 9e-16 is float64's resolution); p is taken at its low end
+    (mass ≥ 1, so never all zero) and divided by its sum, so Σ p = 1 to rounding (the
+    package's `ensure_sum_one`). Working on x − max x makes it finite at ±1e4; −∞ entries
+    get p = 0 and a row of only −∞ gives zeros. bf16/fp16 inputs are computed in float32.
+
+    Gradient (implicit function theorem on Σ p = 1, a custom JVP — nothing is differentiated
+    through the loop):  ∂p/∂x = diag(g) − g·gᵀ/Σ_i g_i,  g = p^{2−α} on the support, 0 off it
+    (g = the support indicator for sparsemax, √p for 1.5-entmax).
+    """
+    alpha = _check_entmax_alpha(alpha)
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int):
+        raise TypeError(f"entmax_bisect: n_iter must be an int ≥ 1, got n_iter={n_iter!r}.")
+    if n_iter < 1:
+        raise ValueError(f"entmax_bisect: n_iter must be an int ≥ 1, got n_iter={n_iter!r}.")
+    z, axis = _last(x, axis)
+    dtype = z.dtype
+    z = z.astype(jnp.promote_types(dtype, jnp.float32))
+    if alpha == 1.0:
+        p = softmax(z, axis=-1)
+    else:
+        p = _entmax_bisect_last(z, alpha, n_iter)
+    return jnp.moveaxis(p.astype(dtype), -1, axis)
+
+
+def _check_entmax_alpha(alpha: Any) -> float:
+    """α as a float ≥ 1, or a TypeError/ValueError naming `alpha`."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise TypeError(f"entmax_bisect: alpha must be a real number ≥ 1, got alpha={alpha!r}.")
+    if not (math.isfinite(alpha) and alpha >= 1):
+        raise ValueError(
+            f"entmax_bisect: alpha must be a finite number ≥ 1 (1 is softmax, 2 sparsemax), "
+            f"got alpha={alpha}."
+        )
+    return float(alpha)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _entmax_bisect_last(x: Array, alpha: float, n_iter: int) -> Array:
+    """α-entmax along the last axis for α > 1 (see `entmax_bisect`)."""
+    top = jnp.max(x, axis=-1, keepdims=True)
+    top = jnp.where(jnp.isfinite(top), top, jnp.zeros_like(top))  # an all −∞ row: no NaN
+    z = (alpha - 1) * (x - top)  # (..., K), ≤ 0, max exactly 0 (−∞ where x is)
+    power = 1 / (alpha - 1)
+
+    def mass(tau: Array) -> Array:
+        return jnp.sum(relu(z - tau) ** power, axis=-1, keepdims=True)
+
+    low = jnp.full_like(top, -1.0)  # mass(low) ≥ 1
+    high = jnp.full_like(top, -(z.shape[-1] ** (1 - alpha)))  # mass(high) ≤ 1
+
+    def halve(_: int, bracket: tuple[Array, Array]) -> tuple[Array, Array]:
+        low, high = bracket
+        mid = (low + high) / 2
+        heavy = mass(mid) >= 1
+        return jnp.where(heavy, mid, low), jnp.where(heavy, high, mid)
+
+    low, _ = jax.lax.fori_loop(0, n_iter, halve, (low, high))
+    p = relu(z - low) ** power
+    total = jnp.sum(p, axis=-1, keepdims=True)
+    return p / jnp.where(total == 0, jnp.ones_like(total), total)  # only an all −∞ row is 0
+
+
+@_entmax_bisect_last.defjvp
+def _entmax_bisect_jvp(
+    alpha: float, n_iter: int, primals: tuple[Array], tangents: tuple[Array]
+) -> tuple[Array, Array]:
+    (x,), (dx,) = primals, tangents
+    p = _entmax_bisect_last(x, alpha, n_iter)
+    support = p > 0
+    g = jnp.where(support, jnp.where(support, p, 1.0) ** (2 - alpha), 0.0)  # p^{2−α} on S
+    total = jnp.sum(g, axis=-1, keepdims=True)
+    total = jnp.where(total == 0, jnp.ones_like(total), total)  # an all −∞ row: g = 0
+    g_dx = g * jnp.where(support, dx, 0.0)  # off the support dx never enters (0·∞ = NaN)
+    return p, g_dx - g * jnp.sum(g_dx, axis=-1, keepdims=True) / total
 
 
 def log_softmax(x: Array, axis: int = -1, where: Any = None) -> Array:

@@ -1,7 +1,7 @@
 """Loss functions: regression (mse, l1, smooth-L1, Huber, log-cosh, Gaussian and Poisson NLL),
 classification (cross-entropy, poly-1, NLL, binary cross-entropy, focal, hinge, perceptron,
-sparsemax), distributions (KL), similarity (cosine, triplet margin, NT-Xent), sequences (CTC),
-segmentation (dice), and the L2 penalty.
+sparsemax, α-entmax), distributions (KL), similarity (cosine, triplet margin, NT-Xent),
+sequences (CTC), segmentation (dice), and the L2 penalty.
 
 Every loss is `loss(prediction, targets, *, …)`: the prediction is named for what it is —
 `pred` (mse), `logits` (cross_entropy, binary_cross_entropy_with_logits) or `probs`
@@ -32,10 +32,20 @@ from funcnn._validation import (
     check_floating,
     check_in_range,
     check_nonnegative_int,
+    check_positive_int,
     check_real,
     check_same_shape,
 )
-from funcnn.activations import log_softmax, relu, sigmoid, softmax, softplus, sparsemax
+from funcnn.activations import (
+    entmax15,
+    entmax_bisect,
+    log_softmax,
+    relu,
+    sigmoid,
+    softmax,
+    softplus,
+    sparsemax,
+)
 
 Array = jax.Array
 
@@ -48,6 +58,8 @@ __all__ = [
     "cross_entropy",
     "ctc_loss",
     "dice_loss",
+    "entmax15_loss",
+    "entmax_bisect_loss",
     "gaussian_nll_loss",
     "hinge_loss",
     "huber_loss",
@@ -807,6 +819,63 @@ def multiclass_sparsemax_loss(
     return _reduce(losses, reduction, mask, fn="multiclass_sparsemax_loss")
 
 
+def _tsallis_fenchel_young(
+    fn: str, project: Any, alpha: float, scores: Array, targets: Array, where: Any, reduction: str
+) -> Array:
+    """ℓ = ⟨p, s⟩ − s_y + H_α(p), p = project(s): the Fenchel–Young loss of the Tsallis
+    entropy H_α (Shannon's −Σ p·log p at α = 1), shared by the entmax losses."""
+    ids, rows = _class_ids(fn, scores, targets, where)
+    mask, (s,) = _prepare(fn, reduction, where, rows, scores)
+    s = _clean(s, mask)
+    s = s - jax.lax.stop_gradient(jnp.max(s, axis=-1, keepdims=True))  # shift invariant
+    p = jax.lax.stop_gradient(project(s))  # ∂ℓ/∂s = p − e_y by Danskin: p needs no gradient
+    used = p > 0  # p = 0 entries add nothing (their s may be −1e4: no 0·s rounding either)
+    p_safe = jnp.where(used, p, 1.0)
+    if alpha == 1.0:
+        entropy = -jnp.sum(jnp.where(used, p * jnp.log(p_safe), 0.0), axis=-1)
+    else:
+        power = jnp.sum(jnp.where(used, p_safe**alpha, 0.0), axis=-1)
+        entropy = (1 - power) / (alpha * (alpha - 1))
+    s_y = jnp.take_along_axis(s, ids[..., None], axis=-1)[..., 0]
+    inner = jnp.sum(jnp.where(used, p * s, 0.0), axis=-1)
+    return _reduce(inner - s_y + entropy, reduction, mask, fn=fn)
+
+
+def entmax_bisect_loss(
+    scores: Array,
+    targets: Array,
+    *,
+    alpha: float = 1.5,
+    n_iter: int = 50,
+    where: Any = None,
+    reduction: str = "mean",
+) -> Array:
+    """α-entmax loss (Peters, Niculae & Martins 2019; the entmax package's
+    `entmax_bisect_loss`), the Fenchel–Young loss of the Tsallis entropy H_α:
+        ℓ = ⟨p, s⟩ − s_y + H_α(p),   H_α(p) = (1 − Σ_k p_k^α)/(α(α − 1)),
+        p = entmax_bisect(s, α);   ∂ℓ/∂s = p − e_y.
+    α = 2 is `multiclass_sparsemax_loss`, α = 1.5 `entmax15_loss` (exact, by sorting), and
+    α = 1 the softmax cross-entropy (H₁ = −Σ p·log p). Shapes: scores (..., K), integer
+    targets (...) → losses (...); `where` (...) masks rows. ℓ ≥ 0, = 0 exactly when p = e_y
+    (which a finite margin reaches for α > 1: the loss is sparse). Stable at ±1e4."""
+    alpha = float(check_in_range(alpha, "alpha", 1.0, math.inf))
+    n_iter = check_positive_int(n_iter, "n_iter")
+    project = lambda s: entmax_bisect(s, alpha, n_iter=n_iter)
+    return _tsallis_fenchel_young(
+        "entmax_bisect_loss", project, alpha, scores, targets, where, reduction
+    )
+
+
+def entmax15_loss(
+    scores: Array, targets: Array, *, where: Any = None, reduction: str = "mean"
+) -> Array:
+    """1.5-entmax loss (the entmax package's `entmax15_loss`): `entmax_bisect_loss` at
+    α = 1.5 with p = entmax15(s) found exactly by sorting:
+        ℓ = ⟨p, s⟩ − s_y + (1 − Σ_k p_k^{3/2})/0.75;   ∂ℓ/∂s = p − e_y.
+    Shapes: scores (..., K), integer targets (...) → losses (...)."""
+    return _tsallis_fenchel_young("entmax15_loss", entmax15, 1.5, scores, targets, where, reduction)
+
+
 # -------------------------------------------------------------- similarity and metrics
 
 
@@ -896,15 +965,30 @@ def triplet_margin_loss(
 
 
 def ntxent(
-    embeddings: Array, labels: Array, temperature: float = 0.07, *, reduction: str = "mean"
+    embeddings: Array,
+    labels: Array,
+    temperature: float = 0.07,
+    *,
+    where: Any = None,
+    reduction: str = "mean",
 ) -> Array:
     """NT-Xent, the normalized temperature-scaled cross-entropy of SimCLR (Chen et al. 2020;
-    optax's `ntxent`). With c_ij = cosine(e_i, e_j)/τ, P = {(i, j): i ≠ j, labels equal},
-    N(i) = {k : labels differ}:
-        ℓ_ij = −log( e^{c_ij} / (e^{c_ij} + Σ_{k ∈ N(i)} e^{c_ik}) )  for (i, j) ∈ P.
-    Shapes: embeddings (B, D), integer labels (B,); "mean" averages over the pairs in P,
-    "sum" adds them, "none" gives the (B, B) matrix of ℓ_ij (0 off P). Every logit is
-    shifted by its row's maximum (stable for τ → 0 and |e| = 1e4); zero embeddings give
+    optax's `ntxent`). With c_ij = cosine(e_i, e_j)/τ, over the kept examples K (`where`),
+    P = {(i, j) ∈ K²: i ≠ j, labels equal}, N(i) = {k ∈ K : labels differ}:
+        ℓ_ij = −log( e^{c_ij} / (e^{c_ij} + Σ_{k ∈ N(i)} e^{c_ik}) )
+             = logaddexp(c_ij, logsumexp_{k ∈ N(i)} c_ik) − c_ij     for (i, j) ∈ P.
+    Shapes: embeddings (B, D), integer labels (B,), where (B,) bool; "mean" averages over
+    the pairs in P, "sum" adds them, "none" gives the (B, B) matrix of ℓ_ij (0 off P).
+
+    A masked-out example (where[i] False) is neither an anchor, nor a positive, nor a
+    negative: the loss equals optax's `ntxent` of the kept rows alone. Its embedding is
+    replaced by zeros before any arithmetic, so NaN/inf there reaches neither the value nor
+    the gradient (which is 0 there). No pair left (everything masked, or no two kept
+    examples share a label) gives 0, not 0/0.
+
+    Stability: each pair is computed as a logaddexp of its own logit and a log-sum-exp of
+    its row's negatives (shifted by their maximum), so τ = 1e-3 (logits of ±1e3, where
+    e^{c − max} would underflow to 0/0) and |e| = 1e4 stay finite; zero embeddings give
     cosine 0 (norms are floored at 1e-8)."""
     check_choice(reduction, "reduction", REDUCTIONS)
     check_floating(embeddings, "ntxent: embeddings")
@@ -916,41 +1000,65 @@ def ntxent(
         raise ValueError(
             f"ntxent: embeddings must be (B, D) and labels (B,), got {e.shape} and {labels.shape}."
         )
+    keep = _check_where(where, labels.shape, "ntxent", of="the labels'")
+    e = _clean(e, keep)  # masked examples: zero vectors, before any arithmetic
+    kept = jnp.ones(labels.shape, bool) if keep is None else keep  # (B,)
+    both = kept[:, None] & kept[None, :]  # (B, B): pairs of kept examples
     unit = _unit(e, 1e-16)
     c = unit @ unit.T / tau  # (B, B)
     same = labels[:, None] == labels[None, :]
-    positive = same & ~jnp.eye(e.shape[0], dtype=bool)
-    negative = ~same
-    m = jax.lax.stop_gradient(jnp.max(c, axis=1, keepdims=True))
-    shifted = c - m
-    negatives = jnp.sum(jnp.where(negative, jnp.exp(shifted), 0.0), axis=1, keepdims=True)
-    pair = shifted - jnp.log(jnp.exp(shifted) + negatives)  # log-softmax of each positive
-    losses = jnp.where(positive, -pair, 0.0)
+    positive = same & ~jnp.eye(e.shape[0], dtype=bool) & both
+    negative = ~same & both
+    # log Σ_{k ∈ N(i)} e^{c_ik}, −∞ for a row without negatives (double where: no log 0).
+    top = jnp.max(jnp.where(negative, c, -jnp.inf), axis=1, keepdims=True)  # (B, 1)
+    has_negative = jnp.any(negative, axis=1, keepdims=True)
+    top = jax.lax.stop_gradient(jnp.where(has_negative, top, 0.0))
+    shifted = jnp.where(negative, c - top, 0.0)  # ≤ 0; others (up to 2/τ) never reach exp
+    total = jnp.sum(jnp.where(negative, jnp.exp(shifted), 0.0), axis=1, keepdims=True)
+    safe_total = jnp.where(has_negative, total, 1.0)
+    lse_negative = jnp.where(has_negative, top + jnp.log(safe_total), -jnp.inf)  # (B, 1)
+    pair = jnp.logaddexp(c, lse_negative) - c  # (B, B): ℓ_ij
+    losses = jnp.where(positive, pair, 0.0)
     if reduction == "none":
         return losses
-    total = jnp.sum(losses)
+    total_loss = jnp.sum(losses)
     if reduction == "sum":
-        return total
-    return total / jnp.maximum(jnp.sum(positive), 1).astype(total.dtype)
+        return total_loss
+    return total_loss / jnp.maximum(jnp.sum(positive), 1).astype(total_loss.dtype)
 
 
 def dice_loss(
     logits: Array,
     targets: Array,
     *,
+    class_weights: Any = None,
     smooth: float = 1.0,
     alpha: float = 0.5,
     beta: float = 0.5,
     apply_softmax: bool = True,
+    where: Any = None,
     reduction: str = "mean",
 ) -> Array:
     """Dice / Tversky loss for segmentation (Milletari et al. 2016; optax's `dice_loss`):
         P = softmax(logits) over the class axis (sigmoid when C = 1; the logits themselves
-        with apply_softmax=False), I = Σ P·Y, and per sample and class
-        ℓ = 1 − (I + s)/(I + α·(ΣP − I) + β·(ΣY − I) + s),
-    sums over the spatial axes 1 … ndim − 2. Shapes: logits and one-hot targets
-    (B, *spatial, C); losses (B, C) — "mean" averages them all (optax averages over C and
-    returns (B,); the means agree). α = β = ½ is Dice, α + β = 1 Tversky; s = smooth > 0."""
+        with apply_softmax=False), I = Σ P·Y, and per sample b and class c
+        ℓ_bc = w_c·(1 − (I + s)/(I + α·(ΣP − I) + β·(ΣY − I) + s)),
+    sums over the spatial axes 1 … ndim − 2 (the kept pixels only, with `where`).
+    Shapes: logits and one-hot targets (B, *spatial, C); losses (B, C) — "mean" averages
+    them all (optax averages over C and returns (B,); the means agree). α = β = ½ is Dice,
+    α + β = 1 Tversky; s = smooth > 0.
+
+    class_weights w: optional (C,) non-negative floats multiplying each class's loss, as
+    optax's `class_weights` (w_c = 0 drops class c, e.g. the background); "mean" still
+    divides by the number of (sample, class) entries, not by Σ w (optax's convention).
+
+    where: optional bool mask of shape (B, *spatial) = logits.shape[:-1], True at pixels
+    that count (False at "void"/unlabelled ones, torch's ignore_index). A masked pixel's
+    logits and targets are replaced by zeros before any arithmetic — NaN/inf there reaches
+    neither the value nor the gradient (0 there) — and it enters none of I, ΣP, ΣY. A sample
+    with no kept pixel is itself masked: its losses are 0 in "none" and "mean" divides by
+    C·(the number of samples with a kept pixel); nothing kept at all gives 0, not 0/0.
+    """
     check_choice(reduction, "reduction", REDUCTIONS)
     check_floating(logits, "dice_loss: logits")
     check_same_shape(logits, targets, "logits", "targets")
@@ -958,22 +1066,48 @@ def dice_loss(
         raise ValueError(f"dice_loss: need (B, …, C), got shape {jnp.shape(logits)}.")
     smooth = check_in_range(smooth, "smooth", 0.0, math.inf, low_inclusive=False)
     alpha, beta = check_real(alpha, "alpha"), check_real(beta, "beta")
+    shape = tuple(jnp.shape(logits))
+    pixels = _check_where(where, shape[:-1], "dice_loss", of="logits.shape[:-1] (B, *spatial)")
     z = jnp.asarray(logits)
     z = z.astype(_compute_dtype(z.dtype))
-    y = jnp.asarray(targets).astype(z.dtype)
+    y = _clean(jnp.asarray(targets).astype(z.dtype), pixels)
+    z = _clean(z, pixels)
     if apply_softmax:
         p = sigmoid(z) if z.shape[-1] == 1 else softmax(z, axis=-1)
     else:
         p = z
+    p = _clean(p, pixels)  # softmax of a cleaned pixel is 1/C, not 0: drop it from ΣP
     axes = tuple(range(1, z.ndim - 1))
-    intersection = jnp.sum(p * y, axis=axes)
+    intersection = jnp.sum(p * y, axis=axes)  # (B, C)
     denominator = (
         intersection
         + alpha * (jnp.sum(p, axis=axes) - intersection)
         + beta * (jnp.sum(y, axis=axes) - intersection)
         + smooth
     )
-    return _reduce(1 - (intersection + smooth) / denominator, reduction, fn="dice_loss")
+    losses = 1 - (intersection + smooth) / denominator  # (B, C)
+    if class_weights is not None:
+        weights = _dice_class_weights(class_weights, shape[-1]).astype(losses.dtype)
+        losses = losses * weights[None, :]  # (B, C) · (1, C)
+    rows = None
+    if pixels is not None:  # a sample counts when any of its pixels does
+        kept = jnp.any(pixels.reshape(shape[0], -1), axis=1)  # (B,)
+        rows = jnp.broadcast_to(kept[:, None], losses.shape)
+    return _reduce(losses, reduction, rows, fn="dice_loss")
+
+
+def _dice_class_weights(class_weights: Any, num_classes: int) -> Array:
+    """class_weights as a (C,) float array; TypeError/ValueError naming it otherwise."""
+    w = jnp.asarray(class_weights)
+    if not (jnp.issubdtype(w.dtype, jnp.floating) or jnp.issubdtype(w.dtype, jnp.integer)):
+        raise TypeError(f"dice_loss: class_weights must be real numbers, got dtype {w.dtype}.")
+    if w.shape != (num_classes,):
+        raise ValueError(
+            f"dice_loss: class_weights.shape={w.shape} must be (C,) = ({num_classes},), one "
+            f"weight per class of the logits."
+        )
+    _refuse_negative(w, None, "dice_loss", "class_weights must be ≥ 0")
+    return w
 
 
 # ---------------------------------------------------------------------------------- CTC

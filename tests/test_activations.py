@@ -297,6 +297,15 @@ def test_glu_halves_the_axis_and_matches_reference_and_finite_differences():
 SIMPLEX = [
     ("sparsemax", act.sparsemax, ref.sparsemax, 2.0),
     ("entmax15", act.entmax15, ref.entmax15, 1.5),
+    *[
+        (
+            f"entmax_bisect({alpha})",
+            lambda x, axis=-1, a=alpha: act.entmax_bisect(x, a, axis),
+            lambda x, axis=-1, a=alpha: ref.entmax_bisect(x, a, axis),
+            alpha,
+        )
+        for alpha in (1.3, 1.5, 2.0, 3.0)
+    ],
 ]
 Z = np.array([[0.3, -1.2, 2.0, 1.9, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0], [5.0, 0.1, 0.2, -3.0, 4.6]])
 
@@ -324,3 +333,91 @@ def test_sparse_maps_are_finite_at_extremes(name, fn, ref_fn, alpha):
     np.testing.assert_allclose(np.sum(p, axis=-1), 1.0, rtol=1e-6)
     with pytest.raises(TypeError, match="floating"):
         fn(jnp.ones(3, jnp.int32))
+
+
+# --------------------------------------------------------------- α-entmax by bisection
+
+
+def _sparsemax_jacobian(p):
+    """Closed form for α = 2: diag(s) − s·sᵀ/|S|, s the support indicator."""
+    s = (p > 0).astype(np.float64)
+    return np.diag(s) - np.outer(s, s) / s.sum()
+
+
+def _entmax15_jacobian(p):
+    """Closed form for α = 1.5: diag(√p) − √p·√pᵀ/Σ√p."""
+    r = np.sqrt(p)
+    return np.diag(r) - np.outer(r, r) / r.sum()
+
+
+@pytest.mark.parametrize(
+    ("alpha", "exact", "jacobian"),
+    [(2.0, act.sparsemax, _sparsemax_jacobian), (1.5, act.entmax15, _entmax15_jacobian)],
+    ids=["sparsemax", "entmax15"],
+)
+def test_entmax_bisect_is_the_sort_based_map_with_its_closed_form_jacobian(alpha, exact, jacobian):
+    with jax.enable_x64(True):
+        x = jnp.asarray(Z)
+        p = np.asarray(act.entmax_bisect(x, alpha))
+        np.testing.assert_allclose(p, exact(x), atol=1e-14)  # the exact threshold by sorting
+        rows = range(len(Z))  # (B, K, B, K) Jacobians: row b depends on row b only
+        backward = np.asarray(jax.jacrev(act.entmax_bisect)(x, alpha))
+        forward = np.asarray(jax.jacfwd(act.entmax_bisect)(x, alpha))
+        for b in rows:
+            want = jacobian(p[b])
+            np.testing.assert_allclose(backward[b, :, b], want, atol=1e-13)
+            np.testing.assert_allclose(forward[b, :, b], want, atol=1e-13)
+            others = [c for c in rows if c != b]
+            assert not backward[b][:, others].any() and not forward[b][:, others].any()
+
+
+def test_entmax_bisect_at_alpha_one_is_softmax_and_tends_to_it():
+    x = np.random.default_rng(5).normal(size=(4, 6)) * 2
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(
+            act.entmax_bisect(jnp.asarray(x), 1.0), ref.softmax(x), rtol=1e-13
+        )
+        gaps = [
+            np.abs(act.entmax_bisect(jnp.asarray(x), 1 + eps) - ref.softmax(x)).max()
+            for eps in (1e-2, 1e-3, 1e-4)
+        ]
+    # p(1 + ε) − softmax = O(ε): each tenfold smaller ε gives a roughly tenfold smaller gap.
+    assert gaps[0] < 0.05 and 7 < gaps[0] / gaps[1] < 13 and 7 < gaps[1] / gaps[2] < 13, gaps
+
+
+def test_entmax_bisect_at_plus_minus_1e4_minus_inf_and_narrow_dtypes():
+    x = jnp.asarray(
+        [[1e4, -1e4, 0.0, 1e4 - 0.5], [-1e4] * 4, [-jnp.inf, 1.0, 2.0, -jnp.inf], [-jnp.inf] * 4],
+        jnp.float32,
+    )
+    v = jnp.asarray(np.random.default_rng(6).normal(size=x.shape), jnp.float32)
+    for alpha in (1.2, 1.5, 2.0, 3.0):
+        p, vjp = jax.vjp(lambda z, a=alpha: act.entmax_bisect(z, a), x)
+        (grad,) = vjp(v)
+        chex.assert_tree_all_finite((p, grad))
+        finite = np.asarray(x[:3], np.float64)
+        np.testing.assert_allclose(p[:3], ref.entmax_bisect(finite, alpha), atol=1e-6)
+        np.testing.assert_allclose(np.sum(p[:3], axis=-1), 1.0, rtol=1e-6)
+        assert (np.asarray(p[2])[[0, 3]] == 0).all() and (np.asarray(p[3]) == 0).all()
+        assert (np.asarray(grad)[3] == 0).all()  # the empty row: zeros, zero gradient
+        want = ref.entmax_vjp(np.asarray(p[:3], np.float64), np.asarray(v[:3]), alpha)
+        np.testing.assert_allclose(grad[:3], want, atol=1e-5)
+    half = act.entmax_bisect(jnp.asarray(Z, jnp.bfloat16), 1.5)
+    assert half.dtype == jnp.bfloat16  # computed in float32, handed back in the input's dtype
+    np.testing.assert_allclose(np.asarray(half, np.float32), ref.entmax15(Z), atol=1e-2)
+
+
+def test_entmax_bisect_refuses_bad_arguments_by_name():
+    x = jnp.ones(3)
+    with pytest.raises(ValueError, match=r"alpha must be .*≥ 1.*alpha=0.5"):
+        act.entmax_bisect(x, 0.5)
+    with pytest.raises(ValueError, match="alpha=inf"):
+        act.entmax_bisect(x, float("inf"))
+    with pytest.raises(TypeError, match="alpha must be a real number"):
+        act.entmax_bisect(x, "1.5")
+    with pytest.raises(ValueError, match="n_iter must be an int ≥ 1, got n_iter=0"):
+        act.entmax_bisect(x, 1.5, n_iter=0)
+    with pytest.raises(TypeError, match="n_iter must be an int ≥ 1, got n_iter=2.5"):
+        act.entmax_bisect(x, 1.5, n_iter=2.5)
+    with pytest.raises(TypeError, match="floating"):
+        act.entmax_bisect(jnp.ones(3, jnp.int32))

@@ -515,6 +515,21 @@ CATALOGUE = {
         {},
         ROW,
     ),
+    "entmax15_loss": (losses.entmax15_loss, ref.entmax15_loss, (P, IDS3), {}, ROW),
+    "entmax_bisect_loss": (
+        losses.entmax_bisect_loss,
+        ref.entmax_bisect_loss,
+        (P, IDS3),
+        {"alpha": 1.3},
+        ROW,
+    ),
+    "entmax_bisect_loss_alpha3": (
+        losses.entmax_bisect_loss,
+        ref.entmax_bisect_loss,
+        (P, IDS3),
+        {"alpha": 3.0},
+        ROW,
+    ),
     "cosine_similarity": (losses.cosine_similarity, ref.cosine_similarity, (P, Y), {}, ROW),
     "cosine_distance": (
         losses.cosine_distance,
@@ -746,3 +761,192 @@ def test_value_checks_skip_masked_padding():
     )
     with pytest.raises(ValueError, match=r"±1, got \[7.0\]"):
         losses.hinge_loss(jnp.zeros(2), jnp.array([1.0, 7.0]))
+
+
+# ----------------------------------------------------------------------- entmax losses
+
+
+def test_entmax_bisect_loss_spans_cross_entropy_to_sparsemax_with_gradient_p_minus_onehot():
+    onehot = np.eye(4)[IDS3]
+    with jax.enable_x64(True):
+        at = lambda alpha: losses.entmax_bisect_loss(
+            jnp.asarray(P), IDS3, alpha=alpha, reduction="none"
+        )
+        np.testing.assert_allclose(at(1.0), ref.cross_entropy(P, IDS3, reduction="none"))
+        np.testing.assert_allclose(at(2.0), ref.multiclass_sparsemax_loss(P, IDS3), atol=1e-14)
+        np.testing.assert_allclose(at(1.5), ref.entmax15_loss(P, IDS3), atol=1e-14)
+        for alpha, p in [(1.0, ref.softmax(P)), (1.3, ref.entmax_bisect(P, 1.3))]:
+            grad = jax.grad(
+                lambda s, a=alpha: losses.entmax_bisect_loss(s, IDS3, alpha=a, reduction="sum")
+            )(jnp.asarray(P))
+            np.testing.assert_allclose(grad, p - onehot, atol=1e-13)  # Danskin: ∂ℓ/∂s = p − e_y
+        grad15 = jax.grad(lambda s: losses.entmax15_loss(s, IDS3, reduction="sum"))(jnp.asarray(P))
+        np.testing.assert_allclose(grad15, ref.entmax15(P) - onehot, atol=1e-13)
+    # Sparse: a margin of 2/(α − 1)·… puts all mass on the target, and the loss is exactly 0.
+    clear = jnp.asarray([[10.0, 0.0, 0.0], [0.0, 0.0, 10.0]])
+    assert float(losses.entmax15_loss(clear, jnp.array([0, 2]))) == 0.0
+    assert float(losses.entmax_bisect_loss(clear, jnp.array([0, 2]), alpha=1.2)) == 0.0
+
+
+def test_entmax_losses_refuse_bad_arguments_by_name():
+    s, y = jnp.zeros((2, 3)), jnp.array([0, 1])
+    with pytest.raises(ValueError, match=r"alpha must be in \[1.0, inf\), got alpha=0.9"):
+        losses.entmax_bisect_loss(s, y, alpha=0.9)
+    with pytest.raises(ValueError, match="n_iter"):
+        losses.entmax_bisect_loss(s, y, n_iter=0)
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        losses.entmax15_loss(s, jnp.array([0, 3]))
+    with pytest.raises(TypeError, match="integer class ids"):
+        losses.entmax_bisect_loss(s, jnp.zeros(2))
+
+
+# -------------------------------------------------------- dice: class weights and masks
+SEG_Z = _C.normal(size=(3, 3, 4, 4)) * 2  # (B, H, W, C)
+SEG_Y = np.eye(4)[_C.integers(0, 4, size=(3, 3, 4))]
+SEG_W = np.array([0.0, 1.0, 2.5, 0.5])  # class 0 (background) dropped
+SEG_KEEP = _C.uniform(size=(3, 3, 4)) > 0.3
+SEG_KEEP[2] = False  # the last sample has no kept pixel
+
+
+def _dice_rows(keep):
+    return np.broadcast_to(keep.reshape(len(keep), -1).any(1)[:, None], (len(keep), 4))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_dice_loss_class_weights_and_pixel_mask_match_the_transcription(reduction):
+    kwargs = {"class_weights": SEG_W, "alpha": 0.3, "beta": 0.7}
+    dirty = np.where(SEG_KEEP[..., None], SEG_Z, np.nan)  # garbage under the mask
+    with jax.enable_x64(True):
+        got = losses.dice_loss(
+            jnp.asarray(dirty), jnp.asarray(SEG_Y), where=SEG_KEEP, reduction=reduction, **kwargs
+        )
+        weighted = losses.dice_loss(
+            jnp.asarray(SEG_Z), jnp.asarray(SEG_Y), **kwargs, reduction=reduction
+        )
+    per = ref.dice_loss(SEG_Z, SEG_Y, where=SEG_KEEP, **kwargs)
+    np.testing.assert_allclose(
+        got, ref.reduce_losses(per, reduction, _dice_rows(SEG_KEEP)), rtol=1e-12
+    )
+    # "mean" divides by C × (samples with a kept pixel) = 4 × 2, not by B·C or Σ w.
+    if reduction == "mean":
+        np.testing.assert_allclose(got, per[:2].sum() / 8, rtol=1e-12)
+    unmasked = ref.reduce_losses(ref.dice_loss(SEG_Z, SEG_Y, **kwargs), reduction)
+    np.testing.assert_allclose(weighted, unmasked, rtol=1e-12)
+
+
+def test_dice_loss_mask_gradient_matches_finite_differences_and_ignores_garbage():
+    kwargs = {"class_weights": SEG_W}
+    dirty = np.where(SEG_KEEP[..., None], SEG_Z, np.inf)
+    with jax.enable_x64(True):
+        loss = lambda z, w: losses.dice_loss(z, jnp.asarray(SEG_Y), where=w, **kwargs)
+        value, grad = jax.jit(jax.value_and_grad(loss))(jnp.asarray(dirty), SEG_KEEP)
+        nothing, no_grad = jax.jit(jax.value_and_grad(loss))(
+            jnp.asarray(dirty), np.zeros_like(SEG_KEEP)
+        )
+        sigmoid = losses.dice_loss(
+            jnp.asarray(dirty[..., :1]),
+            jnp.asarray(SEG_Y[..., :1]),
+            where=SEG_KEEP,
+            reduction="none",
+        )
+    rows = _dice_rows(SEG_KEEP)
+    fd = numerical_grad(
+        lambda z: float(
+            ref.reduce_losses(ref.dice_loss(z, SEG_Y, where=SEG_KEEP, **kwargs), "mean", rows)
+        ),
+        SEG_Z,
+    )
+    np.testing.assert_allclose(
+        value,
+        ref.reduce_losses(ref.dice_loss(SEG_Z, SEG_Y, where=SEG_KEEP, **kwargs), "mean", rows),
+    )
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-9)
+    assert (np.asarray(grad)[~SEG_KEEP] == 0).all() and np.isfinite(np.asarray(grad)).all()
+    assert float(nothing) == 0.0 and (np.asarray(no_grad) == 0).all()  # all masked: 0, not 0/0
+    want = ref.reduce_losses(
+        ref.dice_loss(SEG_Z[..., :1], SEG_Y[..., :1], where=SEG_KEEP),
+        "none",
+        _dice_rows(SEG_KEEP)[:, :1],
+    )
+    np.testing.assert_allclose(sigmoid, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"where": np.ones((3, 3, 4), int)}, TypeError, "where must be a boolean mask"),
+        (
+            {"where": np.ones((3, 3, 4, 4), bool)},
+            ValueError,
+            r"where.shape=\(3, 3, 4, 4\).*\(3, 3, 4\)",
+        ),
+        ({"where": np.ones((3,), bool)}, ValueError, r"where.shape=\(3,\)"),
+        (
+            {"class_weights": np.ones(3)},
+            ValueError,
+            r"class_weights.shape=\(3,\) must be \(C,\) = \(4,\)",
+        ),
+        ({"class_weights": np.ones((1, 4))}, ValueError, r"class_weights.shape=\(1, 4\)"),
+        ({"class_weights": -np.ones(4)}, ValueError, "class_weights must be ≥ 0"),
+        ({"class_weights": np.ones(4, bool)}, TypeError, "class_weights must be real"),
+    ],
+)
+def test_dice_loss_refuses_bad_masks_and_weights_by_name(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        losses.dice_loss(jnp.asarray(SEG_Z), jnp.asarray(SEG_Y), **kwargs)
+
+
+# ------------------------------------------------------------------------ ntxent masks
+NT_E = _C.normal(size=(7, 3))
+NT_LABELS = np.array([0, 0, 1, 1, 2, 2, 1])
+NT_KEEP = np.array([True, True, False, True, True, True, False])  # 3's partner gone: no pair
+
+
+def test_ntxent_mask_drops_examples_as_anchors_positives_and_negatives():
+    dirty = np.where(NT_KEEP[:, None], NT_E, np.nan)
+
+    @jax.jit
+    def run(e, keep):  # one program: value, gradient, the pair matrix and the sum
+        loss = lambda v, w: losses.ntxent(v, NT_LABELS, 0.5, where=w)
+        value, grad = jax.value_and_grad(loss)(e, keep)
+        pairs = losses.ntxent(e, NT_LABELS, 0.5, where=keep, reduction="none")
+        total = losses.ntxent(e, NT_LABELS, 0.5, where=keep, reduction="sum")
+        return value, grad, pairs, total
+
+    with jax.enable_x64(True):
+        value, grad, pairs, total = run(jnp.asarray(dirty), NT_KEEP)
+        nothing, no_grad, _, _ = run(jnp.asarray(dirty), np.zeros(7, bool))
+    want = ref.ntxent(NT_E, NT_LABELS, 0.5, where=NT_KEEP)
+    np.testing.assert_allclose(value, want, rtol=1e-12)
+    np.testing.assert_allclose(
+        value, ref.ntxent(NT_E[NT_KEEP], NT_LABELS[NT_KEEP], 0.5), rtol=1e-12
+    )
+    # 4 positive pairs survive: (0, 1), (1, 0), (4, 5), (5, 4); 3 has lost its partners.
+    pairs = np.asarray(pairs)
+    assert (
+        np.count_nonzero(pairs) == 4 and not pairs[~NT_KEEP].any() and not pairs[:, ~NT_KEEP].any()
+    )
+    np.testing.assert_allclose(total, 4 * want, rtol=1e-12)
+    fd = numerical_grad(lambda e: ref.ntxent(e, NT_LABELS, 0.5, where=NT_KEEP), NT_E)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
+    assert (np.asarray(grad)[~NT_KEEP] == 0).all()
+    assert float(nothing) == 0.0 and (np.asarray(no_grad) == 0).all()  # no pair: 0, not 0/0
+
+
+def test_ntxent_is_finite_and_exact_at_small_temperature():
+    run = jax.jit(jax.value_and_grad(lambda e: losses.ntxent(e, NT_LABELS, 1e-3)))
+    with jax.enable_x64(True):
+        value, _ = run(jnp.asarray(NT_E))
+    np.testing.assert_allclose(value, ref.ntxent(NT_E, NT_LABELS, 1e-3), rtol=1e-10)
+    value, grad = run(jnp.asarray(NT_E, jnp.float32))
+    chex.assert_tree_all_finite((value, grad))
+    np.testing.assert_allclose(value, ref.ntxent(NT_E, NT_LABELS, 1e-3), rtol=1e-4)
+
+
+def test_ntxent_refuses_a_bad_mask_by_name():
+    with pytest.raises(TypeError, match="ntxent: where must be a boolean mask"):
+        losses.ntxent(jnp.asarray(NT_E), NT_LABELS, where=np.ones(7))
+    with pytest.raises(
+        ValueError, match=r"ntxent: where.shape=\(6,\) must equal the labels' shape"
+    ):
+        losses.ntxent(jnp.asarray(NT_E), NT_LABELS, where=np.ones(6, bool))

@@ -115,6 +115,54 @@ compare(
     theirs_is_torch=False,
 )
 
+# α-entmax by bisection: torch has no entmax and the `entmax` package is not a dependency, so
+# α = 2 is held against optax's projection_simplex (sparsemax), α = 1.5 against funcnn's exact
+# sort-based entmax15, and α = 1 against softmax. The gradient is the custom implicit JVP.
+# Bisection leaves τ within 2⁻⁵⁰ ≈ 9e-16 (absolute) of the exact threshold: ≈ 1e-14 relative
+# on a small p_i.
+SIMPLEX_V = jax.vmap(optax.projections.projection_simplex)
+compare(
+    "entmax_bisect(α=2)",
+    "optax",
+    lambda z: act.entmax_bisect(z, 2.0) * V,
+    lambda z: SIMPLEX_V(z) * V,
+    Z,
+    theirs_is_torch=False,
+)
+compare(
+    "entmax_bisect(α=2)",
+    "sparsemax",
+    lambda z: act.entmax_bisect(z, 2.0) * V,
+    lambda z: act.sparsemax(z) * V,
+    Z,
+    theirs_is_torch=False,
+)
+compare(
+    "entmax_bisect(α=1.5)",
+    "entmax15",
+    lambda z: act.entmax_bisect(z, 1.5) * V,
+    lambda z: act.entmax15(z) * V,
+    Z,
+    theirs_is_torch=False,
+)
+Z_WIDE = np.concatenate([Z, [[1e4, -1e4, 0.0, 1e4 - 0.5, 3.0, -2.0, 1e4 - 1.0, 0.5]]])
+V_WIDE = np.random.default_rng(1).normal(size=Z_WIDE.shape)  # own draw: RNG stays as before
+compare(
+    "entmax_bisect(α=1.5) ±1e4",
+    "entmax15",
+    lambda z: act.entmax_bisect(z, 1.5) * V_WIDE,
+    lambda z: act.entmax15(z) * V_WIDE,
+    Z_WIDE,
+    theirs_is_torch=False,
+)
+compare(
+    "entmax_bisect(α=1)",
+    "torch",
+    lambda z: act.entmax_bisect(z, 1.0) * V,
+    lambda z: torch.softmax(z, -1) * torch.tensor(V),
+    Z,
+)
+
 
 # ------------------------------------------------------------------------------- losses
 P, Y = RNG.normal(size=(4, 5)) * 2, RNG.normal(size=(4, 5))
@@ -316,6 +364,30 @@ compare(
     theirs_is_torch=False,
 )
 compare(
+    "entmax_bisect_loss(α=2)",
+    "optax",
+    lambda s: losses.entmax_bisect_loss(s, IDS, alpha=2.0, **none),
+    lambda s: optax.losses.multiclass_sparsemax_loss(s, IDS),
+    P,
+    theirs_is_torch=False,
+)
+compare(
+    "entmax_bisect_loss(α=1)",
+    "torch",
+    lambda s: losses.entmax_bisect_loss(s, IDS, alpha=1.0, **none),
+    lambda s: F.cross_entropy(s, ids_t, **none),
+    P,
+)
+# One row's loss is 3e-5 (terms of ~5 cancel): 1e-17 absolute is ~2e-13 relative there.
+compare(
+    "entmax_bisect_loss(α=1.5)",
+    "entmax15_loss",
+    lambda s: losses.entmax_bisect_loss(s, IDS, alpha=1.5, **none),
+    lambda s: losses.entmax15_loss(s, IDS, **none),
+    P,
+    theirs_is_torch=False,
+)
+compare(
     "cosine_similarity",
     "torch",
     lambda a, b: losses.cosine_similarity(a, b, **none),
@@ -363,6 +435,27 @@ compare(
     E,
     theirs_is_torch=False,
 )
+# With a mask: a masked-out example is neither anchor, positive nor negative, so funcnn's
+# masked loss equals optax's on the kept rows alone.
+E_KEEP = np.array([True, True, False, True, True, True])
+compare(
+    "ntxent(τ=0.5, where)",
+    "optax",
+    lambda e: losses.ntxent(e, LAB, 0.5, where=E_KEEP),
+    lambda e: optax.losses.ntxent(e[E_KEEP], jnp.asarray(LAB[E_KEEP]), 0.5),
+    E,
+    theirs_is_torch=False,
+)
+# At τ = 0.02 some gradient entries are ~4e-12, left by cancelling terms of ~17: the two
+# agree to 1e-14 absolute there, which reads as ~1e-6 relative.
+compare(
+    "ntxent(τ=0.02)",
+    "optax",
+    lambda e: losses.ntxent(e, LAB, 0.02),
+    lambda e: optax.losses.ntxent(e, jnp.asarray(LAB), 0.02),
+    E,
+    theirs_is_torch=False,
+)
 SEG = RNG.normal(size=(2, 3, 3, 4))
 ONEHOT = np.eye(4)[RNG.integers(0, 4, size=(2, 3, 3))]
 compare(
@@ -370,6 +463,33 @@ compare(
     "optax",
     lambda z: losses.dice_loss(z, ONEHOT, reduction="none").mean(-1),
     lambda z: optax.losses.dice_loss(z, jnp.asarray(ONEHOT)),
+    SEG,
+    theirs_is_torch=False,
+)
+CLASS_W = np.array([0.0, 1.0, 2.5, 0.5])
+compare(
+    "dice_loss(class_weights, α=.3, β=.7)",
+    "optax",
+    lambda z: losses.dice_loss(
+        z, ONEHOT, class_weights=CLASS_W, alpha=0.3, beta=0.7, reduction="none"
+    ).mean(-1),
+    lambda z: optax.losses.dice_loss(
+        z, jnp.asarray(ONEHOT), class_weights=jnp.asarray(CLASS_W), alpha=0.3, beta=0.7
+    ),
+    SEG,
+    theirs_is_torch=False,
+)
+# optax has no mask: masking the last image column must equal optax on the cropped image.
+COLUMNS = np.broadcast_to(np.arange(3) < 2, (2, 3, 3))
+compare(
+    "dice_loss(where)",
+    "optax",
+    lambda z: losses.dice_loss(
+        z, ONEHOT, class_weights=CLASS_W, where=COLUMNS, reduction="none"
+    ).mean(-1),
+    lambda z: optax.losses.dice_loss(
+        z[:, :, :2], jnp.asarray(ONEHOT[:, :, :2]), class_weights=jnp.asarray(CLASS_W)
+    ),
     SEG,
     theirs_is_torch=False,
 )
@@ -565,9 +685,9 @@ for name, (schedule, theirs) in OPTAX_SCHEDULES.items():
 
 
 # ------------------------------------------------------------------------------ report
-print(f"{'function':34s} {'peer':7s} {'value':>9s} {'gradient':>9s}")
+print(f"{'function':38s} {'peer':13s} {'value':>9s} {'gradient':>9s}")
 for name, peer, value, grad in ROWS:
     g = "—" if np.isnan(grad) else f"{grad:.1e}"
-    print(f"{name:34s} {peer:7s} {value:9.1e} {g:>9s}")
+    print(f"{name:38s} {peer:13s} {value:9.1e} {g:>9s}")
 worst = max(v for _, _, v, _ in ROWS)
 print(f"\n{len(ROWS)} comparisons; worst value error {worst:.1e}")

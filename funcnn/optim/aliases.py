@@ -304,7 +304,7 @@ def adamax(
         mₜ = β₁·mₜ₋₁ + (1−β₁)·g,   uₜ = max(β₂·uₜ₋₁, |g| + ε)
         θ ← θ − ηₜ·mₜ/((1−β₁ᵗ)·uₜ)
 
-    optax's `adamax` adds ε after the max instead (see `scale_by_adamax`).
+    optax's `adamax` places ε the same way, inside the max (see `scale_by_adamax`).
     Chain: [add_decayed_weights] → scale_by_adamax → scale_by_learning_rate.
     """
     lr = as_schedule(learning_rate, "learning_rate")

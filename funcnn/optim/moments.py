@@ -257,9 +257,9 @@ def scale_by_adamax(
         mₜ = β₁·mₜ₋₁ + (1−β₁)·g,   uₜ = max(β₂·uₜ₋₁, |g| + ε),   m₀ = u₀ = 0
         d  = mₜ / ((1−β₁ᵗ)·uₜ)
 
-    `b1` = β₁, `b2` = β₂ ∈ [0, 1), `eps` = ε > 0. torch puts ε inside the max (as here);
-    optax's `scale_by_adamax` uses uₜ = max(β₂·uₜ₋₁, |g|) and d = m̂/(uₜ + ε), which differs
-    where |g| is small. The paper has no ε.
+    `b1` = β₁, `b2` = β₂ ∈ [0, 1), `eps` = ε > 0. torch.optim.Adamax and optax's
+    `scale_by_adamax` (0.2.8: `update_infinity_moment`, uₜ = max(|g| + ε, β₂·uₜ₋₁), then
+    m̂ₜ/uₜ) both put ε inside the max, as here, so the three agree. The paper has no ε.
     """
     b1 = check_hyperparameter(b1, "b1", high=1.0, high_inclusive=False)
     b2 = check_hyperparameter(b2, "b2", high=1.0, high_inclusive=False)

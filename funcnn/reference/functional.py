@@ -24,7 +24,9 @@ __all__ = [
     "elu",
     "elu_grad",
     "entmax15",
+    "entmax15_loss",
     "entmax_bisect",
+    "entmax_bisect_loss",
     "entmax_vjp",
     "gaussian_nll_loss",
     "gelu",
@@ -353,7 +355,7 @@ def entmax_vjp(p: Any, cotangent: Any, alpha: float) -> np.ndarray:
     """vᵀ·∂p/∂x for α-entmax, ∂p/∂x = diag(g) − g·gᵀ/Σg with g = p^{2−α} on the support
     (g = indicator for sparsemax, √p for 1.5-entmax), along the last axis."""
     p, v = _f64(p), _f64(cotangent)
-    g = np.where(p > 0, p ** (2.0 - alpha), 0.0)
+    g = np.where(p > 0, np.where(p > 0, p, 1.0) ** (2.0 - alpha), 0.0)  # no 0^(negative)
     return g * v - g * (g * v).sum(-1, keepdims=True) / g.sum(-1, keepdims=True)
 
 
@@ -609,11 +611,15 @@ def triplet_margin_loss(
     return np.maximum(d(a, p) - d(a, n) + margin, 0.0)
 
 
-def ntxent(embeddings: Any, labels: Any, temperature: float = 0.07) -> float:
+def ntxent(embeddings: Any, labels: Any, temperature: float = 0.07, where: Any = None) -> float:
     """Mean over the positive pairs (i ≠ j, same label) of
-    −log(e^{c_ij}/(e^{c_ij} + Σ_{negatives k} e^{c_ik})), c = cosine/τ."""
+    −log(e^{c_ij}/(e^{c_ij} + Σ_{negatives k} e^{c_ik})), c = cosine/τ. With `where`, the
+    masked examples are dropped first: neither anchors, positives nor negatives."""
     e = _f64(embeddings)
     labels = np.asarray(labels)
+    if where is not None:
+        keep = np.asarray(where, bool)
+        e, labels = e[keep], labels[keep]
     unit = e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-8)
     c = unit @ unit.T / temperature
     total, count = 0.0, 0
@@ -635,14 +641,38 @@ def dice_loss(
     alpha: float = 0.5,
     beta: float = 0.5,
     apply_softmax: bool = True,
+    class_weights: Any = None,
+    where: Any = None,
 ) -> np.ndarray:
-    """1 − (I + s)/(I + α(ΣP − I) + β(ΣY − I) + s) per sample and class, (B, C)."""
+    """w_c·(1 − (I + s)/(I + α(ΣP − I) + β(ΣY − I) + s)) per sample and class, (B, C); the
+    sums run over the pixels `where` keeps (B, *spatial) — the others hold 0 in P and Y."""
     z, y = _f64(logits), _f64(targets)
+    keep = np.ones(z.shape[:-1], bool) if where is None else np.asarray(where, bool)
+    z = np.where(keep[..., None], z, 0.0)  # masked pixels may hold NaN: never computed on
     p = (sigmoid(z) if z.shape[-1] == 1 else softmax(z)) if apply_softmax else z
+    p, y = np.where(keep[..., None], p, 0.0), np.where(keep[..., None], y, 0.0)
     axes = tuple(range(1, z.ndim - 1))
     i = (p * y).sum(axes)
     den = i + alpha * (p.sum(axes) - i) + beta * (y.sum(axes) - i) + smooth
-    return 1 - (i + smooth) / den
+    out = 1 - (i + smooth) / den
+    return out if class_weights is None else out * _f64(class_weights)
+
+
+def _tsallis_loss(scores: Any, targets: Any, p: np.ndarray, alpha: float) -> np.ndarray:
+    """⟨p, s⟩ − s_y + (1 − Σ p^α)/(α(α − 1)): the Fenchel–Young loss of the Tsallis entropy."""
+    s = _f64(scores)
+    s_y = np.take_along_axis(s, np.asarray(targets)[..., None], axis=-1)[..., 0]
+    return (p * s).sum(-1) - s_y + (1 - (p**alpha).sum(-1)) / (alpha * (alpha - 1))
+
+
+def entmax_bisect_loss(scores: Any, targets: Any, alpha: float = 1.5) -> np.ndarray:
+    """The α-entmax loss with p = entmax_bisect(s, α) (α > 1)."""
+    return _tsallis_loss(scores, targets, entmax_bisect(scores, alpha), alpha)
+
+
+def entmax15_loss(scores: Any, targets: Any) -> np.ndarray:
+    """The 1.5-entmax loss: ⟨p, s⟩ − s_y + (1 − Σ p^{3/2})/0.75, p = entmax15(s)."""
+    return _tsallis_loss(scores, targets, entmax15(scores), 1.5)
 
 
 def ctc_loss(
