@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -154,9 +155,11 @@ def check_resume(parser: argparse.ArgumentParser, args: argparse.Namespace, conf
     task = datasets.load(config.task, seed=config.seed)
     per_epoch = steps_per_epoch((task.x_train, task.y_train), config.batch_size)
     try:
-        resume.resume_latest(
-            manager, like=None, config=dataclasses.asdict(config), steps_per_epoch=per_epoch
-        )
+        with warnings.catch_warnings():  # the run reads the folder again and warns then, once
+            warnings.simplefilter("ignore")
+            resume.resume_latest(
+                manager, like=None, config=dataclasses.asdict(config), steps_per_epoch=per_epoch
+            )
     except ValueError as error:  # CheckpointError included
         cli.usage_error(parser, error)
 
