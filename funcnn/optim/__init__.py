@@ -43,7 +43,11 @@ Every public name below is also exported here (`optim.scale_by_adam`, `optim.ada
 | `freezing`      | `set_to_zero`, `freeze`, `selective_transform`                             |
 | `noise`         | `add_noise`, `noisy_sgd`                                                   |
 | `multi_steps`   | `MultiSteps`: gradient accumulation with a schedule of k                   |
-| `sharpness`     | `sam` (sharpness-aware minimization) and its `normalize`                   |
+| `sharpness`     | `sam` (sharpness-aware minimization, transparent and opaque) and its       |
+|                 | `normalize`                                                                |
+| `privacy`       | DP-SGD: `differentially_private_aggregate`, `dpsgd`                        |
+| `lbfgs_torch`   | `torch_lbfgs`: torch.optim.LBFGS's inner loop (up to max_iter iterations   |
+|                 | per update) and its cubic strong-Wolfe search                              |
 | `hyperparams`   | `inject_hyperparams`, `set_hyperparam`: hyperparameters in the state       |
 | `aliases_optax` | the optimizers only optax has, under optax's names and defaults            |
 | `aliases`       | the named optimizers (`sgd` … `schedule_free_adamw`), each a chain         |
@@ -224,6 +228,11 @@ from funcnn.optim.polyak import (
     polyak_sgd,
     scale_by_polyak,
 )
+from funcnn.optim.privacy import (
+    DifferentiallyPrivateAggregateState,
+    differentially_private_aggregate,
+    dpsgd,
+)
 from funcnn.optim.rms import (
     ScaleByAdadeltaState,
     ScaleByAdagradState,
@@ -286,6 +295,7 @@ __all__ = [
     "COCOBState",
     "ClipByBlockRmsState",
     "ClipByGlobalNormState",
+    "DifferentiallyPrivateAggregateState",
     "DoGState",
     "DoWGState",
     "EmaMomentumState",
@@ -369,8 +379,10 @@ __all__ = [
     "constant",
     "cosine_decay",
     "current_learning_rate",
+    "differentially_private_aggregate",
     "dog",
     "dowg",
+    "dpsgd",
     "ema",
     "ema_momentum",
     "exponential_decay",

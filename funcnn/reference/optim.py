@@ -2004,3 +2004,45 @@ class COCOB(_Stage):
             )
             out[k] = new - theta
         return out
+
+
+# --- issue 22 (torchopt branch): DP-SGD, torch.optim.LBFGS ---------------------------------
+
+
+class DPSGD(_Stage):
+    """Abadi et al. 2016, Algorithm 1 (optax.contrib's dpsgd). `update` takes *per-example*
+    gradients (each flat leaf (B, *leaf)) and, optionally, the standard normal draws ξ (one
+    flat dict shaped like the params; None means no noise, as noise_multiplier = 0 gives):
+
+        nᵢ = √(Σ_leaves ‖gᵢ‖²);  ḡ = Σᵢ gᵢ·min(1, C/nᵢ);  u = (ḡ + σC·ξ)/B
+        v = μv + u, d = u + μv if nesterov else v (momentum μ; none when momentum is None)
+        θ ← θ − η·d"""
+
+    def __init__(
+        self, learning_rate, l2_norm_clip, noise_multiplier, momentum=None, nesterov=False
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.clip, self.sigma = l2_norm_clip, noise_multiplier
+        self.momentum, self.nesterov = momentum, nesterov
+        self.t = 0
+        self.v: FlatParams = {}
+
+    def update(self, grads, params, noise=None):
+        lr = self.next_learning_rate()
+        batch = next(iter(grads.values())).shape[0]
+        norms = np.zeros(batch)
+        for g in grads.values():
+            norms = norms + np.sum(g.reshape(batch, -1) ** 2, axis=1)
+        norms = np.sqrt(norms)
+        factors = np.array([min(1.0, self.clip / n) if n > 0 else 1.0 for n in norms])
+        out = {}
+        for k, g in grads.items():
+            summed = sum(factors[i] * g[i] for i in range(batch))
+            if noise is not None:
+                summed = summed + self.sigma * self.clip * noise[k]
+            u = summed / batch
+            if self.momentum is not None:
+                self.v[k] = self.momentum * self.v.get(k, np.zeros_like(u)) + u
+                u = u + self.momentum * self.v[k] if self.nesterov else self.v[k]
+            out[k] = -lr * u
+        return out
