@@ -1794,16 +1794,31 @@ class SAM(_Stage):
     """optax.contrib's sam, transparent mode, k = sync_period; `optimizer` and `adv_optimizer`
     are fresh reference stages. Cycle from θ₀: calls 1…k−1 return −adv(g) (θ₀ cached at
     call 1); call k returns (θ₀ − θ) + optimizer(g, θ₀). With reset_state the adversarial
-    stage restarts (a copy of its fresh state) after call k."""
+    stage restarts (a copy of its fresh state) after call k.
 
-    def __init__(self, optimizer, adv_optimizer, sync_period=2, reset_state=True):
+    opaque_mode: each call is a whole cycle, `update(g, θ, grad_fn=…)`: θ̃ = θ, u = g; k − 1
+    times: θ̃ ← θ̃ − adv(u, θ̃), u ← grad_fn(θ̃, i) (i = 0, 1, …); then returns optimizer(u, θ)
+    (and restarts the adversarial stage with reset_state)."""
+
+    def __init__(
+        self, optimizer, adv_optimizer, sync_period=2, reset_state=True, opaque_mode=False
+    ):
         self.opt, self.fresh_adv = optimizer, copy.deepcopy(adv_optimizer)
         self.adv = adv_optimizer
-        self.k, self.reset = sync_period, reset_state
+        self.k, self.reset, self.opaque = sync_period, reset_state, opaque_mode
         self.steps = 0
         self.cache: FlatParams | None = None
 
-    def update(self, grads, params):
+    def update(self, grads, params, grad_fn=None):
+        if self.opaque:
+            point, u = {k: v.copy() for k, v in params.items()}, dict(grads)
+            for i in range(self.k - 1):
+                ascent = self.adv.update(u, point)
+                point = {k: point[k] - ascent[k] for k in point}
+                u = grad_fn(point, i)
+            if self.reset:
+                self.adv = copy.deepcopy(self.fresh_adv)
+            return self.opt.update(u, params)
         if self.cache is None:
             self.cache = {k: v.copy() for k, v in params.items()}
         first, last = self.steps == 0, self.steps == self.k - 1
