@@ -7,8 +7,11 @@ float64 by the peers themselves, then funcnn run against them here.
 
 1. torch_lbfgs.npz: torch.optim.LBFGS on 5-D Rosenbrock and an ill-conditioned quadratic
    (κ = 10⁴, rotated eigenvectors), line_search_fn None and "strong_wolfe", at torch's
-   defaults and with a short history / few inner iterations; per `step` the iterate, the
-   evaluation count and the iteration count (tests/test_optim_lbfgs_torch.py).
+   defaults, with a short history / few inner iterations, and with the evaluation budget and
+   tolerances binding; per `step` the iterate, the evaluation count and the iteration count
+   (tests/test_optim_lbfgs_torch.py). Unit steps without a line search amplify rounding
+   (two float64 codes drift from 1e-16 to 1e-4 apart within 80 iterations on Rosenbrock),
+   so those cases stop after 40–60 iterations.
 2. sam_opaque.npz: optax's opaque SAM on the registry's problem (k = 2 with SGD and a momentum
    ascent reset each cycle; k = 3 with AdamW outer, no reset), the params after each step
    (tests/test_optim_sharpness.py).
@@ -66,15 +69,28 @@ def quadratic(x, hessian):
 
 # name → (problem, settings as torch's keyword arguments, steps)
 LBFGS_CASES = {
-    "rosenbrock_none": ("rosenbrock", dict(lr=0.2), 6),
+    "rosenbrock_defaults": ("rosenbrock", dict(), 2),
+    "rosenbrock_none_lr": ("rosenbrock", dict(lr=0.2), 3),
     "rosenbrock_wolfe": ("rosenbrock", dict(line_search_fn="strong_wolfe"), 4),
     "rosenbrock_wolfe_short": (
         "rosenbrock",
         dict(line_search_fn="strong_wolfe", max_iter=4, history_size=3, lr=0.5),
         12,
     ),
-    "quadratic_none": ("quadratic", dict(lr=1.0, max_iter=10, history_size=5), 6),
-    "quadratic_wolfe": ("quadratic", dict(line_search_fn="strong_wolfe"), 4),
+    "quadratic_defaults": ("quadratic", dict(), 4),
+    "quadratic_none_short": ("quadratic", dict(lr=1.0, max_iter=10, history_size=5), 3),
+    "quadratic_wolfe": ("quadratic", dict(line_search_fn="strong_wolfe"), 6),
+    "quadratic_wolfe_tolerances": (
+        "quadratic",
+        dict(
+            line_search_fn="strong_wolfe",
+            max_iter=10,
+            max_eval=12,
+            tolerance_grad=1e-3,
+            tolerance_change=1e-5,
+        ),
+        5,
+    ),
 }
 
 

@@ -165,6 +165,7 @@ from funcnn.optim.hyperparams import (
     inject_hyperparams,
     set_hyperparam,
 )
+from funcnn.optim.lbfgs_torch import TorchLbfgsState, torch_lbfgs
 from funcnn.optim.line_search import (
     ScaleByLbfgsState,
     ScaleByZoomLinesearchState,
@@ -348,6 +349,7 @@ __all__ = [
     "Schedule",
     "ScheduleFreeState",
     "SkipNonfiniteState",
+    "TorchLbfgsState",
     "TraceState",
     "ZeroNansState",
     "accumulate",
@@ -469,6 +471,7 @@ __all__ = [
     "simplified_ademamix",
     "skip_nonfinite",
     "sm3",
+    "torch_lbfgs",
     "trace",
     "unitwise_norm",
     "warmup_cosine_decay",
