@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from funcnn import optim
+from funcnn.optim import lbfgs_torch
 from funcnn.reference import optim as ref
 
 FIXTURE = np.load(Path(__file__).parent / "fixtures" / "optim" / "torch_lbfgs.npz")
@@ -119,6 +120,55 @@ def test_the_transcription_itself_matches_torch(name):
         assert np.max(np.abs(params["x"] - expected)) <= 1e-8, (name, k)
         assert twin.func_evals == FIXTURE[f"{name}/func_evals"][k]
         assert twin.n_iter == FIXTURE[f"{name}/n_iter"][k]
+
+
+def _phi_numpy(case):
+    """φ(t) = 0.05t² − s·t + a·sin(w·t + c) and φ'(t) for a fixture case (s, a, w, c, …)."""
+    s, a, w, c = (float(v) for v in case[:4])
+
+    def phi(t):
+        t = float(t)
+        slope = 0.1 * t - s + a * w * np.cos(w * t + c)
+        return 0.05 * t * t - s * t + a * np.sin(w * t + c), np.asarray(slope), slope
+
+    return phi
+
+
+def test_the_line_search_alone_matches_torchs():
+    """torch's strong-Wolfe search on 1-D φ chosen so that each of its rules (the f ≥ f_prev
+    test only after the second growth, the 0.1·width margin, the insufficient-progress
+    memory, the high/low flip, running out of trials) decides the result. φ is evaluated in
+    NumPy through a callback, so both searches see the same bits and differ only by their
+    own arithmetic."""
+    cases, expected = FIXTURE["line_search/cases"], FIXTURE["line_search/torch"]
+    f64 = jax.ShapeDtypeStruct((), jnp.float64)
+
+    def search(case):
+        def along(t):
+            def host(case, t):
+                return tuple(np.float64(v) for v in _phi_numpy(case)(t))
+
+            value, slope, _ = jax.pure_callback(host, (f64, f64, f64), case, t)
+            return value, slope, slope
+
+        f0, g0, _ = along(jnp.zeros((), jnp.float64))
+        t, f, _, evals = lbfgs_torch._strong_wolfe(
+            along, case[4], f0, g0, g0, 1.0, case[5].astype(jnp.int32)
+        )
+        return t, f, evals
+
+    with jax.enable_x64(True):
+        run = jax.jit(search)
+        for case, (t, f, evals) in zip(cases, expected, strict=True):
+            ours = run(jnp.asarray(case))
+            # measured ≤ 2.4e-11 relative (XLA may fuse t + 0.01·(t − t_prev) into one rounding;
+            # from steps 1% apart the cubic's difference quotient amplifies that)
+            assert abs(float(ours[0]) - t) <= 1e-9 * max(1.0, abs(t)), case
+            assert int(ours[2]) == evals, case
+            phi = _phi_numpy(case)
+            f0, g0, slope0 = phi(0.0)
+            theirs = ref.torch_strong_wolfe_reference(phi, case[4], f0, g0, slope0, 1.0, case[5])
+            assert abs(theirs[0] - t) <= 1e-12 * max(1.0, abs(t)) and theirs[3] == evals, case
 
 
 CENTER = {"a": np.array([1.0, -2.0]), "b": np.array([[0.5, 3.0], [-1.5, 2.0]])}
