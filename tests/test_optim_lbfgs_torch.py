@@ -159,7 +159,7 @@ def test_the_line_search_alone_matches_torchs():
 
     with jax.enable_x64(True):
         run = jax.jit(search)
-        for case, (t, f, evals) in zip(cases, expected, strict=True):
+        for case, (t, _, evals) in zip(cases, expected, strict=True):
             ours = run(jnp.asarray(case))
             # measured ≤ 2.4e-11 relative (XLA may fuse t + 0.01·(t − t_prev) into one rounding;
             # from steps 1% apart the cubic's difference quotient amplifies that)

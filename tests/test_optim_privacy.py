@@ -110,7 +110,7 @@ def test_dpsgd_with_noise_matches_optax_fixture():
         params = {"a": jnp.asarray(fixture["params_a"]), "b": jnp.asarray(fixture["params_b"])}
         state = opt.init(params)
         for k, expected in enumerate(fixture["expected"]):
-            batch = {"a": jnp.asarray(fixture["grads_a"][k]), "b": jnp.asarray(fixture["grads_b"][k])}
+            batch = {name: jnp.asarray(fixture[f"grads_{name}"][k]) for name in ("a", "b")}
             updates, state = opt.update(batch, state, params)
             params = optim.apply_updates(params, updates)
             flat = np.concatenate([np.ravel(np.asarray(x)) for x in jax.tree.leaves(params)])

@@ -133,7 +133,7 @@ def test_opaque_sam_matches_its_float64_transcription():
             params = jax.tree.map(jnp.asarray, start)
             state = opt.init(params)
             step = jax.jit(
-                lambda p, s: optim.optimizer_step(
+                lambda p, s, opt=opt: optim.optimizer_step(
                     opt, jax.grad(registry.problem_loss)(p), s, p, grad_fn=grad_fn
                 )
             )
