@@ -253,3 +253,22 @@ def test_bad_settings_and_missing_arguments_are_named():
     params = {"x": jnp.ones(3)}
     with pytest.raises(ValueError, match="value_fn"):
         opt.update(params, opt.init(params), params, value=1.0)
+
+
+def test_vmap_over_the_learning_rate_equals_separate_runs():
+    """The race sweeps η with `vmap`: batched memory rows must not reach XLA as a batched
+    scatter inside the loop (XLA 0.10's CPU compiler aborted on that)."""
+    start = {"a": jnp.zeros(2), "b": jnp.zeros((2, 2))}
+
+    def run(lr):
+        opt = optim.torch_lbfgs(lambda step: lr, max_iter=4, history_size=2)
+        value, grad = jax.value_and_grad(quartic)(start)
+        updates, _ = opt.update(grad, opt.init(start), start, value=value, value_fn=quartic)
+        return updates
+
+    rates = jnp.array([0.1, 0.5])
+    together = jax.jit(jax.vmap(run))(rates)
+    for i, lr in enumerate(rates):
+        alone = jax.jit(run)(lr)
+        for a, b in zip(jax.tree.leaves(together), jax.tree.leaves(alone), strict=True):
+            np.testing.assert_allclose(np.asarray(a[i]), np.asarray(b), rtol=1e-6, atol=1e-7)

@@ -67,6 +67,27 @@ def _where(cond: Array, a: Any, b: Any) -> Any:
     return jax.tree.map(lambda x, y: jnp.where(cond, x, y), a, b)
 
 
+# Rows are written and read through masks, never `x.at[i]` or `x[i]` with a traced i: under
+# `vmap` (the race sweeps η that way) a batched index inside `while_loop` becomes a batched
+# scatter that XLA 0.10's CPU compiler aborts on (symbolic_map.cc check failure, measured).
+
+
+def _row_mask(index: Array, stacked: Array) -> Array:
+    """(n, 1, …, 1) booleans: True at row `index` of a (n, *leaf) stack."""
+    rows = jnp.arange(stacked.shape[0]).reshape((-1,) + (1,) * (stacked.ndim - 1))
+    return rows == index
+
+
+def _set_row(stacked: Array, index: Array, value: Array) -> Array:
+    """stacked with row `index` replaced by value (stacked.at[index].set(value))."""
+    return jnp.where(_row_mask(index, stacked), value[None].astype(stacked.dtype), stacked)
+
+
+def _get_row(stacked: Array, index: Array) -> Array:
+    """stacked[index] for a 2-row stack (the line-search bracket)."""
+    return jnp.where(index == 0, stacked[0], stacked[1])
+
+
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, low, high) -> Array:
     """The minimizer of the cubic with values f1, f2 and slopes g1, g2 at x1, x2, clipped to
     [low, high]; the interval's midpoint where the cubic has no minimizer (torch's rule):
@@ -92,8 +113,8 @@ class TorchLbfgsState(NamedTuple):
     evaluations of f over all updates (the first of each update included). n_iter: int32,
     inner iterations over all updates. d, t: the last direction and step length.
     old_dirs, old_stps: the curvature pairs y = Δg and s = t·d, each leaf stacked to
-    (history_size, *leaf.shape), a ring: the oldest pair in slot `oldest`, `num_old` pairs
-    kept. ro: ρ = 1/⟨y, s⟩ per slot, (history_size,). h_diag: γ = ⟨y, s⟩/⟨y, y⟩ of the newest
+    (history_size, *leaf.shape), oldest first: rows 0 … num_old − 1 hold pairs, the rest
+    zeros. ro: ρ = 1/⟨y, s⟩ per row, (history_size,). h_diag: γ = ⟨y, s⟩/⟨y, y⟩ of the newest
     pair (the initial inverse Hessian γI). prev_flat_grad, prev_loss: g and f where the last
     iteration started."""
 
@@ -106,7 +127,6 @@ class TorchLbfgsState(NamedTuple):
     old_stps: Params
     ro: Array
     num_old: Array
-    oldest: Array
     h_diag: Array
     prev_flat_grad: Params
     prev_loss: Array
@@ -124,7 +144,6 @@ class _Iteration(NamedTuple):
     old_stps: Params
     ro: Array
     num_old: Array
-    oldest: Array
     h_diag: Array
     prev_g: Params
     prev_loss: Array
@@ -242,15 +261,12 @@ def _strong_wolfe(evaluate, t, f0, g0, gtd0, d_norm, max_ls) -> tuple[Array, Arr
         accepted = ~fails & wolfe(gtd_new)
         flip = ~fails & ~accepted & (gtd_new * (br[high] - br[low]) >= 0)
 
-        def put(values, index, value):
-            return values.at[index].set(value)
-
         # fails: the trial replaces the high end; else (the old low end becomes the high end
         # where the slope says the minimum lies beyond it) the trial replaces the low end.
         def settle(values, value):
-            replaced_high = put(values, high, value)
-            flipped = jnp.where(flip, put(values, high, values[low]), values)
-            return jnp.where(fails, replaced_high, put(flipped, low, value))
+            replaced_high = _set_row(values, high, value)
+            flipped = jnp.where(flip, _set_row(values, high, _get_row(values, low)), values)
+            return jnp.where(fails, replaced_high, _set_row(flipped, low, value))
 
         new_bf = settle(bf, f_new)
         return _Zoom(
@@ -265,8 +281,8 @@ def _strong_wolfe(evaluate, t, f0, g0, gtd0, d_norm, max_ls) -> tuple[Array, Arr
         )
 
     z = jax.lax.while_loop(keep_zooming, zoom, zoom0)
-    g_low = jax.tree.map(lambda x: x[z.low], z.bracket_g)
-    return z.bracket[z.low], z.bracket_f[z.low], g_low, z.ls_iter + 1
+    g_low = jax.tree.map(lambda x: _get_row(x, z.low), z.bracket_g)
+    return _get_row(z.bracket, z.low), _get_row(z.bracket_f, z.low), g_low, z.ls_iter + 1
 
 
 def torch_lbfgs(
@@ -340,7 +356,6 @@ def torch_lbfgs(
             old_stps=jax.tree.map(jnp.copy, stacked),
             ro=jnp.zeros((m,), dtype),
             num_old=zero_i,
-            oldest=zero_i,
             h_diag=jnp.ones([], dtype),
             prev_flat_grad=tree_zeros_like(params),
             prev_loss=jnp.zeros([], dtype),
@@ -376,31 +391,28 @@ def torch_lbfgs(
             f, g = value_and_grad(x)
             return jnp.asarray(f).astype(dtype), cast_like_params(g)
 
-        def two_loop(g: Params, old_dirs, old_stps, ro, num_old, oldest, h_diag) -> Params:
-            """d = −H·g from the pairs oldest → newest (slots (oldest + i) mod m, i < num_old)."""
-            ages = jnp.arange(m)
-            slots = (oldest + ages) % m
+        def two_loop(g: Params, old_dirs, old_stps, ro, num_old, h_diag) -> Params:
+            """d = −H·g from the pairs in rows 0 … num_old − 1 (oldest first)."""
+            rows = (jnp.arange(m), old_stps, old_dirs, ro)
 
-            def newest_first(q, age_slot):
-                age, slot = age_slot
+            def newest_first(q, row):
+                age, s_i, y_i, rho = row
                 valid = age < num_old
-                s_i, y_i = jax.tree.map(lambda mem: mem[slot], (old_stps, old_dirs))
-                alpha = jnp.where(valid, _vdot(s_i, q) * ro[slot], 0.0)
+                alpha = jnp.where(valid, _vdot(s_i, q) * rho, 0.0)
                 return _where(valid, _axpy(-alpha, y_i, q), q), alpha
 
             q, alphas = jax.lax.scan(
-                newest_first, jax.tree.map(jnp.negative, g), (ages, slots), reverse=True
+                newest_first, jax.tree.map(jnp.negative, g), rows, reverse=True
             )
             r = jax.tree.map(lambda x: (x * h_diag).astype(x.dtype), q)
 
-            def oldest_first(r, age_slot_alpha):
-                age, slot, alpha = age_slot_alpha
+            def oldest_first(r, row_alpha):
+                (age, s_i, y_i, rho), alpha = row_alpha
                 valid = age < num_old
-                s_i, y_i = jax.tree.map(lambda mem: mem[slot], (old_stps, old_dirs))
-                beta = _vdot(y_i, r) * ro[slot]
+                beta = _vdot(y_i, r) * rho
                 return _where(valid, _axpy(alpha - beta, s_i, r), r), None
 
-            r, _ = jax.lax.scan(oldest_first, r, (ages, slots, alphas))
+            r, _ = jax.lax.scan(oldest_first, r, (rows, alphas))
             return r
 
         def iterate(c: _Iteration) -> _Iteration:
@@ -411,21 +423,23 @@ def torch_lbfgs(
             s = jax.tree.map(lambda x: (x * c.t).astype(x.dtype), c.d)
             ys = _vdot(y, s)
             push = ~first & (ys > _CURVATURE_THRESHOLD)
+            # Full: the oldest pair leaves (every row moves up one) and the new one takes the
+            # last row; else it takes the first empty row.
             full = c.num_old == m
-            slot = jnp.where(full, c.oldest, (c.oldest + c.num_old) % m)
-            old_dirs = _where(
-                push, jax.tree.map(lambda mem, v: mem.at[slot].set(v), c.old_dirs, y), c.old_dirs
-            )
-            old_stps = _where(
-                push, jax.tree.map(lambda mem, v: mem.at[slot].set(v), c.old_stps, s), c.old_stps
-            )
-            ro = jnp.where(push, c.ro.at[slot].set((1.0 / ys).astype(dtype)), c.ro)
-            oldest = jnp.where(push & full, (c.oldest + 1) % m, c.oldest)
+            row = jnp.minimum(c.num_old, m - 1)
+
+            def append(stacked: Array, value: Array) -> Array:
+                shifted = jnp.where(full, jnp.roll(stacked, -1, axis=0), stacked)
+                return jnp.where(push, _set_row(shifted, row, value), stacked)
+
+            old_dirs = jax.tree.map(append, c.old_dirs, y)
+            old_stps = jax.tree.map(append, c.old_stps, s)
+            ro = append(c.ro, (1.0 / ys).astype(dtype))
             num_old = jnp.where(push, jnp.minimum(c.num_old + 1, m), c.num_old)
             h_diag = jnp.where(first, 1.0, jnp.where(push, ys / _vdot(y, y), c.h_diag)).astype(
                 dtype
             )
-            d = two_loop(c.g, old_dirs, old_stps, ro, num_old, oldest, h_diag)
+            d = two_loop(c.g, old_dirs, old_stps, ro, num_old, h_diag)
             d = _where(first, jax.tree.map(jnp.negative, c.g), d)
             t = jnp.where(first, jnp.minimum(1.0, 1.0 / _sum_abs(c.g)) * lr, lr).astype(dtype)
             gtd = _vdot(c.g, d)
@@ -471,7 +485,7 @@ def torch_lbfgs(
                 | (jnp.abs(loss - c.loss) < tolerance_change)
             )
             return _Iteration(
-                x, loss, g, d, t, old_dirs, old_stps, ro, num_old, oldest, h_diag,
+                x, loss, g, d, t, old_dirs, old_stps, ro, num_old, h_diag,
                 c.g, c.loss, n_iter, inner, current_evals, stop,
             )  # fmt: skip
 
@@ -486,7 +500,6 @@ def torch_lbfgs(
             old_stps=state.old_stps,
             ro=state.ro,
             num_old=state.num_old,
-            oldest=state.oldest,
             h_diag=state.h_diag,
             prev_g=state.prev_flat_grad,
             prev_loss=state.prev_loss,
@@ -507,7 +520,6 @@ def torch_lbfgs(
             old_stps=end.old_stps,
             ro=end.ro,
             num_old=end.num_old,
-            oldest=end.oldest,
             h_diag=end.h_diag,
             prev_flat_grad=end.prev_g,
             prev_loss=end.prev_loss,
