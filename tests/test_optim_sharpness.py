@@ -178,3 +178,21 @@ def test_opaque_mode_needs_grad_fn_and_keeps_no_cache():
     assert state.cache is None
     with pytest.raises(ValueError, match="grad_fn"):
         opt.update(params, state, params)
+
+
+def test_opaque_mode_averages_the_ascent_gradient_over_batch_axis_name():
+    """Under vmap(axis_name="devices") each lane's grad_fn gives c_lane·w; with
+    batch_axis_name the outer SGD step uses their mean, the same on every lane."""
+    opt = sam(optim.sgd(0.1), optim.chain(normalize(), optim.scale(-0.5)), opaque_mode=True,
+              batch_axis_name="devices")  # fmt: skip
+    params = {"w": jnp.array([3.0, 4.0])}
+
+    def lane(c):
+        updates, _ = opt.update(
+            params, opt.init(params), params, grad_fn=lambda p, i: {"w": c * p["w"]}
+        )
+        return updates["w"]
+
+    out = np.asarray(jax.vmap(lane, axis_name="devices")(jnp.array([1.0, 3.0])))
+    ascended = np.array([3.0, 4.0]) * (1 + 0.5 / 5.0)  # θ + ρ·θ/‖θ‖
+    np.testing.assert_allclose(out, np.stack([-0.1 * 2.0 * ascended] * 2), rtol=1e-6)

@@ -2201,9 +2201,10 @@ class TorchLBFGS(_Stage):
         self.func_evals = self.n_iter = 0
         self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (y, s, ρ), oldest first
         self.gamma = 1.0
-        self.d_prev: np.ndarray | None = None
+        # the last direction, step and gradient (unused before the first iteration)
+        self.d_prev: np.ndarray = np.zeros(0)
         self.step_prev = 0.0
-        self.g_prev: np.ndarray | None = None
+        self.g_prev: np.ndarray = np.zeros(0)
 
     def update(self, grads, params, *, value=None, value_fn=None):
         if value is None or value_fn is None:
@@ -2234,7 +2235,7 @@ class TorchLBFGS(_Stage):
             if self.n_iter == 1:
                 d, self.gamma = -g, 1.0
             else:
-                y, s = g - self.g_prev, self.step_prev * self.d_prev
+                y, s = g - self.g_prev, np.asarray(self.step_prev * self.d_prev, np.float64)
                 ys = float(y @ s)
                 if ys > 1e-10:
                     self.pairs = [*self.pairs, (y, s, 1.0 / ys)][-self.history_size :]

@@ -96,7 +96,8 @@ RACE_OPTIMIZERS.update(
         "optimistic_gradient_descent": lambda lr: optim.optimistic_gradient_descent(lr),
         "fromage": lambda lr: optim.fromage(lr),
         "madgrad": lambda lr: optim.madgrad(lr),
-        "sm3": lambda lr: optim.sm3(lr),
+        # optim.sm3 takes a constant η (as optax's); the same chain with η from a schedule
+        "sm3": lambda lr: optim.chain(optim.scale_by_sm3(0.9), optim.scale_by_learning_rate(lr)),
         "noisy_sgd": lambda lr: optim.noisy_sgd(lr),
         "sam": lambda lr: optim.sam(
             optim.sgd(lr, momentum=0.9),
