@@ -163,10 +163,13 @@ def test_opaque_sam_matches_optax_fixture():
         with jax.enable_x64(True):
             params = jax.tree.map(jnp.asarray, registry.problem_params(0))
             state = opt.init(params)
+            step = jax.jit(
+                lambda p, s, opt=opt: optim.optimizer_step(
+                    opt, jax.grad(registry.problem_loss)(p), s, p, grad_fn=grad_fn
+                )
+            )
             for k in range(expected.shape[0]):
-                grads = jax.grad(registry.problem_loss)(params)
-                updates, state = opt.update(grads, state, params, grad_fn=grad_fn)
-                params = optim.apply_updates(params, updates)
+                params, state = step(params, state)
                 flat = np.concatenate([np.ravel(x) for x in jax.tree.leaves(params)])
                 assert np.max(np.abs(flat - expected[k])) <= 1e-12, (name, k)
 
