@@ -2,7 +2,7 @@
 torch.optim.LBFGS, optax.contrib.sam(opaque_mode=True) and optax.contrib.dpsgd — recorded in
 float64 by the peers themselves, then funcnn run against them here.
 
-    pip install -e .[oracle]                       # torch (2.13), optax (0.2.8)
+    pip install -e .[bench]                        # torch (2.13), optax (0.2.8)
     python benchmarks/oracles/optim_fixtures.py    # writes tests/fixtures/optim/, prints
 
 1. torch_lbfgs.npz: torch.optim.LBFGS on 5-D Rosenbrock and an ill-conditioned quadratic
