@@ -95,6 +95,11 @@ def test_same_seed_same_noise_and_bad_input_is_named():
         optim.dpsgd(0.1, 1.0, -1.0, seed=0)
     with pytest.raises(TypeError, match="seed"):
         optim.dpsgd(0.1, 1.0, 1.0, seed=1.5)
+    # in a chain it must be updated without params (chain checks updates against params);
+    # dpsgd composes its stages itself and takes them
+    chained = optim.chain(optim.differentially_private_aggregate(1.0, 0.0), optim.scale(-0.1))
+    out, _ = chained.update(g, chained.init({"w": jnp.ones(3)}))
+    np.testing.assert_allclose(np.asarray(out["w"]), -0.1 * np.ones(3) / np.sqrt(3), rtol=1e-6)
     opt = optim.differentially_private_aggregate(1.0, 1.0)
     with pytest.raises(ValueError, match="leading"):
         opt.update({"a": jnp.ones((2, 3)), "b": jnp.ones((3,))}, opt.init(None))
