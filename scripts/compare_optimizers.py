@@ -3,7 +3,7 @@
     python scripts/compare_optimizers.py verify                 # every config, f64 + f32
     python scripts/compare_optimizers.py verify --only adamw --steps 100
     python scripts/compare_optimizers.py verify --formula clip_adamw_warmup_cosine
-    python scripts/compare_optimizers.py race                   # 9 optimizers × 4 problems
+    python scripts/compare_optimizers.py race                   # 33 optimizers × 4 problems
     python scripts/compare_optimizers.py decay                  # Adam+L2 vs AdamW
 
 Each subcommand prints a table and writes JSON (and PNGs for race/decay) into --out.
@@ -133,7 +133,11 @@ def run_race(args: argparse.Namespace) -> int:
             f"{race.LEARNING_RATES[-1]:.2g}"
         )
         rows = [r._asdict() for r in results]
-        print(report.format_table(rows, RACE_COLUMNS))
+        shown = [
+            dict(row, learning_rate=f"{row['learning_rate']:g} (once)") if not row["swept"] else row
+            for row in rows
+        ]
+        print(report.format_table(shown, RACE_COLUMNS))
         png = race.plot_race(results, problem, str(args.out / f"race_{name}.png"))
         print(f"curves: {png}")
         payload += [dict(row, curve=row["curve"].tolist()) for row in rows]

@@ -165,6 +165,30 @@ def test_race_momentum_and_adam_beat_sgd_on_ill_conditioned_quadratic(quadratic_
     assert results["sgd"].learning_rate < 2e-3
 
 
+@pytest.fixture(scope="module")
+def new_racers():
+    """A subset of the optimizers added with issue 22: those that read the extra arguments."""
+    problem = race.quadratic(dim=8, condition=1e3)._replace(steps=60)
+    names = ("lbfgs", "torch_lbfgs", "polyak_sgd", "sam")
+    optimizers = {n: race.RACE_OPTIMIZERS[n] for n in names}
+    return problem, {r.optimizer: r for r in race.race_all(problem, optimizers)}
+
+
+def test_race_gives_the_extra_arguments_and_runs_step_choosers_once(new_racers):
+    problem, results = new_racers
+    f0 = float(problem.loss(problem.init))
+    for name in ("lbfgs", "torch_lbfgs", "polyak_sgd"):
+        assert not results[name].swept and results[name].learning_rate == 1.0, name
+    assert results["sam"].swept and results["sam"].learning_rate in race.LEARNING_RATES
+    # the line searches read value and value_fn: on an 8-D quadratic they are done early
+    for name in ("lbfgs", "torch_lbfgs"):
+        steps = results[name].steps_to_target
+        assert steps is not None and steps <= 40, (name, steps)
+    # Polyak's step reads value; SAM's opaque mode calls grad_fn: both make progress
+    for name in ("polyak_sgd", "sam"):
+        assert results[name].final_loss < 1e-2 * f0, name
+
+
 def test_steps_to_target_requires_staying_below():
     curve = np.array([5.0, 0.5, 2.0, 0.4, 0.3, np.nan])
     assert race.steps_to_target(curve[:5], 1.0) == 3

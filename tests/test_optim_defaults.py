@@ -281,7 +281,7 @@ DEFAULTS = {
         "initial_guess_strategy": "keep",
     },
     "adaptive_grad_clip": {"eps": 1e-3},
-    "sam": {"sync_period": 2, "reset_state": True},
+    "sam": {"sync_period": 2, "reset_state": True, "opaque_mode": False, "batch_axis_name": None},
     "dog": {
         "learning_rate": 1.0,
         "init_step": ("heuristic", 1e-6),
@@ -350,6 +350,20 @@ DEFAULTS = {
         "weight_decay": 0.0,
         "adapt_lower_bound": False,
     },
+    # torch.optim.LBFGS (lr → learning_rate; max_eval None = ⌊5·max_iter/4⌋, as torch), run at
+    # exactly these defaults against torch in test_optim_lbfgs_torch.py ("*_defaults" cases);
+    # optax.contrib's DP-SGD (dpsgd has no default learning rate, clip, noise or seed)
+    "torch_lbfgs": {
+        "learning_rate": 1.0,
+        "max_iter": 20,
+        "max_eval": None,
+        "tolerance_grad": 1e-7,
+        "tolerance_change": 1e-9,
+        "history_size": 100,
+        "line_search_fn": None,
+    },
+    "dpsgd": {"momentum": None, "nesterov": False},
+    "differentially_private_aggregate": {"key": None, "seed": None},
     # schedules
     "cosine_decay": {"end_value": 0.0},
     "cosine_decay_schedule": {"alpha": 0.0, "exponent": 1.0},

@@ -46,7 +46,11 @@ Every public name below is also exported here (`optim.scale_by_adam`, `optim.ada
 | `freezing`      | `set_to_zero`, `freeze`, `selective_transform`                             |
 | `noise`         | `add_noise`, `noisy_sgd`                                                   |
 | `multi_steps`   | `MultiSteps`: gradient accumulation with a schedule of k                   |
-| `sharpness`     | `sam` (sharpness-aware minimization) and its `normalize`                   |
+| `sharpness`     | `sam` (sharpness-aware minimization, transparent and opaque) and its       |
+|                 | `normalize`                                                                |
+| `privacy`       | DP-SGD: `differentially_private_aggregate`, `dpsgd`                        |
+| `lbfgs_torch`   | `torch_lbfgs`: torch.optim.LBFGS's inner loop (up to max_iter iterations   |
+|                 | per update) and its cubic strong-Wolfe search                              |
 | `hyperparams`   | `inject_hyperparams`, `set_hyperparam`: hyperparameters in the state       |
 | `aliases_optax` | the optimizers only optax has, under optax's names and defaults            |
 | `aliases`       | the named optimizers (`sgd` … `schedule_free_adamw`), each a chain         |
@@ -166,6 +170,7 @@ from funcnn.optim.hyperparams import (
     inject_hyperparams,
     set_hyperparam,
 )
+from funcnn.optim.lbfgs_torch import TorchLbfgsState, torch_lbfgs
 from funcnn.optim.line_search import (
     ScaleByLbfgsState,
     ScaleByZoomLinesearchState,
@@ -237,6 +242,11 @@ from funcnn.optim.polyak import (
     polyak_sgd,
     scale_by_polyak,
 )
+from funcnn.optim.privacy import (
+    DifferentiallyPrivateAggregateState,
+    differentially_private_aggregate,
+    dpsgd,
+)
 from funcnn.optim.rms import (
     ScaleByAdadeltaState,
     ScaleByAdagradState,
@@ -300,6 +310,7 @@ __all__ = [
     "ClipByBlockRmsState",
     "ClipByGlobalNormState",
     "DAdaptAdamWState",
+    "DifferentiallyPrivateAggregateState",
     "DoGState",
     "DoWGState",
     "EmaMomentumState",
@@ -355,6 +366,7 @@ __all__ = [
     "Schedule",
     "ScheduleFreeState",
     "SkipNonfiniteState",
+    "TorchLbfgsState",
     "TraceState",
     "ZeroNansState",
     "accumulate",
@@ -387,8 +399,10 @@ __all__ = [
     "cosine_decay",
     "current_learning_rate",
     "dadapt_adamw",
+    "differentially_private_aggregate",
     "dog",
     "dowg",
+    "dpsgd",
     "ema",
     "ema_momentum",
     "exponential_decay",
@@ -480,6 +494,7 @@ __all__ = [
     "simplified_ademamix",
     "skip_nonfinite",
     "sm3",
+    "torch_lbfgs",
     "trace",
     "unitwise_norm",
     "warmup_cosine_decay",

@@ -474,7 +474,8 @@ def lbfgs(
     `linesearch=None` takes the plain step; any other transformation may replace the search.
     Every update needs the extra arguments: `update(g, state, θ, value=f(θ), grad=g,
     value_fn=f)`. torch.optim.LBFGS differs (a closure, up to 20 inner iterations per
-    `step`, its own cubic line search): this follows optax, one iteration per update.
+    `step`, its own cubic line search): this follows optax, one iteration per update;
+    `torch_lbfgs` follows torch.
     Chain: scale_by_lbfgs → scale(−1) (or scale_by_learning_rate) → line search.
     """
     if linesearch == "zoom":

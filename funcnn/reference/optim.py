@@ -1801,16 +1801,31 @@ class SAM(_Stage):
     """optax.contrib's sam, transparent mode, k = sync_period; `optimizer` and `adv_optimizer`
     are fresh reference stages. Cycle from θ₀: calls 1…k−1 return −adv(g) (θ₀ cached at
     call 1); call k returns (θ₀ − θ) + optimizer(g, θ₀). With reset_state the adversarial
-    stage restarts (a copy of its fresh state) after call k."""
+    stage restarts (a copy of its fresh state) after call k.
 
-    def __init__(self, optimizer, adv_optimizer, sync_period=2, reset_state=True):
+    opaque_mode: each call is a whole cycle, `update(g, θ, grad_fn=…)`: θ̃ = θ, u = g; k − 1
+    times: θ̃ ← θ̃ − adv(u, θ̃), u ← grad_fn(θ̃, i) (i = 0, 1, …); then returns optimizer(u, θ)
+    (and restarts the adversarial stage with reset_state)."""
+
+    def __init__(
+        self, optimizer, adv_optimizer, sync_period=2, reset_state=True, opaque_mode=False
+    ):
         self.opt, self.fresh_adv = optimizer, copy.deepcopy(adv_optimizer)
         self.adv = adv_optimizer
-        self.k, self.reset = sync_period, reset_state
+        self.k, self.reset, self.opaque = sync_period, reset_state, opaque_mode
         self.steps = 0
         self.cache: FlatParams | None = None
 
-    def update(self, grads, params):
+    def update(self, grads, params, grad_fn=None):
+        if self.opaque:
+            point, u = {k: v.copy() for k, v in params.items()}, dict(grads)
+            for i in range(self.k - 1):
+                ascent = self.adv.update(u, point)
+                point = {k: point[k] - ascent[k] for k in point}
+                u = grad_fn(point, i)
+            if self.reset:
+                self.adv = copy.deepcopy(self.fresh_adv)
+            return self.opt.update(u, params)
         if self.cache is None:
             self.cache = {k: v.copy() for k, v in params.items()}
         first, last = self.steps == 0, self.steps == self.k - 1
@@ -2317,3 +2332,270 @@ class MomoAdam(_Stage):
         )
         shrink = alpha * self.wd / (1 + alpha * self.wd)
         return {k: -shrink * params[k] - tau * direction[k] for k in params}
+
+
+# --- issue 22 (torchopt branch): DP-SGD, torch.optim.LBFGS ---------------------------------
+
+
+class DPSGD(_Stage):
+    """Abadi et al. 2016, Algorithm 1 (optax.contrib's dpsgd). `update` takes *per-example*
+    gradients (each flat leaf (B, *leaf)) and, optionally, the standard normal draws ξ (one
+    flat dict shaped like the params; None means no noise, as noise_multiplier = 0 gives):
+
+        nᵢ = √(Σ_leaves ‖gᵢ‖²);  ḡ = Σᵢ gᵢ·min(1, C/nᵢ);  u = (ḡ + σC·ξ)/B
+        v = μv + u, d = u + μv if nesterov else v (momentum μ; none when momentum is None)
+        θ ← θ − η·d"""
+
+    def __init__(
+        self, learning_rate, l2_norm_clip, noise_multiplier, momentum=None, nesterov=False
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.clip, self.sigma = l2_norm_clip, noise_multiplier
+        self.momentum, self.nesterov = momentum, nesterov
+        self.t = 0
+        self.v: FlatParams = {}
+
+    def update(self, grads, params, noise=None):
+        lr = self.next_learning_rate()
+        batch = next(iter(grads.values())).shape[0]
+        norms = np.zeros(batch)
+        for g in grads.values():
+            norms = norms + np.sum(g.reshape(batch, -1) ** 2, axis=1)
+        norms = np.sqrt(norms)
+        factors = np.array([min(1.0, self.clip / n) if n > 0 else 1.0 for n in norms])
+        out = {}
+        for k, g in grads.items():
+            summed = sum(factors[i] * g[i] for i in range(batch))
+            if noise is not None:
+                summed = summed + self.sigma * self.clip * noise[k]
+            u = summed / batch
+            if self.momentum is not None:
+                self.v[k] = self.momentum * self.v.get(k, np.zeros_like(u)) + u
+                u = u + self.momentum * self.v[k] if self.nesterov else self.v[k]
+            out[k] = -lr * u
+        return out
+
+
+def _torch_cubic_minimizer(x1, f1, g1, x2, f2, g2, bounds=None) -> float:
+    """The cubic through (x1, f1) and (x2, f2) with slopes g1, g2: its minimizer clipped to
+    `bounds` (default the interval between x1 and x2), or the bounds' midpoint where the
+    discriminant d₁² − g₁g₂ is negative (torch.optim.lbfgs's interpolation)."""
+    low, high = bounds if bounds is not None else (min(x1, x2), max(x1, x2))
+    with np.errstate(all="ignore"):
+        d1 = np.float64(g1 + g2) - 3.0 * np.float64(f1 - f2) / np.float64(x1 - x2)
+        disc = d1 * d1 - g1 * g2
+        if not disc >= 0:
+            return (low + high) / 2.0
+        d2 = math.sqrt(disc)
+        if x1 <= x2:
+            point = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2.0 * d2))
+        else:
+            point = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2.0 * d2))
+        return float(np.minimum(np.maximum(point, low), high))
+
+
+def torch_strong_wolfe_reference(phi, t, f0, g0, gtd0, d_max, max_ls, c1=1e-4, c2=0.9):
+    """torch.optim.LBFGS's strong-Wolfe search (from minFunc's lswolfe), float64, on flat
+    vectors: `phi(t) -> (f, g, gtd)` at x + t·d, gtd = ⟨g, d⟩. Returns (t, f, g, evaluations).
+
+    Bracketing: a trial t fails when f(t) > f₀ + c₁·t·gtd₀, or when f(t) ≥ f(t_prev) after
+    the second growth — then [t_prev, t] is the bracket; |gtd(t)| ≤ −c₂·gtd₀ accepts t; a
+    non-negative gtd(t) brackets [t_prev, t] too; otherwise the next t is the cubic minimizer
+    through the last two trials clipped to [t + 0.01(t − t_prev), 10t]. Without a bracket
+    after `max_ls` more trials it returns the better of 0 and t. Zoom: the cubic minimizer
+    of the bracket's ends, pushed 0.1·width inside when it lands within 0.1·width of an end
+    twice running (or on or beyond an end); a failing trial replaces the high end, otherwise
+    it becomes the low end (the old low end becomes the high one when gtd·(high − low) ≥ 0),
+    until the strong Wolfe conditions hold, the trials run out, or the bracket is shorter
+    than 1e-9/max|d|."""
+    f_t, g_t, gtd_t = phi(t)
+    evals, trials = 1, 0
+    prev = (0.0, f0, g0, gtd0)
+    ends: list[tuple[float, float, np.ndarray, float]] = []
+    accepted = False
+    while trials < max_ls:
+        t_prev, f_prev, _, gtd_prev = prev
+        if f_t > f0 + c1 * t * gtd0 or (trials > 1 and f_t >= f_prev):
+            ends = [prev, (t, f_t, g_t, gtd_t)]
+            break
+        if abs(gtd_t) <= -c2 * gtd0:
+            ends, accepted = [(t, f_t, g_t, gtd_t)], True
+            break
+        if gtd_t >= 0:
+            ends = [prev, (t, f_t, g_t, gtd_t)]
+            break
+        grown = _torch_cubic_minimizer(
+            t_prev, f_prev, gtd_prev, t, f_t, gtd_t, bounds=(t + 0.01 * (t - t_prev), 10 * t)
+        )
+        prev = (t, f_t, g_t, gtd_t)
+        t = grown
+        f_t, g_t, gtd_t = phi(t)
+        evals, trials = evals + 1, trials + 1
+    if trials == max_ls:  # out of trials without a bracket
+        ends, accepted = [(0.0, f0, g0, gtd0), (t, f_t, g_t, gtd_t)], False
+    if accepted:
+        return t, f_t, g_t, evals
+    low = 0 if ends[0][1] <= ends[1][1] else 1
+    slow_progress = False
+    while trials < max_ls:
+        (a, fa, _, ga), (b, fb, _, gb) = ends
+        if abs(b - a) * d_max < 1e-9:
+            break
+        lo_end, hi_end = min(a, b), max(a, b)
+        trial = _torch_cubic_minimizer(a, fa, ga, b, fb, gb)
+        margin = 0.1 * (hi_end - lo_end)
+        if min(hi_end - trial, trial - lo_end) < margin:
+            if slow_progress or trial >= hi_end or trial <= lo_end:
+                trial = (
+                    hi_end - margin
+                    if abs(trial - hi_end) < abs(trial - lo_end)
+                    else (lo_end + margin)
+                )
+                slow_progress = False
+            else:
+                slow_progress = True
+        else:
+            slow_progress = False
+        f_new, g_new, gtd_new = phi(trial)
+        evals, trials = evals + 1, trials + 1
+        high = 1 - low
+        point = (trial, f_new, g_new, gtd_new)
+        if f_new > f0 + c1 * trial * gtd0 or f_new >= ends[low][1]:
+            ends[high] = point
+            low = 0 if ends[0][1] <= ends[1][1] else 1
+            continue
+        if abs(gtd_new) <= -c2 * gtd0:
+            accepted = True
+        elif gtd_new * (ends[high][0] - ends[low][0]) >= 0:
+            ends[high] = ends[low]
+        ends[low] = point
+        if accepted:
+            break
+    t, f_t, g_t, _ = ends[low]
+    return t, f_t, g_t, evals
+
+
+class TorchLBFGS(_Stage):
+    """torch.optim.LBFGS (its defaults; `learning_rate` is torch's lr), one `update` = one
+    torch `step`, on the flat vector x (the leaves concatenated in key order): up to
+    `max_iter` iterations, each
+
+        y = g − g_prev, s = t_prev·d_prev; (y, s, 1/⟨y, s⟩) stored when ⟨y, s⟩ > 1e-10 (the
+        oldest dropped beyond history_size) and then γ = ⟨y, s⟩/⟨y, y⟩;
+        d = −H·g (two-loop recursion from H₀ = γI; d = −g on the very first iteration);
+        t = min(1, 1/‖g‖₁)·lr on the very first iteration, else lr;
+        stop if ⟨g, d⟩ > −tolerance_change;
+        x += t·d after the strong-Wolfe search (which also returns f, g) or, without one,
+        re-evaluate f, g at the new x (not on the last iteration);
+        stop after max_iter iterations, max_eval evaluations (the initial one counted),
+        max|g| ≤ tolerance_grad, max|t·d| ≤ tolerance_change or |Δf| < tolerance_change.
+
+    Nothing moves when max|g| ≤ tolerance_grad at the start. `func_evals`, `n_iter` count
+    over all updates, as torch's state does."""
+
+    needs_value = True
+
+    def __init__(
+        self,
+        learning_rate=1.0,
+        max_iter=20,
+        max_eval=None,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-9,
+        history_size=100,
+        line_search_fn=None,
+    ):
+        self.schedule = _learning_rate(learning_rate)
+        self.max_iter = max_iter
+        self.max_eval = max_iter * 5 // 4 if max_eval is None else max_eval
+        self.tol_grad, self.tol_change = tolerance_grad, tolerance_change
+        self.history_size, self.line_search_fn = history_size, line_search_fn
+        self.t = 0  # updates done (the schedule's step)
+        self.func_evals = self.n_iter = 0
+        self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (y, s, ρ), oldest first
+        self.gamma = 1.0
+        # the last direction, step and gradient (unused before the first iteration)
+        self.d_prev: np.ndarray = np.zeros(0)
+        self.step_prev = 0.0
+        self.g_prev: np.ndarray = np.zeros(0)
+
+    def update(self, grads, params, *, value=None, value_fn=None):
+        if value is None or value_fn is None:
+            raise ValueError("TorchLBFGS needs value= and value_fn=")
+        lr = self.next_learning_rate()
+        keys = list(params)
+        sizes = [params[k].size for k in keys]
+
+        def flat(tree):
+            return np.concatenate([np.ravel(tree[k]) for k in keys]).astype(np.float64)
+
+        def unflat(vector):
+            parts = np.split(vector, np.cumsum(sizes)[:-1])
+            return {k: p.reshape(params[k].shape) for k, p in zip(keys, parts, strict=True)}
+
+        def f_and_g(vector):
+            f, g = value_fn(unflat(vector))
+            return float(f), flat(g)
+
+        x0 = flat(params)
+        x, loss, g = x0.copy(), float(value), flat(grads)
+        evals = 1
+        self.func_evals += 1
+        if np.max(np.abs(g)) <= self.tol_grad:
+            return unflat(x - x0)
+        for inner in range(1, self.max_iter + 1):
+            self.n_iter += 1
+            if self.n_iter == 1:
+                d, self.gamma = -g, 1.0
+            else:
+                y, s = g - self.g_prev, np.asarray(self.step_prev * self.d_prev, np.float64)
+                ys = float(y @ s)
+                if ys > 1e-10:
+                    self.pairs = [*self.pairs, (y, s, 1.0 / ys)][-self.history_size :]
+                    self.gamma = ys / float(y @ y)
+                q = -g
+                alphas = []
+                for y_i, s_i, rho_i in reversed(self.pairs):
+                    alpha = float(s_i @ q) * rho_i
+                    q = q - alpha * y_i
+                    alphas.append(alpha)
+                d = q * self.gamma
+                for (y_i, s_i, rho_i), alpha in zip(self.pairs, reversed(alphas), strict=True):
+                    beta = float(y_i @ d) * rho_i
+                    d = d + (alpha - beta) * s_i
+            self.g_prev, loss_prev = g.copy(), loss
+            step = min(1.0, 1.0 / float(np.sum(np.abs(g)))) * lr if self.n_iter == 1 else lr
+            self.d_prev, self.step_prev = d, step
+            gtd = float(g @ d)
+            if gtd > -self.tol_change:
+                break
+            optimal = False
+            if self.line_search_fn == "strong_wolfe":
+                base = x.copy()
+
+                def phi(t, base=base, d=d):
+                    f_t, g_t = f_and_g(base + t * d)
+                    return f_t, g_t, float(g_t @ d)
+
+                step, loss, g, used = torch_strong_wolfe_reference(
+                    phi, step, loss, g, gtd, float(np.max(np.abs(d))), self.max_eval - evals
+                )
+                self.step_prev = step
+                x = x + step * d
+                optimal = np.max(np.abs(g)) <= self.tol_grad
+            else:
+                x = x + step * d
+                used = 0
+                if inner != self.max_iter:
+                    loss, g = f_and_g(x)
+                    optimal, used = np.max(np.abs(g)) <= self.tol_grad, 1
+            evals += used
+            self.func_evals += used
+            if inner == self.max_iter or evals >= self.max_eval or optimal:
+                break
+            if (
+                np.max(np.abs(step * d)) <= self.tol_change
+                or abs(loss - loss_prev) < self.tol_change
+            ):
+                break
+        return unflat(x - x0)

@@ -700,6 +700,10 @@ CONFIGS: dict[str, Spec] = {
 # pass: tests/test_optim_line_search.py, test_optim_polyak.py and test_optim_plateau.py check
 # them step by step. prodigy is checked in tests/test_optim_parameter_free.py: on this
 # problem, which has no minimum, its distance estimate grows until it overflows.
+# torch_lbfgs (reads value and value_fn), dpsgd (per-example gradients) and sam's opaque mode
+# (calls grad_fn) need inputs this runner does not give: tests/test_optim_lbfgs_torch.py,
+# test_optim_privacy.py and test_optim_sharpness.py hold them against their transcriptions
+# and against torch's / optax's recorded iterates.
 
 STAGES.update(
     {

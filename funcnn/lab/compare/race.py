@@ -1,4 +1,4 @@
-"""The optimizer race: nine optimizers, the same problems, the same initialization.
+"""The optimizer race: 33 optimizers, the same problems, the same initialization.
 
 Every optimizer runs full-batch (deterministic) gradient descent on each problem,
 
@@ -10,6 +10,12 @@ rates of one optimizer run in a single compiled program (`vmap` over η of a `la
 steps); η enters as a traced scalar through a schedule, so nothing recompiles per η.
 A schedule-free optimizer is scored at its averaged point x (`schedule_free_eval_params`),
 where its model is meant to be evaluated, not at the gradient point y.
+
+Every update receives optax's extra arguments — `value` = f(θₖ), `grad` = gₖ, `value_fn` = f
+and `grad_fn(θ, i)` = ∇f(θ) — which the line searches (`lbfgs`, `torch_lbfgs`), Polyak's
+step and SAM's opaque mode read and every other optimizer ignores. The optimizers that set
+their own step (`RUN_ONCE`: the parameter-free ones, the line searches and Polyak's step)
+run once, at their default η = 1, instead of over the grid.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ __all__ = [
     "LEARNING_RATES",
     "PROBLEMS",
     "RACE_OPTIMIZERS",
+    "RUN_ONCE",
     "Problem",
     "RaceResult",
     "logistic_spam",
@@ -66,6 +73,56 @@ def _racer(name: str) -> OptimizerFactory:
 # learning rate is swept (for Adafactor η is the cap of the relative step ρₜ = min(η, 1/√t)).
 RACE_OPTIMIZERS: dict[str, OptimizerFactory] = {name: _racer(name) for name in optimizers.NAMES}
 
+# The optimizers only optax has (issue 22) and torch's LBFGS, each at its peer's defaults
+# with η swept (adamaxw keeps optax's λ = 1e-4). SAM runs in opaque mode, one whole cycle
+# (an ascent of ρ = 0.05 along ĝ, then the outer step) per update, around SGD with
+# heavy-ball momentum 0.9, the paper's base optimizer. torch_lbfgs runs one iteration per
+# update (max_iter = 1, up to 25 evaluations in its strong-Wolfe search), so that a race
+# step is one quasi-Newton iteration, as optax's lbfgs takes; torch's default of 20
+# iterations per `step` would hide 20 steps in one.
+RACE_OPTIMIZERS.update(
+    {
+        "adabelief": lambda lr: optim.adabelief(lr),
+        "yogi": lambda lr: optim.yogi(lr),
+        "adan": lambda lr: optim.adan(lr),
+        "novograd": lambda lr: optim.novograd(lr),
+        "adopt": lambda lr: optim.adopt(lr),
+        "ademamix": lambda lr: optim.ademamix(lr),
+        "simplified_ademamix": lambda lr: optim.simplified_ademamix(lr),
+        "adamaxw": lambda lr: optim.adamaxw(lr),
+        "lars": lambda lr: optim.lars(lr),
+        "sign_sgd": lambda lr: optim.sign_sgd(lr),
+        "signum": lambda lr: optim.signum(lr),
+        "optimistic_gradient_descent": lambda lr: optim.optimistic_gradient_descent(lr),
+        "fromage": lambda lr: optim.fromage(lr),
+        "madgrad": lambda lr: optim.madgrad(lr),
+        # optim.sm3 takes a constant η (as optax's); the same chain with η from a schedule
+        "sm3": lambda lr: optim.chain(optim.scale_by_sm3(0.9), optim.scale_by_learning_rate(lr)),
+        "noisy_sgd": lambda lr: optim.noisy_sgd(lr),
+        "sam": lambda lr: optim.sam(
+            optim.sgd(lr, momentum=0.9),
+            optim.chain(optim.normalize(), optim.scale(-0.05)),
+            opaque_mode=True,
+        ),
+        "dog": lambda lr: optim.dog(lr),
+        "dowg": lambda lr: optim.dowg(lr),
+        "cocob": lambda lr: optim.cocob(lr),
+        "prodigy": lambda lr: optim.prodigy(lr),
+        "polyak_sgd": lambda lr: optim.polyak_sgd(scaling=lr),
+        "lbfgs": lambda lr: optim.lbfgs(lr),
+        "torch_lbfgs": lambda lr: optim.torch_lbfgs(
+            lr, max_iter=1, max_eval=25, line_search_fn="strong_wolfe"
+        ),
+    }
+)
+
+RUN_ONCE: frozenset[str] = frozenset(
+    {"dog", "dowg", "cocob", "prodigy", "polyak_sgd", "lbfgs", "torch_lbfgs"}
+)
+"""Racers that choose their own step size: run once at η = 1 (each one's default: the
+multiplier of DoG's, DoWG's, COCOB's and Prodigy's step, Polyak's `scaling`, the line
+searches' initial step), not over the grid, where η would only rescale what they adapt."""
+
 
 class Problem(NamedTuple):
     """A full-batch minimization problem: f, θ₀, a target loss and a step budget."""
@@ -88,6 +145,7 @@ class RaceResult(NamedTuple):
     final_loss: float  # f(θ_N); inf if the run diverged
     wall_time: float  # seconds per run of N compiled steps (sweep time / grid size)
     curve: np.ndarray  # (N + 1,) f(θ₀) … f(θ_N)
+    swept: bool = True  # False: run once at its default η (RUN_ONCE)
 
 
 # ------------------------------------------------------------------------------ problems
@@ -195,6 +253,7 @@ def trajectory_fn(
     def run(learning_rate: Array) -> Array:
         optimizer = make_optimizer(lambda step: learning_rate)
         value_and_grad = jax.value_and_grad(problem.loss)
+        grad = jax.grad(problem.loss)
         state0 = optimizer.init(problem.init)
         at_x = evaluate_at_x and _is_schedule_free(state0)
 
@@ -204,9 +263,12 @@ def trajectory_fn(
         def step(carry, _):
             params, state = carry
             loss, grads = value_and_grad(params)
+            extra = dict(
+                value=loss, grad=grads, value_fn=problem.loss, grad_fn=lambda p, i: grad(p)
+            )
             if at_x:
                 loss = evaluate(params, state)
-            return optimizer_step(optimizer, grads, state, params), loss
+            return optimizer_step(optimizer, grads, state, params, **extra), loss
 
         (params, state), losses = jax.lax.scan(
             step, (problem.init, state0), None, length=problem.steps
@@ -242,11 +304,15 @@ def race_one(
     make_optimizer: OptimizerFactory,
     learning_rates: Sequence[float] = LEARNING_RATES,
 ) -> RaceResult:
-    """Sweep η over `learning_rates` in one vmapped program and keep the best run.
+    """Sweep η over `learning_rates` in one vmapped program and keep the best run (a
+    `RUN_ONCE` name runs once, at η = 1).
 
     The wall time is the sweep's execution time (compile excluded) divided by the number
     of learning rates: the cost of one run of N steps, equal for every η.
     """
+    swept = name not in RUN_ONCE
+    if not swept:
+        learning_rates = (1.0,)
     grid = jnp.asarray(learning_rates, jnp.float32)
     sweep = jax.jit(jax.vmap(trajectory_fn(problem, make_optimizer))).lower(grid).compile()
     start = time.perf_counter()
@@ -263,6 +329,7 @@ def race_one(
         final,
         wall_time,
         curve,
+        swept,
     )
 
 
