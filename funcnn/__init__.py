@@ -24,16 +24,17 @@ on their own (`from funcnn.lab import experiments`): nothing in the library impo
 Arrows point one way: `lab` → `verify`, `train` → `scale` → the math, `models` → `nn`; `optim`
 never imports `reference` (only `verify` pairs them); nothing in the library imports `lab`.
 
-Fast by default: importing funcnn adds XLA:CPU's multi-output fusion option to ``XLA_FLAGS``
-before anything starts JAX's backend, so AdamW's update runs as one loop per leaf on CPU with
-no setup (`funcnn.scale.xla`; opt out with ``FUNCNN_CPU_FUSION=0``). Import funcnn before
-your first JAX computation: if the backend already started, the option cannot take effect
-and the optimizers warn once and use the textbook form.
+XLA:CPU's multi-output fusion (AdamW's update as one loop per leaf) is opt-in: start Python
+with ``FUNCNN_CPU_FUSION=1`` (importing funcnn then adds the option to ``XLA_FLAGS`` before
+anything starts JAX's backend) or call `funcnn.scale.xla.enable_cpu_multi_output_fusion()`
+first. It is not on by default because jaxlib 0.10's XLA:CPU aborts the whole process while
+compiling sibling scatters under it (`a.at[i].set(u), b.at[i].set(w)`, a KV-cache write),
+and importing a library must never make valid JAX code crash (`funcnn._cpu_fusion`).
 """
 
 from funcnn import _cpu_fusion
 
-_cpu_fusion.enable_at_import()  # before any submodule imports JAX (see funcnn._cpu_fusion)
+_cpu_fusion.enable_at_import()  # FUNCNN_CPU_FUSION=1 only; before any submodule imports JAX
 
 from funcnn import (  # noqa: E402  (after the XLA_FLAGS edit above, on purpose)
     activations,

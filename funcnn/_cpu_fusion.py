@@ -1,14 +1,18 @@
 """The XLA:CPU multi-output fusion option, edited in ``XLA_FLAGS`` with the standard library only.
 
-`import funcnn` runs `enable_at_import()` before it imports anything that touches JAX, so a
-user who follows nothing but the quick start gets the one-pass optimizer update on CPU
-(`funcnn.scale.xla` explains why the option matters and how the optimizers use it). This
-module imports no JAX on purpose: importing JAX's array machinery first could start the CPU
-backend, after which XLA no longer reads the variable.
+Opt-in: with the environment variable ``FUNCNN_CPU_FUSION=1``, `import funcnn` runs
+`enable_at_import()` before it imports anything that touches JAX, and AdamW's update becomes
+one loop per leaf on CPU (`funcnn.scale.xla` explains why the option matters and how the
+optimizers use it). This module imports no JAX on purpose: importing JAX's array machinery
+first could start the CPU backend, after which XLA no longer reads the variable.
 
-Opt out with the environment variable ``FUNCNN_CPU_FUSION=0`` (then ``XLA_FLAGS`` is left as
-it is and the optimizers use the textbook form on CPU unless the flags already ask for
-fusion).
+Why not by default: under this option jaxlib 0.10's XLA:CPU aborts the process (a failed
+``Check`` in ``symbolic_map.cc``, no Python exception) while compiling two sibling scatters
+that share their indices, e.g. ``jax.jit(lambda a, b, u: (a.at[i].set(u), b.at[i].add(u)))``
+— a KV-cache write of k and v is one. A library that sets a process-wide compiler option at
+import would make valid JAX code elsewhere in the program crash, so the option is set only
+when asked for. funcnn's own code avoids the pattern (`nn.attention` writes its cache with
+the v write ordered after the k write), so funcnn models are safe with it on.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import os
 
 MULTI_OUTPUT_FUSION_OPTION = "xla_cpu_use_multi_output_fusion"
-OPT_OUT_VARIABLE = "FUNCNN_CPU_FUSION"
+OPT_IN_VARIABLE = "FUNCNN_CPU_FUSION"
 _EXTRA_OPTIONS = "--xla_backend_extra_options="
 
 
@@ -51,6 +55,6 @@ def enable() -> None:
 
 
 def enable_at_import() -> None:
-    """What `import funcnn` does: `enable()`, unless ``FUNCNN_CPU_FUSION=0`` opts out."""
-    if os.environ.get(OPT_OUT_VARIABLE, "1").strip() != "0":
+    """What `import funcnn` does: `enable()` if ``FUNCNN_CPU_FUSION=1`` opts in, else nothing."""
+    if os.environ.get(OPT_IN_VARIABLE, "0").strip() == "1":
         enable()

@@ -170,6 +170,10 @@ def test_fused_selects_a_different_program(amsgrad):
 )
 def test_the_default_follows_the_documented_rule(monkeypatch, backend, xla_flags, expected):
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    # The rule reads the flags; whether this process's backend honours them (it does not:
+    # the suite runs at funcnn's default, no option) is the probe's part, tested in fresh
+    # processes in test_compilation.py.
+    monkeypatch.setattr(xla, "_cpu_option_took_effect", lambda: True)
     if xla_flags is None:
         monkeypatch.delenv("XLA_FLAGS", raising=False)
     else:
@@ -198,6 +202,7 @@ def test_the_default_follows_the_documented_rule(monkeypatch, backend, xla_flags
 )
 def test_enable_adds_the_option_once_keeping_other_flags(monkeypatch, before, after):
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    monkeypatch.setattr(xla, "_cpu_option_took_effect", lambda: True)  # as above
     if before is None:
         monkeypatch.delenv("XLA_FLAGS", raising=False)
     else:

@@ -678,10 +678,15 @@ def multi_head_attention(
         if mask is not None:
             raise ValueError(f"{name}: mask must be None with a cache (every cached step is real).")
         cache = _check_cache(cache, (*x.shape[:-2], kv_heads), head_dim, name)
-        # Slot j of the cache holds position j: write the new steps into their slots.
+        # Slot j of the cache holds position j: write the new steps into their slots. v is
+        # written in reverse step order (the same slots, the same values) so that the two
+        # writes share no index array: two sibling scatters with the same indices abort
+        # jaxlib 0.10's XLA:CPU compiler when multi-output fusion is on (funcnn._cpu_fusion).
         new_cache = {
             "k": cache["k"].at[..., positions, :].set(k.astype(cache["k"].dtype)),
-            "v": cache["v"].at[..., positions, :].set(v.astype(cache["v"].dtype)),
+            "v": cache["v"]
+            .at[..., positions[::-1], :]
+            .set(jnp.flip(v, axis=-2).astype(cache["v"].dtype)),
         }
         slots = jnp.arange(new_cache["k"].shape[-2])  # (L,)
         seen = slots[None, :] <= positions[:, None] if causal else slots[None, :] >= 0

@@ -152,9 +152,9 @@ def scale_by_adam(
     (XLA copies the donated m, v before overwriting them) and the textbook form is the fast
     one. `fused=None` (default) chooses `funcnn.scale.xla.sibling_fusion_expected()` when
     `update` is traced: True on GPU and TPU; on CPU True when ``XLA_FLAGS`` carries
-    ``xla_cpu_use_multi_output_fusion`` (which `import funcnn` adds before JAX starts, unless
-    ``FUNCNN_CPU_FUSION=0``) and the backend honours it (checked once; if the backend started
-    before the option was set, a warning names the fix); False on any other backend.
+    ``xla_cpu_use_multi_output_fusion`` (which `import funcnn` adds before JAX starts when
+    ``FUNCNN_CPU_FUSION=1`` opts in) and the backend honours it (checked once; if the backend
+    started before the option was set, a warning names the fix); False on any other backend.
     """
     if not isinstance(amsgrad, bool):
         raise TypeError(f"amsgrad must be True or False, got amsgrad={amsgrad!r}.")

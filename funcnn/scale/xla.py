@@ -13,12 +13,13 @@ array or compilation). `enable_cpu_multi_output_fusion()` sets it;
 (it reads the backend name and ``XLA_FLAGS``, compiles nothing); `fuses_sibling_loops()` is a
 diagnostic that compiles a probe and reports what the backend really does.
 
-Fast by default: `import funcnn` calls `enable_cpu_multi_output_fusion()` before anything
-starts JAX's backend (opt out with ``FUNCNN_CPU_FUSION=0``), so a user who follows nothing but
-the quick start gets the one-pass AdamW update. If JAX's CPU backend was already running when
-funcnn was imported (an array made first), the option cannot take effect in this process:
-the first optimizer traced with ``fused=None`` then finds out (one probe compile), warns once
-naming the fix, and uses the textbook form, which is the fast one without fusion.
+Opt-in, not by default: under this option jaxlib 0.10's XLA:CPU aborts the process while
+compiling two sibling scatters that share their indices (`funcnn._cpu_fusion` says more), so
+`import funcnn` sets it only with ``FUNCNN_CPU_FUSION=1``, and this module's
+`enable_cpu_multi_output_fusion()` sets it when called. If JAX's CPU backend was already
+running when the option was set (an array made first), it cannot take effect in this
+process: the first optimizer traced with ``fused=None`` then finds out (one probe compile),
+warns once naming the fix, and uses the textbook form, which is the fast one without fusion.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ def enable_cpu_multi_output_fusion() -> None:
     has no public way to tell whether that has happened, so this only edits the variable:
     called too late it affects subprocesses but not this process, which keeps XLA:CPU's
     default (`fuses_sibling_loops()` tells which, by compiling a probe). Harmless on GPU/TPU,
-    which fuse siblings anyway.
+    which fuse siblings anyway. Caution: under this option jaxlib 0.10's XLA:CPU aborts the
+    process when it compiles two sibling scatters that share their indices
+    (`a.at[i].set(u), b.at[i].set(w)` in one jit); funcnn's own code avoids them.
     """
     _cpu_fusion.enable()
 
