@@ -205,11 +205,13 @@ def load_model(path: Path) -> tuple[Any, Any, text_data.CharTokenizer, int]:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    xla.enable_cpu_multi_output_fusion()  # before any JAX computation; see funcnn.scale.xla
     try:
         check_flags(args, cli.explicit_flags(build_parser, argv))
     except ValueError as error:
         cli.usage_error(parser, error)
+    # funcnn's own models only (safe with the option: funcnn._cpu_fusion), and before any
+    # JAX computation; see funcnn.scale.xla.
+    xla.enable_cpu_multi_output_fusion()
     if args.load is not None:
         try:
             model, params, tokenizer, context = load_model(args.load)
