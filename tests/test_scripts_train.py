@@ -67,7 +67,7 @@ def test_a_bad_flag_ends_the_process_with_exit_2_and_no_traceback(tmp_path):
     assert not out.exists()
 
 
-def test_an_earlier_run_is_kept_unless_resume_or_overwrite(tmp_path):
+def test_an_earlier_run_is_kept_unless_resume_or_overwrite(script, tmp_path, capsys):
     out = tmp_path / "run"
     first = train(*TINY, "--out", str(out))
     assert first.returncode == 0, first.stderr
@@ -75,17 +75,16 @@ def test_an_earlier_run_is_kept_unless_resume_or_overwrite(tmp_path):
     assert saved, "the first run checkpoints at its end"
     before = {name: (out / "checkpoints" / name).read_bytes() for name in saved}
 
+    # The refusals run main(argv) in-process (exit 2 like the command; no interpreter start).
+    def refused(*flags: str) -> str:
+        return refusal(capsys, lambda: script.main([*TINY, "--out", str(out), *flags]))
+
     # The reported data-loss case: a flag that fails validation must not empty the folder…
-    bad = train(*TINY, "--out", str(out), "--devices", "3", "--batch-size", "16")
-    assert bad.returncode == 2 and "must be divisible by --devices 3" in bad.stderr
+    assert "must be divisible by --devices 3" in refused("--devices", "3", "--batch-size", "16")
     # …and a valid fresh start over an earlier run is refused, naming both ways out.
-    again = train(*TINY, "--out", str(out))
-    assert again.returncode == 2
-    assert "pass --resume to continue it or --overwrite to replace it" in again.stderr
+    assert "pass --resume to continue it or --overwrite to replace it" in refused()
     # Resuming under another learning rate: one argparse error before anything is written.
-    other = train(*TINY, "--out", str(out), "--resume", "--lr", "0.01")
-    assert other.returncode == 2 and "Traceback" not in other.stderr, other.stderr
-    assert "different config (learning_rate: 0.03 → 0.01)" in other.stderr
+    assert "different config (learning_rate: 0.03 → 0.01)" in refused("--resume", "--lr", "0.01")
     after = {p.name: p.read_bytes() for p in (out / "checkpoints").iterdir()}
     assert after == before
 
