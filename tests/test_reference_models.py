@@ -43,7 +43,8 @@ def check_model(apply, reference, params, inputs, seed, keep=None):
     padded position outputs is not part of any layer's contract."""
     with jax.enable_x64(True):
         params64 = jax.tree.map(jnp.asarray, params)
-        out = np.asarray(apply(params64, inputs))
+        # jitted: one compile per program instead of one per primitive run op by op
+        out = np.asarray(jax.jit(apply)(params64, inputs))
         expected = reference(params, inputs)
         assert out.shape == expected.shape
         weight = np.ones(out.shape)
@@ -55,7 +56,7 @@ def check_model(apply, reference, params, inputs, seed, keep=None):
 
         rng = np.random.default_rng(seed + 1)
         cotangent = rng.standard_normal(out.shape) * weight
-        grads = jax.grad(lambda p: jnp.sum(apply(p, inputs) * cotangent))(params64)
+        grads = jax.jit(jax.grad(lambda p: jnp.sum(apply(p, inputs) * cotangent)))(params64)
     grads = to_float64(grads)
 
     def ref_loss(p):
