@@ -349,3 +349,28 @@ def test_reshape_keeps_the_batch_axis_and_refuses_a_size_mismatch():
         layer.init(KEY, (-1, 7))
     with pytest.raises(ValueError, match="known positive sizes"):
         nn.reshape((-1, 3))
+
+
+def test_serial_carries_the_mask_past_per_step_layers_and_ends_it_at_a_pool():
+    # dense → tanh → global mean over real steps → dense, against float64 NumPy: the pool
+    # must still see the mask after two per-step layers, and the head (after the time axis
+    # is gone) must not be handed a mask that no longer fits.
+    model = nn.serial(nn.dense(3), nn.activation(tanh), nn.global_avg_pool(), nn.dense(2))
+    params, _ = model.init(jax.random.key(0), (2, 5, 4))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 4)).astype(np.float32)
+    mask = np.arange(5)[None, :] < np.array([[5], [2]])
+    x[~mask] = np.nan  # padding holds garbage; it must change nothing
+    got = np.asarray(model.apply(params, jnp.asarray(x), mask=jnp.asarray(mask)))
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    h = np.tanh(np.where(mask[..., None], x, 0.0) @ p["dense_0"]["w"] + p["dense_0"]["b"])
+    pooled = (h * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+    want = pooled @ p["dense_3"]["w"] + p["dense_3"]["b"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer", [nn.dense(3), nn.layer_norm(), nn.activation(tanh)])
+def test_a_per_step_layer_names_the_mask_shape_it_expects(layer):
+    params, _ = layer.init(jax.random.key(0), (2, 3, 4))
+    with pytest.raises(ValueError, match=r"mask must have shape \(2, 3\) .* got mask.shape=\(3,\)"):
+        layer.apply(params, jnp.ones((2, 3, 4)), mask=jnp.ones(3, bool))
