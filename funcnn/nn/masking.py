@@ -81,10 +81,10 @@ def zero_padding(x: Array, mask: Array | None, name: str) -> Array:
     if mask is None:
         return x
     shape = jnp.shape(x)
-    if jnp.ndim(mask) != len(shape) - 1:
-        check_mask(mask, shape[:-1], name)  # names the expected shape and what was given
-    mask = check_mask(mask, jnp.shape(mask), name)  # the dtype rule
-    assert mask is not None
+    # Any sizes of the right rank pass (see above); a wrong rank is checked against x's.
+    expected = jnp.shape(mask) if jnp.ndim(mask) == len(shape) - 1 else shape[:-1]
+    mask = check_mask(mask, expected, name)
+    assert mask is not None  # for mypy: check_mask returns None only for None
     if mask.shape != shape[:-1]:  # the steps of an earlier, longer sequence: nothing to select
         return x
     return jnp.where(mask[..., None], x, jnp.zeros_like(x))
