@@ -132,13 +132,20 @@ ADAMW_HLO = textwrap.dedent(
 )
 
 
-@functools.cache
-def adamw_loops(mode: str) -> dict:
+def fresh_env(opt_in: bool) -> dict[str, str]:
+    """A child process's environment as a user's would be: no XLA_FLAGS, and
+    FUNCNN_CPU_FUSION=1 only when opting in (unset otherwise, funcnn's default)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("XLA_FLAGS", None)
     env.pop("FUNCNN_CPU_FUSION", None)
-    if mode in ("opt-in", "late"):
+    if opt_in:
         env["FUNCNN_CPU_FUSION"] = "1"
+    return env
+
+
+@functools.cache
+def adamw_loops(mode: str) -> dict:
+    env = fresh_env(opt_in=mode in ("opt-in", "late"))
     done = subprocess.run(
         [sys.executable, "-c", ADAMW_HLO, mode], env=env, capture_output=True, text=True
     )
@@ -190,9 +197,7 @@ def test_import_funcnn_never_makes_sibling_scatters_abort_the_compiler(program, 
     # sibling scatters that share their indices under multi-output fusion. By default funcnn
     # leaves XLA_FLAGS alone, so a program with that pattern runs; opted in, funcnn's own
     # KV-cache write (k and v into the same slots) still compiles and agrees with no cache.
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("XLA_FLAGS", None)
-    env["FUNCNN_CPU_FUSION"] = "1" if opt_in else "0"
+    env = fresh_env(opt_in)
     done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     first, second = map(float, done.stdout.split())
