@@ -27,6 +27,17 @@ def train_lm(*flags: str) -> subprocess.CompletedProcess:
     )
 
 
+def refusal(script, capsys, argv: list[str]) -> str:
+    """stderr of `script.main(argv)` run in-process, which must end argparse-style before
+    training: exit 2 with one `error:` line, and no bits/char printed (no step ran)."""
+    with pytest.raises(SystemExit) as exit:
+        script.main(argv)
+    captured = capsys.readouterr()
+    assert exit.value.code == 2 and captured.err.count("error:") == 1, captured.err
+    assert "bits/char" not in captured.out  # no training step ran
+    return captured.err
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -42,12 +53,8 @@ def train_lm(*flags: str) -> subprocess.CompletedProcess:
 def test_bad_flags_fail_before_training(script, capsys, flags, message):
     # In-process (main(argv) as the command line would run it): one Python start, not one
     # per case; the subprocess test below shows a real process ends the same way.
-    with pytest.raises(SystemExit) as exit:
-        script.main([*TINY, *flags])
-    captured = capsys.readouterr()
-    assert exit.value.code == 2 and captured.err.count("error:") == 1, captured.err
-    assert "usage:" in captured.err and message in captured.err, captured.err
-    assert "bits/char" not in captured.out  # no training step ran
+    err = refusal(script, capsys, [*TINY, *flags])
+    assert "usage:" in err and message in err, err
 
 
 def test_a_bad_flag_ends_the_process_with_exit_2_before_training():
@@ -152,12 +159,8 @@ def test_flags_that_cannot_work_are_refused_before_training(
     argv = ["--steps", "3", "--batch-size", "2", "--seq-len", "4", "--prompt", "the "]
     argv += ["--text", str(tmp_path / "short.txt")]
     argv += [f.format(tmp=tmp_path) for f in flags]
-    with pytest.raises(SystemExit) as exit:
-        script.main(argv)
-    captured = capsys.readouterr()
-    assert exit.value.code == 2 and captured.err.count("error:") == 1, captured.err
-    assert message.format(tmp=tmp_path) in captured.err, captured.err
-    assert "bits/char" not in captured.out  # no training step ran
+    err = refusal(script, capsys, argv)
+    assert message.format(tmp=tmp_path) in err, err
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing written
 
 
