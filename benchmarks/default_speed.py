@@ -18,6 +18,7 @@ v, g; write θ, m, v). Rounds alternate the candidates' processes. Prints the lo
 
     python benchmarks/default_speed.py              # 3 rounds
     python benchmarks/default_speed.py --rounds 1 --repeats 5   # a smoke run
+    python benchmarks/default_speed.py --levers     # also the flag levers tried for §1
 """
 
 from __future__ import annotations
@@ -122,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="fresh processes per candidate")
     parser.add_argument("--repeats", type=int, default=20, help="timed updates per process")
+    parser.add_argument(
+        "--levers",
+        action="store_true",
+        help="also time the XLA flag sets tried to make the option safe (see README)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.repeats < 1:
         parser.error(f"--rounds and --repeats must be ≥ 1, got {args.rounds}, {args.repeats}")
@@ -129,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         "funcnn": (JAX_CHILD, {}),
         "funcnn opt-in": (JAX_CHILD, {"FUNCNN_CPU_FUSION": "1"}),
     }
+    if args.levers:
+        # The legacy fusion emitters avoid the sibling-scatter abort: do they keep one pass?
+        legacy = "--xla_backend_extra_options=xla_cpu_disable_new_fusion_emitters=true"
+        candidates["opt-in, legacy"] = (JAX_CHILD, {"FUNCNN_CPU_FUSION": "1", "XLA_FLAGS": legacy})
     if torch_available():
         candidates["torch fused"] = (TORCH_CHILD, {})
     print(f"load average before: {os.getloadavg()[0]:.2f}")
