@@ -1,7 +1,7 @@
 """The transformer's whole-program surplus (#23 §3): what the optimized HLO shows, and the time.
 
-    python benchmarks/transformer_hlo.py            # HLO counts + timings, both allocators (~4 min)
-    python benchmarks/transformer_hlo.py --quick    # smoke run (~2 min)
+    python benchmarks/transformer_hlo.py            # HLO counts + timings, 4 allocator settings
+    python benchmarks/transformer_hlo.py --quick    # smoke run (~3 min)
     python benchmarks/transformer_hlo.py --no-hlo --malloc reuse   # one timing process only
 
 The model is `benchmarks/vs_torch.py`'s (vocab 65, dim 128, 2 pre-LN blocks, 4 heads, MLP 4×,
@@ -27,16 +27,22 @@ T 128, batch 16; XLA:CPU multi-output fusion on, as vs_torch.py sets it).
    --malloc default   glibc as it comes: a buffer ≥ 32 MiB (glibc's largest dynamic mmap
                       threshold) is mmap'ed for each call and unmapped after it, so every call
                       first-touches — page-faults and zeroes — every page of XLA's temp buffer.
-   --malloc reuse     `mallopt` before JAX starts: M_MMAP_MAX = 0 (no mmap'ed chunks),
-                      M_TRIM_THRESHOLD = 1 GiB (freed memory stays in the heap), M_ARENA_MAX = 1
-                      (XLA's worker threads allocate from the main, brk-grown arena; a thread
-                      arena cannot hold a block ≥ 64 MiB and would mmap it anyway).
+   --malloc reuse     `funcnn.scale.xla.reuse_cpu_buffers()` first thing: glibc's `mallopt`
+                      M_MMAP_MAX = 0 (no mmap'ed chunks), M_TRIM_THRESHOLD = 1 GiB (freed
+                      memory stays in the heap), M_ARENA_MAX = 1 (XLA's worker threads
+                      allocate from the main, brk-grown arena; a thread arena cannot hold a
+                      block ≥ 64 MiB and would mmap it anyway).
+   --malloc env       the same three settings as environment variables, from process start
+                      (MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_ARENA_MAX=1).
+   --malloc thp       GLIBC_TUNABLES=glibc.malloc.hugetlb=1: mmap'ed chunks get transparent huge
+                      pages (2 MiB), so 512× fewer faults, but the kernel still zeroes them.
+
+torch runs in the same processes, under the same allocator setting.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import re
@@ -51,13 +57,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8  # glibc's <malloc.h> mallopt params
+MALLOC_ENV = {
+    "default": {},
+    "reuse": {},
+    "env": {
+        "MALLOC_MMAP_MAX_": "0",
+        "MALLOC_TRIM_THRESHOLD_": str(1 << 30),
+        "MALLOC_ARENA_MAX": "1",
+    },
+    "thp": {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"},
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=12, help="timed rounds per process")
-    p.add_argument("--malloc", default="both", choices=["both", "default", "reuse"])
+    p.add_argument(
+        "--malloc", default="all", help="all, or a comma list of: " + ", ".join(MALLOC_ENV)
+    )
     p.add_argument("--no-hlo", action="store_true", help="skip the HLO dump and counts")
     p.add_argument("--no-time", action="store_true", help="skip the timings")
     p.add_argument("--keep-dump", default="", help="dump the HLO here and keep it")
@@ -68,14 +85,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.quick:
         args.repeats = min(args.repeats, 5)
     return args
-
-
-def reuse_heap_memory() -> None:
-    """Keep freed blocks, however large, in glibc's heap (see the module docstring)."""
-    libc = ctypes.CDLL("libc.so.6")
-    for param, value in ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 1 << 30), (M_ARENA_MAX, 1)):
-        if libc.mallopt(param, value) != 1:
-            raise SystemExit(f"mallopt({param}, {value}) failed")
 
 
 # ----------------------------------------------------------------------------- programs
@@ -307,7 +316,10 @@ def run_hlo(args) -> dict:
 
 def child_time(args) -> None:
     if args.malloc == "reuse":
-        reuse_heap_memory()  # before JAX and torch allocate anything
+        from funcnn.scale import xla
+
+        if not xla.reuse_cpu_buffers():  # before JAX's backend and torch allocate anything
+            raise SystemExit("reuse_cpu_buffers: not glibc")
     vt = import_vs_torch()
     import numpy as np
 
@@ -366,12 +378,13 @@ def child_time(args) -> None:
 
 
 def run_time(args) -> list[dict]:
-    modes = ["default", "reuse"] if args.malloc == "both" else [args.malloc]
+    modes = list(MALLOC_ENV) if args.malloc == "all" else args.malloc.split(",")
     results = []
     for mode in modes:
         cmd = [sys.executable, __file__, "--child", "time", "--malloc", mode]
         cmd += ["--repeats", str(args.repeats)]
-        proc = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
+        env = dict(os.environ, **MALLOC_ENV[mode])
+        proc = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, env=env)
         for line in proc.stdout.splitlines():
             if line.startswith("RESULT "):
                 results.append(json.loads(line[len("RESULT ") :]))
