@@ -56,6 +56,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's funcnn, not an installed one
 
 MALLOC_ENV = {
     "default": {},
@@ -384,7 +385,9 @@ def run_time(args) -> list[dict]:
         cmd = [sys.executable, __file__, "--child", "time", "--malloc", mode]
         cmd += ["--repeats", str(args.repeats)]
         env = dict(os.environ, **MALLOC_ENV[mode])
-        proc = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, env=env)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+        if proc.returncode:
+            raise SystemExit(f"malloc={mode}: the timing process failed:\n{proc.stderr[-3000:]}")
         for line in proc.stdout.splitlines():
             if line.startswith("RESULT "):
                 results.append(json.loads(line[len("RESULT ") :]))
