@@ -1,8 +1,9 @@
 """The transformer's whole-program surplus (#23 §3): what the optimized HLO shows, and the time.
 
-    python benchmarks/transformer_hlo.py            # HLO counts + timings, 4 allocator settings
-    python benchmarks/transformer_hlo.py --quick    # smoke run (~3 min)
-    python benchmarks/transformer_hlo.py --no-hlo --malloc reuse   # one timing process only
+    python benchmarks/transformer_hlo.py          # HLO counts + timings, default vs reuse (~2 min)
+    python benchmarks/transformer_hlo.py --quick  # smoke run (~1.5 min)
+    python benchmarks/transformer_hlo.py --no-hlo --malloc env,thp   # other allocator settings
+    python benchmarks/transformer_hlo.py --no-time --keep-dump /tmp/hlo   # dumps, kept
 
 The model is `benchmarks/vs_torch.py`'s (vocab 65, dim 128, 2 pre-LN blocks, 4 heads, MLP 4×,
 T 128, batch 16; XLA:CPU multi-output fusion on, as vs_torch.py sets it).
@@ -74,7 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=12, help="timed rounds per process")
     p.add_argument(
-        "--malloc", default="all", help="all, or a comma list of: " + ", ".join(MALLOC_ENV)
+        "--malloc",
+        default="default,reuse",
+        help="all, or a comma list of: " + ", ".join(MALLOC_ENV),
     )
     p.add_argument("--no-hlo", action="store_true", help="skip the HLO dump and counts")
     p.add_argument("--no-time", action="store_true", help="skip the timings")
