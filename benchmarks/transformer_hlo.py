@@ -81,6 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--no-hlo", action="store_true", help="skip the HLO dump and counts")
     p.add_argument("--no-time", action="store_true", help="skip the timings")
+    p.add_argument("--xla-flags", default="", help="extra XLA_FLAGS for the child processes")
     p.add_argument("--keep-dump", default="", help="dump the HLO here and keep it")
     p.add_argument("--quick", action="store_true", help="few repeats")
     p.add_argument("--json", default="", help="also write the timing results here")
@@ -291,7 +292,7 @@ def run_hlo(args) -> dict:
     dump = Path(args.keep_dump or tempfile.mkdtemp(prefix="transformer_hlo_"))
     env = dict(os.environ)
     env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + f" --xla_dump_to={dump} --xla_dump_hlo_as_text"
+        env.get("XLA_FLAGS", "") + f" {args.xla_flags} --xla_dump_to={dump} --xla_dump_hlo_as_text"
         " --xla_dump_hlo_pass_re=^$"
     ).strip()
     subprocess.run([sys.executable, __file__, "--child", "hlo"], env=env, check=True, cwd=ROOT)
@@ -388,6 +389,7 @@ def run_time(args) -> list[dict]:
         cmd = [sys.executable, __file__, "--child", "time", "--malloc", mode]
         cmd += ["--repeats", str(args.repeats)]
         env = dict(os.environ, **MALLOC_ENV[mode])
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
         if proc.returncode:
             raise SystemExit(f"malloc={mode}: the timing process failed:\n{proc.stderr[-3000:]}")
@@ -405,8 +407,8 @@ def main() -> None:
         return child_hlo()
     if args.child == "time":
         return child_time(args)
-    print(f"load average {os.getloadavg()[0]:.2f}")
-    report: dict = {}
+    print(f"load average {os.getloadavg()[0]:.2f}; extra XLA_FLAGS: {args.xla_flags or '(none)'}")
+    report: dict = {"xla_flags": args.xla_flags}
     if not args.no_hlo:
         report["hlo"] = run_hlo(args)
     if not args.no_time:
