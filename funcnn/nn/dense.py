@@ -12,6 +12,7 @@ for why.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -65,7 +66,7 @@ def _matmul_rows(x: Array, w: Array) -> Array:
     """
     if x.ndim <= 2:
         return jnp.matmul(x, w)
-    rows = jnp.reshape(x, (-1, x.shape[-1]))  # (N, in), N = ∏ leading dims
+    rows = jnp.reshape(x, (math.prod(x.shape[:-1]), x.shape[-1]))  # (N, in), N = ∏ leading dims
     return jnp.reshape(jnp.matmul(rows, w), (*x.shape[:-1], w.shape[-1]))
 
 
