@@ -331,10 +331,11 @@ def study_parts(args, vt) -> None:
 
     def jax_pair(layer):
         p, _ = layer.init(key, (b, t, d))
-        f = lambda p, x: jnp.sum(layer.apply(p, x) * r)
+        # r is an argument, not a closed-over constant that XLA could fold into the backward
+        f = lambda p, x, r: jnp.sum(layer.apply(p, x) * r)
         fwd, grad = jax.jit(f), jax.jit(jax.grad(f, (0, 1)))
-        return (lambda: jax.block_until_ready(fwd(p, x))), (
-            lambda: jax.block_until_ready(grad(p, x))
+        return (lambda: jax.block_until_ready(fwd(p, x, r))), (
+            lambda: jax.block_until_ready(grad(p, x, r))
         )
 
     def torch_pair(fn):

@@ -59,6 +59,27 @@ def test_dense_gradients_match_closed_form():
     np.testing.assert_allclose(gx, c @ np.asarray(params["w"]).T, rtol=1e-12)
 
 
+@pytest.mark.parametrize("lead", [(2, 5), (2, 1, 3), (0, 4)])
+def test_dense_over_leading_dims_matches_closed_form_in_float64(lead):
+    # x (..., in) is multiplied as rows (N, in): y, ∂/∂w = Σ_rows xᵀc, ∂/∂b, ∂/∂x = c·wᵀ per row
+    rng = np.random.default_rng(3)
+    layer = nn.dense(3)
+    with jax.enable_x64(True):
+        params = {"w": jnp.asarray(rng.normal(size=(2, 3))), "b": jnp.asarray(rng.normal(size=3))}
+        x, c = rng.normal(size=(*lead, 2)), rng.normal(size=(*lead, 3))
+        y = layer.apply(params, jnp.asarray(x))
+        gp, gx = jax.grad(lambda p, x: jnp.sum(layer.apply(p, x) * c), argnums=(0, 1))(
+            params, jnp.asarray(x)
+        )
+    w, b = np.asarray(params["w"]), np.asarray(params["b"])
+    rows, c_rows = x.reshape(-1, 2), c.reshape(-1, 3)
+    assert y.shape == (*lead, 3) and y.dtype == jnp.float64
+    np.testing.assert_allclose(y, np.einsum("...i,io->...o", x, w) + b, rtol=1e-12)
+    np.testing.assert_allclose(gp["w"], rows.T @ c_rows, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gp["b"], c_rows.sum(0), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gx, np.einsum("...o,io->...i", c, w), rtol=1e-12)
+
+
 def test_dense_input_errors_name_shapes():
     layer = nn.dense(4)
     params, _ = layer.init(KEY, (-1, 3))

@@ -12,6 +12,7 @@ for why.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,6 +53,21 @@ def _check_input(x: Any, w: Array, name: str) -> None:
             f"{name}: x.shape={shape} does not fit w.shape={w.shape}; expected x of shape "
             f"(..., {w.shape[0]})."
         )
+
+
+def _matmul_rows(x: Array, w: Array) -> Array:
+    """x (..., in) @ w (in, out) → (..., out), computed as one 2-D product (N, in) @ (in, out).
+
+    The same numbers as `jnp.matmul(x, w)`; why: the gradient ∂L/∂w = xᵀ·δ of a 3-D x is a
+    dot contracting two axes (batch, time), and XLA:CPU makes a transposed copy of an operand
+    for it (2 extra copies per dense layer in a transformer MLP's loss + grad); with the rows
+    flattened first it contracts one axis and needs none (MLP sublayer fwd + bwd 0.83–0.89×
+    its time; `benchmarks/README.md`, "Transformer: the whole-program surplus").
+    """
+    if x.ndim <= 2:
+        return jnp.matmul(x, w)
+    rows = jnp.reshape(x, (math.prod(x.shape[:-1]), x.shape[-1]))  # (N, in), N = ∏ leading dims
+    return jnp.reshape(jnp.matmul(rows, w), (*x.shape[:-1], w.shape[-1]))
 
 
 def dense(
@@ -99,7 +115,7 @@ def dense(
         w = get_child(params, "w", name)
         _check_input(x, w, name)
         x = zero_padding(x, mask, name)  # per-step: padded steps hold 0, whatever they held
-        y = jnp.matmul(x, w)  # (..., in) @ (in, out) → (..., out)
+        y = _matmul_rows(x, w)  # (..., in) @ (in, out) → (..., out)
         if use_bias:
             b = get_child(params, "b", name)
             y = y + jnp.reshape(b, (1,) * (y.ndim - 1) + b.shape)  # explicit broadcast

@@ -24,6 +24,8 @@ warns once naming the fix, and uses the textbook form, which is the fast one wit
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import os
 import warnings
@@ -37,6 +39,7 @@ __all__ = [
     "MULTI_OUTPUT_FUSION_OPTION",
     "enable_cpu_multi_output_fusion",
     "fuses_sibling_loops",
+    "reuse_cpu_buffers",
     "sibling_fusion_expected",
 ]
 
@@ -59,6 +62,50 @@ def enable_cpu_multi_output_fusion() -> None:
     (`a.at[i].set(u), b.at[i].set(w)` in one jit); funcnn's own code avoids them.
     """
     _cpu_fusion.enable()
+
+
+# glibc's <malloc.h> mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+_KEEP_FREED_BYTES = 1 << 30
+
+
+def reuse_cpu_buffers() -> bool:
+    """Keep XLA:CPU's large per-call buffers in glibc's heap; call it first thing in a process.
+
+    XLA:CPU allocates each call's temporaries as one buffer (the transformer LM train step of
+    `benchmarks/transformer_hlo.py`: 74 MiB) and frees it when the call returns. glibc's
+    malloc serves a block above its mmap threshold (adaptive, at most 32 MiB) with a fresh
+    `mmap` and unmaps it on free, so every call page-faults and zeroes every page of the
+    buffer again: 19 000 minor faults per step there, the cause of the jitted loss + grad
+    costing 1.3–1.5× the sum of its sublayers timed alone (each under 32 MiB). This sets,
+    with glibc's `mallopt`, for the whole process:
+
+        M_MMAP_MAX = 0            no block is mmap'ed; all come from the heap
+        M_TRIM_THRESHOLD = 1 GiB  freed memory stays in the heap for the next call
+        M_ARENA_MAX = 1           new threads allocate from the main (brk-grown) arena — a
+                                  thread arena holds at most 64 MiB and would mmap the rest
+
+    Measured on that step (150 steps, fresh batches): minor faults per step 19 146 → median
+    0 (mean 274: glibc's aligned allocation can leave a freed block a few bytes short of the
+    next request, and the heap then grows once more), resident memory 440–510 MiB → 725 MiB,
+    steady after ~100 steps. Costs: memory freed by the process goes back to the OS only
+    above 1 GiB, threads share one malloc arena, and threads that already allocated (JAX
+    starts one at import) keep their arena — the environment variables
+    ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_ARENA_MAX=1`` set the same
+    from process start. Returns True when set; False, changing nothing, where the C library
+    is not glibc (macOS, musl), whose allocators differ.
+    """
+    path = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(path)
+        glibc = hasattr(libc, "gnu_get_libc_version")  # mallopt's parameter numbers are glibc's
+    except (OSError, TypeError):
+        return False
+    if not glibc:
+        return False
+    settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES), (_M_ARENA_MAX, 1))
+    accepted = [libc.mallopt(param, value) == 1 for param, value in settings]  # set all three
+    return all(accepted)
 
 
 def sibling_fusion_expected() -> bool:
