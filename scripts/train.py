@@ -174,6 +174,9 @@ def main(argv=None) -> int:
     if args.devices > 1:
         scale.simulate_cpu_devices(args.devices)
     xla.enable_cpu_multi_output_fusion()
+    # A step's XLA:CPU temporaries (one buffer, tens of MiB) stay in glibc's heap instead of
+    # being mmap'ed and page-faulted on every call (funcnn.scale.xla.reuse_cpu_buffers).
+    xla.reuse_cpu_buffers()
     check_resume(parser, args, config)
     lead = distributed.is_coordinator()
     say = print if lead else _quiet  # one copy of every line, from process 0

@@ -212,6 +212,9 @@ def main(argv=None) -> int:
     # funcnn's own models only (safe with the option: funcnn._cpu_fusion), and before any
     # JAX computation; see funcnn.scale.xla.
     xla.enable_cpu_multi_output_fusion()
+    # A step's XLA:CPU temporaries (one buffer, tens of MiB) stay in glibc's heap instead of
+    # being mmap'ed and page-faulted on every call (funcnn.scale.xla.reuse_cpu_buffers).
+    xla.reuse_cpu_buffers()
     if args.load is not None:
         try:
             model, params, tokenizer, context = load_model(args.load)

@@ -115,6 +115,21 @@ def script():
     return module
 
 
+def test_the_script_keeps_xla_buffers_in_the_heap_before_any_jax_work(
+    script, capsys, monkeypatch, tmp_path
+):
+    # A missing --load checkpoint is refused right after the process-wide settings, so the
+    # two calls are seen without training; each must come before the first JAX computation.
+    calls = []
+    monkeypatch.setattr(script.xla, "reuse_cpu_buffers", lambda: calls.append("buffers"))
+    monkeypatch.setattr(
+        script.xla, "enable_cpu_multi_output_fusion", lambda: calls.append("fusion")
+    )
+    err = refusal(script, capsys, ["--load", str(tmp_path / "missing.ckpt")])
+    assert "missing.ckpt" in err
+    assert calls == ["fusion", "buffers"]
+
+
 SHORT = "the cat sat on the mat. " * 3  # 72 characters: 65 train, 7 validation
 
 
