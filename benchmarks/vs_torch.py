@@ -23,7 +23,9 @@ steps per candidate per round, median over rounds of each per-round time ratio):
 
 All peers start from the *same* weights (funcnn's init, copied into the others) and the
 script checks that their step-0 losses agree before timing. XLA:CPU's multi-output fusion is
-enabled first thing (as the training scripts do; `--no-mof` leaves it off); torch runs with
+enabled first thing and XLA:CPU's step buffers are kept in glibc's heap
+(`funcnn.scale.xla.reuse_cpu_buffers()`, process-wide, so torch gets it too), as the training
+scripts do; `--no-mof` and `--no-reuse` leave them off. torch runs with
 torch.set_num_threads(2). Compilation and a warm-up call are excluded from every timing.
 """
 
@@ -49,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--opt-width", type=int, default=500, help="AdamW tree: 40 leaves ≈ 40w²")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--no-mof", action="store_true", help="do not enable multi-output fusion")
+    p.add_argument(
+        "--no-reuse", action="store_true", help="leave glibc's malloc as it comes (mmap > 32 MiB)"
+    )
     p.add_argument("--quick", action="store_true", help="few repeats")
     p.add_argument("--json", default="", help="also write the results here")
     args = p.parse_args(argv)
@@ -58,10 +63,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 ARGS = parse_args()
-if not ARGS.no_mof:  # must precede JAX's backend start-up; see funcnn/scale/xla.py
-    import funcnn.scale.xla
+import funcnn.scale.xla  # noqa: E402  (no JAX computation yet: the options still take effect)
 
+if not ARGS.no_mof:  # must precede JAX's backend start-up; see funcnn/scale/xla.py
     funcnn.scale.xla.enable_cpu_multi_output_fusion()
+if not ARGS.no_reuse:
+    funcnn.scale.xla.reuse_cpu_buffers()
 
 # torch's OpenMP threads spin-wait by default; on a shared 2-core box that turns into
 # multi-second stalls (measured: LSTM steps of 0.09–2.8 s). Passive waiting is torch's best
