@@ -119,7 +119,7 @@ def jax_cases(d: dict, names: list[str]) -> dict:
         f = jax.jit(lambda w, xp, h: lstm_scan(w, xp, (h, h), None))
         fns["cell fwd"] = lambda f=f: f(w, xp, zero)
     if "cell bwd" in names:
-        (carry, ys), res = _lstm_scan_fwd(w, xp, (zero, zero), None, 0.0, False, 1)
+        _, res = _lstm_scan_fwd(w, xp, (zero, zero), None, 0.0, False, 1)
         cot = ((zero, zero), dy)
         f = jax.jit(lambda res, cot: _lstm_scan_bwd(0.0, False, 1, res, cot)[:2])
         fns["cell bwd"] = lambda f=f: f(res, cot)
@@ -284,7 +284,8 @@ def run_cases(args) -> dict:
         raise SystemExit(f"--cases: unknown {sorted(unknown)}, expected some of {CASES}")
     load0 = os.getloadavg()[0]
     print(
-        f"jax {jax.__version__}, torch {torch.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+        f"jax {jax.__version__}, torch {torch.__version__}, "
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
     )
     d = data()
     jfns, tfns = jax_cases(d, names), torch_cases(d, names)
