@@ -337,14 +337,15 @@ FLAG_SETS = {
     "defaults (+mof)": "",
     "small-while threshold 0 (off)": _EXTRA + "xla_cpu_small_while_loop_byte_threshold=0",
     "small-while threshold 1e9": _EXTRA + "xla_cpu_small_while_loop_byte_threshold=1000000000",
+    "YNNPACK dots off (Eigen)": "--xla_cpu_experimental_ynn_fusion_type=",
+    "YNN +dot +eltwise": "--xla_cpu_experimental_ynn_fusion_type=+dot,+eltwise",
+    "XNNPACK dots": "--xla_cpu_experimental_ynn_fusion_type= "
+    "--xla_cpu_experimental_xnn_fusion_type=individual_dot",
+    "oneDNN dots": "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_use_onednn=true "
+    "--xla_cpu_experimental_onednn_fusion_type=individual_dot",
     "no multi_thread_eigen": "--xla_cpu_multi_thread_eigen=false",
-    "use_onednn": "--xla_cpu_use_onednn=true",
-    "use_xnnpack": "--xla_cpu_use_xnnpack=true",
-    "onednn dot fusion": "--xla_cpu_experimental_onednn_fusion_type=dot",
-    "xnn dot fusion": "--xla_cpu_experimental_xnn_fusion_type=dot",
-    "ynn dot fusion": "--xla_cpu_experimental_ynn_fusion_type=dot",
-    "llvm ir gemm": _EXTRA + "xla_force_enable_experimental_llvm_ir_gemm",
     "concurrency scheduler off": "--xla_cpu_enable_concurrency_optimized_scheduler=false",
+    "LLVM IR gemm": _EXTRA + "xla_force_enable_experimental_llvm_ir_gemm",
     "prefer vector width 512": "--xla_cpu_prefer_vector_width=512",
 }
 

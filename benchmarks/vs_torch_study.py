@@ -52,15 +52,52 @@ def _funcnn_like(loss, params):
 # ----------------------------------------------------------------------------- LSTM
 
 
-def _lstm_scan_loss(unroll: int, hand_vjp: bool, matmul_only: bool = False):
+BEFORE_23 = "bec47c2"  # main before #23 §2: saved residuals apart, 3-D input projection
+
+
+def _recurrent_at(commit: str):
+    """funcnn.nn.recurrent as it was at `commit` (read with git show), as a fresh module."""
+    import importlib.util
+    import types
+
+    root = Path(__file__).resolve().parents[1]
+    src = subprocess.run(
+        ["git", "-C", str(root), "show", f"{commit}:funcnn/nn/recurrent.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    spec = importlib.util.spec_from_loader(f"recurrent_{commit}", loader=None)
+    assert spec is not None
+    module = types.ModuleType(spec.name)
+    exec(compile(src, f"recurrent@{commit}", "exec"), module.__dict__)
+    return module
+
+
+def _lstm_scan_loss(
+    unroll: int,
+    hand_vjp: bool,
+    matmul_only: bool = False,
+    *,
+    scan=lstm_scan,
+    two_d: bool = True,
+):
+    """The LM loss with the LSTM written out: x·W_x (one 2-D matmul, or the 3-D `@` of
+    main before #23 §2 with two_d=False), then `scan` (hand VJP) or an autodiff lax.scan."""
+
     def loss(params, x, y):
         e = params["embedding_0"]["table"][x]  # (B, T, E)
         p = params["lstm_1"]
-        xp = jnp.swapaxes(e, 0, 1) @ p["w_x"] + p["b"]  # (T, B, 4H)
+        e_tm = jnp.swapaxes(e, 0, 1)  # (T, B, E)
+        if two_d:
+            t_, b_, d_ = e_tm.shape
+            xp = (e_tm.reshape(t_ * b_, d_) @ p["w_x"]).reshape(t_, b_, -1) + p["b"]
+        else:
+            xp = e_tm @ p["w_x"] + p["b"]  # (T, B, 4H)
         hidden = p["w_h"].shape[0]
         h0 = jnp.zeros((x.shape[0], hidden))
         if hand_vjp:
-            _, hs = lstm_scan(p["w_h"], xp, (h0, h0), None, 0.0, False, unroll)
+            _, hs = scan(p["w_h"], xp, (h0, h0), None, 0.0, False, unroll)
         else:
 
             def cell(carry, xt):
@@ -81,6 +118,8 @@ def _lstm_scan_loss(unroll: int, hand_vjp: bool, matmul_only: bool = False):
 
 
 def study_lstm(args, vt) -> None:
+    import resource
+
     model, params, batch, (xn, yn) = vt.lstm_setup()
     f_step, f_state, f_loss = vt.funcnn_step(model, params)
     tm = vt.TorchLSTMLM(params)
@@ -91,20 +130,27 @@ def study_lstm(args, vt) -> None:
         "funcnn (hand VJP)": vt.jax_runner(f_step, f_state, batch, args.steps, True),
     }
     losses0 = {"funcnn (hand VJP)": float(f_loss(params, batch, None)[0])}
+    old_scan = _recurrent_at(BEFORE_23).lstm_scan
     variants = {
+        f"hand VJP as at {BEFORE_23} (3-D proj)": _lstm_scan_loss(
+            1, True, scan=old_scan, two_d=False
+        ),
+        f"hand VJP as at {BEFORE_23}, 2-D proj": _lstm_scan_loss(1, True, scan=old_scan),
+        "hand VJP in place, 3-D proj": _lstm_scan_loss(1, True, two_d=False),
+        "hand VJP in place (= funcnn)": _lstm_scan_loss(1, True),
+        "hand VJP in place, unroll 2": _lstm_scan_loss(2, True),
+        "hand VJP in place, unroll 4": _lstm_scan_loss(4, True),
         "autodiff scan, unroll 1": _lstm_scan_loss(1, False),
-        "autodiff scan, unroll 2": _lstm_scan_loss(2, False),
-        "autodiff scan, unroll 4": _lstm_scan_loss(4, False),
-        "autodiff scan, unroll 8": _lstm_scan_loss(8, False),
-        "hand VJP, unroll 1": _lstm_scan_loss(1, True),
-        "hand VJP, unroll 2": _lstm_scan_loss(2, True),
-        "hand VJP, unroll 4": _lstm_scan_loss(4, True),
-        "hand VJP, unroll 8": _lstm_scan_loss(8, True),
         "recurrent matmul only (bound)": _lstm_scan_loss(1, False, matmul_only=True),
     }
+    only = os.environ.get("LSTM_STUDY_VARIANTS")  # comma list of substrings to keep
+    if only:
+        variants = {k: v for k, v in variants.items() if any(o in k for o in only.split(","))}
+    temps = {}
     for name, loss in variants.items():
         step, state = _funcnn_like(loss, params)
         losses0[name] = float(loss(params, *batch))
+        temps[name] = step.lower(state, batch).compile().memory_analysis().temp_size_in_bytes
         fns[name] = vt.jax_runner(step, state, batch, args.steps, False)
 
     # forward-only and loss+grad-only (no optimizer) of the funcnn model
@@ -132,6 +178,14 @@ def study_lstm(args, vt) -> None:
     fns["torch forward only (no_grad)"] = torch_fwd
     res = vt.summarize(vt.interleaved_times(fns, args.repeats), "torch", args.steps)
     _report("LSTM LM step: levers (same weights, same batch)", res, losses0)
+    print("\n  XLA temporaries per step and minor page faults per step (getrusage, 3 calls)")
+    for name, fn in fns.items():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(3):
+            fn()
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / (3 * args.steps)
+        temp = f"{temps[name] / 2**20:6.1f} MiB" if name in temps else ""
+        print(f"  {name:40s} {temp:>10s} {faults:8.0f} faults")
 
 
 # ----------------------------------------------------------------------------- transformer
