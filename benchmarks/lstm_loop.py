@@ -13,6 +13,9 @@ PASSIVE set before torch is imported, as vs_torch.py does):
 
   empty      h ← h + 1                                 per-iteration runtime overhead
   matmul     h ← (h·W)[:, :H],  (N×H)·(H×4H)           overhead + one small-M matmul
+  matmul W^T the same with W stored (4H, H) and contracted on its dim 1 (torch: W.T view)
+  matmul HIGHEST / bf16   the same with precision=HIGHEST / bf16 operands and float32
+             results (preferred_element_type), against torch's f32 / bf16 mm
   cell fwd   funcnn's lstm_scan forward (matmul + gates, outputs stacked)
   cell bwd   funcnn's hand-written backward scan (_lstm_scan_bwd: gate math, ∂z·W_hᵀ per
              step, then ∂W_h as one (H, T·N)·(T·N, 4H) matmul), from saved residuals
@@ -43,7 +46,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 N, H, T, E = 32, 256, 64, 64
-CASES = ("empty", "matmul", "matmul W^T", "cell fwd", "cell bwd", "big matmul", "layer f+b")
+CASES = (
+    "empty",
+    "matmul",
+    "matmul W^T",
+    "matmul HIGHEST",
+    "matmul bf16",
+    "cell fwd",
+    "cell bwd",
+    "big matmul",
+    "layer f+b",
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -115,6 +128,19 @@ def jax_cases(d: dict, names: list[str]) -> dict:
         body = lambda i, h: jax.lax.dot_general(h, wt, dims)[:, :H]
         f = jax.jit(lambda h: jax.lax.fori_loop(0, T, body, h))
         fns["matmul W^T"] = lambda f=f: f(h)
+    if "matmul HIGHEST" in names:  # float32 dots on XLA:CPU: DEFAULT is already full f32
+        hi = jax.lax.Precision.HIGHEST
+        body = lambda i, h: jnp.matmul(h, w, precision=hi)[:, :H]
+        f = jax.jit(lambda h: jax.lax.fori_loop(0, T, body, h))
+        fns["matmul HIGHEST"] = lambda f=f: f(h)
+    if "matmul bf16" in names:  # bf16 operands, f32 accumulation (changes the numerics)
+        w16 = w.astype(jnp.bfloat16)
+        dims = (((1,), (0,)), ((), ()))
+        body = lambda i, h: jax.lax.dot_general(
+            h.astype(jnp.bfloat16), w16, dims, preferred_element_type=jnp.float32
+        )[:, :H]
+        f = jax.jit(lambda h: jax.lax.fori_loop(0, T, body, h))
+        fns["matmul bf16"] = lambda f=f: f(h)
     if "cell fwd" in names:
         f = jax.jit(lambda w, xp, h: lstm_scan(w, xp, (h, h), None))
         fns["cell fwd"] = lambda f=f: f(w, xp, zero)
@@ -224,10 +250,20 @@ def torch_cases(d: dict, names: list[str]) -> dict:
         x.grad = None
         (lstm(x)[0] * r).sum().backward()
 
+    w16 = w.to(torch.bfloat16)
+
+    def matmul_bf16():  # torch's bf16 matmul (oneDNN), result cast back to f32 each step
+        a = h
+        for _ in range(T):
+            a = torch.mm(a.to(torch.bfloat16), w16)[:, :H].float()
+        return a
+
     table = {
         "empty": empty,
         "matmul": matmul,
         "matmul W^T": matmul_t,
+        "matmul HIGHEST": matmul,
+        "matmul bf16": matmul_bf16,
         "cell fwd": lambda: cell_fwd()[0],
         "cell bwd": cell_bwd,
         "big matmul": lambda: big @ w,
@@ -308,6 +344,8 @@ def run_cases(args) -> dict:
         iters = 1 if n in ("big matmul", "layer f+b") else T
         flop = {
             "matmul": MATMUL_FLOP,
+            "matmul HIGHEST": MATMUL_FLOP,
+            "matmul bf16": MATMUL_FLOP,
             "matmul W^T": MATMUL_FLOP,
             "big matmul": MATMUL_FLOP,
             "cell fwd": MATMUL_FLOP,
