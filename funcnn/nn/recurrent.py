@@ -29,10 +29,12 @@ padded steps then come first and are skipped, so the final carry summarises the 
 read backwards.
 
 Every projection of the inputs, x·W_x + b, is computed for all steps in one matmul before
-the scan; only the recurrent h·W_h product runs step by step. The LSTM layer's scan has a
-hand-written backward pass (`lstm_scan`): the backward scan only carries (∂h, ∂c) and emits
-each step's gate gradient ∂z, and ∂W_h = Σₜ hₜ₋₁ᵀ·∂zₜ is one (H, T·N)·(T·N, 4H) matmul after
-it — instead of autodiff's per-step rank-N update of a (H, 4H) accumulator in the loop carry.
+the scan (as one 2-D matmul over all steps' rows); only the recurrent h·W_h product runs step
+by step. The LSTM layer's scan has a hand-written backward pass (`lstm_scan`): the backward
+scan carries (∂h, ∂c) and writes each step's gate gradient ∂z, and ∂W_h = Σₜ hₜ₋₁ᵀ·∂zₜ is one
+(H, T·N)·(T·N, 4H) matmul after it — instead of autodiff's per-step rank-N update of a
+(H, 4H) accumulator in the loop carry. Its (T, N, 4H) arrays share one buffer: the forward
+scan writes the gates over x_proj, the backward scan ∂z over the gates (see `_lstm_forward`).
 """
 
 from __future__ import annotations
