@@ -385,6 +385,8 @@ FLAG_SETS = {
     "concurrency scheduler off": "--xla_cpu_enable_concurrency_optimized_scheduler=false",
     "LLVM IR gemm": _EXTRA + "xla_force_enable_experimental_llvm_ir_gemm",
     "prefer vector width 512": "--xla_cpu_prefer_vector_width=512",
+    "fusion emitters off": "--xla_cpu_use_fusion_emitters=false",
+    "thunk runtime off": "--xla_cpu_use_thunk_runtime=false",
 }
 
 
