@@ -1,6 +1,7 @@
 """Levers behind benchmarks/vs_torch.py's table: `python benchmarks/vs_torch.py --study NAME`.
 
-    lstm         LSTM LM step variants, timed interleaved against torch in one process
+    lstm         LSTM LM step variants, timed interleaved against torch in one process, then
+                 the funcnn step piece by piece (scans, ∂W_h, projection, head, AdamW)
     transformer  transformer LM step variants, likewise
     flags        XLA:CPU flag sets, one subprocess each (ratios to torch inside each)
     parts        the transformer's pieces: a block's attention and MLP sublayers (loss + grad)
@@ -143,7 +144,7 @@ def study_lstm(args, vt) -> None:
         "autodiff scan, unroll 1": _lstm_scan_loss(1, False),
         "recurrent matmul only (bound)": _lstm_scan_loss(1, False, matmul_only=True),
     }
-    only = os.environ.get("LSTM_STUDY_VARIANTS")  # comma list of substrings to keep
+    only = os.environ.get("LSTM_STUDY_VARIANTS")  # comma list of substrings to keep ("-": none)
     if only:
         variants = {k: v for k, v in variants.items() if any(o in k for o in only.split(","))}
     temps = {}
@@ -186,6 +187,61 @@ def study_lstm(args, vt) -> None:
         faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / (3 * args.steps)
         temp = f"{temps[name] / 2**20:6.1f} MiB" if name in temps else ""
         print(f"  {name:40s} {temp:>10s} {faults:8.0f} faults")
+    lstm_pieces(args, vt)
+
+
+def lstm_pieces(args, vt) -> None:
+    """The funcnn LSTM step piece by piece, each jitted alone, timed interleaved with the
+    whole funcnn step and torch's step (ms and ÷ torch's step): where the time goes."""
+    from funcnn.nn.recurrent import _lstm_scan_bwd, _lstm_scan_fwd, _project
+
+    model, params, batch, (xn, yn) = vt.lstm_setup()
+    f_step, f_state, _ = vt.funcnn_step(model, params)
+    tm = vt.TorchLSTMLM(params)
+    xt, yt = torch.from_numpy(xn.astype(np.int64)), torch.from_numpy(yn.astype(np.int64))
+    t_step, _ = vt.torch_train_step(tm, xt, yt)
+    p, (x, y) = params["lstm_1"], batch
+    n, steps = x.shape
+    hidden = p["w_h"].shape[0]
+    e_tm = jnp.swapaxes(params["embedding_0"]["table"][x], 0, 1)  # (T, N, E)
+    proj = lambda w_x, b, e: _project(e, w_x) + b
+    x_proj = proj(p["w_x"], p["b"], e_tm)
+    zero = jnp.zeros((n, hidden))
+    fwd = jax.jit(lambda w, xp: _lstm_scan_fwd(w, xp, (zero, zero), None, 0.0, False, 1))
+    (_, ys), res = fwd(p["w_h"], x_proj)
+    dys = jnp.full_like(ys, 1e-3)
+    bwd = jax.jit(lambda res, dys: _lstm_scan_bwd(0.0, False, 1, res, ((zero, zero), dys))[:2])
+    rng = np.random.default_rng(0)
+    h_rows = jnp.asarray(rng.standard_normal((steps * n, hidden)), jnp.float32)
+    dz_rows = jnp.asarray(rng.standard_normal((steps * n, 4 * hidden)), jnp.float32)
+    dw_h = jax.jit(lambda a, b: a.T @ b)
+    proj_fwd = jax.jit(proj)
+    proj_vjp = jax.jit(lambda w_x, b, e, dz: jax.vjp(proj, w_x, b, e)[1](dz))
+    head = params["head_2"]
+    head_loss = lambda w, b, ys: losses.cross_entropy(jnp.swapaxes(ys, 0, 1) @ w + b, y)
+    head_grad = jax.jit(jax.value_and_grad(head_loss, (0, 1, 2)))
+    opt = optim.adamw(1e-3, weight_decay=0.01)
+    opt_state = opt.init(params)
+    update = jax.jit(opt.update)
+    ready = jax.block_until_ready
+    fns = {
+        "torch step": vt.torch_runner(t_step, 1),
+        "funcnn step": vt.jax_runner(f_step, f_state, batch, 1, True),
+        "forward scan, saving residuals": lambda: ready(fwd(p["w_h"], x_proj)),
+        "backward scan + ∂W_h": lambda: ready(bwd(res, dys)),
+        "  of which ∂W_h (one matmul)": lambda: ready(dw_h(h_rows, dz_rows)),
+        "input projection forward": lambda: ready(proj_fwd(p["w_x"], p["b"], e_tm)),
+        "input projection fwd + vjp (∂W_x, ∂b, ∂x)": lambda: ready(
+            proj_vjp(p["w_x"], p["b"], e_tm, x_proj)
+        ),
+        "head + cross-entropy, value and grad": lambda: ready(head_grad(head["w"], head["b"], ys)),
+        "AdamW update": lambda: ready(update(params, opt_state, params)),
+    }
+    t = vt.interleaved_times(fns, args.repeats)
+    print("\n  the funcnn LSTM step piece by piece (each jitted alone; ms, ÷ torch's whole step)")
+    for name, ts in t.items():
+        ratio = float(np.median(ts / t["torch step"]))
+        print(f"  {name:44s} {1e3 * np.median(ts):7.2f} ms {ratio:6.3f}")
 
 
 # ----------------------------------------------------------------------------- transformer
