@@ -5,6 +5,9 @@
     python benchmarks/lstm_loop.py --cases empty,matmul --xla "--xla_cpu_..."   # extra flags
     python benchmarks/lstm_loop.py --flag-study    # each XLA flag set in its own process:
                                                    # this script's cases + vs_torch's LSTM step
+                                                   # (LSTM_FLAG_SETS="a,b" runs only those)
+    python benchmarks/lstm_loop.py --m-sweep       # h ← (h·W)[:, :H] with h of M = 8…512 rows:
+                                                   # a fixed per-dot cost would show at small M
 
 Shapes are the LSTM LM of vs_torch.py: batch N 32, hidden H 256 (4H = 1024), T 64 steps.
 Each case runs the same ops in JAX (one jitted lax.scan / fori_loop, 64 iterations) and in
@@ -67,6 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--xla", default="", help="extra XLA_FLAGS for this process")
     p.add_argument("--no-mof", action="store_true", help="leave multi-output fusion off")
     p.add_argument("--flag-study", action="store_true", help="one subprocess per flag set")
+    p.add_argument("--m-sweep", action="store_true", help="the loop matmul at M = 8…512 rows")
     p.add_argument("--json", default="", help="write the results here")
     p.add_argument("--quick", action="store_true", help="few rounds")
     args = p.parse_args(argv)
@@ -369,6 +373,39 @@ def run_cases(args) -> dict:
     return out
 
 
+def m_sweep(args) -> None:
+    """The loop's matmul h ← (h·W)[:, :H] for h of M rows, JAX and torch: per-iteration time
+    and GFLOP/s. Time ∝ M means no fixed per-dot cost (packing W, dispatch) to amortise."""
+    rng = np.random.default_rng(0)
+    w = jnp.asarray(rng.standard_normal((H, 4 * H)) / np.sqrt(H), jnp.float32)
+    tw = torch.from_numpy(np.array(w))
+    fns = {}
+    for m in (8, 32, 128, 512):
+        h = jnp.asarray(rng.standard_normal((m, H)), jnp.float32)
+        th = torch.from_numpy(np.array(h))
+        f = jax.jit(lambda h, w: jax.lax.fori_loop(0, T, lambda i, h: (h @ w)[:, :H], h))
+        fns[f"jax M={m}"] = lambda f=f, h=h: jax.block_until_ready(f(h, w))
+
+        def torch_loop(th=th):
+            a = th
+            for _ in range(T):
+                a = torch.mm(a, tw)[:, :H]
+            return a
+
+        fns[f"torch M={m}"] = torch_loop
+    load0 = os.getloadavg()[0]
+    t = interleaved(fns, args.rounds, args.reps)
+    print(
+        f"\nloop matmul by rows M, {args.rounds} rounds × {args.reps} calls, "
+        f"load {load0:.2f} → {os.getloadavg()[0]:.2f}"
+    )
+    for name, ts in t.items():
+        m = int(name.split("=")[1])
+        med = float(np.median(ts))
+        gflops = 2 * m * H * 4 * H * T / med / 1e9
+        print(f"  {name:14s} {1e6 * med / T:8.1f} µs/iter {gflops:7.1f} GFLOP/s")
+
+
 # ----------------------------------------------------------------------------- flag study
 _EXTRA = "--xla_backend_extra_options="
 FLAG_SETS = {
@@ -460,6 +497,9 @@ def _flag_line(row: dict) -> str:
 def main(args) -> None:
     if args.flag_study:
         flag_study(args)
+        return
+    if args.m_sweep:
+        m_sweep(args)
         return
     out = run_cases(args)
     if args.json:
