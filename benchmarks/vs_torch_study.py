@@ -144,7 +144,7 @@ def study_lstm(args, vt) -> None:
         "autodiff scan, unroll 1": _lstm_scan_loss(1, False),
         "recurrent matmul only (bound)": _lstm_scan_loss(1, False, matmul_only=True),
     }
-    only = os.environ.get("LSTM_STUDY_VARIANTS")  # comma list of substrings to keep ("-": none)
+    only = os.environ.get("LSTM_STUDY_VARIANTS")  # comma list of substrings to keep
     if only:
         variants = {k: v for k, v in variants.items() if any(o in k for o in only.split(","))}
     temps = {}
