@@ -1,6 +1,7 @@
 """Levers behind benchmarks/vs_torch.py's table: `python benchmarks/vs_torch.py --study NAME`.
 
-    lstm         LSTM LM step variants, timed interleaved against torch in one process
+    lstm         LSTM LM step variants, timed interleaved against torch in one process, then
+                 the funcnn step piece by piece (scans, ∂W_h, projection, head, AdamW)
     transformer  transformer LM step variants, likewise
     flags        XLA:CPU flag sets, one subprocess each (ratios to torch inside each)
     parts        the transformer's pieces: a block's attention and MLP sublayers (loss + grad)
@@ -52,15 +53,58 @@ def _funcnn_like(loss, params):
 # ----------------------------------------------------------------------------- LSTM
 
 
-def _lstm_scan_loss(unroll: int, hand_vjp: bool, matmul_only: bool = False):
+BEFORE_23 = "bec47c2"  # main before #23 §2: saved residuals apart, 3-D input projection
+
+
+def _recurrent_at(commit: str):
+    """funcnn.nn.recurrent as it was at `commit` (read with git show), as a fresh module."""
+    import importlib.util
+    import types
+
+    root = Path(__file__).resolve().parents[1]
+    src = subprocess.run(
+        ["git", "-C", str(root), "show", f"{commit}:funcnn/nn/recurrent.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    spec = importlib.util.spec_from_loader(f"recurrent_{commit}", loader=None)
+    assert spec is not None
+    module = types.ModuleType(spec.name)
+    exec(compile(src, f"recurrent@{commit}", "exec"), module.__dict__)
+    return module
+
+
+def _lstm_scan_loss(
+    unroll: int,
+    hand_vjp: bool,
+    matmul_only: bool = False,
+    *,
+    scan=lstm_scan,
+    two_d: bool = True,
+    fold_embedding: bool = False,
+):
+    """The LM loss with the LSTM written out: x·W_x (one 2-D matmul, or the 3-D `@` of
+    main before #23 §2 with two_d=False, or with fold_embedding the rows of table·W_x + b
+    gathered by token — the same numbers up to rounding, 0.27 GFLOP less forward and the
+    ∂x, ∂W_x products replaced by a scatter-add), then `scan` (hand VJP) or an autodiff
+    lax.scan."""
+
     def loss(params, x, y):
         e = params["embedding_0"]["table"][x]  # (B, T, E)
         p = params["lstm_1"]
-        xp = jnp.swapaxes(e, 0, 1) @ p["w_x"] + p["b"]  # (T, B, 4H)
+        e_tm = jnp.swapaxes(e, 0, 1)  # (T, B, E)
+        if fold_embedding:  # table[x]·W_x = (table·W_x)[x]: a (V, 4H) product, then a gather
+            xp = (params["embedding_0"]["table"] @ p["w_x"] + p["b"])[jnp.swapaxes(x, 0, 1)]
+        elif two_d:
+            t_, b_, d_ = e_tm.shape
+            xp = (e_tm.reshape(t_ * b_, d_) @ p["w_x"]).reshape(t_, b_, -1) + p["b"]
+        else:
+            xp = e_tm @ p["w_x"] + p["b"]  # (T, B, 4H)
         hidden = p["w_h"].shape[0]
         h0 = jnp.zeros((x.shape[0], hidden))
         if hand_vjp:
-            _, hs = lstm_scan(p["w_h"], xp, (h0, h0), None, 0.0, False, unroll)
+            _, hs = scan(p["w_h"], xp, (h0, h0), None, 0.0, False, unroll)
         else:
 
             def cell(carry, xt):
@@ -81,6 +125,8 @@ def _lstm_scan_loss(unroll: int, hand_vjp: bool, matmul_only: bool = False):
 
 
 def study_lstm(args, vt) -> None:
+    import resource
+
     model, params, batch, (xn, yn) = vt.lstm_setup()
     f_step, f_state, f_loss = vt.funcnn_step(model, params)
     tm = vt.TorchLSTMLM(params)
@@ -91,20 +137,28 @@ def study_lstm(args, vt) -> None:
         "funcnn (hand VJP)": vt.jax_runner(f_step, f_state, batch, args.steps, True),
     }
     losses0 = {"funcnn (hand VJP)": float(f_loss(params, batch, None)[0])}
+    old_scan = _recurrent_at(BEFORE_23).lstm_scan
     variants = {
+        f"hand VJP as at {BEFORE_23} (3-D proj)": _lstm_scan_loss(
+            1, True, scan=old_scan, two_d=False
+        ),
+        f"hand VJP as at {BEFORE_23}, 2-D proj": _lstm_scan_loss(1, True, scan=old_scan),
+        "hand VJP in place, 3-D proj": _lstm_scan_loss(1, True, two_d=False),
+        "hand VJP in place (= funcnn)": _lstm_scan_loss(1, True),
+        "in place, embedding folded into W_x": _lstm_scan_loss(1, True, fold_embedding=True),
+        "hand VJP in place, unroll 2": _lstm_scan_loss(2, True),
+        "hand VJP in place, unroll 4": _lstm_scan_loss(4, True),
         "autodiff scan, unroll 1": _lstm_scan_loss(1, False),
-        "autodiff scan, unroll 2": _lstm_scan_loss(2, False),
-        "autodiff scan, unroll 4": _lstm_scan_loss(4, False),
-        "autodiff scan, unroll 8": _lstm_scan_loss(8, False),
-        "hand VJP, unroll 1": _lstm_scan_loss(1, True),
-        "hand VJP, unroll 2": _lstm_scan_loss(2, True),
-        "hand VJP, unroll 4": _lstm_scan_loss(4, True),
-        "hand VJP, unroll 8": _lstm_scan_loss(8, True),
         "recurrent matmul only (bound)": _lstm_scan_loss(1, False, matmul_only=True),
     }
+    only = os.environ.get("LSTM_STUDY_VARIANTS")  # comma list of substrings to keep
+    if only:
+        variants = {k: v for k, v in variants.items() if any(o in k for o in only.split(","))}
+    temps = {}
     for name, loss in variants.items():
         step, state = _funcnn_like(loss, params)
         losses0[name] = float(loss(params, *batch))
+        temps[name] = step.lower(state, batch).compile().memory_analysis().temp_size_in_bytes
         fns[name] = vt.jax_runner(step, state, batch, args.steps, False)
 
     # forward-only and loss+grad-only (no optimizer) of the funcnn model
@@ -132,6 +186,69 @@ def study_lstm(args, vt) -> None:
     fns["torch forward only (no_grad)"] = torch_fwd
     res = vt.summarize(vt.interleaved_times(fns, args.repeats), "torch", args.steps)
     _report("LSTM LM step: levers (same weights, same batch)", res, losses0)
+    print("\n  XLA temporaries per step and minor page faults per step (getrusage, 3 calls)")
+    for name, fn in fns.items():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(3):
+            fn()
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / (3 * args.steps)
+        temp = f"{temps[name] / 2**20:6.1f} MiB" if name in temps else ""
+        print(f"  {name:40s} {temp:>10s} {faults:8.0f} faults")
+    lstm_pieces(args, vt)
+
+
+def lstm_pieces(args, vt) -> None:
+    """The funcnn LSTM step piece by piece, each jitted alone, timed interleaved with the
+    whole funcnn step and torch's step (ms and ÷ torch's step): where the time goes."""
+    from funcnn.nn.recurrent import _lstm_scan_bwd, _lstm_scan_fwd, _project
+
+    model, params, batch, (xn, yn) = vt.lstm_setup()
+    f_step, f_state, _ = vt.funcnn_step(model, params)
+    tm = vt.TorchLSTMLM(params)
+    xt, yt = torch.from_numpy(xn.astype(np.int64)), torch.from_numpy(yn.astype(np.int64))
+    t_step, _ = vt.torch_train_step(tm, xt, yt)
+    p, (x, y) = params["lstm_1"], batch
+    n, steps = x.shape
+    hidden = p["w_h"].shape[0]
+    e_tm = jnp.swapaxes(params["embedding_0"]["table"][x], 0, 1)  # (T, N, E)
+    proj = lambda w_x, b, e: _project(e, w_x) + b
+    x_proj = proj(p["w_x"], p["b"], e_tm)
+    zero = jnp.zeros((n, hidden))
+    fwd = jax.jit(lambda w, xp: _lstm_scan_fwd(w, xp, (zero, zero), None, 0.0, False, 1))
+    (_, ys), res = fwd(p["w_h"], x_proj)
+    dys = jnp.full_like(ys, 1e-3)
+    bwd = jax.jit(lambda res, dys: _lstm_scan_bwd(0.0, False, 1, res, ((zero, zero), dys))[:2])
+    rng = np.random.default_rng(0)
+    h_rows = jnp.asarray(rng.standard_normal((steps * n, hidden)), jnp.float32)
+    dz_rows = jnp.asarray(rng.standard_normal((steps * n, 4 * hidden)), jnp.float32)
+    dw_h = jax.jit(lambda a, b: a.T @ b)
+    proj_fwd = jax.jit(proj)
+    proj_vjp = jax.jit(lambda w_x, b, e, dz: jax.vjp(proj, w_x, b, e)[1](dz))
+    head = params["head_2"]
+    head_loss = lambda w, b, ys: losses.cross_entropy(jnp.swapaxes(ys, 0, 1) @ w + b, y)
+    head_grad = jax.jit(jax.value_and_grad(head_loss, (0, 1, 2)))
+    opt = optim.adamw(1e-3, weight_decay=0.01)
+    opt_state = opt.init(params)
+    update = jax.jit(opt.update)
+    ready = jax.block_until_ready
+    fns = {
+        "torch step": vt.torch_runner(t_step, 1),
+        "funcnn step": vt.jax_runner(f_step, f_state, batch, 1, True),
+        "forward scan, saving residuals": lambda: ready(fwd(p["w_h"], x_proj)),
+        "backward scan + ∂W_h": lambda: ready(bwd(res, dys)),
+        "  of which ∂W_h (one matmul)": lambda: ready(dw_h(h_rows, dz_rows)),
+        "input projection forward": lambda: ready(proj_fwd(p["w_x"], p["b"], e_tm)),
+        "input projection fwd + vjp (∂W_x, ∂b, ∂x)": lambda: ready(
+            proj_vjp(p["w_x"], p["b"], e_tm, x_proj)
+        ),
+        "head + cross-entropy, value and grad": lambda: ready(head_grad(head["w"], head["b"], ys)),
+        "AdamW update": lambda: ready(update(params, opt_state, params)),
+    }
+    t = vt.interleaved_times(fns, args.repeats)
+    print("\n  the funcnn LSTM step piece by piece (each jitted alone; ms, ÷ torch's whole step)")
+    for name, ts in t.items():
+        ratio = float(np.median(ts / t["torch step"]))
+        print(f"  {name:44s} {1e3 * np.median(ts):7.2f} ms {ratio:6.3f}")
 
 
 # ----------------------------------------------------------------------------- transformer
