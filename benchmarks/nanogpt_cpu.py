@@ -4,6 +4,7 @@
                                                               # per 1000 steps on 2 idle cores)
     python benchmarks/nanogpt_cpu.py --steps 30 --eval-every 10 --eval-iters 2   # smoke run
     python benchmarks/nanogpt_cpu.py --text input.txt        # e.g. nanoGPT's shakespeare_char
+    python benchmarks/nanogpt_cpu.py --script-settings       # as scripts/train_lm.py runs
 
 The recipe is nanoGPT's README command for a CPU (config/train_shakespeare_char.py with
 `--device=cpu --compile=False --eval_iters=20 --log_interval=1 --block_size=64
@@ -72,6 +73,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--text", type=Path, help="UTF-8 corpus (default: stdlib docstrings)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "nanogpt_cpu")
+    p.add_argument(
+        "--script-settings",
+        action="store_true",
+        help="the process-wide settings scripts/train_lm.py makes: XLA:CPU's multi-output "
+        "fusion and XLA's step buffers kept in glibc's heap (torch shares the heap setting)",
+    )
     args = p.parse_args(argv)
     for name in ("steps", "eval_every", "eval_iters"):
         if getattr(args, name) < 1:
@@ -87,7 +94,13 @@ if not 1 <= THREADS <= len(ALLOWED):
     raise SystemExit(f"--threads {ARGS.threads}: this process may use {len(ALLOWED)} cores")
 os.sched_setaffinity(0, ALLOWED[:THREADS])
 
-import funcnn  # noqa: E402  (before JAX starts: it sets XLA:CPU's multi-output fusion option)
+import funcnn  # noqa: E402
+
+if ARGS.script_settings:  # before JAX's first computation, as scripts/train_lm.py does
+    funcnn.scale.xla.enable_cpu_multi_output_fusion()
+    REUSED_BUFFERS = funcnn.scale.xla.reuse_cpu_buffers()
+else:
+    REUSED_BUFFERS = False
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see vs_torch.py
 
@@ -330,10 +343,12 @@ def run() -> dict:
         "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "multi_output_fusion": bool(fusion),
+        "reuse_cpu_buffers": REUSED_BUFFERS,
         "load_start": list(load_start),
     }
     print(
-        f"jax {jax.__version__} (XLA:CPU, multi-output fusion {fusion}), torch "
+        f"jax {jax.__version__} (XLA:CPU, multi-output fusion {fusion}, buffers kept in the "
+        f"heap {REUSED_BUFFERS}), torch "
         f"{torch.__version__}\nthreads: cores {ALLOWED[:THREADS]} for both; XLA:CPU intra-op "
         f"(Eigen) pool {environment['xla_intra_op_threads']} threads; torch intra-op "
         f"{torch.get_num_threads()}, inter-op {torch.get_num_interop_threads()}, "
