@@ -134,20 +134,7 @@ def build(vt):
         loss.__name__ = f"{name}_piece"  # names the compiled module: jit_<name>_piece
         return jax.jit(jax.grad(loss, (0, 1))), p
 
-    norm = fnn.layer_norm()
-
-    def outer(ps, x, y):  # embedding + positions + final LN + head + cross-entropy
-        e, pos, n, head = ps
-        h = jnp.take(e, x, axis=0) + pos[: x.shape[1]]
-        return losses.cross_entropy(norm.apply(n, h) @ head["w"] + head["b"], y)
-
-    ps = (
-        params["embedding"]["table"],
-        params["positions"]["table"],
-        params["norm"],
-        params["head"],
-    )
-    grad_outer = jax.jit(jax.grad(outer))
+    grad_outer, ps = vt.transformer_outer_piece(params)
     pieces = {
         n: piece(layer, n)
         for n, layer in (("block", block), ("attention", attention), ("mlp", mlp))

@@ -317,6 +317,26 @@ def transformer_setup(implementation="auto"):
     return model, params, (jnp.asarray(x), jnp.asarray(y)), (x, y)
 
 
+def transformer_outer_piece(params):
+    """What surrounds the blocks — embedding + positions + final LN + head + cross-entropy —
+    as a jitted gradient of its own, and its params (table, positions, norm, head); the
+    `--study parts` and `transformer_hlo.py` piece."""
+    norm = nn.layer_norm()
+
+    def outer(ps, x, y):
+        e, pos, n, head = ps
+        h = jnp.take(e, x, axis=0) + pos[: x.shape[1]]
+        return losses.cross_entropy(norm.apply(n, h) @ head["w"] + head["b"], y)
+
+    ps = (
+        params["embedding"]["table"],
+        params["positions"]["table"],
+        params["norm"],
+        params["head"],
+    )
+    return jax.jit(jax.grad(outer)), ps
+
+
 def check_losses(name, values: dict[str, float], rtol=1e-4) -> dict[str, float]:
     ref = values["funcnn"]
     for v in values.values():

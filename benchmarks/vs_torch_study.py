@@ -466,20 +466,7 @@ def study_parts(args, vt) -> None:
     tm = vt.TorchGPT(params)
     xi, yi = torch.from_numpy(xn.astype(np.int64)), torch.from_numpy(yn.astype(np.int64))
     grad_full = jax.jit(jax.grad(lambda p, x, y: losses.cross_entropy(model.apply(p, x), y)))
-    norm = fnn.layer_norm()
-
-    def outer(ps, x, y):  # embedding + positions + final LN + head + cross-entropy
-        e, pos, n, head = ps
-        h = jnp.take(e, x, axis=0) + pos[: x.shape[1]]
-        return losses.cross_entropy(norm.apply(n, h) @ head["w"] + head["b"], y)
-
-    ps = (
-        params["embedding"]["table"],
-        params["positions"]["table"],
-        params["norm"],
-        params["head"],
-    )
-    grad_outer = jax.jit(jax.grad(outer))
+    grad_outer, ps = vt.transformer_outer_piece(params)
     emb = torch.nn.Parameter(torch.from_numpy(np.array(ps[0])))
     pos = torch.nn.Parameter(torch.from_numpy(np.array(ps[1])))
 
