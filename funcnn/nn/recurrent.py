@@ -360,10 +360,10 @@ def _lstm_scan_bwd(
     # The backward scan runs the other way round: from T−1 down to 0 (or up, if `reverse`).
     step_after = 1 if reverse else -1
     next_steps = jnp.clip(steps + step_after, 0, n_steps - 1)  # the last one's read is unused
-    first = 0 if reverse else n_steps - 1
+    first_gates = gates[0] if reverse else gates[-1]  # the gates of the step it starts at
     (dh0, dc0, _, _, dz), _ = jax.lax.scan(
         step,
-        (dh_last, dc_last, c_last, gates[first], gates),
+        (dh_last, dc_last, c_last, first_gates, gates),
         (steps, next_steps, dys, c_prev, mask),
         reverse=not reverse,
         unroll=unroll,
