@@ -62,7 +62,8 @@ def _matmul_rows(x: Array, w: Array) -> Array:
     dot contracting two axes (batch, time), and XLA:CPU makes a transposed copy of an operand
     for it (2 extra copies per dense layer in a transformer MLP's loss + grad); with the rows
     flattened first it contracts one axis and needs none (MLP sublayer fwd + bwd 0.83–0.89×
-    its time; `benchmarks/README.md`, "Transformer: the whole-program surplus").
+    its time; `benchmarks/README.md`, "Transformer: the whole-program surplus"). The
+    recurrent layers project their inputs with it too (the LSTM LM's ∂W_x, ∂b: 14.8 → 4.8 ms).
     """
     if x.ndim <= 2:
         return jnp.matmul(x, w)
